@@ -1,0 +1,1 @@
+"""The `shoefind` command line (typer). Library calls live in shoefind/, flows in flows/."""

@@ -1,0 +1,138 @@
+"""Reading photos safely: one place that turns any file into an RGB image or a clear error.
+
+Every reader in shoefind goes through `open_image`, so corrupt, truncated, empty, non-image
+(HTML saved as .jpg) and decompression-bomb files all fail the same way: `ImageError`
+with a reason a person can act on.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# 8k x 8k is far more than CLIP (224 px) needs; anything larger is refused before decoding.
+MAX_PIXELS = 64_000_000
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+class ImageError(ValueError):
+    """A file that cannot be used as a photo; str() is the reason."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    width: int
+    height: int
+    format: str
+    frames: int
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def is_image_name(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _source(src):
+    return io.BytesIO(src) if isinstance(src, (bytes, bytearray)) else src
+
+
+def _describe(src) -> str:
+    return "the uploaded data" if isinstance(src, (bytes, bytearray)) else str(src)
+
+
+def _sniff_text(src) -> str | None:
+    """Name what a non-image file looks like (HTML, empty), for a better message."""
+    try:
+        head = bytes(src[:512]) if isinstance(src, (bytes, bytearray)) else open(src, "rb").read(512)
+    except OSError:
+        return None
+    if not head:
+        return "it is empty (0 bytes)"
+    low = head.lstrip().lower()
+    if low.startswith((b"<!doctype html", b"<html", b"<head", b"<?xml", b"<svg")):
+        return "it is an HTML/XML page, not an image"
+    return None
+
+
+def _open(src, max_pixels: int) -> Image.Image:
+    where = _describe(src)
+    reason = _sniff_text(src)
+    if reason:
+        raise ImageError(f"{where}: {reason}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(_source(src))
+    except FileNotFoundError:
+        raise ImageError(f"{where}: no such file") from None
+    except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        if isinstance(exc, UnidentifiedImageError):
+            raise ImageError(f"{where}: not a readable image (unknown or corrupt format)") from None
+        raise ImageError(f"{where}: refused, too many pixels (decompression bomb guard)") from None
+    except OSError as exc:
+        raise ImageError(f"{where}: cannot be read ({exc})") from None
+    if img.width * img.height > max_pixels:
+        raise ImageError(
+            f"{where}: refused, {img.width}x{img.height} is more than {max_pixels:,} pixels "
+            "(decompression bomb guard)"
+        )
+    return img
+
+
+def probe(src, max_pixels: int = MAX_PIXELS) -> ImageInfo:
+    """Size, format and frame count from the header, without decoding the pixels."""
+    img = _open(src, max_pixels)
+    return ImageInfo(img.width, img.height, img.format or "?", getattr(img, "n_frames", 1))
+
+
+def open_image(src, size_hint: int | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode `src` (path or bytes) to an upright RGB image.
+
+    size_hint: the smallest side the caller needs; JPEGs are then decoded at a reduced
+    scale with `Image.draft`, which is several times faster than decoding full size.
+    """
+    img = _open(src, max_pixels)
+    where = _describe(src)
+    try:
+        if size_hint and img.format == "JPEG":
+            img.draft("RGB", (size_hint, size_hint))
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        if img.mode != "RGB":
+            img = _to_rgb(img)
+    except ImageError:
+        raise
+    except (OSError, ValueError, SyntaxError) as exc:
+        msg = str(exc)
+        if "truncated" in msg:
+            raise ImageError(f"{where}: the file is truncated (incomplete download?)") from None
+        raise ImageError(f"{where}: corrupt image data ({msg})") from None
+    return img
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    # Transparent pixels become white (product shots), 16-bit and CMYK are converted.
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        bg = Image.new("RGB", rgba.size, (255, 255, 255))
+        bg.paste(rgba, mask=rgba.getchannel("A"))
+        return bg
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        return img.point(lambda v: v / 256).convert("L").convert("RGB")
+    return img.convert("RGB")

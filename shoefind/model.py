@@ -1,0 +1,254 @@
+"""The CLIP model layer: load by name or checkpoint, encode images and prompt ensembles.
+
+Weights come through `clip.load`, from the standard cache (~/.cache/clip), a checkpoint
+path (`--model PATH`) or $SHOEFIND_MODEL. When they are missing and cannot be downloaded,
+`ModelUnavailable` says which file to put where.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+import clip
+from clip import model as clip_model
+
+from .config import model_spec
+from .images import ImageError, open_image
+
+CLIP_CACHE = Path(os.environ.get("SHOEFIND_CLIP_CACHE", "~/.cache/clip")).expanduser()
+# Bumped whenever image preprocessing changes, so cached embeddings are recomputed.
+PREPROCESS_VERSION = "clip-center-crop-v1"
+TINY_MARK = "shoefind-tiny-random"
+
+
+class ModelUnavailable(RuntimeError):
+    """The requested model cannot be loaded; str() tells the user what to do."""
+
+
+def _missing_weights_message(name: str, target: Path) -> str:
+    url = clip.clip._MODELS[name]
+    return (
+        f"CLIP weights for {name} are not on this machine and could not be downloaded "
+        f"(no internet?). Put the file {target.name} (from {url}) at {target} "
+        f"- or anywhere, then pass --model /path/to/{target.name} or set "
+        f"SHOEFIND_MODEL=/path/to/{target.name}. For a quick try without real weights, "
+        "`shoefind model make-tiny data/models/tiny.pt` writes a tiny random model "
+        "(its answers are meaningless)."
+    )
+
+
+def resolve_checkpoint(spec: str) -> Path | None:
+    """The on-disk file for a model name or path, or None when a named model is not cached."""
+    if spec in clip.available_models():
+        target = CLIP_CACHE / os.path.basename(clip.clip._MODELS[spec])
+        return target if target.is_file() else None
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise ModelUnavailable(
+            f"Model '{spec}' is neither a CLIP model name ({', '.join(clip.available_models())}) "
+            "nor an existing checkpoint file."
+        )
+    return path
+
+
+def _load_clip(spec: str, device: str):
+    """clip.load with its download turned into a clear message when offline."""
+    if spec in clip.available_models():
+        target = CLIP_CACHE / os.path.basename(clip.clip._MODELS[spec])
+        if not target.is_file() and os.environ.get("SHOEFIND_OFFLINE"):
+            raise ModelUnavailable(_missing_weights_message(spec, target))
+        try:
+            return clip.load(spec, device=device, jit=False, download_root=str(CLIP_CACHE))
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            # a half-written download is not a model
+            if target.is_file() and target.stat().st_size == 0:
+                target.unlink()
+            raise ModelUnavailable(_missing_weights_message(spec, target)) from exc
+        except RuntimeError as exc:
+            if "SHA256" in str(exc):
+                raise ModelUnavailable(
+                    f"{target} is not the right file for {spec} (checksum mismatch); "
+                    + _missing_weights_message(spec, target)
+                ) from exc
+            raise
+    path = resolve_checkpoint(spec)
+    try:
+        return clip.load(str(path), device=device, jit=False)
+    except Exception as exc:  # torch raises many kinds for a file that is not a checkpoint
+        raise ModelUnavailable(f"{path} is not a CLIP checkpoint that clip.load can read ({exc})") from exc
+
+
+def _file_id(path: Path) -> str:
+    """A short content id for a checkpoint (size + hash of head and tail, cheap for 350 MB)."""
+    h = hashlib.sha256()
+    size = path.stat().st_size
+    h.update(str(size).encode())
+    with open(path, "rb") as fh:
+        h.update(fh.read(1 << 20))
+        if size > 1 << 20:
+            fh.seek(max(0, size - (1 << 20)))
+            h.update(fh.read())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class ClipEncoder:
+    """A loaded CLIP model with batched, normalised encoders."""
+
+    model: torch.nn.Module
+    preprocess: Callable
+    model_id: str
+    is_random: bool = False
+    batch_size: int = 32
+    device: str = "cpu"
+    _text_cache: dict = field(default_factory=dict, repr=False)
+
+    has_text = True
+
+    @property
+    def input_resolution(self) -> int:
+        return int(self.model.visual.input_resolution)
+
+    @property
+    def cache_key(self) -> str:
+        """What embeddings depend on: the weights and the preprocessing."""
+        return f"{self.model_id}|{PREPROCESS_VERSION}"
+
+    def load_image(self, src) -> torch.Tensor:
+        """Decode (with JPEG draft at the model's resolution) and preprocess one image."""
+        return self.preprocess(open_image(src, size_hint=self.input_resolution))
+
+    @torch.no_grad()
+    def encode_tensors(self, batch: torch.Tensor) -> np.ndarray:
+        feats = self.model.encode_image(batch.to(self.device)).float()
+        return torch.nn.functional.normalize(feats, dim=-1).cpu().numpy()
+
+    def encode_images(self, images: Sequence, batch_size: int | None = None, progress=None) -> np.ndarray:
+        """Normalised embeddings for paths, bytes or PIL images, in batches.
+
+        Raises ImageError for the first unreadable image; callers that must go on
+        (the embedding cache) decode with `load_image` themselves.
+        """
+        bs = batch_size or self.batch_size
+        out = []
+        for start in range(0, len(images), bs):
+            chunk = images[start:start + bs]
+            tensors = [self.preprocess(im) if hasattr(im, "mode") else self.load_image(im) for im in chunk]
+            out.append(self.encode_tensors(torch.stack(tensors)))
+            if progress:
+                progress(len(chunk))
+        if not out:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model.text_projection.shape[1])
+
+    @torch.no_grad()
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Normalised text embeddings (memoised per process: prompts repeat a lot)."""
+        todo = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
+        for start in range(0, len(todo), 256):
+            chunk = todo[start:start + 256]
+            tokens = clip.tokenize(chunk, truncate=True).to(self.device)
+            feats = torch.nn.functional.normalize(self.model.encode_text(tokens).float(), dim=-1)
+            for t, f in zip(chunk, feats.cpu().numpy()):
+                self._text_cache[t] = f
+        if not texts:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        return np.stack([self._text_cache[t] for t in texts]).astype(np.float32)
+
+    def encode_ensemble(self, prompt_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        """One embedding per class: the renormalised mean of its normalised prompt embeddings."""
+        flat = [p for prompts in prompt_lists for p in prompts]
+        emb = self.encode_texts(flat)
+        out, i = [], 0
+        for prompts in prompt_lists:
+            mean = emb[i:i + len(prompts)].mean(axis=0)
+            out.append(mean / (np.linalg.norm(mean) + 1e-12))
+            i += len(prompts)
+        return np.stack(out).astype(np.float32) if out else np.zeros((0, self.embed_dim), np.float32)
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.model.logit_scale.exp().item())
+
+
+_LOADED: dict[tuple, ClipEncoder] = {}
+
+
+def load_model(spec: str | None = None, device: str = "cpu", threads: int | None = None,
+               batch_size: int = 32) -> ClipEncoder:
+    """Load (once per process) the CLIP model named by spec / $SHOEFIND_MODEL / ViT-B/32."""
+    spec = model_spec(spec)
+    if threads:
+        torch.set_num_threads(threads)
+    key = (spec, device)
+    if key not in _LOADED:
+        model, preprocess = _load_clip(spec, device)
+        model.eval()
+        path = resolve_checkpoint(spec)
+        is_random = False
+        if spec in clip.available_models():
+            model_id = spec.replace("/", "-")
+        else:
+            model_id = f"{Path(spec).stem}-{_file_id(path)}"
+            is_random = _is_tiny(path)
+        _LOADED[key] = ClipEncoder(model, preprocess, model_id, is_random=is_random, device=device)
+    enc = _LOADED[key]
+    enc.batch_size = batch_size
+    return enc
+
+
+def _is_tiny(path: Path) -> bool:
+    marker = path.with_suffix(path.suffix + ".txt")
+    return marker.is_file() and TINY_MARK in marker.read_text(errors="ignore")
+
+
+def make_tiny(path: str | os.PathLike, seed: int = 0, embed_dim: int = 32, resolution: int = 32) -> Path:
+    """Write a tiny randomly initialised CLIP state dict that `clip.load(path)` reads.
+
+    Built with clip.model.CLIP itself (1 vision and 1 text layer, width 64), so it runs the
+    exact code path of the real models; its answers are random. A sidecar .txt says so.
+    """
+    torch.manual_seed(seed)
+    m = clip_model.CLIP(
+        embed_dim=embed_dim, image_resolution=resolution, vision_layers=1, vision_width=64,
+        vision_patch_size=16, context_length=77, vocab_size=49408, transformer_width=64,
+        transformer_heads=1, transformer_layers=1,
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".part")
+    torch.save(m.state_dict(), tmp)
+    os.replace(tmp, path)
+    path.with_suffix(path.suffix + ".txt").write_text(
+        f"{TINY_MARK}: a tiny CLIP with RANDOM weights (seed {seed}) for tests; its answers mean nothing.\n"
+    )
+    return path
+
+
+def make_full_random(path: str | os.PathLike, name: str = "ViT-B/32", seed: int = 0) -> Path:
+    """A full-size architecture with random weights (for speed benchmarks only)."""
+    torch.manual_seed(seed)
+    cfg = {"ViT-B/32": dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768,
+                            vision_patch_size=32, context_length=77, vocab_size=49408,
+                            transformer_width=512, transformer_heads=8, transformer_layers=12)}[name]
+    m = clip_model.CLIP(**cfg)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(m.state_dict(), path)
+    path.with_suffix(path.suffix + ".txt").write_text(f"{TINY_MARK}: {name} architecture, RANDOM weights.\n")
+    return path
+
+
+__all__ = ["ClipEncoder", "ImageError", "ModelUnavailable", "load_model", "make_tiny", "make_full_random",
+           "PREPROCESS_VERSION"]

@@ -1,0 +1,50 @@
+"""Attribute vocabularies from rules/vocabularies.yaml, and reading a value against them."""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .config import load_rules
+
+ATTRIBUTES = ("brand", "color", "hightop", "sole")
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[\s_\-]+", " ", str(text)).strip().lower()
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How a raw value was read: `value` is what shoefind uses; `problem` is None when clean."""
+    value: str
+    problem: str | None = None   # "unknown" | "near-miss"
+    suggestion: str | None = None
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    attribute: str
+    values: tuple[str, ...]
+    aliases: tuple[tuple[str, str], ...] = ()
+
+    def read(self, raw: str) -> Reading:
+        key = _norm(raw)
+        lookup = {_norm(v): v for v in self.values}
+        lookup.update({_norm(a): v for a, v in self.aliases})
+        if key in lookup:
+            return Reading(lookup[key])
+        close = difflib.get_close_matches(key, list(lookup), n=1, cutoff=0.75)
+        if close:
+            return Reading(lookup[close[0]], "near-miss", lookup[close[0]])
+        return Reading(str(raw).strip(), "unknown")
+
+
+@lru_cache(maxsize=1)
+def vocabularies() -> dict[str, Vocabulary]:
+    rules = load_rules("vocabularies")
+    return {
+        attr: Vocabulary(attr, tuple(spec["values"]), tuple((spec.get("aliases") or {}).items()))
+        for attr, spec in rules.items()
+    }
