@@ -1,0 +1,46 @@
+"""`shoefind table | embed | evaluate`: the dataset side of the pipeline."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .common import clear_errors, err, fail, print_json, progress_bar
+
+DATASET = typer.Argument(None, help="labeled photo folder (default: DATA_DIR/images)")
+DATA_DIR = typer.Option(None, "--data-dir", envvar="SHOEFIND_DATA", help="working data folder (default ./data)")
+MODEL = typer.Option(None, "--model", envvar="SHOEFIND_MODEL", help="CLIP name (ViT-B/32) or checkpoint path")
+
+
+def _dataset(dataset: Path | None, data_dir: Path | None) -> tuple[Path, Path]:
+    from shoefind.config import data_dir as _data_dir
+    d = _data_dir(data_dir)
+    return (Path(dataset) if dataset else d / "images"), d
+
+
+def table(dataset: Path = DATASET, catalog: Path = typer.Option(None, help="catalog CSV: name,brand,color,hightop,sole"),
+          strict: bool = typer.Option(False, help="treat every listed problem as an error (exit 2)"),
+          data_dir: Path = DATA_DIR, json_out: bool = typer.Option(False, "--json", help="print a JSON summary")):
+    """Build the feature table (shoes.csv, images.csv, issues.csv) of a labeled photo folder."""
+    from shoefind.table import build_table, count_images, table_dir_for
+    root, d = _dataset(dataset, data_dir)
+    with clear_errors():
+        if not root.is_dir():
+            fail(f"dataset folder {root} does not exist")
+        with progress_bar("reading images", count_images(root)) as advance:
+            ft = build_table(root, catalog=catalog, progress=advance)
+        out = ft.save(table_dir_for(d, root))
+    for issue in ft.issues:
+        err.print(str(issue), style="yellow", highlight=False, markup=False)
+    summary = {"table": str(out), "layout": ft.layout, "shoes": len(ft.shoes), "images": len(ft.images),
+               "issues": len(ft.issues)}
+    if json_out:
+        print_json(summary)
+    else:
+        print(f"{out}: {len(ft.shoes)} shoes, {len(ft.images)} images, {len(ft.issues)} issues")
+    if strict and ft.issues:
+        fail(f"{len(ft.issues)} problems listed above (--strict)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(table)
