@@ -42,5 +42,42 @@ def table(dataset: Path = DATASET, catalog: Path = typer.Option(None, help="cata
         fail(f"{len(ft.issues)} problems listed above (--strict)")
 
 
+def embed(dataset: Path = DATASET, model: str = MODEL, data_dir: Path = DATA_DIR,
+          catalog: Path = typer.Option(None, help="catalog CSV"),
+          batch_size: int = typer.Option(32, help="images per forward pass"),
+          threads: int = typer.Option(None, help="torch CPU threads (default: all cores)"),
+          json_out: bool = typer.Option(False, "--json")):
+    """Cache CLIP embeddings of the dataset's images (only unseen images are encoded). Runs the `embed` flow."""
+    from flows.embed import embed_flow
+    root, d = _dataset(dataset, data_dir)
+    with clear_errors():
+        result = embed_flow(str(root), str(d), model=model, catalog=str(catalog) if catalog else None,
+                            batch_size=batch_size, threads=threads)
+    if json_out:
+        print_json(result)
+    else:
+        print(f"{result['total']} images: {result['cached']} cached, {result['encoded']} encoded, "
+              f"{len(result['failed'])} unreadable -> {result['cache']}")
+
+
+def evaluate(dataset: Path = DATASET, model: str = MODEL, data_dir: Path = DATA_DIR,
+             catalog: Path = typer.Option(None, help="catalog CSV"),
+             batch_size: int = typer.Option(32, help="images per forward pass"),
+             json_out: bool = typer.Option(False, "--json", help="print metrics.json to stdout")):
+    """Zero-shot top-1/top-5 per attribute and shoe name. Runs the `evaluate` flow (table -> embed -> report)."""
+    from flows.evaluate import evaluate_flow
+    root, d = _dataset(dataset, data_dir)
+    with clear_errors():
+        run_dir = Path(evaluate_flow(str(root), str(d), model=model, catalog=str(catalog) if catalog else None,
+                                     batch_size=batch_size))
+    if json_out:
+        print((run_dir / "metrics.json").read_text())
+    else:
+        print((run_dir / "report.md").read_text())
+        print(f"reports: {run_dir}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(table)
+    app.command()(embed)
+    app.command()(evaluate)

@@ -1,0 +1,1 @@
+"""Prefect flows: each reads like a stage of the pipeline diagram."""

@@ -1,0 +1,21 @@
+"""evaluate: table -> embeddings -> zero-shot top-1/top-5 report (markdown, CSV, JSON, PNGs)."""
+from __future__ import annotations
+
+from prefect import flow
+
+from shoefind.config import data_dir as resolve_data_dir
+from tasks.evaluate import evaluate_zero_shot_task
+
+from .embed import embed_flow
+
+
+@flow(name="evaluate")
+def evaluate_flow(dataset: str | None = None, data_dir: str | None = None, model: str | None = None,
+                  catalog: str | None = None, batch_size: int = 32) -> str:
+    data_dir = str(resolve_data_dir(data_dir))
+    embedded = embed_flow(dataset, data_dir, model=model, catalog=catalog, batch_size=batch_size)
+    return evaluate_zero_shot_task(embedded["table"], data_dir, model=model)
+
+
+if __name__ == "__main__":
+    evaluate_flow()

@@ -1,0 +1,87 @@
+"""Writing an evaluation's reports: markdown, CSV, JSON and confusion-matrix PNGs in a run folder."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def new_run_dir(data_dir: Path, kind: str, dataset: str) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
+    d = Path(data_dir) / "runs" / f"{stamp}-{kind}-{_slug(dataset)}"
+    d.mkdir(parents=True, exist_ok=False)
+    return d
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60] or "dataset"
+
+
+def metrics_markdown(metrics: pd.DataFrame, title: str, notes: list[str] = ()) -> str:
+    lines = [f"# {title}", ""] + [f"> {n}" for n in notes] + ([""] if notes else [])
+    lines += ["| task | classes | images | top-1 | top-5 |", "|---|---:|---:|---:|---:|"]
+    for r in metrics.itertuples():
+        lines.append(f"| {r.task} | {r.classes} | {r.images} | {r.top1:.1%} | {r.top5:.1%} |")
+    return "\n".join(lines) + "\n"
+
+
+def confusion_png(classes: list[str], matrix: np.ndarray, title: str, path: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    # keep the picture readable: only classes that occur as truth or prediction
+    used = np.flatnonzero(matrix.sum(axis=0) + matrix.sum(axis=1))
+    m = matrix[np.ix_(used, used)]
+    labels = [classes[i] for i in used]
+    n = len(labels)
+    size = min(4 + 0.35 * n, 24)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(n), labels, rotation=90, fontsize=7 if n > 20 else 9)
+    ax.set_yticks(range(n), labels, fontsize=7 if n > 20 else 9)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                if m[i, j]:
+                    ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=7,
+                            color="white" if m[i, j] > m.max() / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_evaluation(run_dir: Path, evaluation, dataset: str, extra: dict | None = None) -> dict[str, Path]:
+    """Write report.md, metrics.csv, metrics.json, predictions.csv and confusion_<task>.png."""
+    notes = [f"model: {evaluation.model_id}", f"dataset: {dataset}"]
+    if evaluation.random_weights:
+        notes.append("RANDOM weights (tiny test model): the accuracy below means nothing")
+    if evaluation.skipped:
+        notes.append(f"{len(evaluation.skipped)} images had no embedding (unreadable) and were not scored")
+    files = {}
+    files["report.md"] = run_dir / "report.md"
+    files["report.md"].write_text(metrics_markdown(evaluation.metrics, "Zero-shot evaluation", notes))
+    files["metrics.csv"] = run_dir / "metrics.csv"
+    evaluation.metrics.to_csv(files["metrics.csv"], index=False)
+    files["predictions.csv"] = run_dir / "predictions.csv"
+    evaluation.predictions.to_csv(files["predictions.csv"], index=False)
+    payload = {"dataset": dataset, "model": evaluation.model_id, "random_weights": evaluation.random_weights,
+               "metrics": json.loads(evaluation.metrics.to_json(orient="records")),
+               "skipped": evaluation.skipped, **(extra or {})}
+    files["metrics.json"] = run_dir / "metrics.json"
+    tmp = run_dir / ".metrics.json.tmp"
+    tmp.write_text(json.dumps(payload, indent=2))
+    os.replace(tmp, files["metrics.json"])
+    for task, (classes, matrix) in evaluation.confusion.items():
+        name = f"confusion_{_slug(task)}.png"
+        files[name] = confusion_png(classes, matrix, f"{task} - {evaluation.model_id}", run_dir / name)
+    return files

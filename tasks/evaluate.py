@@ -1,0 +1,35 @@
+"""Task: zero-shot evaluation of a table from cached embeddings, with reports and artifacts."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from shoefind.evaluate import evaluate_zero_shot
+from shoefind.model import load_model
+from shoefind.report import metrics_markdown, new_run_dir, write_evaluation
+from shoefind.table import load_table
+
+from .embed import embedding_cache
+
+
+@task(name="evaluate-zero-shot", cache_policy=NO_CACHE)
+def evaluate_zero_shot_task(table_dir: str, data_dir: str, model: str | None = None) -> str:
+    """Score every embedded image; write the run folder; returns its path."""
+    log = get_run_logger()
+    encoder = load_model(model)
+    table = load_table(table_dir)
+    evaluation = evaluate_zero_shot(encoder, table, embedding_cache(data_dir, encoder))
+    run_dir = new_run_dir(Path(data_dir), "evaluate", table.root.name)
+    write_evaluation(run_dir, evaluation, str(table.root))
+    rows = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
+            for r in evaluation.metrics.to_dict("records")]
+    create_table_artifact(rows, key="zero-shot-metrics",
+                          description=f"Zero-shot top-1/top-5 on {table.root.name} ({evaluation.model_id})")
+    create_markdown_artifact(metrics_markdown(evaluation.metrics, f"Zero-shot evaluation: {table.root.name}",
+                                              [f"model: {evaluation.model_id}", f"reports: {run_dir}"]),
+                             key="zero-shot-report")
+    log.info("reports in %s", run_dir)
+    return str(run_dir)
