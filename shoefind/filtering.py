@@ -29,7 +29,7 @@ class InboxFile:
 
 def scan_inbox(folder: str | os.PathLike) -> tuple[list[InboxFile], list[str]]:
     """Image files under folder (sorted) and the names skipped as not images."""
-    root = Path(folder)
+    root = Path(folder).expanduser().resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"folder {root} does not exist")
     files, skipped = [], []

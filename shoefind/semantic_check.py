@@ -85,16 +85,18 @@ def judge(scores: dict[str, float], good: str, reject_confidence: float, accept_
                            f"{worst.replace('_', ' ')} {failures[worst]:.2f}")
 
 
-def load_checker(model: str | None, prompts_name: str = "filter_prompts") -> tuple[SemanticChecker | None, str]:
-    """(checker, note). No checker when the model cannot be loaded: the note says why."""
+def load_checker(model: str | None, prompts_name: str = "filter_prompts") -> tuple[SemanticChecker | None, str, str]:
+    """(checker, note, detail). No checker when the model cannot be loaded: note says so in a
+    line, detail says how to supply the model."""
+    from .config import model_spec
     from .model import ModelUnavailable, load_model
     if model is not None and str(model).lower() in ("", "none", "off"):
-        return None, "semantic check off (--model none)"
+        return None, "semantic check off (--model none)", ""
     try:
         encoder = load_model(model)
     except ModelUnavailable as exc:
-        return None, f"semantic check skipped: no CLIP model available ({exc})"
+        return None, f"semantic check skipped: CLIP model {model_spec(model)} is not available", str(exc)
     note = f"semantic check with {encoder.model_id}"
     if encoder.is_random:
         note += " (a tiny RANDOM test model: its verdicts mean nothing)"
-    return SemanticChecker(encoder, load_filter_prompts(prompts_name)), note
+    return SemanticChecker(encoder, load_filter_prompts(prompts_name)), note, ""

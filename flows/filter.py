@@ -1,0 +1,40 @@
+"""filter: sort every new image of a crawl folder into accepted, rejected or the review queue."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from shoefind.config import data_dir as resolve_data_dir
+from shoefind.crawl_rules import load_crawl_rules
+from shoefind.filtering import run_filter, summary_markdown
+from shoefind.semantic_check import load_checker
+from tasks.filter import PrefectBatchRunner
+
+from .guard import stop
+
+
+@flow(name="filter")
+def filter_flow(folder: str | None = None, data_dir: str | None = None, model: str | None = None,
+                batch_size: int = 64, rules: str = "crawl_rules") -> dict:
+    """folder: a crawl folder (one subfolder per shoe); default DATA_DIR/inbox."""
+    log = get_run_logger()
+    data_dir = str(resolve_data_dir(data_dir))
+    folder = str(Path(folder).expanduser() if folder else Path(data_dir) / "inbox")
+    if not Path(folder).is_dir():
+        return stop(f"folder {folder} does not exist: nothing to filter")
+    crawl_rules = load_crawl_rules(rules)
+    checker, note, detail = load_checker(model, crawl_rules.prompts)
+    (log.warning if checker is None else log.info)(note + (f": {detail}" if detail else ""))
+    result = run_filter(folder, data_dir, checker, note, crawl_rules, batch_size,
+                        runner=PrefectBatchRunner(model, rules, crawl_rules.prompts))
+    s = result.summary
+    log.info("%d files: %d new, %d exact duplicates, %d accepted, %d rejected, %d queued for review",
+             s["files"], s["new"], s["exact_duplicates"], s["accepted"], s["rejected"], s["queued"])
+    create_markdown_artifact(summary_markdown(s), key="crawl-filter-summary", description="crawl filter run")
+    return s
+
+
+if __name__ == "__main__":
+    filter_flow()
