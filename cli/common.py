@@ -36,9 +36,11 @@ def print_json(obj) -> None:
 @contextlib.contextmanager
 def clear_errors() -> Iterator[None]:
     """Turn the library's expected failures into one red line and exit code 2."""
+    from prefect.exceptions import FailedRun
+
     from shoefind.images import ImageError
     from shoefind.model import ModelUnavailable
     try:
         yield
-    except (ModelUnavailable, ImageError, FileNotFoundError, ValueError) as exc:
+    except (ModelUnavailable, ImageError, FileNotFoundError, ValueError, FailedRun) as exc:
         fail(str(exc))

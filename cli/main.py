@@ -17,7 +17,7 @@ app.add_typer(model.app, name="model")
 dataset.register(app)
 
 # Each area registers its commands here (one line each).
-for _area in ("crawl", "filter", "infer", "learn"):
+for _area in ("preflight", "crawl", "filter", "infer", "learn"):
     try:
         _mod = __import__(f"cli.{_area}", fromlist=["register"])
     except ModuleNotFoundError as _exc:

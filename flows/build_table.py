@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from prefect import flow
 
+from shoefind.checks import dataset_problem
 from shoefind.config import data_dir as resolve_data_dir
 from tasks.table import build_feature_table
+
+from .guard import stop
 
 
 def dataset_path(dataset: str | None, data_dir: str) -> str:
@@ -16,7 +19,10 @@ def dataset_path(dataset: str | None, data_dir: str) -> str:
 def build_table_flow(dataset: str | None = None, data_dir: str | None = None, catalog: str | None = None,
                      strict: bool = False) -> str:
     data_dir = str(resolve_data_dir(data_dir))
-    return build_feature_table(dataset_path(dataset, data_dir), data_dir, catalog=catalog, strict=strict)
+    dataset = dataset_path(dataset, data_dir)
+    if problem := dataset_problem(dataset):
+        return stop(problem)
+    return build_feature_table(dataset, data_dir, catalog=catalog, strict=strict)
 
 
 if __name__ == "__main__":

@@ -3,16 +3,21 @@ from __future__ import annotations
 
 from prefect import flow
 
+from shoefind.checks import dataset_problem, model_problem
 from shoefind.config import data_dir as resolve_data_dir
 from tasks.embed import embed_table_images
 
-from .build_table import build_table_flow
+from .build_table import build_table_flow, dataset_path
+from .guard import stop
 
 
 @flow(name="embed")
 def embed_flow(dataset: str | None = None, data_dir: str | None = None, model: str | None = None,
                catalog: str | None = None, batch_size: int = 32, threads: int | None = None) -> dict:
     data_dir = str(resolve_data_dir(data_dir))
+    dataset = dataset_path(dataset, data_dir)
+    if problem := dataset_problem(dataset) or model_problem(model):
+        return stop(problem)
     table_dir = build_table_flow(dataset, data_dir, catalog=catalog)
     return embed_table_images(table_dir, data_dir, model=model, batch_size=batch_size, threads=threads) | {
         "table": table_dir}

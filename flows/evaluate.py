@@ -3,16 +3,22 @@ from __future__ import annotations
 
 from prefect import flow
 
+from shoefind.checks import dataset_problem, model_problem
 from shoefind.config import data_dir as resolve_data_dir
 from tasks.evaluate import evaluate_zero_shot_task
 
+from .build_table import dataset_path
 from .embed import embed_flow
+from .guard import stop
 
 
 @flow(name="evaluate")
 def evaluate_flow(dataset: str | None = None, data_dir: str | None = None, model: str | None = None,
                   catalog: str | None = None, batch_size: int = 32) -> str:
     data_dir = str(resolve_data_dir(data_dir))
+    dataset = dataset_path(dataset, data_dir)
+    if problem := dataset_problem(dataset) or model_problem(model):
+        return stop(problem)
     embedded = embed_flow(dataset, data_dir, model=model, catalog=catalog, batch_size=batch_size)
     return evaluate_zero_shot_task(embedded["table"], data_dir, model=model)
 

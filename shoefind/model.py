@@ -11,13 +11,18 @@ import os
 import urllib.error
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
+
+import warnings
 
 import numpy as np
 import torch
 
-import clip
-from clip import model as clip_model
+with warnings.catch_warnings():
+    # clip imports pkg_resources (hence setuptools<81); the warning is not the user's business
+    warnings.simplefilter("ignore")
+    import clip
+    from clip import model as clip_model
 
 from .config import model_spec
 from .images import ImageError, open_image
@@ -65,7 +70,9 @@ def _load_clip(spec: str, device: str):
         if not target.is_file() and os.environ.get("SHOEFIND_OFFLINE"):
             raise ModelUnavailable(_missing_weights_message(spec, target))
         try:
-            return clip.load(spec, device=device, jit=False, download_root=str(CLIP_CACHE))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load probe inside clip.load
+                return clip.load(spec, device=device, jit=False, download_root=str(CLIP_CACHE))
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             # a half-written download is not a model
             if target.is_file() and target.stat().st_size == 0:
@@ -80,7 +87,9 @@ def _load_clip(spec: str, device: str):
             raise
     path = resolve_checkpoint(spec)
     try:
-        return clip.load(str(path), device=device, jit=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return clip.load(str(path), device=device, jit=False)
     except Exception as exc:  # torch raises many kinds for a file that is not a checkpoint
         raise ModelUnavailable(f"{path} is not a CLIP checkpoint that clip.load can read ({exc})") from exc
 

@@ -53,3 +53,24 @@ def make_photo(path: Path, color=(200, 30, 30), size=(320, 240), fmt=None, seed:
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path, format=fmt)
     return path
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect API (SQLite) for every flow test of the session."""
+    from prefect.testing.utilities import prefect_test_harness
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def make_labeled_dataset(root: Path, n_per_shoe: int = 2) -> Path:
+    """A small dataset in the Brand_Top_Color_Sole_Name convention with generated photos."""
+    shoes = [("Nike", "High", "Red", "Plain Sole", "Air Test Red", (200, 30, 30)),
+             ("Nike", "Low", "Blue", "Plain Sole", "Dunk Test Blue", (30, 40, 200)),
+             ("Vans", "Low", "Black", "Rubber Sole", "Old Test Black", (20, 20, 20)),
+             ("Converse", "High", "White", "Plain Sole", "Chuck Test White", (235, 235, 235))]
+    for i, (brand, top, color, sole, name, rgb) in enumerate(shoes):
+        folder = root / f"{brand}_{top}_{color}_{sole}_{name}"
+        for j in range(n_per_shoe):
+            make_photo(folder / f"photo {j}.jpg", color=rgb, seed=i * 10 + j)
+    return root

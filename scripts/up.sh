@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The main job: set up, start a local Prefect server (embedded SQLite), register every
+# deployment of prefect.yaml, say what is missing on this machine, and serve them with a
+# process worker. Ctrl-C stops the worker and the server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+export SHOEFIND_REPO=$PWD
+export PREFECT_HOME=${PREFECT_HOME:-$PWD/.prefect}
+PORT=${SHOEFIND_PREFECT_PORT:-4200}
+export PREFECT_API_URL=http://127.0.0.1:$PORT/api
+export PREFECT_SERVER_ANALYTICS_ENABLED=false PREFECT_UI_ENABLED=${PREFECT_UI_ENABLED:-true}
+PATH=$PWD/.venv/bin:$PATH
+mkdir -p "$PREFECT_HOME" data
+
+server_pid=""
+if curl -fsS "$PREFECT_API_URL/health" >/dev/null 2>&1; then
+  echo "up: a Prefect server already answers on 127.0.0.1:$PORT; using it"
+else
+  echo "up: starting the Prefect server on http://127.0.0.1:$PORT (log: $PREFECT_HOME/server.log)"
+  prefect server start --host 127.0.0.1 --port "$PORT" >"$PREFECT_HOME/server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 1 120); do
+    curl -fsS "$PREFECT_API_URL/health" >/dev/null 2>&1 && break
+    kill -0 "$server_pid" 2>/dev/null || { echo "up: the server exited; see $PREFECT_HOME/server.log" >&2; exit 1; }
+    sleep 1
+  done
+fi
+trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; exit 0' INT TERM EXIT
+
+prefect work-pool inspect shoefind >/dev/null 2>&1 || prefect work-pool create shoefind --type process >/dev/null
+echo "up: registering the deployments of prefect.yaml"
+prefect --no-prompt deploy --all >"$PREFECT_HOME/deploy.log" 2>&1 || { cat "$PREFECT_HOME/deploy.log"; exit 1; }
+prefect deployment ls
+
+echo
+echo "up: what this machine has"
+python -m cli.preflight || true
+echo
+echo "up: serving; try:  PREFECT_API_URL=$PREFECT_API_URL .venv/bin/prefect deployment run evaluate/working-dataset"
+prefect worker start --pool shoefind --type process

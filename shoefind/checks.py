@@ -1,0 +1,26 @@
+"""Up-front checks that turn a doomed run into one clear sentence (before any work starts)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .images import is_image_name
+from .model import ModelUnavailable, load_model
+
+
+def dataset_problem(dataset: str | Path) -> str | None:
+    root = Path(dataset)
+    if not root.is_dir():
+        return (f"dataset folder {root} does not exist: put labeled photo folders there "
+                "(Brand_Top_Color_Sole_Name/photo.jpg, see data/README.md) or pass another dataset")
+    if not any(p.is_file() and is_image_name(p) for p in root.rglob("*")):
+        return f"dataset folder {root} has no images"
+    return None
+
+
+def model_problem(spec: str | None) -> str | None:
+    """None when the model loads (it stays loaded for the run), else what to do about it."""
+    try:
+        load_model(spec)
+    except ModelUnavailable as exc:
+        return str(exc)
+    return None
