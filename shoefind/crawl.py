@@ -35,6 +35,24 @@ class CrawlSettings:
     search: SearchTimeouts = field(default_factory=SearchTimeouts)
 
 
+_DOWNLOAD_KEYS = set(DownloadSettings.__dataclass_fields__)
+_SEARCH_KEYS = {"results_timeout": "results", "preview_timeout": "preview", "scroll_timeout": "scroll",
+                "poll_interval": "poll"}
+
+
+def crawl_settings(**overrides) -> CrawlSettings:
+    """CrawlSettings from flat keys (per_query, read_timeout, preview_timeout, ...), for the CLI
+    and for Prefect parameters; None values keep the default; an unknown key is an error."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    top = {k: overrides.pop(k) for k in ("per_query", "concurrency", "headless") if k in overrides}
+    download = {k: overrides.pop(k) for k in list(overrides) if k in _DOWNLOAD_KEYS}
+    search = {_SEARCH_KEYS[k]: overrides.pop(k) for k in list(overrides) if k in _SEARCH_KEYS}
+    if overrides:
+        known = sorted({"per_query", "concurrency", "headless", *_DOWNLOAD_KEYS, *_SEARCH_KEYS})
+        raise ValueError(f"unknown crawl setting(s) {sorted(overrides)} (known: {', '.join(known)})")
+    return CrawlSettings(**top, download=DownloadSettings(**download), search=SearchTimeouts(**search))
+
+
 @dataclass
 class QueryReport:
     """Per query: how many full-size URLs were found and what became of them."""

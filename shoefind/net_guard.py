@@ -23,7 +23,7 @@ def _forbidden(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_loopback
         ip = ip.ipv4_mapped
     if ip.is_loopback:
         return None if allow_loopback else "loopback"
-    for kind in ("link_local", "private", "multicast", "reserved", "unspecified"):
+    for kind in ("unspecified", "link_local", "multicast", "reserved", "private"):
         if getattr(ip, f"is_{kind}"):
             return kind.replace("_", "-")
     if not ip.is_global:
