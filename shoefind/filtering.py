@@ -35,7 +35,8 @@ def scan_inbox(folder: str | os.PathLike) -> tuple[list[InboxFile], list[str]]:
     files, skipped = [], []
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts) or not p.is_file():
+        # hidden folders (.git, .cache) are not crawl output; a file named "..shoe..jpg" is
+        if any(part.startswith(".") for part in rel.parts[:-1]) or not p.is_file():
             continue
         if not is_image_name(p):
             skipped.append(str(rel))
