@@ -1,0 +1,131 @@
+"""expand-dataset: crawl -> filter -> (review queue) -> feature table -> embedding cache.
+
+Each stage that cannot run (crawler not installed, offline, no model, nothing accepted yet)
+is recorded in the summary and the next stage still runs on what there is: the filter works
+on whatever the inbox holds. A person's review is not waited for; queued images join the
+dataset on a later run, once accepted.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from shoefind.config import data_dir as resolve_data_dir
+from shoefind.review_queue import ReviewQueue
+
+from .filter import filter_flow
+
+
+def _failed_message(state) -> str:
+    return state.message or type(state).__name__
+
+
+def _run_crawl(stages: dict, catalog, shoes, inbox, data_dir, per_query, engine, base_url, settings) -> None:
+    if not (catalog or shoes):
+        stages["crawl"] = "skipped: no catalog or shoe list given; filtering what the inbox holds"
+        return
+    try:
+        from .crawl import crawl_flow  # written separately; the rest must work without it
+    except ImportError as exc:
+        stages["crawl"] = f"not available ({exc}); filtering what the inbox holds"
+        return
+    try:
+        state = crawl_flow(catalog=catalog, shoes=shoes, per_query=per_query, engine=engine, data_dir=data_dir,
+                           dataset=inbox, base_url=base_url, settings=settings, return_state=True)
+    except Exception as exc:  # a crawler bug must not cost the images already in the inbox
+        stages["crawl"] = f"failed ({type(exc).__name__}: {exc}); filtering what the inbox holds"
+        return
+    if state.is_completed():
+        rows = state.result()
+        stages["crawl"] = f"done: {sum(r.get('downloaded', 0) for r in rows)} images downloaded for {len(rows)} queries"
+    else:
+        stages["crawl"] = f"failed ({_failed_message(state)}); filtering what the inbox holds"
+
+
+def _subflow(stages: dict, stage: str, module: str, name: str, **kwargs):
+    """Run flows.<module>.<name> if it can be imported; record how it went."""
+    try:
+        fn = getattr(__import__(f"flows.{module}", fromlist=[name]), name)
+    except (ImportError, AttributeError) as exc:
+        stages[stage] = f"not available ({exc})"
+        return None
+    state = fn(**kwargs, return_state=True)
+    if not state.is_completed():
+        stages[stage] = f"failed: {_failed_message(state)}"
+        return None
+    result = state.result()
+    stages[stage] = "done"
+    return result
+
+
+@flow(name="expand-dataset")
+def expand_dataset_flow(catalog: str | None = None, shoes: str | None = None, data_dir: str | None = None,
+                        inbox: str | None = None, model: str | None = None, per_query: int = 20,
+                        engine: str = "google", base_url: str | None = None, settings: dict | None = None,
+                        batch_size: int = 64) -> dict:
+    """inbox: where the crawl puts new images and the filter reads them (default DATA_DIR/inbox)."""
+    log = get_run_logger()
+    data_dir = str(resolve_data_dir(data_dir))
+    inbox = str(Path(inbox).expanduser().resolve() if inbox else Path(data_dir) / "inbox")
+    dataset = str(Path(data_dir) / "images")
+    stages: dict[str, str] = {}
+
+    _run_crawl(stages, catalog, shoes, inbox, data_dir, per_query, engine, base_url, settings)
+
+    filtered = None
+    if Path(inbox).is_dir():
+        filtered = _subflow(stages, "filter", "filter", "filter_flow", folder=inbox, data_dir=data_dir, model=model,
+                            batch_size=batch_size)
+    else:
+        stages["filter"] = f"skipped: inbox {inbox} does not exist"
+    if filtered:
+        stages["filter"] = (f"done: {filtered['new']} new, {filtered['accepted']} accepted, "
+                            f"{filtered['rejected']} rejected, {filtered['queued']} queued")
+
+    waiting = ReviewQueue(data_dir).counts()["review"]
+    stages["review"] = (f"{waiting} images wait for a person: run `shoefind review`" if waiting
+                        else "nothing waits for review")
+
+    if Path(dataset).is_dir() and any(Path(dataset).iterdir()):
+        table_dir = _subflow(stages, "table", "build_table", "build_table_flow", dataset=dataset, data_dir=data_dir)
+        if table_dir:
+            stages["table"] = f"done: {table_dir}"
+        embedded = _subflow(stages, "embed", "embed", "embed_flow", dataset=dataset, data_dir=data_dir, model=model)
+        if embedded:
+            stages["embed"] = (f"done: {embedded.get('encoded', 0)} encoded, {embedded.get('cached', 0)} already cached "
+                               f"({embedded.get('model', '?')})")
+    else:
+        stages["table"] = stages["embed"] = f"skipped: the dataset {dataset} has no images yet"
+
+    summary = {
+        "new": filtered["new"] if filtered else 0,
+        "accepted": filtered["accepted"] if filtered else 0,
+        "rejected": filtered["rejected"] if filtered else 0,
+        "rejected_by_rule": filtered["rejected_by_rule"] if filtered else {},
+        "queued": filtered["queued"] if filtered else 0,
+        "exact_duplicates": filtered["exact_duplicates"] if filtered else 0,
+        "near_duplicate_groups": len(filtered["near_duplicate_groups"]) if filtered else 0,
+        "review_waiting": waiting, "stages": stages, "inbox": inbox, "dataset": dataset,
+    }
+    for stage, note in stages.items():
+        log.info("%s: %s", stage, note)
+    create_markdown_artifact(expand_markdown(summary), key="expand-dataset-summary",
+                             description="dataset expansion run")
+    return summary
+
+
+def expand_markdown(s: dict) -> str:
+    lines = ["# Dataset expansion", "", "| | count |", "|---|---|"]
+    for key in ("new", "accepted", "rejected", "queued", "exact_duplicates", "near_duplicate_groups",
+                "review_waiting"):
+        lines.append(f"| {key.replace('_', ' ')} | {s[key]} |")
+    if s["rejected_by_rule"]:
+        lines += ["", "Rejected by rule:", ""] + [f"- {r}: {n}" for r, n in s["rejected_by_rule"].items()]
+    lines += ["", "Stages:", ""] + [f"- **{k}**: {v}" for k, v in s["stages"].items()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    expand_dataset_flow()
