@@ -18,10 +18,12 @@ from .guard import stop
 @flow(name="crawl", task_runner=ThreadPoolTaskRunner(max_workers=2))
 def crawl_flow(catalog: str | None = None, shoes: str | None = None, per_query: int = 20,
                engine: str = "google", data_dir: str | None = None, dataset: str | None = None,
-               batch_size: int = 5, base_url: str | None = None, settings: dict | None = None) -> list[dict]:
+               batch_size: int = 5, base_url: str | None = None, settings: dict | None = None,
+               retries: int = 2) -> list[dict]:
     """Map batches of queries over crawl tasks; returns one report row per query.
 
     settings: crawl_settings() keys (read_timeout, preview_timeout, concurrency, ...).
+    retries: of the network tasks (reachability check, each batch); a retried batch resumes.
     """
     data_dir = str(resolve_data_dir(data_dir))
     dataset = str(Path(dataset).resolve() if dataset else Path(data_dir) / "images")
@@ -34,12 +36,12 @@ def crawl_flow(catalog: str | None = None, shoes: str | None = None, per_query: 
     queries = [query_to_dict(q) for q in queries_for(targets)]
     if not queries:
         return stop("no shoes to crawl")
-    reachable = check_search_engine(engine, base_url, return_state=True)
+    reachable = check_search_engine.with_options(retries=retries)(engine, base_url, return_state=True)
     if not reachable.is_completed():
         return stop(str(reachable.result(raise_on_failure=False)))
     settings = {**(settings or {}), "per_query": per_query}
     batches = [queries[i:i + batch_size] for i in range(0, len(queries), max(1, batch_size))]
-    futures = crawl_batch.map(batches, unmapped(engine), unmapped(dataset), unmapped(data_dir),
+    futures = crawl_batch.with_options(retries=retries).map(batches, unmapped(engine), unmapped(dataset), unmapped(data_dir),
                               base_url=unmapped(base_url), settings=unmapped(settings))
     rows, errors = [], []
     for batch, future in zip(batches, futures):

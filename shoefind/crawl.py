@@ -225,7 +225,8 @@ def crawl(queries: list[Query], engine: SearchEngine, dataset: str | os.PathLike
         raise ValueError("per-query target must be at least 1")
     reports: list[QueryReport] = []
     with Manifest.open(manifest_path(Path(data_dir), dataset)) as manifest:
-        remove_partial_files(dataset)
+        with manifest.lock:   # writers hold this lock while a .part file exists: none is in progress
+            remove_partial_files(dataset)
         pending = [q for q in queries if manifest.downloaded_for(q.text, q.shoe.folder) < settings.per_query]
         if pending:
             engine.check_reachable(timeout=min(5.0, settings.search.results))

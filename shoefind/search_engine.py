@@ -68,7 +68,7 @@ class SearchTimeouts:
     results: float = 15.0     # first results to appear
     preview: float = 10.0     # full-size URL to replace the thumbnail in the preview
     scroll: float = 5.0       # more results to load after scrolling
-    poll: float = 0.1
+    poll: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,30 @@ class PreviewFailure:
     reason: str
     detail: str
     thumbnail_url: str | None
+
+
+# The `prop` (src, href: absolute URLs) of the first displayed element matching the first
+# selector that matches anything; XPath when the selector starts with "/" or "(".
+_FIRST_VISIBLE_JS = """
+const [selectors, prop] = arguments;
+for (const sel of selectors) {
+  let found = [];
+  if (sel.startsWith('/') || sel.startsWith('(')) {
+    const snap = document.evaluate(sel, document, null, XPathResult.ORDERED_NODE_SNAPSHOT_TYPE, null);
+    for (let i = 0; i < snap.snapshotLength; i++) found.push(snap.snapshotItem(i));
+  } else {
+    found = Array.from(document.querySelectorAll(sel));
+  }
+  if (!found.length) continue;
+  for (const el of found) {
+    const style = window.getComputedStyle(el);
+    if (el.getClientRects().length && style.visibility !== 'hidden' && style.display !== 'none') {
+      return el[prop] || el.getAttribute(prop);
+    }
+  }
+}
+return null;
+"""
 
 
 def _by(selector: str):
@@ -185,13 +209,11 @@ class ImageSearch:
             self.driver.execute_script("arguments[0].click();", element)
 
     def _preview_src(self) -> str | None:
-        for img in _find_all(self.driver, self.engine.preview_image):
-            try:
-                if img.is_displayed():
-                    return img.get_attribute("src")
-            except Exception:
-                continue
-        return None
+        return self._first_visible(self.engine.preview_image, "src")
+
+    def _first_visible(self, selectors, prop: str) -> str | None:
+        # One script call instead of several WebDriver round trips per poll.
+        return self.driver.execute_script(_FIRST_VISIBLE_JS, list(selectors), prop)
 
     def _open_preview(self, thumb, thumb_src: str | None) -> tuple[str, str | None]:
         from selenium.webdriver.support.ui import WebDriverWait
@@ -207,12 +229,9 @@ class ImageSearch:
             return None
 
         image_url = WebDriverWait(self.driver, self.timeouts.preview, self.timeouts.poll).until(full_size_url)
-        source = None
-        for link in _find_all(self.driver, self.engine.source_link):
-            href = link.get_attribute("href")
-            if _is_real_url(href):
-                source = href
-                break
+        source = self._first_visible(self.engine.source_link, "href") if self.engine.source_link else None
+        if not _is_real_url(source):
+            source = None
         return image_url, source
 
     def _load_more(self, count: int) -> bool:
