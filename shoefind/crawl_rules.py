@@ -115,6 +115,16 @@ def color_signature(img) -> list[float]:
     return [round(float(x), 4) for x in hist] + [round(float(colourful.mean()), 4)]
 
 
+def _verify(path: Path) -> None:
+    """Pillow's structural check (chunk CRCs, broken headers) before the full decode."""
+    from PIL import Image
+    try:
+        with Image.open(path) as raw:
+            raw.verify()
+    except Exception as exc:  # verify raises many kinds (SyntaxError, struct.error, OSError...)
+        raise ImageError(f"{path}: fails Pillow's verify ({type(exc).__name__}: {exc})") from None
+
+
 def check_file(path: str | os.PathLike, rules: CrawlRules, sha256: str | None = None) -> ImageCheck:
     """Measure one file and list every automatic rule it breaks (decode failures first)."""
     path = Path(path)
@@ -127,7 +137,8 @@ def check_file(path: str | os.PathLike, rules: CrawlRules, sha256: str | None = 
     try:
         info = probe(path)
         check.format, check.frames = info.format, info.frames
-        img = open_image(path)  # verify by decoding every pixel, EXIF orientation applied
+        _verify(path)
+        img = open_image(path)  # then decode every pixel, EXIF orientation applied
     except ImageError as exc:
         check.failures.append(("unreadable", str(exc).split(": ", 1)[-1]))
         return check

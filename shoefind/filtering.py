@@ -171,14 +171,20 @@ def run_filter(folder: str | os.PathLike, data_dir: str | os.PathLike, checker=N
     # Duplicates: exact against the dataset, near against batch + dataset + pending queue.
     existing = _existing_images(queue, rules)
     existing_by_sha = {e.key: e for e in existing}
-    candidates = [i for i in new_idx if verdicts[i]["status"] != "rejected"]
-    for i in list(candidates):
-        if shas[i] in existing_by_sha:
-            _reject(verdicts[i], "exact_duplicate", f"same content as {existing_by_sha[shas[i]].label}", shas[i])
-            candidates.remove(i)
-    items = existing + [HashedImage(shas[i], checks[new_idx.index(i)].phash, checks[new_idx.index(i)].dhash,
-                                    checks[new_idx.index(i)].pixels, checks[new_idx.index(i)].color,
-                                    label=files[i].rel) for i in candidates]
+    check_of = dict(zip(new_idx, checks))
+    settled: set[int] = set()  # verdict final before the duplicate and semantic checks
+    for i in new_idx:
+        if verdicts[i]["status"] != "rejected" and shas[i] in existing_by_sha:
+            there = existing_by_sha[shas[i]].label
+            if Path(there) == queue.target_path("accepted", shas[i], files[i].shoe, check_of[i].suffix):
+                # placed by a run that was interrupted before it recorded the verdict
+                verdicts[i]["reasons"].append({"rule": "already_placed", "reason": f"already in the dataset: {there}"})
+                settled.add(i)
+                continue
+            _reject(verdicts[i], "exact_duplicate", f"same content as {there}", shas[i])
+    candidates = [i for i in new_idx if verdicts[i]["status"] != "rejected" and i not in settled]
+    items = existing + [HashedImage(shas[i], check_of[i].phash, check_of[i].dhash, check_of[i].pixels,
+                                    check_of[i].color, label=files[i].rel) for i in candidates]
     pairs = near_duplicate_pairs(items, rules.phash_max_distance, rules.dhash_max_distance,
                                  rules.color_max_difference)
     groups = group_near_duplicates(items, pairs)
@@ -203,7 +209,7 @@ def run_filter(folder: str | os.PathLike, data_dir: str | os.PathLike, checker=N
                                             for m in g.members if m != g.keep]})
 
     # Semantic check on what is still in the running.
-    survivors = [i for i in new_idx if verdicts[i]["status"] != "rejected"]
+    survivors = [i for i in new_idx if verdicts[i]["status"] != "rejected" and i not in settled]
     if checker is not None and survivors:
         scores = _flat(runner.semantic(batched([paths[i] for i in survivors], batch_size)))
         for i, s in zip(survivors, scores):

@@ -193,14 +193,16 @@ class ReviewQueue:
         return [dict(r) for r in rows]
 
     # --- writing ----------------------------------------------------------------------
-    def record(self, verdicts: list[dict], run_id: str) -> list[QueueItem]:
-        """Store new verdicts and place each image's copy. Already known shas are left alone.
+    def record(self, verdicts: list[dict], run_id: str) -> list[str]:
+        """Store new verdicts and place each image's copy; returns the shas stored. Known shas
+        are left alone.
 
         A verdict: sha256, source, shoe, status, rule, reasons, scores, width, height, format,
         file_bytes, phash, dhash, color, duplicate_of, suffix.
         """
         known = self.known_shas(v["sha256"] for v in verdicts)
         stored = []
+        rows = []
         for v in verdicts:
             if v["sha256"] in known:
                 continue
@@ -208,19 +210,22 @@ class ReviewQueue:
             target = self.target_path(v["status"], v["sha256"], v["shoe"], v.get("suffix", ".bin"))
             if target is not None and not target.exists():
                 self._place(Path(v["source"]), target, move=False)
-            with self.connect() as db:
-                db.execute(
-                    "INSERT INTO images (sha256, source, shoe, status, rule, reasons, scores, width, height, format,"
-                    " file_bytes, phash, dhash, color, duplicate_of, stored_path, decided_by, created_at, decided_at,"
-                    " run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (v["sha256"], str(v["source"]), v["shoe"], v["status"], v.get("rule"),
+            rows.append((v["sha256"], str(v["source"]), v["shoe"], v["status"], v.get("rule"),
                      json.dumps(v.get("reasons", [])), json.dumps(v.get("scores", {})), v.get("width"),
                      v.get("height"), v.get("format"), v.get("file_bytes"), _hex(v.get("phash")),
                      _hex(v.get("dhash")), json.dumps(v.get("color") or []), v.get("duplicate_of"),
                      str(target) if target else None, None if v["status"] == "review" else "rules",
                      now(), None if v["status"] == "review" else now(), run_id))
             stored.append(v["sha256"])
-        return [self.get(s) for s in stored]
+        if rows:
+            # copies are placed first, rows written after in one transaction: a crash in between
+            # leaves copies without rows, which the next run simply redoes
+            with self.connect() as db:
+                db.executemany(
+                    "INSERT INTO images (sha256, source, shoe, status, rule, reasons, scores, width, height, format,"
+                    " file_bytes, phash, dhash, color, duplicate_of, stored_path, decided_by, created_at, decided_at,"
+                    " run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        return stored
 
     def record_files(self, files: list[tuple[str, str, str | None]], run_id: str) -> None:
         """(path, sha256, path of the first file with the same content) for every file seen."""

@@ -197,3 +197,24 @@ def test_converse_crawl_numbers_and_shared_stays_untouched(shared_data, data_dir
     assert not (crawl / ".." / "filter").exists()
     rerun = run_filter(crawl, data_dir, checker=None, rules=CrawlRules()).summary
     assert rerun["new"] == 0 and rerun["known"] == 104 and rerun["exact_duplicates"] == 55
+
+
+def test_a_run_interrupted_after_placing_copies_is_completed_not_rejected(tmp_path, data_dir):
+    crawl = tmp_path / "crawl" / SHOE
+    inputs.photo(crawl / "a.jpg", seed=21)
+    run_filter(crawl.parent, data_dir, checker=None, rules=NO_MODEL)
+    (data_dir / "filter" / "queue.sqlite").unlink()  # the verdicts were never written
+    for extra in (data_dir / "filter").glob("queue.sqlite-*"):
+        extra.unlink()
+    v = run_filter(crawl.parent, data_dir, checker=None, rules=NO_MODEL).verdicts[0]
+    assert v["status"] == "accepted" and v["reasons"][0]["rule"] == "already_placed"
+
+
+def test_a_png_with_a_broken_chunk_fails_pillow_verify(tmp_path):
+    from shoefind.crawl_rules import check_file
+    path = inputs.photo(tmp_path / "crc.png", size=(300, 300))
+    data = bytearray(path.read_bytes())
+    data[40] ^= 0xFF  # inside the first IDAT chunk: its CRC no longer matches
+    path.write_bytes(bytes(data))
+    check = check_file(path, CrawlRules())
+    assert check.failures and check.failures[0][0] == "unreadable"
