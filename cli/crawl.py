@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from .common import err, fail, print_json
+from .common import err, fail, print_json, progress_bar
 
 DATA_DIR = typer.Option(None, "--data-dir", envvar="SHOEFIND_DATA", help="working data folder (default ./data)")
 
@@ -60,20 +60,23 @@ def crawl(catalog: Path = typer.Option(None, "--catalog", help="catalog CSV: nam
     if not queries:
         fail("no shoes to crawl")
 
-    def on_query(report):
+    def report_line(report):
+        from rich.markup import escape
         colour = "green" if report.complete else "yellow"
         reasons = f" ({', '.join(f'{k} x{n}' for k, n in sorted(report.reasons.items()))})" if report.reasons else ""
-        err.print(f"[{colour}]{report.query}[/] -> {report.shoe}: {report.downloaded} new, {report.already} before, "
-                  f"{report.skipped} skipped, {report.failed} failed{reasons}", highlight=False)
-
-    def on_event(kind, record):
-        if kind == "downloaded":
-            err.print(f"  + {record['path']}", style="dim", highlight=False, markup=False)
+        err.print(f"[{colour}]{escape(report.query)}[/] -> {escape(report.shoe)}: {report.downloaded} new, {report.already} before, "
+                  f"{report.skipped} skipped, {report.failed} failed{escape(reasons)}", highlight=False)
 
     err.print(f"crawling {len(queries)} queries with {engine}, {per_query} images each, into {target_dir}",
               highlight=False)
     try:
-        reports = run_crawl(queries, search_engine, target_dir, d, settings, on_event=on_event, on_query=on_query)
+        with progress_bar("images", len(queries) * per_query) as advance:
+            def on_query(report):
+                advance(report.target - report.downloaded)   # earlier runs' images and any shortfall
+                report_line(report)
+            reports = run_crawl(queries, search_engine, target_dir, d, settings,
+                                on_event=lambda kind, _: advance(1) if kind == "downloaded" else None,
+                                on_query=on_query)
     except (SearchUnavailable, BrowserUnavailable, ManifestBusy, ValueError, OSError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:

@@ -178,3 +178,30 @@ def test_manifest_survives_a_torn_line_and_is_exclusive(tmp_path):
     assert json.loads(lines[-1])["image_url"] == "http://a/3"
     with Manifest.open(path) as m:
         assert m.url_done("http://a/3")
+
+
+# --- browser discovery ----------------------------------------------------------------
+def test_without_a_local_driver_offline_is_one_clear_error(monkeypatch):
+    from webdriver_manager.chrome import ChromeDriverManager
+
+    from shoefind import browser
+
+    def offline(self):   # what webdriver-manager does without internet; never really downloads here
+        raise ConnectionError("Could not reach host. Are you offline?")
+    monkeypatch.setattr(browser, "LOCAL_DRIVERS", ("/nonexistent/chromedriver",))
+    monkeypatch.setattr(browser.shutil, "which", lambda name: None)
+    monkeypatch.delenv("SHOEFIND_CHROMEDRIVER", raising=False)
+    monkeypatch.setattr(ChromeDriverManager, "install", offline)
+    with pytest.raises(browser.BrowserUnavailable, match="no local chromedriver.*offline"):
+        browser._driver_path()
+
+
+def test_local_driver_is_preferred(monkeypatch):
+    from shoefind import browser
+    monkeypatch.delenv("SHOEFIND_CHROMEDRIVER", raising=False)
+    if not __import__("os").path.exists("/usr/bin/chromedriver"):
+        pytest.skip("no Debian chromedriver here")
+    assert browser._driver_path() == "/usr/bin/chromedriver"
+    opts = browser.chrome_options("/tmp/profile")
+    assert "--headless=new" in opts.arguments and "--disable-background-networking" in opts.arguments
+    assert "--user-data-dir=/tmp/profile" in opts.arguments
