@@ -26,9 +26,10 @@ pytestmark = [
 ]
 SHOE = Shoe("Chuck 70 Test", "Converse", "Black", "High", "White Sole", ("converse chuck 70 test",))
 FOLDER = "Converse_High_Black_White Sole_Chuck 70 Test"
-# Small timeouts: the whole file stays well under a minute.
-SETTINGS = dict(allow_loopback=True, connect_timeout=1, read_timeout=0.8, retries=1, backoff=0.05,
-                per_host_interval=0.01, max_bytes=2 * 1024 * 1024, results_timeout=5, preview_timeout=1,
+# Small timeouts keep the file under a minute, with margin for a loaded machine:
+# the slow server (4 s) must time out, a local image (< 0.1 s) must never.
+SETTINGS = dict(allow_loopback=True, connect_timeout=2, read_timeout=1.5, retries=1, backoff=0.05,
+                per_host_interval=0.01, max_bytes=2 * 1024 * 1024, results_timeout=10, preview_timeout=2,
                 scroll_timeout=1, poll_interval=0.05)
 
 
@@ -41,7 +42,7 @@ def images(tmp_path_factory):
 @pytest.fixture(scope="module")
 def site(images):
     names = list(images)
-    with FakeSearchSite(images, slow_seconds=2.5) as s:
+    with FakeSearchSite(images, slow_seconds=4) as s:
         s.add_query("converse chuck 70 test", s.tricky_results(names[:8], spare=names[8]))
         s.add_query("plenty", s.good_results(names[:8]))
         yield s
@@ -126,7 +127,7 @@ def _cli(site, tmp_path, *extra) -> list[str]:
                      "     sole: White Sole, queries: [plenty]}\n")
     return [sys.executable, "-m", "cli.main", "crawl", "--shoes", str(shoes), "--engine", "localtest",
             "--base-url", site.base_url, "--allow-loopback", "--data-dir", str(tmp_path / "data"),
-            "--per-query", "20", "--read-timeout", "2", "--preview-timeout", "1", "--scroll-timeout", "1",
+            "--per-query", "20", "--read-timeout", "5", "--preview-timeout", "5", "--scroll-timeout", "1",
             "--host-interval", "0", "--concurrency", "1", *extra]
 
 

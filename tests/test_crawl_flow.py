@@ -13,8 +13,8 @@ pytestmark = [
     pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")),
                        reason="needs chromium and chromedriver"),
 ]
-SETTINGS = dict(allow_loopback=True, connect_timeout=1, read_timeout=1, retries=0, per_host_interval=0,
-                results_timeout=5, preview_timeout=1, scroll_timeout=0.5, poll_interval=0.05)
+SETTINGS = dict(allow_loopback=True, connect_timeout=3, read_timeout=5, retries=0, per_host_interval=0,
+                results_timeout=10, preview_timeout=5, scroll_timeout=0.5, poll_interval=0.05)
 
 
 async def _read_report():
