@@ -31,6 +31,7 @@ class CrawlSettings:
     per_query: int = 20
     concurrency: int = 4
     headless: bool = True
+    max_results: int = 0      # results to look at per query before giving up; 0: 10 x per_query, at least 50
     download: DownloadSettings = field(default_factory=DownloadSettings)
     search: SearchTimeouts = field(default_factory=SearchTimeouts)
 
@@ -44,11 +45,11 @@ def crawl_settings(**overrides) -> CrawlSettings:
     """CrawlSettings from flat keys (per_query, read_timeout, preview_timeout, ...), for the CLI
     and for Prefect parameters; None values keep the default; an unknown key is an error."""
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    top = {k: overrides.pop(k) for k in ("per_query", "concurrency", "headless") if k in overrides}
+    top = {k: overrides.pop(k) for k in ("per_query", "concurrency", "headless", "max_results") if k in overrides}
     download = {k: overrides.pop(k) for k in list(overrides) if k in _DOWNLOAD_KEYS}
     search = {_SEARCH_KEYS[k]: overrides.pop(k) for k in list(overrides) if k in _SEARCH_KEYS}
     if overrides:
-        known = sorted({"per_query", "concurrency", "headless", *_DOWNLOAD_KEYS, *_SEARCH_KEYS})
+        known = sorted({"per_query", "concurrency", "headless", "max_results", *_DOWNLOAD_KEYS, *_SEARCH_KEYS})
         raise ValueError(f"unknown crawl setting(s) {sorted(overrides)} (known: {', '.join(known)})")
     return CrawlSettings(**top, download=DownloadSettings(**download), search=SearchTimeouts(**search))
 
@@ -131,14 +132,18 @@ class Crawler:
         need = self.settings.per_query - report.already
         if need <= 0:
             return report
+        # When every result fails (all refused, say), scrolling could go on for ever: give up.
+        limit = self.settings.max_results or max(50, 10 * self.settings.per_query)
         in_flight: dict = {}
         claimed: set[str] = set()
         results = search.results(query.text)
+        looked_at = 0
         exhausted = False
         try:
             while True:
                 while not exhausted and report.downloaded + len(in_flight) < need:
-                    item = next(results, None)
+                    item = next(results, None) if looked_at < limit else None
+                    looked_at += 1
                     if item is None:
                         exhausted = True
                     elif isinstance(item, PreviewFailure):
@@ -191,6 +196,11 @@ class Crawler:
                                         "final_url": exc.final_url, "retryable": exc.retryable})
             self.on_event("failed", rec)
             return "failed", exc.reason
+        except Exception as exc:  # one strange URL (bad IDNA, odd redirect) must not end the crawl
+            rec = self.manifest.append({**base, "status": "failed", "reason": "error",
+                                        "detail": f"{type(exc).__name__}: {exc}"[:300], "retryable": False})
+            self.on_event("failed", rec)
+            return "failed", "error"
         facts = {"final_url": fetched.url, "sha256": fetched.sha256, "size": len(fetched.data),
                  "format": fetched.format, "width": fetched.width, "height": fetched.height}
         # Check-then-store under the manifest lock: two threads with the same bytes keep one file.

@@ -112,6 +112,9 @@ class Downloader:
                                         timeout=(s.connect_timeout, s.read_timeout))
             except AddressRefused as exc:
                 raise DownloadFailed("refused", str(exc), final_url=current) from None
+            except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
+                    requests.exceptions.MissingSchema) as exc:
+                raise DownloadFailed("bad-url", _short(str(exc)), final_url=current) from None
             except requests.RequestException as exc:
                 raise _network_failure(exc, current) from None
             with resp:

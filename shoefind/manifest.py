@@ -60,8 +60,16 @@ class Manifest:
         self.torn_lines = 0
         self._load()
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        if path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+        if self._last_byte() not in (b"", b"\n"):
             os.write(self._fd, b"\n")   # a crash tore the last line: start the next one cleanly
+
+    def _last_byte(self) -> bytes:
+        with open(self.path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() == 0:
+                return b""
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1)
 
     def _load(self) -> None:
         self._final_urls: set[str] = set()

@@ -50,6 +50,8 @@ def resolve(host: str, port: int, allow_loopback: bool = False) -> list[str]:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
             raise OSError(f"cannot resolve {host} ({exc.strerror})") from None
+        except UnicodeError:
+            raise AddressRefused(f"refused: '{host}' is not a valid host name") from None
         ips = list(dict.fromkeys(info[4][0] for info in infos))
     for ip in ips:
         try:

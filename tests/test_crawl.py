@@ -16,7 +16,7 @@ import pytest
 from shoefind.crawl import crawl, crawl_settings
 from shoefind.crawl_targets import Query, Shoe
 from shoefind.search_engine import SearchEngine
-from tests.fake_search_site import FakeSearchSite, sample_images
+from tests.fake_search_site import PRIVATE_URL, FakeSearchSite, Result, sample_images
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = [
@@ -45,6 +45,7 @@ def site(images):
     with FakeSearchSite(images, slow_seconds=4) as s:
         s.add_query("converse chuck 70 test", s.tricky_results(names[:8], spare=names[8]))
         s.add_query("plenty", s.good_results(names[:8]))
+        s.add_query("all refused", [Result(f"{PRIVATE_URL}?n={i}", "refused") for i in range(10)])
         yield s
 
 
@@ -119,6 +120,14 @@ def test_crawl_stops_at_the_per_query_target(site, tmp_path):
     [again] = crawl([Query("plenty", SHOE)], SearchEngine.from_rules("localtest", base_url="http://127.0.0.1:9"),
                     tmp_path / "images", tmp_path / "data", crawl_settings(per_query=3, **SETTINGS))
     assert again.already == 3 and again.downloaded == 0
+
+
+def test_crawl_gives_up_after_max_results(site, tmp_path):
+    engine = SearchEngine.from_rules("localtest", base_url=site.base_url)
+    [report] = crawl([Query("all refused", SHOE)], engine, tmp_path / "images", tmp_path / "data",
+                     crawl_settings(per_query=2, max_results=4, **SETTINGS))
+    assert (report.found, report.failed, report.downloaded) == (4, 4, 0)
+    assert report.reasons == Counter({"refused": 4}) and not report.complete
 
 
 def _cli(site, tmp_path, *extra) -> list[str]:
