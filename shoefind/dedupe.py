@@ -101,14 +101,13 @@ class HammingIndex:
             if not cand_q:
                 continue
             cq, ci = np.concatenate(cand_q), np.concatenate(cand_id)
+            keep = np.bitwise_count(qb[cq] ^ hashes[ci]) <= r  # most candidates are far: drop them first
             # a pair found through several chunks is kept once
-            pair = np.unique(cq.astype(np.int64) * max(len(hashes), 1) + ci)
+            pair = np.unique(cq[keep] * max(len(hashes), 1) + ci[keep], sorted=True)
             cq, ci = pair // max(len(hashes), 1), pair % max(len(hashes), 1)
-            dist = np.bitwise_count(qb[cq] ^ hashes[ci]).astype(np.int64)
-            keep = dist <= r
-            out_q.append(cq[keep] + start)
-            out_id.append(ci[keep])
-            out_d.append(dist[keep])
+            out_q.append(cq + start)
+            out_id.append(ci)
+            out_d.append(np.bitwise_count(qb[cq] ^ hashes[ci]).astype(np.int64))
         if not out_q:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, empty
