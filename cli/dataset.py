@@ -63,9 +63,14 @@ def embed(dataset: Path = DATASET, model: str = MODEL, data_dir: Path = DATA_DIR
 def evaluate(dataset: Path = DATASET, model: str = MODEL, data_dir: Path = DATA_DIR,
              catalog: Path = typer.Option(None, help="catalog CSV"),
              batch_size: int = typer.Option(32, help="images per forward pass"),
+             task: str = typer.Option("zeroshot", "--task", help="zeroshot | change (composed retrieval: Recall@k, MRR)"),
              json_out: bool = typer.Option(False, "--json", help="print metrics.json to stdout")):
     """Zero-shot top-1/top-5 per attribute and shoe name. Runs the `evaluate` flow (table -> embed -> report)."""
     from flows.evaluate import evaluate_flow
+    if task not in ("zeroshot", "change"):
+        fail(f"unknown --task '{task}' (known: zeroshot, change)")
+    if task == "change":
+        from flows.change_benchmark import evaluate_change_flow as evaluate_flow
     root, d = _dataset(dataset, data_dir)
     with clear_errors():
         run_dir = Path(evaluate_flow(str(root), str(d), model=model, catalog=str(catalog) if catalog else None,
