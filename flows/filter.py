@@ -5,6 +5,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from shoefind.config import data_dir as resolve_data_dir
 from shoefind.crawl_rules import load_crawl_rules
@@ -15,7 +16,8 @@ from tasks.filter import PrefectBatchRunner
 from .guard import stop
 
 
-@flow(name="filter")
+# Decoding is memory-hungry (a 64 MP photo is ~200 MB decoded): a few batches at a time.
+@flow(name="filter", task_runner=ThreadPoolTaskRunner(max_workers=4))
 def filter_flow(folder: str | None = None, data_dir: str | None = None, model: str | None = None,
                 batch_size: int = 64, rules: str = "crawl_rules") -> dict:
     """folder: a crawl folder (one subfolder per shoe); default DATA_DIR/inbox."""

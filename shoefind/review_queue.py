@@ -202,7 +202,7 @@ class ReviewQueue:
         """
         known = self.known_shas(v["sha256"] for v in verdicts)
         stored = []
-        rows = []
+        rows, hashed = [], []
         for v in verdicts:
             if v["sha256"] in known:
                 continue
@@ -210,6 +210,10 @@ class ReviewQueue:
             target = self.target_path(v["status"], v["sha256"], v["shoe"], v.get("suffix", ".bin"))
             if target is not None and not target.exists():
                 self._place(Path(v["source"]), target, move=False)
+            if target is not None and v["status"] == "accepted" and v.get("phash") is not None:
+                hashed.append(self._dataset_row(target, v["sha256"], _hex(v["phash"]), _hex(v["dhash"]),
+                                                json.dumps(v.get("color") or []),
+                                                (v.get("width") or 0) * (v.get("height") or 0)))
             rows.append((v["sha256"], str(v["source"]), v["shoe"], v["status"], v.get("rule"),
                      json.dumps(v.get("reasons", [])), json.dumps(v.get("scores", {})), v.get("width"),
                      v.get("height"), v.get("format"), v.get("file_bytes"), _hex(v.get("phash")),
@@ -225,7 +229,14 @@ class ReviewQueue:
                     "INSERT INTO images (sha256, source, shoe, status, rule, reasons, scores, width, height, format,"
                     " file_bytes, phash, dhash, color, duplicate_of, stored_path, decided_by, created_at, decided_at,"
                     " run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                # the next run need not decode what it just accepted
+                db.executemany("INSERT OR REPLACE INTO dataset_hashes VALUES (?,?,?,?,?,?,?,?)", hashed)
         return stored
+
+    @staticmethod
+    def _dataset_row(path: Path, sha: str, phash: str | None, dhash: str | None, color: str, pixels: int) -> tuple:
+        st = path.stat()
+        return (str(path), st.st_size, st.st_mtime_ns, sha, phash, dhash, color, pixels)
 
     def record_files(self, files: list[tuple[str, str, str | None]], run_id: str) -> None:
         """(path, sha256, path of the first file with the same content) for every file seen."""
@@ -256,6 +267,12 @@ class ReviewQueue:
         with self.connect() as db:
             db.execute("UPDATE images SET status=?, decision=?, decided_by=?, decided_at=?, stored_path=?, rule=? "
                        "WHERE id=?", (status, decision, reviewer, now(), str(target), rule, item.id))
+            if status == "accepted":
+                h = db.execute("SELECT phash, dhash, color, width, height FROM images WHERE id=?", (item.id,)).fetchone()
+                if h["phash"]:
+                    db.execute("INSERT OR REPLACE INTO dataset_hashes VALUES (?,?,?,?,?,?,?,?)",
+                               self._dataset_row(target, item.sha256, h["phash"], h["dhash"], h["color"],
+                                                 (h["width"] or 0) * (h["height"] or 0)))
         return self.get(item.id)
 
     def purge(self) -> int:

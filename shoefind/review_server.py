@@ -7,6 +7,7 @@ POST /api/decide    {"id": 3, "decision": "accept" | "reject"}
 
 Writes need the page's random token in an X-Review-Token header: a page from another site
 cannot send that header to 127.0.0.1 without a CORS preflight, which this server refuses.
+Requests whose Host is not 127.0.0.1/localhost are refused (DNS rebinding).
 """
 from __future__ import annotations
 
@@ -63,7 +64,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, obj, status: int = 200) -> None:
         self._send(status, json.dumps(obj, default=str).encode(), "application/json")
 
+    def _host_ok(self) -> bool:
+        # DNS rebinding guard: a page whose name resolves to 127.0.0.1 still sends its own Host
+        port = self.server.server_address[1]
+        ok = self.headers.get("Host", "") in (f"127.0.0.1:{port}", f"localhost:{port}")
+        if not ok:
+            self._json({"error": "wrong Host header"}, HTTPStatus.MISDIRECTED_REQUEST)
+        return ok
+
     def do_GET(self) -> None:  # noqa: N802
+        if not self._host_ok():
+            return
         path = self.path.split("?", 1)[0]
         if path == "/":
             return self._send(200, page_html(self.server.token, self.server.human_rules).encode(),
@@ -90,6 +101,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._json({"error": f"image {item_id}: file is gone"}, 410)
 
     def do_POST(self) -> None:  # noqa: N802
+        if not self._host_ok():
+            return
         if self.path != "/api/decide":
             return self._json({"error": "not found"}, 404)
         if not secrets.compare_digest(self.headers.get("X-Review-Token", ""), self.server.token):
@@ -152,7 +165,7 @@ function render(){
   items.forEach((it, i) => {
     const c = el('div', 'card' + (i===current?' current':'') + (it.done?' '+it.done:''));
     c.id = 'item-' + it.id; c.dataset.id = it.id;
-    const img = el('img'); img.src = it.image_url; img.alt = it.source; c.appendChild(img);
+    const img = el('img'); img.loading = 'lazy'; img.src = it.image_url; img.alt = it.source; c.appendChild(img);
     c.appendChild(el('div','shoe', it.shoe || '(no shoe folder)'));
     c.appendChild(el('div','reason', it.source.split('/').slice(-2).join('/')));
     (it.reasons||[]).forEach(r => c.appendChild(el('div','reason', r.rule + ': ' + r.reason)));

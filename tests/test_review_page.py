@@ -101,3 +101,7 @@ def test_writes_need_the_page_token(server):
     with pytest.raises(urllib.error.HTTPError) as missing:
         urllib.request.urlopen(server.url + "image/99999", timeout=5)
     assert missing.value.code == 404
+    rebound = urllib.request.Request(server.url + "api/queue", headers={"Host": "evil.example:80"})
+    with pytest.raises(urllib.error.HTTPError) as wrong_host:
+        urllib.request.urlopen(rebound, timeout=5)
+    assert wrong_host.value.code == 421

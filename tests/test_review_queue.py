@@ -97,3 +97,15 @@ def test_filter_cli_json_and_purge(tmp_path, data_dir):
     assert purge.exit_code == 0 and "purged the kept copies of 1" in purge.stdout
     bad = runner.invoke(app, ["filter", str(tmp_path / "nowhere")])
     assert bad.exit_code == 2 and "does not exist" in " ".join(bad.output.split())
+
+
+def test_accepted_images_are_hashed_once_not_on_every_run(queued, data_dir):
+    item = queued.items("review")[0]
+    queued.decide(item.id, "accept")
+    decoded = []
+
+    def compute(paths):
+        decoded.extend(paths)
+        return []
+    hashes = queued.dataset_hashes(compute)
+    assert decoded == [] and [h["sha256"] for h in hashes] == [item.sha256]
