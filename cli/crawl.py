@@ -1,4 +1,4 @@
-"""`shoefind crawl`: collect labeled shoe photos from an image search into the dataset folder."""
+"""`shoefind crawl`: collect labeled shoe photos from an image search into the inbox (filter sorts them)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,7 +17,7 @@ def crawl(catalog: Path = typer.Option(None, "--catalog", help="catalog CSV: nam
           per_query: int = typer.Option(20, "--per-query", min=1, help="images to collect per search query"),
           engine: str = typer.Option("google", "--engine", help="search engine from rules/search_engines.yaml"),
           data_dir: Path = DATA_DIR,
-          dataset: Path = typer.Option(None, "--dataset", help="where images go (default DATA_DIR/images)"),
+          dataset: Path = typer.Option(None, "--dataset", help="where images go (default DATA_DIR/inbox, where `shoefind filter` reads them)"),
           concurrency: int = typer.Option(None, "--concurrency", min=1, help="parallel downloads (default 4)"),
           json_out: bool = typer.Option(False, "--json", help="print the per-query report as JSON"),
           # For the local test site and slow networks; not needed day to day.
@@ -46,7 +46,7 @@ def crawl(catalog: Path = typer.Option(None, "--catalog", help="catalog CSV: nam
     if bool(catalog) == bool(shoes):
         fail("give the shoes to crawl with --catalog CSV or --shoes YAML (one of them)")
     d = _data_dir(data_dir)
-    target_dir = Path(dataset).resolve() if dataset else d / "images"
+    target_dir = Path(dataset).resolve() if dataset else d / "inbox"  # filter moves accepted images on
     try:
         targets = read_catalog(catalog) if catalog else read_shoe_list(shoes)
         queries = queries_for(targets)

@@ -26,7 +26,8 @@ def crawl_flow(catalog: str | None = None, shoes: str | None = None, per_query: 
     retries: of the network tasks (reachability check, each batch); a retried batch resumes.
     """
     data_dir = str(resolve_data_dir(data_dir))
-    dataset = str(Path(dataset).resolve() if dataset else Path(data_dir) / "images")
+    # crawled images are unfiltered: they wait in the inbox until `filter` accepts them
+    dataset = str(Path(dataset).resolve() if dataset else Path(data_dir) / "inbox")
     if bool(catalog) == bool(shoes):
         return stop("give either catalog (CSV) or shoes (YAML list), not both or neither")
     try:

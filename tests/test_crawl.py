@@ -157,7 +157,7 @@ def test_interrupted_and_killed_crawls_resume_without_loss_or_duplicates(images,
     names = list(images)[:8]
     with FakeSearchSite(images, image_delay=0.3) as site:   # slow images: there is time to interrupt
         site.add_query("plenty", site.good_results(names))
-        data_dir, dataset = tmp_path / "data", tmp_path / "data" / "images"
+        data_dir, dataset = tmp_path / "data", tmp_path / "data" / "inbox"
         env = {**os.environ, "PYTHONPATH": str(REPO)}
 
         # Ctrl-C: one clear line, exit 130, running downloads finish and are recorded

@@ -45,7 +45,7 @@ def test_crawl_flow_reports_each_query(prefect_harness, tmp_path):
     assert (by_query["one"]["downloaded"], by_query["one"]["failed"], by_query["one"]["reasons"]) == (2, 1, "http-404 x1")
     assert by_query["three"]["shoe"] == "Adidas_Low_White_Gum Sole_Samba Test"
     assert sum(r["downloaded"] for r in rows) == 4
-    assert len(list((tmp_path / "data" / "images").rglob("*.*"))) == 4
+    assert len(list((tmp_path / "data" / "inbox").rglob("*.*"))) == 4   # unfiltered: the inbox
 
     [artifact] = asyncio.run(_read_report())
     assert artifact.type == "table" and "4 downloaded" in artifact.description
