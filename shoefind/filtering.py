@@ -149,6 +149,9 @@ def run_filter(folder: str | os.PathLike, data_dir: str | os.PathLike, checker=N
         first_of_sha.setdefault(sha, i)
         file_rows.append((f.rel, sha or f"unreadable:{f.rel}", files[dup_of[i]].rel if i in dup_of else None))
     new_idx = [i for i, s in enumerate(shas) if i not in dup_of and s not in known]
+    shoes_of_sha: dict[str, set[str]] = {}
+    for f, sha in zip(files, shas):
+        shoes_of_sha.setdefault(sha, set()).add(f.shoe)
     checks = _flat(runner.check(batched([paths[i] for i in new_idx], batch_size),
                                 batched([shas[i] or None for i in new_idx], batch_size)))
 
@@ -166,6 +169,11 @@ def run_filter(folder: str | os.PathLike, data_dir: str | os.PathLike, checker=N
             rule_outcome = "rejected" if rules.loose_images == "reject" else "review"
             v["status"], v["rule"] = rule_outcome, "loose_images"
             v["reasons"].append({"rule": "loose_images", "reason": "the image is not inside a shoe folder"})
+        elif len(shoes_of_sha[shas[i]]) > 1:
+            # one picture filed under two shoes: a person decides which label is right
+            v["status"], v["rule"] = "review", "label_conflict"
+            v["reasons"].append({"rule": "label_conflict", "reason": "the same file is in the folders "
+                                 + ", ".join(sorted(shoes_of_sha[shas[i]]))})
         verdicts[i] = v
 
     # Duplicates: exact against the dataset, near against batch + dataset + pending queue.

@@ -218,3 +218,15 @@ def test_a_png_with_a_broken_chunk_fails_pillow_verify(tmp_path):
     path.write_bytes(bytes(data))
     check = check_file(path, CrawlRules())
     assert check.failures and check.failures[0][0] == "unreadable"
+
+
+def test_one_picture_in_two_shoe_folders_goes_to_review(tmp_path, data_dir):
+    crawl = tmp_path / "crawl"
+    photo = inputs.photo(crawl / SHOE / "a.jpg", seed=31)
+    (crawl / "Vans_Low_Black_Plain Sole_Old Skool").mkdir()
+    (crawl / "Vans_Low_Black_Plain Sole_Old Skool" / "b.jpg").write_bytes(photo.read_bytes())
+    result = run_filter(crawl, data_dir, checker=None, rules=NO_MODEL)
+    assert result.summary["exact_duplicates"] == 1
+    (v,) = result.verdicts
+    assert v["status"] == "review" and v["rule"] == "label_conflict"
+    assert "Old Skool" in v["reasons"][0]["reason"] and "Sunflower" in v["reasons"][0]["reason"]
