@@ -76,13 +76,15 @@ def expand_dataset_flow(catalog: str | None = None, shoes: str | None = None, da
 
     filtered = None
     if Path(inbox).is_dir():
-        filtered = _subflow(stages, "filter", "filter", "filter_flow", folder=inbox, data_dir=data_dir, model=model,
-                            batch_size=batch_size)
+        state = filter_flow(folder=inbox, data_dir=data_dir, model=model, batch_size=batch_size, return_state=True)
+        if state.is_completed():
+            filtered = state.result()
+            stages["filter"] = (f"done: {filtered['new']} new, {filtered['accepted']} accepted, "
+                                f"{filtered['rejected']} rejected, {filtered['queued']} queued")
+        else:
+            stages["filter"] = f"failed: {_failed_message(state)}"
     else:
         stages["filter"] = f"skipped: inbox {inbox} does not exist"
-    if filtered:
-        stages["filter"] = (f"done: {filtered['new']} new, {filtered['accepted']} accepted, "
-                            f"{filtered['rejected']} rejected, {filtered['queued']} queued")
 
     waiting = ReviewQueue(data_dir).counts()["review"]
     stages["review"] = (f"{waiting} images wait for a person: run `shoefind review`" if waiting

@@ -1,8 +1,6 @@
 """The crawl filter end to end (shoefind.filtering + review queue), without Prefect."""
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import pytest
