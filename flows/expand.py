@@ -87,8 +87,8 @@ def expand_dataset_flow(catalog: str | None = None, shoes: str | None = None, da
         stages["filter"] = f"skipped: inbox {inbox} does not exist"
 
     waiting = ReviewQueue(data_dir).counts()["review"]
-    stages["review"] = (f"{waiting} images wait for a person: run `shoefind review`" if waiting
-                        else "nothing waits for review")
+    stages["review"] = (f"{waiting} image{'s wait' if waiting > 1 else ' waits'} for a person: run `shoefind review`"
+                        if waiting else "nothing waits for review")
 
     if Path(dataset).is_dir() and any(Path(dataset).iterdir()):
         table_dir = _subflow(stages, "table", "build_table", "build_table_flow", dataset=dataset, data_dir=data_dir)
