@@ -133,7 +133,9 @@ def web(port: int = typer.Option(8501, help="port on 127.0.0.1"), dataset: Path 
     err.print(f"shoefind web page on http://127.0.0.1:{port} (Ctrl-C stops it)")
     cmd = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "webapp" / "app.py"),
            "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
-           "--browser.gatherUsageStats", "false"]
+           "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+           # expected failures are shown as messages by the page; anything else without a traceback
+           "--client.showErrorDetails", "none", "--server.maxUploadSize", "50"]
     try:
         raise typer.Exit(subprocess.call(cmd, env=env))
     except KeyboardInterrupt:
