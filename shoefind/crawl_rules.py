@@ -22,6 +22,10 @@ FORMAT_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", 
                  "MPO": ".jpg"}
 
 
+EXIF_ORIENTATION = 0x0112
+HASH_DECODE_SIDE = 256  # pHash looks at 32x32, dHash at 9x8, the colour signature at 64x64
+
+
 @dataclass(frozen=True)
 class CrawlRules:
     min_file_bytes: int = 5120
@@ -115,14 +119,18 @@ def color_signature(img) -> list[float]:
     return [round(float(x), 4) for x in hist] + [round(float(colourful.mean()), 4)]
 
 
-def _verify(path: Path) -> None:
-    """Pillow's structural check (chunk CRCs, broken headers) before the full decode."""
+def _verify(path: Path) -> bool:
+    """Pillow's structural check (chunk CRCs, broken headers) before decoding; returns whether
+    the EXIF orientation turns the picture by 90 degrees."""
     from PIL import Image
     try:
         with Image.open(path) as raw:
-            raw.verify()
+            raw.verify()  # must come straight after open
+        with Image.open(path) as raw:
+            turned = raw.getexif().get(EXIF_ORIENTATION) in (5, 6, 7, 8)
     except Exception as exc:  # verify raises many kinds (SyntaxError, struct.error, OSError...)
         raise ImageError(f"{path}: fails Pillow's verify ({type(exc).__name__}: {exc})") from None
+    return turned
 
 
 def check_file(path: str | os.PathLike, rules: CrawlRules, sha256: str | None = None) -> ImageCheck:
@@ -137,12 +145,14 @@ def check_file(path: str | os.PathLike, rules: CrawlRules, sha256: str | None = 
     try:
         info = probe(path)
         check.format, check.frames = info.format, info.frames
-        _verify(path)
-        img = open_image(path)  # then decode every pixel, EXIF orientation applied
+        turned = _verify(path)
+        # Decode all the data (JPEGs at a reduced scale: the hashes need 64 px), EXIF applied.
+        img = open_image(path, size_hint=HASH_DECODE_SIDE)
     except ImageError as exc:
         check.failures.append(("unreadable", str(exc).split(": ", 1)[-1]))
         return check
-    check.width, check.height = img.size
+    # the size a person sees: the header's, turned as the EXIF orientation says
+    check.width, check.height = (info.height, info.width) if turned else (info.width, info.height)
     check.phash, check.dhash = _hash_int(imagehash.phash(img)), _hash_int(imagehash.dhash(img))
     check.color = color_signature(img)
 
