@@ -76,6 +76,8 @@ def _print_summary(s: dict) -> None:
         print(f"    keep {g['keep']}" + (" (dataset)" if g["existing"] else ""))
         for dup in g["duplicates"]:
             print(f"      ~ {dup['path']} (pHash {dup['phash']}, dHash {dup['dhash']})")
+    if s["possible_duplicates"]:
+        print(f"  possible duplicates sent to review: {s['possible_duplicates']}")
     if s["skipped_names"]:
         print(f"  skipped {len(s['skipped_names'])} files whose names are not images")
     print(f"  {s['semantic']}")

@@ -36,6 +36,7 @@ class CrawlRules:
     loose_images: str = "review"
     phash_max_distance: int = 6
     dhash_max_distance: int = 10
+    review_dhash_max_distance: int = 20
     color_max_difference: float = 0.5
     reject_confidence: float = 0.8
     accept_confidence: float = 0.6

@@ -193,8 +193,9 @@ def run_filter(folder: str | os.PathLike, data_dir: str | os.PathLike, checker=N
     candidates = [i for i in new_idx if verdicts[i]["status"] != "rejected" and i not in settled]
     items = existing + [HashedImage(shas[i], check_of[i].phash, check_of[i].dhash, check_of[i].pixels,
                                     check_of[i].color, label=files[i].rel) for i in candidates]
-    pairs = near_duplicate_pairs(items, rules.phash_max_distance, rules.dhash_max_distance,
-                                 rules.color_max_difference)
+    loose_dhash = max(rules.dhash_max_distance, rules.review_dhash_max_distance)
+    all_pairs = near_duplicate_pairs(items, rules.phash_max_distance, loose_dhash, rules.color_max_difference)
+    pairs = [p for p in all_pairs if p[3] <= rules.dhash_max_distance]
     groups = group_near_duplicates(items, pairs)
     offset = len(existing)
     group_report = []
@@ -215,6 +216,18 @@ def run_filter(folder: str | os.PathLike, data_dir: str | os.PathLike, checker=N
                              "duplicates": [{"path": items[m].label, "phash": g.distances[m][0],
                                              "dhash": g.distances[m][1], "existing": items[m].existing}
                                             for m in g.members if m != g.keep]})
+    # pHash says same, dHash is not sure: a person looks (the copy is kept either way)
+    for a, b, dp, dd in all_pairs:
+        if dd <= rules.dhash_max_distance:
+            continue
+        for mine, other in ((a, b), (b, a)):
+            v = verdicts[candidates[mine - offset]] if mine >= offset else None
+            if v is None or v["status"] == "rejected":
+                continue
+            v["reasons"].append({"rule": "possible_duplicate", "reason": f"possibly the same photo as "
+                                 f"{items[other].label} (pHash {dp}, dHash {dd})"})
+            if v["status"] == "accepted":
+                v["status"], v["rule"] = "review", "possible_duplicate"
 
     # Semantic check on what is still in the running.
     survivors = [i for i in new_idx if verdicts[i]["status"] != "rejected" and i not in settled]
@@ -251,7 +264,9 @@ def run_filter(folder: str | os.PathLike, data_dir: str | os.PathLike, checker=N
         "accepted": sum(v["status"] == "accepted" for v in ordered),
         "rejected": sum(rejected.values()), "rejected_by_rule": dict(sorted(rejected.items())),
         "queued": sum(v["status"] == "review" for v in ordered),
-        "near_duplicate_groups": group_report, "semantic": semantic_note or "semantic check on",
+        "near_duplicate_groups": group_report,
+        "possible_duplicates": sum(any(r["rule"] == "possible_duplicate" for r in v["reasons"]) for v in ordered),
+        "semantic": semantic_note or "semantic check on",
         "queue_waiting": queue.counts()["review"],
     }
     queue.save_run(run_id, str(folder), summary)

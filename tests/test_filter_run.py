@@ -228,3 +228,19 @@ def test_one_picture_in_two_shoe_folders_goes_to_review(tmp_path, data_dir):
     (v,) = result.verdicts
     assert v["status"] == "review" and v["rule"] == "label_conflict"
     assert "Old Skool" in v["reasons"][0]["reason"] and "Sunflower" in v["reasons"][0]["reason"]
+
+
+def test_when_dhash_is_unsure_a_person_decides(tmp_path, data_dir):
+    from shoefind.dedupe import hamming
+    crawl = tmp_path / "crawl" / SHOE
+    a = inputs.photo(crawl / "a.jpg", size=(480, 360), color=(30, 60, 200), seed=7)
+    Image.open(a).resize((400, 300)).save(crawl / "b.jpg", quality=90)
+    probe = run_filter(crawl.parent, tmp_path / "probe", checker=None, rules=NO_MODEL).verdicts
+    dp, dd = hamming(probe[0]["phash"], probe[1]["phash"]), hamming(probe[0]["dhash"], probe[1]["dhash"])
+    assert dd >= 1
+    # the same pair, judged with a dHash bound just under its distance and a review bound above it
+    rules = CrawlRules(without_model="accept", phash_max_distance=max(dp, 1), dhash_max_distance=dd - 1,
+                       review_dhash_max_distance=dd)
+    v = _by_source(run_filter(crawl.parent, data_dir, checker=None, rules=rules))
+    assert v["a.jpg"]["status"] == v["b.jpg"]["status"] == "review"
+    assert v["b.jpg"]["rule"] == "possible_duplicate" and "a.jpg" in v["b.jpg"]["reasons"][-1]["reason"]
