@@ -14,13 +14,16 @@ from .guard import stop
 
 @flow(name="evaluate")
 def evaluate_flow(dataset: str | None = None, data_dir: str | None = None, model: str | None = None,
-                  catalog: str | None = None, batch_size: int = 32) -> str:
+                  catalog: str | None = None, batch_size: int = 32, cluster: str | None = None,
+                  runtime: str | None = None) -> str:
+    """cluster: None (this process), local:N or a Dask scheduler address (embedding runs there)."""
     data_dir = str(resolve_data_dir(data_dir))
     dataset = dataset_path(dataset, data_dir)
     if problem := dataset_problem(dataset) or model_problem(model):
         return stop(problem)
-    embedded = embed_flow(dataset, data_dir, model=model, catalog=catalog, batch_size=batch_size)
-    return evaluate_zero_shot_task(embedded["table"], data_dir, model=model)
+    embedded = embed_flow(dataset, data_dir, model=model, catalog=catalog, batch_size=batch_size,
+                          cluster=cluster, runtime=runtime)
+    return evaluate_zero_shot_task(embedded["table"], data_dir, model=model, runtime=runtime)
 
 
 if __name__ == "__main__":
