@@ -10,6 +10,21 @@ from .common import clear_errors, err, fail, print_json, progress_bar
 DATASET = typer.Argument(None, help="labeled photo folder (default: DATA_DIR/images)")
 DATA_DIR = typer.Option(None, "--data-dir", envvar="SHOEFIND_DATA", help="working data folder (default ./data)")
 MODEL = typer.Option(None, "--model", envvar="SHOEFIND_MODEL", help="CLIP name (ViT-B/32) or checkpoint path")
+CLUSTER = typer.Option(None, "--cluster",
+                       help="embed on Dask: local:N (N worker processes here) or a scheduler address tcp://host:8786")
+RUNTIME = typer.Option(None, "--runtime",
+                       help="torch | onnx | onnx-int8 (default: $SHOEFIND_RUNTIME, else onnx when installed)")
+
+
+def _runtime(runtime: str | None) -> str | None:
+    """Refuse a bad --runtime before any flow starts."""
+    from shoefind.onnx_runtime import resolve_runtime
+    if runtime:
+        try:
+            resolve_runtime(runtime)
+        except ValueError as exc:
+            fail(str(exc))
+    return runtime
 
 
 def _dataset(dataset: Path | None, data_dir: Path | None) -> tuple[Path, Path]:
@@ -46,13 +61,14 @@ def embed(dataset: Path = DATASET, model: str = MODEL, data_dir: Path = DATA_DIR
           catalog: Path = typer.Option(None, help="catalog CSV"),
           batch_size: int = typer.Option(32, help="images per forward pass"),
           threads: int = typer.Option(None, help="torch CPU threads (default: all cores)"),
+          cluster: str = CLUSTER, runtime: str = RUNTIME,
           json_out: bool = typer.Option(False, "--json")):
     """Cache CLIP embeddings of the dataset's images (only unseen images are encoded). Runs the `embed` flow."""
     from flows.embed import embed_flow
     root, d = _dataset(dataset, data_dir)
     with clear_errors():
         result = embed_flow(str(root), str(d), model=model, catalog=str(catalog) if catalog else None,
-                            batch_size=batch_size, threads=threads)
+                            batch_size=batch_size, threads=threads, cluster=cluster, runtime=_runtime(runtime))
     if json_out:
         print_json(result)
     else:
@@ -64,17 +80,22 @@ def evaluate(dataset: Path = DATASET, model: str = MODEL, data_dir: Path = DATA_
              catalog: Path = typer.Option(None, help="catalog CSV"),
              batch_size: int = typer.Option(32, help="images per forward pass"),
              task: str = typer.Option("zeroshot", "--task", help="zeroshot | change (composed retrieval: Recall@k, MRR)"),
+             cluster: str = CLUSTER, runtime: str = RUNTIME,
              json_out: bool = typer.Option(False, "--json", help="print metrics.json to stdout")):
     """Zero-shot top-1/top-5 per attribute and shoe name. Runs the `evaluate` flow (table -> embed -> report)."""
     from flows.evaluate import evaluate_flow
     if task not in ("zeroshot", "change"):
         fail(f"unknown --task '{task}' (known: zeroshot, change)")
+    options = {"cluster": cluster, "runtime": _runtime(runtime)}
     if task == "change":
         from flows.change_benchmark import evaluate_change_flow as evaluate_flow
+        if any(options.values()):
+            fail("--cluster and --runtime apply to --task zeroshot only (for now)")
+        options = {}
     root, d = _dataset(dataset, data_dir)
     with clear_errors():
         run_dir = Path(evaluate_flow(str(root), str(d), model=model, catalog=str(catalog) if catalog else None,
-                                     batch_size=batch_size))
+                                     batch_size=batch_size, **options))
     if json_out:
         print((run_dir / "metrics.json").read_text())
     else:

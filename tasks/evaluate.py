@@ -16,10 +16,11 @@ from .embed import embedding_cache
 
 
 @task(name="evaluate-zero-shot", cache_policy=NO_CACHE)
-def evaluate_zero_shot_task(table_dir: str, data_dir: str, model: str | None = None) -> str:
+def evaluate_zero_shot_task(table_dir: str, data_dir: str, model: str | None = None,
+                            runtime: str | None = None) -> str:
     """Score every embedded image; write the run folder; returns its path."""
     log = get_run_logger()
-    encoder = load_model(model)
+    encoder = load_model(model, runtime=runtime)
     table = load_table(table_dir)
     evaluation = evaluate_zero_shot(encoder, table, embedding_cache(data_dir, encoder))
     run_dir = new_run_dir(Path(data_dir), "evaluate", table.root.name)
