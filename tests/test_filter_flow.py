@@ -1,21 +1,13 @@
-"""The filter and expand-dataset flows under a Prefect test harness."""
+"""The filter and expand-dataset flows under the session's Prefect test harness (conftest)."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-import pytest
 
 from tests import filter_inputs as inputs
 
 SHOE = "Converse_High_Yellow_Plain Sole_Chuck 70 Sunflower"
-
-
-@pytest.fixture(scope="session")
-def prefect_harness():
-    from prefect.testing.utilities import prefect_test_harness
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 def _crawl_folder(root: Path) -> Path:
