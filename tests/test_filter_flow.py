@@ -4,7 +4,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-
 from tests import filter_inputs as inputs
 
 SHOE = "Converse_High_Yellow_Plain Sole_Chuck 70 Sunflower"
