@@ -80,12 +80,18 @@ def evaluate(dataset: Path = DATASET, model: str = MODEL, data_dir: Path = DATA_
              catalog: Path = typer.Option(None, help="catalog CSV"),
              batch_size: int = typer.Option(32, help="images per forward pass"),
              task: str = typer.Option("zeroshot", "--task", help="zeroshot | change (composed retrieval: Recall@k, MRR)"),
+             method: str = typer.Option("zeroshot", "--method", help="zeroshot | fewshot | coop, or a comma list: "
+                                        "compared on one held-out k-shot split"),
+             shots: str = typer.Option(None, "--shots", help="k-shot photos per shoe: 16 = k 1,2,4,8,16; or 1,4,16"),
              cluster: str = CLUSTER, runtime: str = RUNTIME,
              json_out: bool = typer.Option(False, "--json", help="print metrics.json to stdout")):
     """Zero-shot top-1/top-5 per attribute and shoe name. Runs the `evaluate` flow (table -> embed -> report)."""
     from flows.evaluate import evaluate_flow
     if task not in ("zeroshot", "change"):
         fail(f"unknown --task '{task}' (known: zeroshot, change)")
+    if method != "zeroshot" or shots or model == "efficientnet-lite0":  # method comparison (cli/learn.py)
+        from .learn import evaluate_methods
+        return evaluate_methods(dataset, model, data_dir, catalog, batch_size, method, shots, json_out, task)
     options = {"cluster": cluster, "runtime": _runtime(runtime)}
     if task == "change":
         from flows.change_benchmark import evaluate_change_flow as evaluate_flow

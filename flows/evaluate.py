@@ -4,8 +4,10 @@ from __future__ import annotations
 from prefect import flow
 
 from shoefind.checks import dataset_problem, model_problem
+from shoefind.compare import methods_problem
 from shoefind.config import data_dir as resolve_data_dir
 from tasks.evaluate import evaluate_zero_shot_task
+from tasks.learn import compare_methods_task
 
 from .build_table import dataset_path
 from .embed import embed_flow
@@ -14,15 +16,18 @@ from .guard import stop
 
 @flow(name="evaluate")
 def evaluate_flow(dataset: str | None = None, data_dir: str | None = None, model: str | None = None,
-                  catalog: str | None = None, batch_size: int = 32, cluster: str | None = None,
+                  catalog: str | None = None, batch_size: int = 32,
+                  method: str = "zeroshot", shots: str | None = None, seed: int = 0, cluster: str | None = None,
                   runtime: str | None = None) -> str:
     """cluster: None (this process), local:N or a Dask scheduler address (embedding runs there)."""
     data_dir = str(resolve_data_dir(data_dir))
     dataset = dataset_path(dataset, data_dir)
-    if problem := dataset_problem(dataset) or model_problem(model):
+    if problem := dataset_problem(dataset) or model_problem(model) or methods_problem(model, method):
         return stop(problem)
     embedded = embed_flow(dataset, data_dir, model=model, catalog=catalog, batch_size=batch_size,
                           cluster=cluster, runtime=runtime)
+    if method != "zeroshot" or shots:  # methods compared on one k-shot split (issue 6)
+        return compare_methods_task(embedded["table"], data_dir, model=model, method=method, shots=shots, seed=seed)
     return evaluate_zero_shot_task(embedded["table"], data_dir, model=model, runtime=runtime)
 
 

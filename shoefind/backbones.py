@@ -78,6 +78,7 @@ class BackboneEncoder:
     is_random: bool = False
 
     has_text = False
+    runtime = "torch"   # always run by torch (the ONNX export covers CLIP only)
 
     @property
     def input_resolution(self) -> int:

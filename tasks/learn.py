@@ -1,0 +1,47 @@
+"""Tasks: compare zero-shot / few-shot / CoOp on a held-out split, and save the learned classifiers."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from shoefind.compare import compare_methods, default_methods
+from shoefind.compare_report import comparison_markdown, write_comparison
+from shoefind.learned import save_learned
+from shoefind.model import load_model
+from shoefind.report import new_run_dir
+from shoefind.splits import parse_shots
+from shoefind.table import load_table
+
+from .embed import embedding_cache
+
+
+@task(name="compare-methods", cache_policy=NO_CACHE)
+def compare_methods_task(table_dir: str, data_dir: str, model: str | None = None, method: str | None = None,
+                         shots: str | None = None, seed: int = 0, coop_options: dict | None = None,
+                         save: bool = False) -> str:
+    """Fit and score the methods at each k on one split; write the run folder (and, if save, the
+    learned classifiers for inference); returns the run folder."""
+    log = get_run_logger()
+    encoder = load_model(model)
+    table = load_table(table_dir)
+    methods = [m for m in (method or default_methods(encoder)).replace(" ", "").split(",") if m]
+    comparison = compare_methods(encoder, table, embedding_cache(data_dir, encoder), methods, parse_shots(shots),
+                                 seed=seed, coop_options=coop_options, log=log.info)
+    run_dir = new_run_dir(Path(data_dir), "learn" if save else "compare", table.root.name)
+    write_comparison(run_dir, comparison, str(table.root), methods)
+    if save:
+        learned = save_learned(data_dir, comparison, encoder, str(table.root))
+        log.info("learned classifiers in %s (best for name: %s)", learned, comparison.best("name"))
+    rows = [{k: (None if isinstance(v, float) and math.isnan(v) else round(v, 4) if isinstance(v, float) else v)
+             for k, v in r.items()} for r in comparison.metrics.to_dict("records")]
+    create_table_artifact(rows, key="method-comparison",
+                          description=f"top-1/top-5 per method and k on {table.root.name} ({comparison.model_id})")
+    create_markdown_artifact(comparison_markdown(comparison.metrics, f"Method comparison: {table.root.name}",
+                                                 [f"model: {comparison.model_id}", f"reports: {run_dir}"]),
+                             key="method-comparison-report")
+    log.info("reports in %s", run_dir)
+    return str(run_dir)
