@@ -39,7 +39,8 @@ def scan_inbox(folder: str | os.PathLike) -> tuple[list[InboxFile], list[str]]:
         if any(part.startswith(".") for part in rel.parts[:-1]) or not p.is_file():
             continue
         if not is_image_name(p):
-            skipped.append(str(rel))
+            if not p.name.startswith("."):  # hidden: the crawler's .part files, .DS_Store
+                skipped.append(str(rel))
             continue
         files.append(InboxFile(p, str(rel), rel.parts[0] if len(rel.parts) > 1 else ""))
     return files, skipped
