@@ -130,8 +130,9 @@ def describe_identification(catalog: Catalog, classifier: Classifier, result: Id
                             "alternatives": [{"value": classes[j], "confidence": round(float(p[i][j]), 4)}
                                              for j in order[1:]]}
     sims = catalog.embeddings @ query
-    nearest = [] if neighbours <= 0 else [{"path": catalog.photos["path"].iat[j], "shoe": catalog.shoes["shoe"].iat[catalog.photo_shoe[j]],
-                "similarity": round(float(sims[j]), 4)}
+    nearest = [] if neighbours <= 0 else [
+        catalog.shoe_record(catalog.photo_shoe[j]) | {"path": catalog.photos["path"].iat[j],
+                                                      "similarity": round(float(sims[j]), 4)}
                for j in top_k(sims[None], min(neighbours, len(sims)))[0]]
     return {"shoe": shoes[0] if shoes else None, "top_shoes": shoes, "attributes": attributes,
             "nearest_photos": nearest}

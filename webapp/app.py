@@ -167,8 +167,7 @@ def page() -> None:
         show_grid(keep_filtered(c["results"], options["filters"])[:options["count"]], "change")
     else:
         st.markdown("**Nearest catalog photos**")
-        show_grid([{"shoe": p["shoe"], "photo": p["path"], "score": p["similarity"]} for p in answer["nearest_photos"]],
-                  "nearest")
+        show_grid([p | {"photo": p["path"], "score": p["similarity"]} for p in answer["nearest_photos"]], "nearest")
 
 
 try:
