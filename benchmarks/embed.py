@@ -1,7 +1,10 @@
 """Embedding speed: full ViT-B/32 architecture (random weights) on ../shared/data/nike-silhouettes.
 
-Prints images/s at batch 1 and batch 32, and the time of the cache-hit rerun.
-    .venv/bin/python benchmarks/embed.py [--limit N] [--threads T]
+Compares, in one run: torch fp32 at batch 1 and 32, each ONNX Runtime path (onnx, onnx-int8)
+and the Dask local cluster (through Prefect); prints images/s, the ratio to torch fp32
+batch 32, fidelity (min cosine to torch fp32 over every image), how long the model waited
+for decoded images, and the time of the cache-hit rerun.
+    .venv/bin/python benchmarks/embed.py [--limit N] [--threads T] [--workers 2] [--no-dask]
 """
 from __future__ import annotations
 
@@ -11,6 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -19,12 +25,47 @@ from shoefind.embed import embed_images  # noqa: E402
 from shoefind.images import sha256_file  # noqa: E402
 from shoefind.model import load_model, make_full_random  # noqa: E402
 
+FAST_RUNTIMES = ("onnx", "onnx-int8")
+
+
+def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))).min())
+
+
+def run_dask(ckpt: Path, items, data_dir: Path, workers: int, runtime: str) -> tuple[float, np.ndarray, dict]:
+    """Wall time of the batches mapped over a fresh `local:N` cluster (start-up included)."""
+    from prefect import flow
+
+    from flows.cluster import on_cluster, worker_threads
+    from flows.embed_batches import task_size
+    from tasks.batches import map_batches, split
+    from tasks.embed_batch import embed_batch
+
+    cluster = f"local:{workers}"
+
+    @flow(name="benchmark-embed-dask")
+    def embed_on_dask() -> list:
+        batches = split(items, task_size(len(items), 32))
+        return map_batches(embed_batch, batches, data_dir=str(data_dir), model=str(ckpt), runtime=runtime,
+                           batch_size=32, threads=worker_threads(cluster, None))
+
+    start = time.perf_counter()
+    reports = on_cluster(embed_on_dask, cluster)()
+    wall = time.perf_counter() - start
+    enc = load_model(str(ckpt), runtime=runtime)
+    cache = EmbeddingCache(data_dir / "embeddings", enc.cache_key)
+    info = {"workers": len({r["worker"] for r in reports}), "encoded": sum(r["encoded"] for r in reports)}
+    return wall, cache.matrix([s for _, s in items]), info
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", default=str(REPO.parent / "shared" / "data" / "nike-silhouettes"))
     ap.add_argument("--limit", type=int, default=0, help="use only the first N images")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--workers", type=int, default=2, help="Dask local workers")
+    ap.add_argument("--dask-runtime", default="onnx-int8", help="runtime on the Dask workers")
+    ap.add_argument("--no-dask", action="store_true")
     args = ap.parse_args()
     files = sorted(p for p in Path(args.dataset).rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     if args.limit:
@@ -32,28 +73,53 @@ def main() -> None:
     if not files:
         sys.exit(f"no images under {args.dataset}")
     items = [(str(p), sha256_file(p)) for p in files]
+    shas = [s for _, s in items]
+    rows = []  # (name, images, seconds, min cosine or None, report or None)
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = make_full_random(Path(tmp) / "vit-b-32-random.pt")
-        enc = load_model(str(ckpt), threads=args.threads)
-        rows = []
+        enc = load_model(str(ckpt), threads=args.threads, runtime="torch")
+        warm_up = torch.stack([enc.load_image(p) for p, _ in items[:2]])
+        enc.encode_tensors(warm_up)
         for bs in (1, 32):
             n = min(len(items), 64) if bs == 1 else len(items)  # batch 1 is slow: a sample is enough
             cache = EmbeddingCache(Path(tmp) / f"emb-{bs}", enc.cache_key)
             t = time.perf_counter()
             report = embed_images(enc, cache, items[:n], batch_size=bs)
             dt = time.perf_counter() - t
-            rows.append((f"torch fp32 batch {bs}", report.encoded, dt))
+            rows.append((f"torch fp32 batch {bs}", report.encoded, dt, None, report))
             if bs == 32:
+                reference = cache.matrix(shas)
                 t = time.perf_counter()
                 again = embed_images(enc, EmbeddingCache(Path(tmp) / f"emb-{bs}", enc.cache_key), items, batch_size=bs)
                 rerun = time.perf_counter() - t
                 assert again.encoded == 0
                 first = dt
+        for runtime in FAST_RUNTIMES:
+            t = time.perf_counter()
+            fast = load_model(str(ckpt), threads=args.threads, runtime=runtime)
+            export_s = time.perf_counter() - t  # first load exports (and quantises) the towers
+            fast.encode_tensors(warm_up)  # ORT plans memory on its first run: time the steady state
+            cache = EmbeddingCache(Path(tmp) / f"emb-{runtime}", fast.cache_key)
+            t = time.perf_counter()
+            report = embed_images(fast, cache, items, batch_size=32)
+            dt = time.perf_counter() - t
+            rows.append((f"{runtime} batch 32", report.encoded, dt, min_cosine(reference, cache.matrix(shas)), report))
+            print(f"({runtime}: export + load {export_s:.1f}s, once per weights)", flush=True)
+        if not args.no_dask:
+            wall, vectors, info = run_dask(ckpt, items, Path(tmp) / "dask", args.workers, args.dask_runtime)
+            rows.append((f"dask local:{args.workers} {args.dask_runtime}", info["encoded"], wall,
+                         min_cosine(reference, vectors), None))
+    base = len(items) / first
     print(f"{len(items)} images from {args.dataset} (ViT-B/32, random weights)")
-    print(f"{'path':<24}{'images':>8}{'seconds':>10}{'images/s':>10}")
-    for name, n, dt in rows:
-        print(f"{name:<24}{n:>8}{dt:>10.2f}{n / dt:>10.1f}")
-    print(f"{'cache-hit rerun':<24}{len(items):>8}{rerun:>10.3f}   ({rerun / first:.2%} of the first run)")
+    print(f"{'path':<28}{'images':>7}{'seconds':>9}{'images/s':>10}{'x torch':>9}{'min cos':>9}"
+          f"{'fill s':>8}{'wait s':>8}")
+    for name, n, dt, cos, rep in rows:
+        cos_s = f"{cos:.5f}" if cos is not None else "ref" if name == "torch fp32 batch 32" else ""
+        waits = f"{rep.fill_s:>8.2f}{rep.decode_wait_s:>8.2f}" if rep else f"{'':>16}"
+        print(f"{name:<28}{n:>7}{dt:>9.2f}{n / dt:>10.1f}{n / dt / base:>9.2f}{cos_s:>9}{waits}")
+    print(f"{'cache-hit rerun':<28}{len(items):>7}{rerun:>9.3f}   ({rerun / first:.2%} of the first run)")
+    print("fill s: waiting for the first decoded batch; wait s: the model waiting for decoding after that."
+          " Dask time includes starting the cluster and loading the model on each worker.")
 
 
 if __name__ == "__main__":
