@@ -32,6 +32,8 @@ class Catalog:
     embeddings: np.ndarray         # (photos, dim), L2-normalised
     skipped: list[str] = field(default_factory=list)    # photos that could not be embedded
     model_id: str = ""
+    table: FeatureTable | None = None          # what learned classifiers are rebuilt from
+    data_dir: Path | None = None               # where `shoefind learn` saved them
     classifiers: dict = field(default_factory=dict, repr=False)   # built once per catalog (identify.py)
 
     def __post_init__(self):
@@ -71,7 +73,8 @@ class Catalog:
         return best, best_photo
 
 
-def catalog_from_table(table: FeatureTable, cache: EmbeddingCache, model_id: str = "") -> Catalog:
+def catalog_from_table(table: FeatureTable, cache: EmbeddingCache, model_id: str = "",
+                       data_dir: str | os.PathLike | None = None) -> Catalog:
     """A catalog of the table's photos that have a cached embedding."""
     shoes = table.shoes.reset_index(drop=True)
     index = {s: i for i, s in enumerate(shoes["shoe"])}
@@ -88,7 +91,8 @@ def catalog_from_table(table: FeatureTable, cache: EmbeddingCache, model_id: str
             f"{len(table.images)} readable photos): add labeled photo folders "
             "(Brand_Top_Color_Sole_Name/photo.jpg) or pass --dataset DIR")
     emb = cache.matrix(photos["sha256"].tolist())
-    return Catalog(table.root, shoes, photos, emb, skipped, model_id)
+    return Catalog(table.root, shoes, photos, emb, skipped, model_id, table,
+                   Path(data_dir) if data_dir is not None else None)
 
 
 def _current_table(dataset: Path, data_dir: Path) -> FeatureTable:
@@ -126,7 +130,7 @@ def open_catalog(encoder, dataset: str | os.PathLike, data_dir: str | os.PathLik
     cache = EmbeddingCache(data_dir / "embeddings", encoder.cache_key)
     items = [(str(table.root / p), s) for p, s in zip(table.images["path"], table.images["sha256"])]
     embed_images(encoder, cache, items, batch_size=encoder.batch_size, progress=progress)
-    catalog = catalog_from_table(table, cache, encoder.model_id)
+    catalog = catalog_from_table(table, cache, encoder.model_id, data_dir)
     _OPEN[key] = (stamp, catalog)
     return catalog
 

@@ -18,7 +18,8 @@ from .zeroshot import Identification, ZeroShotModel, softmax, top_k
 
 
 class Classifier(Protocol):
-    """What identification needs: attribute classes and `identify(embeddings) -> Identification`."""
+    """What identification needs: attribute classes (a dict, or a method taking the attribute)
+    and `identify(embeddings) -> Identification`."""
     classes: dict[str, list[str]]
 
     def identify(self, image_embeddings: np.ndarray) -> Identification: ...
@@ -32,9 +33,26 @@ class ClassifierMethod:
     rank: int                                           # "auto" prefers the highest rank
 
 
+def _best_learned(encoder, catalog: Catalog):
+    """The best classifier `shoefind learn` saved for this model and catalog (None if none; issue 6)."""
+    key = ("learned-best", encoder.cache_key)
+    if key not in catalog.classifiers:
+        found = None
+        if catalog.table is not None and catalog.data_dir is not None:
+            from .learned import best_method
+            try:
+                found = best_method(catalog.data_dir, encoder, catalog.table)
+            except ValueError:      # learned with another model: zero-shot answers instead
+                found = None
+        catalog.classifiers[key] = found
+    return catalog.classifiers[key]
+
+
 CLASSIFIERS: dict[str, ClassifierMethod] = {
     "zeroshot": ClassifierMethod("zeroshot", lambda enc, cat: ZeroShotModel.build(enc, cat.shoes, cat.attributes),
                                  lambda enc, cat: True, rank=0),
+    "learned": ClassifierMethod("learned", _best_learned, lambda enc, cat: _best_learned(enc, cat) is not None,
+                                rank=10),
 }
 
 
@@ -47,6 +65,9 @@ def choose_method(method: str, encoder, catalog: Catalog) -> str:
     if method != "auto":
         if method not in CLASSIFIERS:
             raise ValueError(f"unknown identification method '{method}' (known: auto, {', '.join(CLASSIFIERS)})")
+        if not CLASSIFIERS[method].available(encoder, catalog):
+            raise ValueError(f"identification method '{method}' is not available for this model and catalog "
+                             "(learned methods: run `shoefind learn` first)")
         return method
     usable = [m for m in CLASSIFIERS.values() if m.available(encoder, catalog)]
     return max(usable, key=lambda m: m.rank).name
@@ -58,7 +79,10 @@ def classifier_for(encoder, catalog: Catalog, method: str = "auto") -> tuple[str
     key = (name, encoder.cache_key)
     if key not in catalog.classifiers:
         catalog.classifiers[key] = CLASSIFIERS[name].build(encoder, catalog)
-    return name, catalog.classifiers[key]
+    classifier = catalog.classifiers[key]
+    if getattr(classifier, "method", None):      # a learned classifier says which one it is
+        name = f"{name}: {classifier.method}"
+    return name, classifier
 
 
 @dataclass
@@ -119,13 +143,15 @@ def describe_identification(catalog: Catalog, classifier: Classifier, result: Id
                             query: np.ndarray, k: int = 5, neighbours: int = 5, logit_scale: float = 100.0) -> dict:
     """Photo i's answer as plain data: top-k shoes, attribute confidences, nearest catalog photos."""
     scores = result.combined_scores[i]
-    probs = softmax(logit_scale * scores[None])[0]
+    # zero-shot gives cosines; learned classifiers may give probabilities already
+    is_probability = bool((scores >= 0).all() and abs(float(scores.sum()) - 1) < 1e-3)
+    probs = scores if is_probability else softmax(logit_scale * scores[None])[0]
     shoes = [catalog.shoe_record(j) | {"score": round(float(scores[j]), 4), "probability": round(float(probs[j]), 4)}
              for j in top_k(scores[None], k)[0]]
     attributes = {}
     for attr, p in result.attribute_probs.items():
         order = np.argsort(-p[i])[:3]
-        classes = classifier.classes[attr]
+        classes = classifier.classes(attr) if callable(classifier.classes) else classifier.classes[attr]
         attributes[attr] = {"value": classes[order[0]], "confidence": round(float(p[i][order[0]]), 4),
                             "alternatives": [{"value": classes[j], "confidence": round(float(p[i][j]), 4)}
                                              for j in order[1:]]}

@@ -155,15 +155,17 @@ def test_a_learned_classifier_plugs_in_and_auto_prefers_it(setup):
     register_classifier("always-unavailable", build=None, available=lambda enc, cat: False, rank=99)
     try:
         assert choose_method("auto", encoder, catalog) == "zeroshot"
-        register_classifier("learned", build=CLASSIFIERS["zeroshot"].build, rank=50)
-        assert choose_method("auto", encoder, catalog) == "learned"
+        register_classifier("test-learned", build=CLASSIFIERS["zeroshot"].build, rank=50)
+        assert choose_method("auto", encoder, catalog) == "test-learned"
         answer = answer_photos(encoder, catalog, [catalog.photos["path"].iat[0]])["answers"][0]
-        assert answer["method"] == "learned"
+        assert answer["method"] == "test-learned"
     finally:
         CLASSIFIERS.pop("always-unavailable", None)
-        CLASSIFIERS.pop("learned", None)
+        CLASSIFIERS.pop("test-learned", None)
     with pytest.raises(ValueError, match="unknown identification method"):
         choose_method("nope", encoder, catalog)
+    with pytest.raises(ValueError, match="run `shoefind learn` first"):
+        choose_method("learned", encoder, catalog)
 
 
 def test_query_embeddings_of_catalog_photos_come_from_the_cache(setup, ds):
