@@ -27,6 +27,17 @@ def _runtime(runtime: str | None) -> str | None:
     return runtime
 
 
+def _cluster(cluster: str | None) -> str | None:
+    """Refuse a malformed --cluster before any flow starts."""
+    from flows.cluster import check_cluster
+    if cluster:
+        try:
+            check_cluster(cluster)
+        except ValueError as exc:
+            fail(str(exc))
+    return cluster
+
+
 def _dataset(dataset: Path | None, data_dir: Path | None) -> tuple[Path, Path]:
     from shoefind.config import data_dir as _data_dir
     d = _data_dir(data_dir)
@@ -68,7 +79,8 @@ def embed(dataset: Path = DATASET, model: str = MODEL, data_dir: Path = DATA_DIR
     root, d = _dataset(dataset, data_dir)
     with clear_errors():
         result = embed_flow(str(root), str(d), model=model, catalog=str(catalog) if catalog else None,
-                            batch_size=batch_size, threads=threads, cluster=cluster, runtime=_runtime(runtime))
+                            batch_size=batch_size, threads=threads, cluster=_cluster(cluster),
+                            runtime=_runtime(runtime))
     if json_out:
         print_json(result)
     else:
@@ -92,7 +104,7 @@ def evaluate(dataset: Path = DATASET, model: str = MODEL, data_dir: Path = DATA_
     if method != "zeroshot" or shots or model == "efficientnet-lite0":  # method comparison (cli/learn.py)
         from .learn import evaluate_methods
         return evaluate_methods(dataset, model, data_dir, catalog, batch_size, method, shots, json_out, task)
-    options = {"cluster": cluster, "runtime": _runtime(runtime)}
+    options = {"cluster": _cluster(cluster), "runtime": _runtime(runtime)}
     if task == "change":
         from flows.change_benchmark import evaluate_change_flow as evaluate_flow
         if any(options.values()):

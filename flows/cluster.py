@@ -30,13 +30,18 @@ def local_workers(cluster: str) -> int | None:
     return int(n)
 
 
+def check_cluster(cluster: str) -> str:
+    """cluster itself, or ValueError saying what a cluster looks like."""
+    if local_workers(cluster) is None and ":" not in cluster:
+        raise ValueError(f"cluster '{cluster}': expected local:N or a scheduler address like tcp://host:8786")
+    return cluster
+
+
 def dask_task_runner(cluster: str):
     """A prefect-dask task runner for `cluster` (see the module doc)."""
     from prefect_dask import DaskTaskRunner
-    n = local_workers(cluster)
+    n = local_workers(check_cluster(cluster))
     if n is None:
-        if "://" not in cluster and ":" not in cluster:
-            raise ValueError(f"cluster '{cluster}': expected local:N or a scheduler address like tcp://host:8786")
         return DaskTaskRunner(address=cluster)
     # processes, not threads: the model and torch/ORT thread pools stay per worker, and the
     # GIL is not shared. Loopback only; the scheduler's HTTP port is picked free (its default, 8787,

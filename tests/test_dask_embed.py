@@ -79,10 +79,16 @@ def test_embed_on_a_running_cluster_loads_the_model_once_per_worker(dask_cluster
 
 
 def test_evaluate_on_local_dask_cluster_equals_single_process(tiny_model, prefect_harness, tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.main import app
     from flows.evaluate import evaluate_flow
     dataset = make_labeled_dataset(tmp_path / "images", n_per_shoe=4)
     single = evaluate_flow(str(dataset), str(tmp_path / "single"), model=tiny_model, batch_size=2)
-    on_dask = evaluate_flow(str(dataset), str(tmp_path / "dask"), model=tiny_model, batch_size=2, cluster="local:2")
+    res = CliRunner().invoke(app, ["evaluate", str(dataset), "--model", tiny_model, "--data-dir", str(tmp_path / "dask"),
+                                   "--batch-size", "2", "--cluster", "local:2", "--json"])
+    assert res.exit_code == 0, res.output
+    [on_dask] = (tmp_path / "dask" / "runs").glob("*-evaluate-images")
     metrics = [json.loads((tmp_path / d / "metrics.json").read_text())["metrics"] for d in (single, on_dask)]
     assert [m["task"] for m in metrics[0]] == [m["task"] for m in metrics[1]]
     for a, b in zip(*metrics):
@@ -102,3 +108,14 @@ def test_split_and_cluster_names():
         local_workers("local:0")
     assert worker_threads("tcp://s:8786", None) is None and worker_threads("local:2", 4) == 4
     assert task_size(24, 2) == 3 and task_size(100_000, 32) == 256 and task_size(5, 32) == 32
+
+
+def test_cli_refuses_unknown_runtime_and_cluster(prefect_harness, tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    dataset = make_labeled_dataset(tmp_path / "images", n_per_shoe=1)
+    res = CliRunner().invoke(app, ["embed", str(dataset), "--runtime", "tensorrt"])
+    assert res.exit_code == 2 and "torch, onnx, onnx-int8" in res.output
+    res = CliRunner().invoke(app, ["embed", str(dataset), "--data-dir", str(tmp_path / "d"), "--cluster", "local:0"])
+    assert res.exit_code == 2 and "local:N" in res.output
