@@ -119,3 +119,21 @@ def test_cli_refuses_unknown_runtime_and_cluster(prefect_harness, tmp_path):
     assert res.exit_code == 2 and "torch, onnx, onnx-int8" in res.output
     res = CliRunner().invoke(app, ["embed", str(dataset), "--data-dir", str(tmp_path / "d"), "--cluster", "local:0"])
     assert res.exit_code == 2 and "local:N" in res.output
+
+
+def test_map_batches_runs_any_batch_task_in_order(prefect_harness):
+    from prefect import flow, task
+
+    from flows.cluster import on_cluster
+    from tasks.batches import map_batches
+
+    @task
+    def total(batch: list[int], offset: int) -> int:
+        return sum(batch) + offset
+
+    @flow
+    def totals(items: list[int]) -> list:
+        return map_batches(total, split(items, 3), offset=100)
+
+    assert on_cluster(totals, None)(list(range(10))) == [103, 112, 121, 109]
+    assert on_cluster(totals, None)([]) == []
