@@ -62,7 +62,7 @@ def learn(dataset: Path = DATASET, model: str = MODEL, data_dir: Path = DATA_DIR
           n_ctx: int = typer.Option(4, "--n-ctx", help="CoOp context tokens"),
           class_specific: bool = typer.Option(False, "--class-specific/--shared",
                                               help="CoOp context per class, or shared by all classes"),
-          max_epochs: int = typer.Option(150, help="CoOp epochs at most (early stop on a validation fold)"),
+          max_epochs: int = typer.Option(50, help="CoOp epochs at most (early stop on a validation fold)"),
           json_out: bool = typer.Option(False, "--json", help="print metrics.json to stdout")):
     """Learn few-shot and CoOp classifiers from the labeled photos, compare them with zero-shot on a held-out
     split, and save them for inference (the best one is used). Runs the `learn` flow."""

@@ -16,7 +16,7 @@ from .guard import stop
 @flow(name="learn")
 def learn_flow(dataset: str | None = None, data_dir: str | None = None, model: str | None = None,
                catalog: str | None = None, method: str | None = None, shots: str = "16", seed: int = 0,
-               n_ctx: int = 4, class_specific: bool = False, max_epochs: int = 150, batch_size: int = 32) -> str:
+               n_ctx: int = 4, class_specific: bool = False, max_epochs: int = 50, batch_size: int = 32) -> str:
     """method: comma list of zeroshot, fewshot, coop (default: all the model can run);
     shots: '16' (k = 1, 2, 4, 8, 16) or a list '1,4,16'."""
     data_dir = str(resolve_data_dir(data_dir))

@@ -166,10 +166,14 @@ def _validation_fold(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
 
 
 def train_coop(encoder, spec, train_x: np.ndarray, train_y: np.ndarray, n_ctx: int = 4,
-               class_specific: bool = False, max_epochs: int = 150, lr: float = 2e-3, eval_every: int = 5,
-               patience: int = 4, val_fraction: float = 0.25, seed: int = 0, progress: bool = True,
+               class_specific: bool = False, max_epochs: int = 50, lr: float = 5e-3, eval_every: int = 5,
+               patience: int = 3, val_fraction: float = 0.25, seed: int = 0, progress: bool = True,
                threads: int | None = None) -> CoopClassifier:
     """Learn the context for the classes of `spec` that have training photos (full-batch Adam).
+
+    One epoch is one pass of every class prompt through the text tower (the image side is
+    cached), so the cost is epochs x classes; starting from "a photo of a" (zero-shot
+    quality), a few dozen epochs at lr 5e-3 suffice.
 
     Early stopping: every `eval_every` epochs the validation fold (held out of the training
     photos) is scored; training stops after `patience` checks without a better validation
