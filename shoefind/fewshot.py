@@ -109,7 +109,7 @@ class TipAdapter:
         for beta in BETAS:
             cache = self._cache(q, beta, leave_out_self=True)
             for alpha in alphas:
-                logits = self._blend(zs, cache, alpha)
+                logits = self._blend(zs, cache, alpha, leave_out_self=True)
                 probs = softmax(logits[keep])
                 acc = float((probs.argmax(axis=1) == train_y[keep]).mean())
                 nll = float(-np.log(probs[np.arange(keep.sum()), train_y[keep]] + 1e-9).mean())
@@ -124,10 +124,11 @@ class TipAdapter:
         x = np.asarray(x, dtype=np.float32)
         return self._blend(self._zero_shot(x), self._cache(self.space(x), self.beta), self.alpha)
 
-    def _blend(self, zs, cache: np.ndarray, alpha: float) -> np.ndarray:
+    def _blend(self, zs, cache: np.ndarray, alpha: float, leave_out_self: bool = False) -> np.ndarray:
         if self.text is None:
             # no prompts: the mean affinity per class, so classes with more photos are not favoured
-            return self.logit_scale * cache / np.maximum(self.values.sum(axis=0), 1.0)
+            counts = self.values.sum(axis=0)[None, :] - (self.values if leave_out_self else 0.0)
+            return self.logit_scale * cache / np.maximum(counts, 1.0)
         return zs + alpha * cache
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
