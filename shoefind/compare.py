@@ -108,6 +108,11 @@ def fit_classifier(method: str, spec: TaskSpec, train_x: np.ndarray, train_y: np
     if method == "zeroshot":
         return ZeroShotClassifier(spec.classes, spec.text, encoder.logit_scale)
     text = spec.text
+    if len(train_y) == 0:
+        # no labeled training photo for this task (e.g. a missing attribute): prompts alone
+        if text is None:
+            raise ValueError(f"no training photo has a {spec.task} label, and {encoder.model_id} has no text side")
+        return ZeroShotClassifier(spec.classes, text, encoder.logit_scale)
     scale = encoder.logit_scale if encoder.has_text else 100.0
     if method == "prototype":
         return PrototypeClassifier.fit(train_x, train_y, spec.classes, text, scale)
@@ -165,7 +170,7 @@ def compare_methods(encoder, table: FeatureTable, cache: EmbeddingCache, methods
                              "top1": top1, "top5": top5})
                 if k == (max(usable) if method != "zeroshot" else 0):
                     fitted.setdefault(method, {})[spec.task] = clf
-                    if k:
+                    if k and tr_keep.any():
                         support[spec.task] = (train_x[tr_keep], [spec.classes[i] for i in tr_y[tr_keep]])
                     info = getattr(clf, "selection", None) or getattr(clf, "training", None)
                     if info:

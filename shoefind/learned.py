@@ -50,6 +50,8 @@ def save_learned(data_dir: str | os.PathLike, comparison: Comparison, encoder, d
             if task in comparison.fitted.get(method, {}):
                 files.setdefault(method, {})[task] = f"fewshot-{task}.npz"
     for task, clf in comparison.fitted.get("coop", {}).items():
+        if not hasattr(clf, "save"):
+            continue   # a task without training photos kept its zero-shot prompts
         clf.save(out / f"coop-{task}.pt")
         files.setdefault("coop", {})[task] = f"coop-{task}.pt"
     metrics = comparison.metrics
