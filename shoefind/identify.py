@@ -14,7 +14,9 @@ import torch
 
 from .catalog import Catalog
 from .images import ImageError, sha256_bytes, sha256_file
-from .zeroshot import Identification, ZeroShotModel, softmax, top_k
+from .prompts import attribute_aware_prompts, attribute_prompts, name_prompts
+from .text_encoder import prime_text_cache
+from .zeroshot import Identification, ZeroShotModel, attribute_classes, softmax, top_k
 
 
 class Classifier(Protocol):
@@ -48,9 +50,19 @@ def _best_learned(encoder, catalog: Catalog):
     return catalog.classifiers[key]
 
 
+def _zero_shot(encoder, catalog: Catalog) -> ZeroShotModel:
+    # a large catalog has thousands of prompts: embed them with the short-context text tower first
+    shoes = catalog.shoes
+    prompts = [p for a in catalog.attributes for ps in attribute_prompts(a, attribute_classes(a, shoes[a])) for p in ps]
+    prompts += [p for ps in name_prompts(shoes["name"].tolist()) for p in ps]
+    if catalog.attributes:
+        prompts += [p for ps in attribute_aware_prompts(shoes.to_dict("records")) for p in ps]
+    prime_text_cache(encoder, prompts)
+    return ZeroShotModel.build(encoder, shoes, catalog.attributes)
+
+
 CLASSIFIERS: dict[str, ClassifierMethod] = {
-    "zeroshot": ClassifierMethod("zeroshot", lambda enc, cat: ZeroShotModel.build(enc, cat.shoes, cat.attributes),
-                                 lambda enc, cat: True, rank=0),
+    "zeroshot": ClassifierMethod("zeroshot", _zero_shot, lambda enc, cat: True, rank=0),
     "learned": ClassifierMethod("learned", _best_learned, lambda enc, cat: _best_learned(enc, cat) is not None,
                                 rank=10),
 }

@@ -10,6 +10,7 @@ from shoefind.inference import answer_photos, expand_photos
 from shoefind.model import load_model
 from shoefind.retrieval import BASELINES, METHODS, fuse, negative_vector, text_query_vector
 from shoefind.search import search_catalog
+from shoefind.text_encoder import encode_texts_fast
 
 from .conftest import make_photo
 from .infer_dataset import catalog_photo, make_catalog_dataset
@@ -114,6 +115,11 @@ def test_constraints_filter_the_catalog(setup, ds, text, check):
     assert QUERY_SHOE not in {r["shoe"] for r in c["results"]}
 
 
+def test_a_change_nothing_satisfies_says_so(setup, ds):
+    c = change(setup, ds, "same colour, not red")      # the query shoe is red
+    assert c["results"] == [] and "no catalog shoe satisfies" in c["notes"][-1]
+
+
 @pytest.mark.parametrize("method", METHODS + BASELINES)
 def test_no_method_returns_the_query_shoe(setup, ds, method):
     c = change(setup, ds, "similar but -red", method)
@@ -187,3 +193,9 @@ def test_empty_or_missing_catalog_is_a_clear_error(tiny_model, tmp_path):
     (broken / "a.jpg").write_bytes(b"")
     with pytest.raises(EmptyCatalog, match="no shoe with a usable photo"):
         open_catalog(encoder, tmp_path / "broken", tmp_path / "data")
+
+
+def test_short_context_text_embeddings_equal_the_full_tower(setup):
+    encoder, _ = setup
+    texts = ["a photo of a red shoe.", "Similar to Air Test Red, I want same brand but blue", "x"]
+    np.testing.assert_allclose(encode_texts_fast(encoder, texts), encoder.encode_texts(texts), atol=1e-5)

@@ -27,14 +27,11 @@ from shoefind.search import search_catalog  # noqa: E402
 GRID_COLUMNS = 4
 
 
-@st.cache_resource(show_spinner="loading the model")
-def warm_encoder(spec: str | None):
-    return load_model(spec)
-
-
-@st.cache_resource(show_spinner="opening the catalog (new photos are embedded once)")
-def warm_catalog(spec: str | None, dataset: str, data_dir: str):
-    return open_catalog(warm_encoder(spec), dataset, data_dir)
+def warm_model_and_catalog(spec: str | None, dataset: str, data_dir: str):
+    """Both are kept per process by shoefind (the catalog is reopened when its folder changes)."""
+    with st.spinner("loading the model and the catalog (new photos are embedded once)"):
+        encoder = load_model(spec)
+        return encoder, open_catalog(encoder, dataset, data_dir)
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
@@ -127,8 +124,7 @@ def page() -> None:
     st.title("shoefind")
     spec, dataset, data = settings()
     try:
-        encoder = warm_encoder(spec)
-        catalog = warm_catalog(spec, dataset, data)
+        encoder, catalog = warm_model_and_catalog(spec, dataset, data)
     except (ModelUnavailable, EmptyCatalog, ValueError, OSError) as exc:
         st.error(str(exc))
         return

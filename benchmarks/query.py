@@ -1,0 +1,146 @@
+"""Query latency in a warm process: identify, change in words, and text search against 5,000 photos.
+
+Query side: the full ViT-B/32 architecture with random weights (`make_full_random`), so the
+image and text encoders cost what the real ones cost. Catalog side: 5,000 synthetic photo
+embeddings of 1,000 shoes with random labels from rules/vocabularies.yaml (their prompt
+embeddings are real encoder outputs). Every query uses a new photo and new words, so no
+text or image result is served from a memo. Prints median and p95 per query kind.
+    .venv/bin/python benchmarks/query.py [--photos 5000] [--shoes 1000] [--queries 30] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from shoefind.catalog import Catalog  # noqa: E402
+from shoefind.identify import classifier_for  # noqa: E402
+from shoefind.inference import answer_photos  # noqa: E402
+from shoefind.model import load_model, make_full_random  # noqa: E402
+from shoefind.search import search_catalog  # noqa: E402
+from shoefind.vocab import vocabularies  # noqa: E402
+
+
+def synthetic_catalog(dim: int, n_photos: int, n_shoes: int, seed: int = 0) -> Catalog:
+    rng = np.random.default_rng(seed)
+    vocab = vocabularies()
+    pick = lambda attr: rng.choice(list(vocab[attr].values), n_shoes)  # noqa: E731
+    shoes = pd.DataFrame({"shoe": [f"Shoe {i:04d}" for i in range(n_shoes)],
+                          "name": [f"Shoe {i:04d}" for i in range(n_shoes)],
+                          "brand": pick("brand"), "hightop": pick("hightop"), "color": pick("color"),
+                          "sole": pick("sole"), "folder": ""})
+    shoe_index = np.arange(n_photos) % n_shoes
+    emb = rng.standard_normal((n_photos, dim)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    photos = pd.DataFrame({"path": [f"synthetic/{i}.jpg" for i in range(n_photos)],
+                           "sha256": [f"{i:064x}" for i in range(n_photos)], "shoe_index": shoe_index})
+    return Catalog(Path("synthetic"), shoes, photos, emb, model_id="synthetic")
+
+
+def query_photos(folder: Path, n: int) -> list[str]:
+    """Distinct 800x600 JPEGs (a coloured blob and noise), like phone photos scaled down."""
+    from PIL import Image, ImageDraw
+    rnd = random.Random(1)
+    out = []
+    for i in range(n):
+        img = Image.new("RGB", (800, 600), (250, 250, 250))
+        d = ImageDraw.Draw(img)
+        d.ellipse([rnd.randint(10, 200), rnd.randint(150, 300), rnd.randint(600, 790), rnd.randint(450, 590)],
+                  fill=tuple(rnd.randrange(256) for _ in range(3)))
+        noise = np.asarray(img, dtype=np.int16) + np.random.default_rng(i).integers(-20, 20, (600, 800, 3))
+        path = folder / f"query-{i}.jpg"
+        Image.fromarray(noise.clip(0, 255).astype(np.uint8)).save(path, quality=90)
+        out.append(str(path))
+    return out
+
+
+def change_texts():
+    colors = [c.lower() for c in vocabularies()["color"].values]
+    brands = list(vocabularies()["brand"].values)
+    forms = ["same brand but {c}", "same colour but {b}", "{c} high top, not {b}", "same shoe but -{c}",
+             "another brand in {c}, suede", "similar but {c2} and {c}", "not {b}, low top, {c}"]
+    for form, c, c2, b in itertools.product(forms, colors, reversed(colors), brands):
+        if c != c2:
+            yield form.format(c=c, c2=c2, b=b)
+
+
+def search_texts():
+    colors = [c.lower() for c in vocabularies()["color"].values]
+    words = ["high-top", "low-top", "retro", "running", "canvas", "leather", "suede", "chunky", "skate"]
+    for c, w, b in itertools.product(colors, words, vocabularies()["brand"].values):
+        yield f"{c} {w} {b} sneakers"
+
+
+def timed(fn, n: int) -> list[float]:
+    out = []
+    for i in range(n):
+        start = time.perf_counter()
+        fn(i)
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--photos", type=int, default=5000)
+    ap.add_argument("--shoes", type=int, default=1000)
+    ap.add_argument("--queries", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runtime", default=None, help="torch | onnx | onnx-int8 (default: load_model's choice)")
+    ap.add_argument("--checkpoint", default=None, help="reuse a full random checkpoint (written if absent)")
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "query.json"))
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="shoefind-query-"))
+    ckpt = Path(args.checkpoint or tmp / "vit-b32-random.pt")
+    if not ckpt.is_file():
+        make_full_random(ckpt)
+    kwargs = {"runtime": args.runtime} if args.runtime else {}
+    start = time.perf_counter()
+    enc = load_model(str(ckpt), threads=args.threads, **kwargs)
+    load_s = time.perf_counter() - start
+    catalog = synthetic_catalog(enc.embed_dim, args.photos, args.shoes)
+    start = time.perf_counter()
+    classifier_for(enc, catalog)          # class prompt embeddings: once per catalog and process
+    build_s = time.perf_counter() - start
+
+    photos = query_photos(tmp, args.queries + 3)
+    changes, searches = change_texts(), search_texts()
+    kinds = {
+        "identify": lambda i: answer_photos(enc, catalog, [photos[i % len(photos)]]),
+        "change (constraints)": lambda i: answer_photos(enc, catalog, [photos[i % len(photos)]], change=next(changes)),
+        "change (fusion)": lambda i: answer_photos(enc, catalog, [photos[i % len(photos)]], change=next(changes),
+                                                   change_method="fusion"),
+        "text search": lambda i: search_catalog(enc, catalog, next(searches), {"hightop": "high"} if i % 2 else None),
+    }
+    for fn in kinds.values():       # warm-up: first calls allocate and compile
+        timed(fn, 3)
+    rows = []
+    for kind, fn in kinds.items():
+        ms = np.array(timed(fn, args.queries))
+        rows.append({"query": kind, "n": len(ms), "median_ms": round(float(np.median(ms)), 1),
+                     "p95_ms": round(float(np.percentile(ms, 95)), 1), "max_ms": round(float(ms.max()), 1)})
+    result = {"model": f"{enc.model_id} (ViT-B/32 architecture, random weights)",
+              "runtime": type(enc).__name__, "threads": args.threads, "catalog_photos": args.photos,
+              "catalog_shoes": args.shoes, "model_load_s": round(load_s, 1),
+              "catalog_prompts_s": round(build_s, 1), "latency": rows}
+    print(pd.DataFrame(rows).to_string(index=False))
+    print(f"model load {load_s:.1f} s, catalog prompt embeddings {build_s:.1f} s (once per process); "
+          f"{type(enc).__name__}, {args.threads} threads")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
