@@ -4,7 +4,9 @@ Compares, in one run: torch fp32 at batch 1 and 32, each ONNX Runtime path (onnx
 and the Dask local cluster (through Prefect); prints images/s, the ratio to torch fp32
 batch 32, fidelity (min cosine to torch fp32 over every image), how long the model waited
 for decoded images, and the time of the cache-hit rerun.
-    .venv/bin/python benchmarks/embed.py [--limit N] [--threads T] [--workers 2] [--no-dask]
+    .venv/bin/python benchmarks/embed.py [--limit N] [--threads T] [--workers 2] [--no-dask] [--model M]
+--model measures real weights instead (a CLIP name or checkpoint): the way to check the int8
+fidelity on the weights you use before relying on `--runtime onnx-int8`.
 """
 from __future__ import annotations
 
@@ -66,6 +68,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="Dask local workers")
     ap.add_argument("--dask-runtime", default="onnx-int8", help="runtime on the Dask workers")
     ap.add_argument("--no-dask", action="store_true")
+    ap.add_argument("--model", default=None, help="CLIP name or checkpoint (default: ViT-B/32 random weights)")
     args = ap.parse_args()
     files = sorted(p for p in Path(args.dataset).rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     if args.limit:
@@ -76,7 +79,7 @@ def main() -> None:
     shas = [s for _, s in items]
     rows = []  # (name, images, seconds, min cosine or None, report or None)
     with tempfile.TemporaryDirectory() as tmp:
-        ckpt = make_full_random(Path(tmp) / "vit-b-32-random.pt")
+        ckpt = args.model or make_full_random(Path(tmp) / "vit-b-32-random.pt")
         enc = load_model(str(ckpt), threads=args.threads, runtime="torch")
         warm_up = torch.stack([enc.load_image(p) for p, _ in items[:2]])
         enc.encode_tensors(warm_up)
@@ -110,7 +113,7 @@ def main() -> None:
             rows.append((f"dask local:{args.workers} {args.dask_runtime}", info["encoded"], wall,
                          min_cosine(reference, vectors), None))
     base = len(items) / first
-    print(f"{len(items)} images from {args.dataset} (ViT-B/32, random weights)")
+    print(f"{len(items)} images from {args.dataset} ({args.model or 'ViT-B/32, random weights'})")
     print(f"{'path':<28}{'images':>7}{'seconds':>9}{'images/s':>10}{'x torch':>9}{'min cos':>9}"
           f"{'fill s':>8}{'wait s':>8}")
     for name, n, dt, cos, rep in rows:
