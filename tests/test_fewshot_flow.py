@@ -1,6 +1,7 @@
 """`shoefind evaluate --method/--shots` and `shoefind learn` through their Prefect flows."""
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -12,6 +13,13 @@ from shoefind.model import load_model
 from shoefind.table import load_table
 
 from tests.conftest import make_labeled_dataset
+
+
+async def _artifacts(key: str):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    async with get_client() as client:
+        return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
 
 
 def test_evaluate_compares_methods_on_one_split(prefect_harness, tiny_model, tmp_path):
@@ -30,6 +38,9 @@ def test_evaluate_compares_methods_on_one_split(prefect_harness, tiny_model, tmp
     for name in ("report.md", "comparison.csv", "split.csv", "split.json", "accuracy_vs_k.png"):
         assert (run_dir / name).is_file(), name
     assert "| coop | 2 |" in (run_dir / "report.md").read_text()
+    table_artifact = asyncio.run(_artifacts("method-comparison"))[0]
+    assert "tip-adapter" in str(table_artifact.data)
+    assert asyncio.run(_artifacts("method-comparison-report"))
 
 
 def test_learn_saves_what_inference_loads(prefect_harness, tiny_model, tmp_path):
