@@ -11,13 +11,11 @@ from typer.testing import CliRunner
 from cli.main import app
 from shoefind import backbones
 from shoefind.backbones import NoTextSide
-from shoefind.cache import EmbeddingCache
 from shoefind.compare import compare_methods
-from shoefind.embed import embed_images
 from shoefind.model import load_model
 from shoefind.table import build_table
 
-from tests.test_fewshot import COLOURS, colour_dataset
+from tests.colour_task import COLOURS, colour_dataset, embedded
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +43,7 @@ def test_loads_from_the_installed_package_without_network(monkeypatch, tmp_path,
 
 def test_fewshot_with_the_backbone_learns_colours(backbone, tmp_path):
     table = build_table(colour_dataset(tmp_path / "photos", per_class=5))
-    cache = EmbeddingCache(tmp_path / "embeddings", backbone.cache_key)
-    embed_images(backbone, cache, [(str(table.root / p), s) for p, s in zip(table.images["path"], table.images["sha256"])])
+    cache = embedded(backbone, table, tmp_path / "embeddings")
     comparison = compare_methods(backbone, table, cache, ["fewshot"], [1, 4])
     m = comparison.metrics.set_index(["method", "shots"])
     assert set(comparison.metrics["method"]) == {"prototype", "tip-adapter"}

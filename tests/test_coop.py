@@ -10,7 +10,7 @@ from shoefind.coop import PromptLearner, load_coop, train_coop
 from shoefind.compare import compare_methods, task_specs
 from shoefind.model import load_model
 
-from tests.test_fewshot import COLOURS, colours  # noqa: F401  (module fixture: the colour task)
+from tests.colour_task import COLOURS, colours  # noqa: F401  (module fixture: the colour task)
 
 
 def test_prompt_learner_initialised_as_text_equals_clip_encode_text(tiny_model):

@@ -8,37 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shoefind.cache import EmbeddingCache
 from shoefind.compare import compare_methods, expand_methods, task_specs
-from shoefind.embed import embed_images
 from shoefind.fewshot import PrototypeClassifier, TipAdapter
 from shoefind.learned import best_method, save_learned
 from shoefind.model import load_model
 from shoefind.splits import Split, make_split, parse_shots, usable_shots
 from shoefind.table import build_table
 
-from tests.conftest import make_photo
-
-COLOURS = {"red": (200, 30, 30), "blue": (30, 40, 200), "green": (30, 160, 40), "yellow": (230, 210, 30)}
-
-
-def colour_dataset(root, per_class: int = 8):
-    """One folder per colour ('classes' layout): the class of a photo is its colour."""
-    for i, (name, rgb) in enumerate(COLOURS.items()):
-        for j in range(per_class):
-            make_photo(root / name / f"{j}.png", color=rgb, seed=100 * i + j, size=(96, 72))
-    return root
-
-
-@pytest.fixture(scope="module")
-def colours(tmp_path_factory, tiny_model):
-    """(encoder, table, cache) for the colour task, embedded with the tiny CLIP."""
-    base = tmp_path_factory.mktemp("colours")
-    table = build_table(colour_dataset(base / "photos"))
-    encoder = load_model(tiny_model)
-    cache = EmbeddingCache(base / "embeddings", encoder.cache_key)
-    embed_images(encoder, cache, [(str(table.root / p), s) for p, s in zip(table.images["path"], table.images["sha256"])])
-    return encoder, table, cache
+from tests.colour_task import COLOURS, colours, embedded  # noqa: F401  (colours: module fixture)
 
 
 def _images(counts: dict[str, int]) -> pd.DataFrame:
@@ -131,8 +108,7 @@ def test_real_catalog_where_most_shoes_have_one_photo(shared_data, tiny_model, t
     learned method must fall back to prompts for them; all five tasks are still scored."""
     table = build_table(shared_data / "findyourshoes-labeled")
     encoder = load_model(tiny_model)
-    cache = EmbeddingCache(tmp_path / "embeddings", encoder.cache_key)
-    embed_images(encoder, cache, [(str(table.root / p), s) for p, s in zip(table.images["path"], table.images["sha256"])])
+    cache = embedded(encoder, table, tmp_path / "embeddings")
     comparison = compare_methods(encoder, table, cache, ["zeroshot", "fewshot", "coop"], [1, 2, 4],
                                  coop_options={"progress": False, "max_epochs": 3})
     m = comparison.metrics
