@@ -167,6 +167,12 @@ def describe_identification(catalog: Catalog, classifier: Classifier, result: Id
         attributes[attr] = {"value": classes[order[0]], "confidence": round(float(p[i][order[0]]), 4),
                             "alternatives": [{"value": classes[j], "confidence": round(float(p[i][j]), 4)}
                                              for j in order[1:]]}
+        # the most likely value some catalog shoe has: what "same brand" can keep
+        present = set(catalog.shoes[attr].astype(str)) if attr in catalog.shoes else set()
+        in_catalog = [j for j in np.argsort(-p[i]) if classes[j] in present]
+        if in_catalog:
+            attributes[attr]["catalog_value"] = classes[in_catalog[0]]
+            attributes[attr]["catalog_confidence"] = round(float(p[i][in_catalog[0]]), 4)
     sims = catalog.embeddings @ query
     nearest = [] if neighbours <= 0 else [
         catalog.shoe_record(catalog.photo_shoe[j]) | {"path": catalog.photos["path"].iat[j],
@@ -179,8 +185,9 @@ def describe_identification(catalog: Catalog, classifier: Classifier, result: Id
 def reference_attributes(answer: dict, catalog: Catalog, catalog_row: int | None,
                          use_catalog_labels: bool = True) -> dict[str, tuple[str, float]]:
     """The query shoe's attribute values with confidence: its catalog labels if the photo is a
-    catalog photo, else what identification found."""
+    catalog photo, else the most likely value that some catalog shoe has."""
     if use_catalog_labels and catalog_row is not None:
         rec = catalog.shoe_record(catalog.photo_shoe[catalog_row])
         return {a: (rec[a], 1.0) for a in catalog.attributes if rec.get(a)}
-    return {a: (v["value"], v["confidence"]) for a, v in answer["attributes"].items()}
+    return {a: (v.get("catalog_value", v["value"]), v.get("catalog_confidence", v["confidence"]))
+            for a, v in answer["attributes"].items()}

@@ -54,7 +54,7 @@ def test_infer_a_folder_with_a_change(tiny_model, ds, data, tmp_path):
     answers = stdout_json(res)["answers"]
     assert len(answers) == 2
     for a in answers:      # photos outside the catalog: "same brand" is the identified brand
-        brand = a["attributes"]["brand"]["value"]
+        brand = a["attributes"]["brand"]["catalog_value"]
         assert all(r["color"] == "Blue" and r["brand"] == brand for r in a["change"]["results"])
         assert a["change"]["excluded"] == a["shoe"]["shoe"]
 
