@@ -31,13 +31,15 @@ def is_image_backbone(spec: str | None) -> bool:
     return spec in IMAGE_BACKBONES
 
 
+def no_text_message(model_id: str, method: str) -> str:
+    return (f"{model_id} is an image-only backbone (no text side): '{method}' needs text prompts. "
+            "Use --method fewshot with it, or pick a CLIP model (e.g. --model ViT-B/32) for zero-shot and CoOp.")
+
+
 def require_text(encoder, method: str) -> None:
     """Raise NoTextSide with what to do instead when `encoder` cannot encode prompts."""
     if not getattr(encoder, "has_text", True):
-        raise NoTextSide(
-            f"{encoder.model_id} is an image-only backbone (no text side): '{method}' needs text prompts. "
-            "Use --method fewshot with it, or pick a CLIP model (e.g. --model ViT-B/32) for zero-shot and CoOp."
-        )
+        raise NoTextSide(no_text_message(encoder.model_id, method))
 
 
 def _weights_path() -> Path:

@@ -20,6 +20,7 @@ from .table import FeatureTable
 from .zeroshot import ZeroShotModel, attribute_classes, top_k
 
 METHOD_CHOICES = ("zeroshot", "fewshot", "coop")
+TEXT_METHODS = ("zeroshot", "coop")
 METRIC_COLUMNS = ["method", "shots", "task", "classes", "train_images", "images", "top1", "top5"]
 
 
@@ -38,7 +39,7 @@ def expand_methods(methods: list[str] | str) -> list[str]:
 def check_methods(encoder, methods: list[str]) -> None:
     """A clear error before any work when a method needs a text side the encoder lacks."""
     for m in methods:
-        if m in ("zeroshot", "coop"):
+        if m in TEXT_METHODS:
             require_text(encoder, m)
 
 
@@ -47,13 +48,18 @@ def default_methods(encoder) -> str:
 
 
 def methods_problem(model: str | None, methods: list[str] | str | None) -> str | None:
-    """None when the model can run these methods, else why not (checked before any work starts)."""
-    from .backbones import NoTextSide
-    from .model import ModelUnavailable, load_model
+    """None when the model can run these methods, else why not (checked before any work, without
+    loading the model: only the image-only backbones lack a text side)."""
+    from .backbones import is_image_backbone, no_text_message
+    from .config import model_spec
     try:
-        check_methods(load_model(model), expand_methods(methods or "fewshot"))
-    except (NoTextSide, ModelUnavailable, ValueError) as exc:
+        expanded = expand_methods(methods or "fewshot")
+    except ValueError as exc:
         return str(exc)
+    spec = model_spec(model)
+    needs_text = [m for m in expanded if m in TEXT_METHODS]
+    if is_image_backbone(spec) and needs_text:
+        return no_text_message(spec, needs_text[0])
     return None
 
 
