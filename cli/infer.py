@@ -89,9 +89,13 @@ def _print_answers(answer: dict) -> None:
                 out.print(f"  [yellow]{note}[/]")
             out.print(f"  (never the photo's own shoe: {c['excluded']})")
             for i, r in enumerate(c["results"], 1):
-                out.print(f"  {i:2d}. {r['shoe']} [{r.get('brand', '')}, {r.get('color', '')}, "
-                          f"{r.get('hightop', '')}] {r['score']:.3f}")
+                out.print(f"  {i:2d}. {r['shoe']} {_labels(r)} {r['score']:.3f}")
         out.print()
+
+
+def _labels(shoe: dict) -> str:
+    labels = [shoe.get(a, "") for a in ("brand", "color", "hightop")]
+    return "[" + ", ".join(v for v in labels if v) + "]" if any(labels) else ""
 
 
 def search(text: str = typer.Argument(..., help='what to look for, e.g. "white high-top converse"'),
@@ -113,8 +117,7 @@ def search(text: str = typer.Argument(..., help='what to look for, e.g. "white h
     for note in found["notes"]:
         err.print(f"[yellow]{note}[/]")
     for i, r in enumerate(found["results"], 1):
-        print(f"{i:2d}. {r['shoe']} [{r.get('brand', '')}, {r.get('color', '')}, {r.get('hightop', '')}] "
-              f"{r['score']:.3f}  {r['photo']}")
+        print(f"{i:2d}. {r['shoe']} {_labels(r)} {r['score']:.3f}  {r['photo']}")
 
 
 def web(port: int = typer.Option(8501, help="port on 127.0.0.1"), dataset: Path = CATALOG, model: str = MODEL,

@@ -116,7 +116,9 @@ def constraint_mask(catalog: Catalog, change: ChangeRequest, reference: dict) ->
             continue
         name = ATTRIBUTE_NAMES[attr]
         if attr not in labeled:
-            notes.append(f"the catalog has no {name} labels: the {name} wish is matched as text only")
+            notes.append(f"the catalog has no {name} labels: " + (
+                f"the wanted {name} is matched as text only" if rule.want else
+                f"'{'same' if rule.keep else 'not' if rule.avoid else 'different'} {name}' cannot be checked"))
             continue
         ref = reference.get(attr, (None, 0.0))[0]
         if (rule.keep or rule.differ) and not rule.want and ref is None:
