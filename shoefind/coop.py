@@ -86,8 +86,10 @@ class PromptLearner(nn.Module):
         return torch.randn(n_ctx, width, generator=gen) * 0.02
 
     def forward(self) -> torch.Tensor:
+        if not self.class_specific:
+            return self._forward_shared_prefix()
         m = self.clip
-        ctx = self.ctx if self.class_specific else self.ctx.unsqueeze(0).expand(self.n_classes, -1, -1)
+        ctx = self.ctx   # (classes, n_ctx, width)
         x = torch.cat([self.prefix, ctx, self.suffix], dim=1)
         x = x + m.positional_embedding[: x.shape[1]].float()
         x = x.permute(1, 0, 2)  # sequence first, as CLIP's transformer expects
@@ -97,6 +99,47 @@ class PromptLearner(nn.Module):
             x = x + block.mlp(block.ln_2(x))
         x = m.ln_final(x.permute(1, 0, 2))
         feats = x[torch.arange(x.shape[0]), self.eot] @ m.text_projection
+        return nn.functional.normalize(feats.float(), dim=-1)
+
+
+    def _forward_shared_prefix(self) -> torch.Tensor:
+        """The same features, computing [SOS] + shared context once instead of once per class.
+
+        Causal attention: those first tokens never see the class tokens, so their hidden states
+        are the same for every class; the class tokens attend to them as keys and values.
+        """
+        m = self.clip
+        n_prefix = 1 + self.n_ctx
+        pos = m.positional_embedding.float()
+        head = torch.cat([self.prefix[:1], self.ctx.unsqueeze(0)], dim=1) + pos[:n_prefix]      # (1, P, W)
+        tail = self.suffix + pos[n_prefix: n_prefix + self.suffix.shape[1]]                     # (C, S, W)
+        n_classes, n_tail, width = tail.shape
+        tail_mask = torch.cat([torch.zeros(n_tail, n_prefix), self.mask[n_prefix:, n_prefix:]], dim=1)
+        for block in m.transformer.resblocks:
+            attn = block.attn
+            heads = attn.num_heads
+
+            def split(t):   # (B, T, W) -> (B, heads, T, W / heads)
+                return t.view(t.shape[0], t.shape[1], heads, width // heads).transpose(1, 2)
+
+            qh, kh, vh = (split(t) for t in nn.functional.linear(block.ln_1(head), attn.in_proj_weight,
+                                                                  attn.in_proj_bias).chunk(3, dim=-1))
+            qt, kt, vt = (split(t) for t in nn.functional.linear(block.ln_1(tail), attn.in_proj_weight,
+                                                                  attn.in_proj_bias).chunk(3, dim=-1))
+            out_head = nn.functional.scaled_dot_product_attention(qh, kh, vh, is_causal=True)
+            keys = torch.cat([kh.expand(n_classes, -1, -1, -1), kt], dim=2)
+            values = torch.cat([vh.expand(n_classes, -1, -1, -1), vt], dim=2)
+            out_tail = nn.functional.scaled_dot_product_attention(qt, keys, values, attn_mask=tail_mask)
+
+            def merge(t):
+                return attn.out_proj(t.transpose(1, 2).reshape(t.shape[0], t.shape[2], width))
+
+            head = head + merge(out_head)
+            tail = tail + merge(out_tail)
+            head = head + block.mlp(block.ln_2(head))
+            tail = tail + block.mlp(block.ln_2(tail))
+        x = m.ln_final(tail)
+        feats = x[torch.arange(n_classes), self.eot - n_prefix] @ m.text_projection
         return nn.functional.normalize(feats.float(), dim=-1)
 
 
