@@ -131,3 +131,21 @@ def test_web_command_refuses_an_unknown_model(tmp_path):
     from cli.main import app
     res = CliRunner().invoke(app, ["web", "--model", str(tmp_path / "nope.pt")])
     assert res.exit_code == 2 and "neither a CLIP model name" in " ".join(res.output.split())
+
+
+def test_pick_a_catalog_photo_change_it_and_filter_the_results(tiny_model, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    ds = make_catalog_dataset(tmp_path / "catalog")
+    monkeypatch.setenv("SHOEFIND_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("SHOEFIND_WEB_DATASET", str(ds))
+    monkeypatch.setenv("SHOEFIND_MODEL", tiny_model)
+    at = AppTest.from_file(str(REPO / "webapp" / "app.py"), default_timeout=60).run()
+    at.selectbox(key="pick").set_value(str(catalog_photo(ds, "Air Test Red"))).run()
+    assert any(h.value.startswith("Identified:") for h in at.subheader)
+    at.text_input(key="change").input("same brand, different colour").run()
+    shown = [m.value for m in at.markdown if " · score " in m.value]
+    assert len(shown) == 2 and all("Nike · Blue" in s for s in shown)     # the Nike shoes that are not red
+    at.multiselect(key="filter-hightop").set_value(["High"]).run()
+    shown = [m.value for m in at.markdown if " · score " in m.value]
+    assert [s.split("**")[1] for s in shown] == ["Air Test Blue"]
+    assert not at.exception and not at.error
