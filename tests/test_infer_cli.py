@@ -1,6 +1,5 @@
 """`shoefind infer | search | evaluate --task change` and the `infer` flow, as a user runs them."""
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
