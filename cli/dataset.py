@@ -98,7 +98,6 @@ def evaluate(dataset: Path = DATASET, model: str = MODEL, data_dir: Path = DATA_
              cluster: str = CLUSTER, runtime: str = RUNTIME,
              json_out: bool = typer.Option(False, "--json", help="print metrics.json to stdout")):
     """Zero-shot top-1/top-5 per attribute and shoe name. Runs the `evaluate` flow (table -> embed -> report)."""
-    from flows.evaluate import evaluate_flow
     if task not in ("zeroshot", "change"):
         fail(f"unknown --task '{task}' (known: zeroshot, change)")
     if method != "zeroshot" or shots or model == "efficientnet-lite0":  # method comparison (cli/learn.py)
@@ -110,6 +109,8 @@ def evaluate(dataset: Path = DATASET, model: str = MODEL, data_dir: Path = DATA_
         if any(options.values()):
             fail("--cluster and --runtime apply to --task zeroshot only (for now)")
         options = {}
+    else:
+        from flows.evaluate import evaluate_flow
     root, d = _dataset(dataset, data_dir)
     with clear_errors():
         run_dir = Path(evaluate_flow(str(root), str(d), model=model, catalog=str(catalog) if catalog else None,

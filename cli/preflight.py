@@ -11,7 +11,6 @@ import typer
 def _clip_weights() -> tuple[bool, str]:
     from shoefind.config import model_spec
     from shoefind.model import ModelUnavailable, _missing_weights_message, resolve_checkpoint
-    import clip
     spec = model_spec()
     try:
         path = resolve_checkpoint(spec)

@@ -14,9 +14,7 @@ import torch
 
 from .catalog import Catalog
 from .images import ImageError, sha256_bytes, sha256_file
-from .prompts import attribute_aware_prompts, attribute_prompts, name_prompts
-from .text_encoder import prime_text_cache
-from .zeroshot import Identification, ZeroShotModel, attribute_classes, softmax, top_k
+from .zeroshot import Identification, ZeroShotModel, softmax, top_k
 
 
 class Classifier(Protocol):
@@ -51,14 +49,7 @@ def _best_learned(encoder, catalog: Catalog):
 
 
 def _zero_shot(encoder, catalog: Catalog) -> ZeroShotModel:
-    # a large catalog has thousands of prompts: embed them with the short-context text tower first
-    shoes = catalog.shoes
-    prompts = [p for a in catalog.attributes for ps in attribute_prompts(a, attribute_classes(a, shoes[a])) for p in ps]
-    prompts += [p for ps in name_prompts(shoes["name"].tolist()) for p in ps]
-    if catalog.attributes:
-        prompts += [p for ps in attribute_aware_prompts(shoes.to_dict("records")) for p in ps]
-    prime_text_cache(encoder, prompts)
-    return ZeroShotModel.build(encoder, shoes, catalog.attributes)
+    return ZeroShotModel.build(encoder, catalog.shoes, catalog.attributes)
 
 
 CLASSIFIERS: dict[str, ClassifierMethod] = {

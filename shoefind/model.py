@@ -179,8 +179,18 @@ class ClipEncoder:
 
     @torch.no_grad()
     def _text_features(self, tokens: torch.Tensor) -> np.ndarray:
-        feats = self.model.encode_text(tokens.to(self.device)).float()
-        return torch.nn.functional.normalize(feats, dim=-1).cpu().numpy()
+        """clip.model.CLIP.encode_text, run only up to the longest prompt's end-of-text token.
+
+        The text transformer is causal and read at end-of-text, so the padding after it (77
+        positions in all, a prompt uses ~10) cannot change the result: same embeddings,
+        several times faster on a CPU. Prompts of similar length are batched together.
+        """
+        out = np.zeros((len(tokens), self.embed_dim), np.float32)
+        order = tokens.argmax(dim=-1).argsort()  # end-of-text has the largest token id
+        for start in range(0, len(tokens), 64):
+            idx = order[start:start + 64]
+            out[idx.numpy()] = _short_text_features(self.model, tokens[idx].to(self.device)).cpu().numpy()
+        return out
 
     def encode_ensemble(self, prompt_lists: Sequence[Sequence[str]]) -> np.ndarray:
         """One embedding per class: the renormalised mean of its normalised prompt embeddings."""
@@ -196,6 +206,22 @@ class ClipEncoder:
     @property
     def logit_scale(self) -> float:
         return float(self.model.logit_scale.exp().item())
+
+
+def _short_text_features(model, tokens: torch.Tensor) -> torch.Tensor:
+    length = int(tokens.argmax(dim=-1).max()) + 1
+    tokens = tokens[:, :length]
+    dtype = model.text_projection.dtype
+    x = model.token_embedding(tokens).type(dtype) + model.positional_embedding[:length].type(dtype)
+    x = x.permute(1, 0, 2)  # (length, batch, width), as CLIP's blocks expect
+    mask = torch.full((length, length), float("-inf"), device=x.device).triu_(1)
+    for block in model.transformer.resblocks:
+        h = block.ln_1(x)
+        x = x + block.attn(h, h, h, need_weights=False, attn_mask=mask.to(h.dtype))[0]
+        x = x + block.mlp(block.ln_2(x))
+    x = model.ln_final(x.permute(1, 0, 2)).type(dtype)
+    feats = x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)] @ model.text_projection
+    return torch.nn.functional.normalize(feats.float(), dim=-1)
 
 
 _LOADED: dict[tuple, ClipEncoder] = {}

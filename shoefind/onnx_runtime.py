@@ -197,6 +197,10 @@ class OnnxClipEncoder(ClipEncoder):
         return _normalise(self.image_session.run(None, {"pixels": pixels})[0])
 
     def _text_features(self, tokens: torch.Tensor) -> np.ndarray:
+        # fp32: the short-context torch pass is exact and faster than a 77-position graph;
+        # int8 keeps its quantised tower so text and images stay in one approximation
+        if self.runtime != "onnx-int8":
+            return super()._text_features(tokens)
         return _normalise(self.text_session.run(None, {"tokens": tokens.to(torch.int64).numpy()})[0])
 
 

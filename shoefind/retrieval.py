@@ -20,7 +20,6 @@ import numpy as np
 from .catalog import Catalog
 from .change import ATTRIBUTE_NAMES, ChangeRequest
 from .config import load_rules
-from .text_encoder import encode_ensemble_fast, encode_texts_fast
 
 METHODS = ("constraints", "fusion", "baseline")
 BASELINES = ("photo-only", "text-only")
@@ -41,7 +40,7 @@ def text_query_vector(encoder, text: str) -> np.ndarray:
     if not text:
         return np.zeros(encoder.embed_dim, np.float32)
     templates = retrieval_rules()["query_templates"]
-    return encode_ensemble_fast(encoder, [[t.format(text) for t in templates]])[0]
+    return encoder.encode_ensemble([[t.format(text) for t in templates]])[0]
 
 
 def negative_vector(encoder, terms: list[str]) -> np.ndarray:
@@ -49,7 +48,7 @@ def negative_vector(encoder, terms: list[str]) -> np.ndarray:
     if not terms:
         return np.zeros(encoder.embed_dim, np.float32)
     templates = retrieval_rules()["negative_templates"]
-    per_term = encode_ensemble_fast(encoder, [[t.format(term) for t in templates] for term in terms])
+    per_term = encoder.encode_ensemble([[t.format(term) for t in templates] for term in terms])
     return _unit(per_term.mean(axis=0))
 
 
@@ -149,7 +148,7 @@ def retrieve(encoder, catalog: Catalog, query: ChangeQuery, method: str = "const
     if method == "baseline":
         text = rules["baseline_template"].format(name=query.identified_name or "this shoe",
                                                  change=change.positive_text or change.text)
-        q = fuse(None, encode_texts_fast(encoder, [text])[0], negative, w, wn)
+        q = fuse(None, encoder.encode_texts([text])[0], negative, w, wn)
         return _rank(catalog, catalog.embeddings @ q, allowed, method, understood=[f"text: '{text}'"])
     if method == "fusion":
         q = fuse(photo, text_query_vector(encoder, change.positive_text), negative, w, wn)

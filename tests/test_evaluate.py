@@ -52,7 +52,7 @@ def test_report_files_and_every_image_scored(tiny_model, tmp_path):
     assert (ev.metrics.images == 9).all() and len(ev.predictions) == 9
     assert ev.metrics[["top1", "top5"]].apply(lambda c: c.between(0, 1)).all().all()
     run = new_run_dir(tmp_path / "data", "evaluate", "ds")
-    files = write_evaluation(run, ev, "ds")
+    write_evaluation(run, ev, "ds")
     for name in ["report.md", "metrics.csv", "metrics.json", "predictions.csv"] + \
             [f"confusion_{t}.png" for t in ("brand", "color", "hightop", "sole", "name", "name-5-step")]:
         assert (run / name).is_file(), name

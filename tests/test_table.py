@@ -1,5 +1,4 @@
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
