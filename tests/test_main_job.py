@@ -51,7 +51,7 @@ def main_job(tmp_path_factory):
 
 
 def prefect(env, *args, timeout=400):
-    return subprocess.run([str(REPO / ".venv" / "bin" / "prefect"), *args], env=env, cwd=REPO,
+    return subprocess.run([str(REPO / ".venv" / "bin" / "prefect"), *args], env={**env, "COLUMNS": "250"}, cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -86,3 +86,13 @@ def _flow_name(entrypoint: str) -> str:
     src = (REPO / path).read_text()
     before = src[: src.index(f"def {func}(")]
     return before[before.rindex("@flow(name=\"") + len("@flow(name=\""):].split("\"")[0]
+
+
+def test_deployment_run_infer_answers_a_photo(main_job, tiny_model, tmp_path):
+    env, _ = main_job
+    ds = make_labeled_dataset(tmp_path / "ds")
+    photo = next(ds.rglob("*.jpg"))
+    res = prefect(env, "deployment", "run", "infer/working-dataset", "-p", f"image={photo}",
+                  "-p", f"dataset={ds}", "-p", f"model={tiny_model}", "-p", f"data_dir={tmp_path / 'data'}",
+                  "-p", "change=same brand but blue", "--watch", "--watch-timeout", "300")
+    assert "Completed" in res.stdout + res.stderr, res.stdout[-2000:] + res.stderr[-2000:]
