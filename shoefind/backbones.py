@@ -104,17 +104,8 @@ class BackboneEncoder:
         return torch.nn.functional.normalize(feats, dim=-1).cpu().numpy()
 
     def encode_images(self, images: Sequence, batch_size: int | None = None, progress=None) -> np.ndarray:
-        bs = batch_size or self.batch_size
-        out = []
-        for start in range(0, len(images), bs):
-            chunk = images[start:start + bs]
-            tensors = [self.preprocess(im) if hasattr(im, "mode") else self.load_image(im) for im in chunk]
-            out.append(self.encode_tensors(torch.stack(tensors)))
-            if progress:
-                progress(len(chunk))
-        if not out:
-            return np.zeros((0, self.embed_dim), dtype=np.float32)
-        return np.concatenate(out).astype(np.float32)
+        from .model import encode_in_batches  # model.py imports this module lazily
+        return encode_in_batches(self, images, batch_size or self.batch_size, progress)
 
     def encode_texts(self, texts):
         require_text(self, "text prompts")

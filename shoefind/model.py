@@ -109,6 +109,20 @@ def _file_id(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def encode_in_batches(encoder, images: Sequence, batch_size: int, progress=None) -> np.ndarray:
+    """Any image encoder's `encode_images`: decode/preprocess, then `encode_tensors` per batch."""
+    out = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        tensors = [encoder.preprocess(im) if hasattr(im, "mode") else encoder.load_image(im) for im in chunk]
+        out.append(encoder.encode_tensors(torch.stack(tensors)))
+        if progress:
+            progress(len(chunk))
+    if not out:
+        return np.zeros((0, encoder.embed_dim), dtype=np.float32)
+    return np.concatenate(out).astype(np.float32)
+
+
 @dataclass
 class ClipEncoder:
     """A loaded CLIP model with batched, normalised encoders."""
@@ -148,17 +162,7 @@ class ClipEncoder:
         Raises ImageError for the first unreadable image; callers that must go on
         (the embedding cache) decode with `load_image` themselves.
         """
-        bs = batch_size or self.batch_size
-        out = []
-        for start in range(0, len(images), bs):
-            chunk = images[start:start + bs]
-            tensors = [self.preprocess(im) if hasattr(im, "mode") else self.load_image(im) for im in chunk]
-            out.append(self.encode_tensors(torch.stack(tensors)))
-            if progress:
-                progress(len(chunk))
-        if not out:
-            return np.zeros((0, self.embed_dim), dtype=np.float32)
-        return np.concatenate(out).astype(np.float32)
+        return encode_in_batches(self, images, batch_size or self.batch_size, progress)
 
     @property
     def embed_dim(self) -> int:

@@ -13,7 +13,6 @@ written under temporary names then renamed, so concurrent workers never read hal
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import tempfile
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .images import sha256_file
 from .model import ClipEncoder, clip
 
 RUNTIMES = ("torch", "onnx", "onnx-int8")
@@ -55,12 +55,8 @@ def resolve_runtime(runtime: str | None = None, device: str = "cpu") -> str:
     return runtime
 
 
-def weights_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+def weights_sha256(path: Path) -> str:
+    return sha256_file(path)
 
 
 def _writable(folder: Path) -> bool:

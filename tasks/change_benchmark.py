@@ -14,6 +14,7 @@ from shoefind.change_report import change_markdown, write_change_benchmark
 from shoefind.model import load_model
 from shoefind.report import new_run_dir
 from shoefind.table import load_table
+from .artifacts import artifact_rows
 
 
 @task(name="evaluate-change", cache_policy=NO_CACHE)
@@ -27,8 +28,7 @@ def evaluate_change_task(table_dir: str, data_dir: str, model: str | None = None
     bench = evaluate_change(encoder, catalog)
     run_dir = new_run_dir(Path(data_dir), "evaluate-change", table.root.name)
     write_change_benchmark(run_dir, bench, str(table.root))
-    rows = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
-            for r in bench.metrics.to_dict("records")]
+    rows = artifact_rows(bench.metrics)
     create_table_artifact(rows, key="change-retrieval-metrics",
                           description=f"Composed retrieval Recall@k / MRR on {table.root.name} ({bench.model_id})")
     create_markdown_artifact(change_markdown(bench.metrics, f"Composed retrieval: {table.root.name}",

@@ -11,6 +11,7 @@ from shoefind.evaluate import evaluate_zero_shot
 from shoefind.model import load_model
 from shoefind.report import metrics_markdown, new_run_dir, write_evaluation
 from shoefind.table import load_table
+from .artifacts import artifact_rows
 
 from .embed import embedding_cache
 
@@ -25,8 +26,7 @@ def evaluate_zero_shot_task(table_dir: str, data_dir: str, model: str | None = N
     evaluation = evaluate_zero_shot(encoder, table, embedding_cache(data_dir, encoder))
     run_dir = new_run_dir(Path(data_dir), "evaluate", table.root.name)
     write_evaluation(run_dir, evaluation, str(table.root))
-    rows = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
-            for r in evaluation.metrics.to_dict("records")]
+    rows = artifact_rows(evaluation.metrics)
     create_table_artifact(rows, key="zero-shot-metrics",
                           description=f"Zero-shot top-1/top-5 on {table.root.name} ({evaluation.model_id})")
     create_markdown_artifact(metrics_markdown(evaluation.metrics, f"Zero-shot evaluation: {table.root.name}",

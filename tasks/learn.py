@@ -1,7 +1,6 @@
 """Tasks: compare zero-shot / few-shot / CoOp on a held-out split, and save the learned classifiers."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -15,6 +14,7 @@ from shoefind.model import load_model
 from shoefind.report import new_run_dir
 from shoefind.splits import parse_shots
 from shoefind.table import load_table
+from .artifacts import artifact_rows
 
 from .embed import embedding_cache
 
@@ -36,8 +36,7 @@ def compare_methods_task(table_dir: str, data_dir: str, model: str | None = None
     if save:
         learned = save_learned(data_dir, comparison, encoder, str(table.root))
         log.info("learned classifiers in %s (best for name: %s)", learned, comparison.best("name"))
-    rows = [{k: (None if isinstance(v, float) and math.isnan(v) else round(v, 4) if isinstance(v, float) else v)
-             for k, v in r.items()} for r in comparison.metrics.to_dict("records")]
+    rows = artifact_rows(comparison.metrics)
     create_table_artifact(rows, key="method-comparison",
                           description=f"top-1/top-5 per method and k on {table.root.name} ({comparison.model_id})")
     create_markdown_artifact(comparison_markdown(comparison.metrics, f"Method comparison: {table.root.name}",
