@@ -55,7 +55,7 @@ def run_dask(ckpt: Path, items, data_dir: Path, workers: int, runtime: str) -> t
     reports = on_cluster(embed_on_dask, cluster)()
     wall = time.perf_counter() - start
     enc = load_model(str(ckpt), runtime=runtime)
-    cache = EmbeddingCache(data_dir / "embeddings", enc.cache_key)
+    cache = EmbeddingCache.for_encoder(data_dir, enc)
     info = {"workers": len({r["worker"] for r in reports}), "encoded": sum(r["encoded"] for r in reports)}
     return wall, cache.matrix([s for _, s in items]), info
 

@@ -29,6 +29,11 @@ class EmbeddingCache:
         self._seen_shards: set[str] = set()
         self.refresh()
 
+    @classmethod
+    def for_encoder(cls, data_dir: str | os.PathLike, encoder) -> "EmbeddingCache":
+        """The cache of an encoder's embeddings in a data folder: DATA_DIR/embeddings/<cache key>."""
+        return cls(Path(data_dir) / "embeddings", encoder.cache_key)
+
     def shards(self) -> list[Path]:
         return sorted(self.dir.glob("shard-*.npz"))
 

@@ -127,7 +127,7 @@ def open_catalog(encoder, dataset: str | os.PathLike, data_dir: str | os.PathLik
     if table.shoes.empty:
         raise EmptyCatalog(f"the catalog {dataset} has no shoes: add labeled photo folders "
                            "(Brand_Top_Color_Sole_Name/photo.jpg) or pass --dataset DIR")
-    cache = EmbeddingCache(data_dir / "embeddings", encoder.cache_key)
+    cache = EmbeddingCache.for_encoder(data_dir, encoder)
     items = [(str(table.root / p), s) for p, s in zip(table.images["path"], table.images["sha256"])]
     embed_images(encoder, cache, items, batch_size=encoder.batch_size, progress=progress)
     catalog = catalog_from_table(table, cache, encoder.model_id, data_dir)

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from shoefind.cache import EmbeddingCache
@@ -14,7 +13,7 @@ from shoefind.change_report import change_markdown, write_change_benchmark
 from shoefind.model import load_model
 from shoefind.report import new_run_dir
 from shoefind.table import load_table
-from .artifacts import artifact_rows
+from .artifacts import publish_metrics
 
 
 @task(name="evaluate-change", cache_policy=NO_CACHE)
@@ -23,16 +22,15 @@ def evaluate_change_task(table_dir: str, data_dir: str, model: str | None = None
     log = get_run_logger()
     encoder = load_model(model)
     table = load_table(table_dir)
-    catalog = catalog_from_table(table, EmbeddingCache(Path(data_dir) / "embeddings", encoder.cache_key),
+    catalog = catalog_from_table(table, EmbeddingCache.for_encoder(data_dir, encoder),
                                  encoder.model_id)
     bench = evaluate_change(encoder, catalog)
     run_dir = new_run_dir(Path(data_dir), "evaluate-change", table.root.name)
     write_change_benchmark(run_dir, bench, str(table.root))
-    rows = artifact_rows(bench.metrics)
-    create_table_artifact(rows, key="change-retrieval-metrics",
-                          description=f"Composed retrieval Recall@k / MRR on {table.root.name} ({bench.model_id})")
-    create_markdown_artifact(change_markdown(bench.metrics, f"Composed retrieval: {table.root.name}",
-                                             bench.notes + [f"reports: {run_dir}"], bench.per_template),
-                             key="change-retrieval-report")
+    publish_metrics(bench.metrics, "change-retrieval-metrics",
+                    f"Composed retrieval Recall@k / MRR on {table.root.name} ({bench.model_id})",
+                    change_markdown(bench.metrics, f"Composed retrieval: {table.root.name}",
+                                    bench.notes + [f"reports: {run_dir}"], bench.per_template),
+                    "change-retrieval-report")
     log.info("reports in %s", run_dir)
     return str(run_dir)

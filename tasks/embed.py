@@ -1,7 +1,6 @@
 """Tasks: load the model once per process and fill the embedding cache in batches."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -15,7 +14,7 @@ from .progress import progress_bar
 
 
 def embedding_cache(data_dir: str, encoder) -> EmbeddingCache:
-    return EmbeddingCache(Path(data_dir) / "embeddings", encoder.cache_key)
+    return EmbeddingCache.for_encoder(data_dir, encoder)
 
 
 @task(name="embed-images", cache_policy=NO_CACHE)

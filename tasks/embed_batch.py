@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -27,7 +26,7 @@ def worker_cache(data_dir: str, encoder) -> EmbeddingCache:
     with _CACHES_LOCK:
         cache = _CACHES.get(data_dir + "|" + encoder.cache_key)
         if cache is None:
-            cache = EmbeddingCache(Path(data_dir) / "embeddings", encoder.cache_key)
+            cache = EmbeddingCache.for_encoder(data_dir, encoder)
             _CACHES[data_dir + "|" + encoder.cache_key] = cache
         return cache
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from shoefind.evaluate import evaluate_zero_shot
 from shoefind.model import load_model
 from shoefind.report import metrics_markdown, new_run_dir, write_evaluation
 from shoefind.table import load_table
-from .artifacts import artifact_rows
+from .artifacts import publish_metrics
 
 from .embed import embedding_cache
 
@@ -26,11 +25,10 @@ def evaluate_zero_shot_task(table_dir: str, data_dir: str, model: str | None = N
     evaluation = evaluate_zero_shot(encoder, table, embedding_cache(data_dir, encoder))
     run_dir = new_run_dir(Path(data_dir), "evaluate", table.root.name)
     write_evaluation(run_dir, evaluation, str(table.root))
-    rows = artifact_rows(evaluation.metrics)
-    create_table_artifact(rows, key="zero-shot-metrics",
-                          description=f"Zero-shot top-1/top-5 on {table.root.name} ({evaluation.model_id})")
-    create_markdown_artifact(metrics_markdown(evaluation.metrics, f"Zero-shot evaluation: {table.root.name}",
-                                              [f"model: {evaluation.model_id}", f"reports: {run_dir}"]),
-                             key="zero-shot-report")
+    publish_metrics(evaluation.metrics, "zero-shot-metrics",
+                    f"Zero-shot top-1/top-5 on {table.root.name} ({evaluation.model_id})",
+                    metrics_markdown(evaluation.metrics, f"Zero-shot evaluation: {table.root.name}",
+                                     [f"model: {evaluation.model_id}", f"reports: {run_dir}"]),
+                    "zero-shot-report")
     log.info("reports in %s", run_dir)
     return str(run_dir)

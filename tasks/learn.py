@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from shoefind.compare import compare_methods, default_methods
@@ -14,7 +13,7 @@ from shoefind.model import load_model
 from shoefind.report import new_run_dir
 from shoefind.splits import parse_shots
 from shoefind.table import load_table
-from .artifacts import artifact_rows
+from .artifacts import publish_metrics
 
 from .embed import embedding_cache
 
@@ -36,11 +35,10 @@ def compare_methods_task(table_dir: str, data_dir: str, model: str | None = None
     if save:
         learned = save_learned(data_dir, comparison, encoder, str(table.root))
         log.info("learned classifiers in %s (best for name: %s)", learned, comparison.best("name"))
-    rows = artifact_rows(comparison.metrics)
-    create_table_artifact(rows, key="method-comparison",
-                          description=f"top-1/top-5 per method and k on {table.root.name} ({comparison.model_id})")
-    create_markdown_artifact(comparison_markdown(comparison.metrics, f"Method comparison: {table.root.name}",
-                                                 [f"model: {comparison.model_id}", f"reports: {run_dir}"]),
-                             key="method-comparison-report")
+    publish_metrics(comparison.metrics, "method-comparison",
+                    f"top-1/top-5 per method and k on {table.root.name} ({comparison.model_id})",
+                    comparison_markdown(comparison.metrics, f"Method comparison: {table.root.name}",
+                                        [f"model: {comparison.model_id}", f"reports: {run_dir}"]),
+                    "method-comparison-report")
     log.info("reports in %s", run_dir)
     return str(run_dir)
