@@ -19,9 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shoefind.crawl import CrawlSettings, crawl, crawl_settings  # noqa: E402
-from shoefind.crawl_targets import Query, Shoe  # noqa: E402
-from shoefind.search_engine import SearchEngine  # noqa: E402
+from shoefind.crawl.collect import CrawlSettings, crawl, crawl_settings  # noqa: E402
+from shoefind.crawl.targets import Query, Shoe  # noqa: E402
+from shoefind.crawl.search_page import SearchEngine  # noqa: E402
 from tests.fake_search_site import FakeSearchSite, sample_images  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"

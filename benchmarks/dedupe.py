@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shoefind.dedupe import HammingIndex  # noqa: E402
+from shoefind.curate.dedupe import HammingIndex  # noqa: E402
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "converse-crawl"
 
@@ -51,8 +51,8 @@ def bench_real(distance: int) -> None:
     if not SHARED.is_dir():
         print(f"real: {SHARED} absent, skipped")
         return
-    from shoefind.crawl_rules import CrawlRules
-    from shoefind.filtering import run_filter
+    from shoefind.curate.crawl_checks import CrawlRules
+    from shoefind.curate.filter import run_filter
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         s = run_filter(SHARED, tmp, checker=None, semantic_note="no model (benchmark)",

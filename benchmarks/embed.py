@@ -22,10 +22,11 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from shoefind.cache import EmbeddingCache  # noqa: E402
-from shoefind.embed import embed_images  # noqa: E402
+from shoefind.features.cache import EmbeddingCache  # noqa: E402
+from shoefind.features.embed import embed_images  # noqa: E402
 from shoefind.images import sha256_file  # noqa: E402
-from shoefind.model import load_model, make_full_random  # noqa: E402
+from shoefind.encoders.load import load_model  # noqa: E402
+from shoefind.encoders.tiny import make_full_random
 
 FAST_RUNTIMES = ("onnx", "onnx-int8")
 

@@ -20,10 +20,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from shoefind.compare import TaskSpec  # noqa: E402
-from shoefind.coop import train_coop  # noqa: E402
-from shoefind.fewshot import PrototypeClassifier, TipAdapter  # noqa: E402
-from shoefind.model import load_model, make_full_random  # noqa: E402
+from shoefind.evaluate.methods import TaskSpec  # noqa: E402
+from shoefind.learn.coop import train_coop  # noqa: E402
+from shoefind.learn.fewshot import PrototypeClassifier, TipAdapter  # noqa: E402
+from shoefind.encoders.load import load_model  # noqa: E402
+from shoefind.encoders.tiny import make_full_random
 from shoefind.prompts import name_prompts  # noqa: E402
 
 NAMES = ["Yeezy Boost 350 v2 Beluga", "Yeezy Boost 350 v2 Bone", "Yeezy Boost 350 v2 Zebra",

@@ -24,11 +24,12 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from shoefind.catalog import Catalog  # noqa: E402
-from shoefind.identify import classifier_for  # noqa: E402
-from shoefind.inference import answer_photos  # noqa: E402
-from shoefind.model import load_model, make_full_random  # noqa: E402
-from shoefind.search import search_catalog  # noqa: E402
+from shoefind.features.catalog import Catalog  # noqa: E402
+from shoefind.retrieve.identify import classifier_for  # noqa: E402
+from shoefind.retrieve.answer import answer_photos  # noqa: E402
+from shoefind.encoders.load import load_model  # noqa: E402
+from shoefind.encoders.tiny import make_full_random
+from shoefind.retrieve.text_search import search_catalog  # noqa: E402
 from shoefind.vocab import vocabularies  # noqa: E402
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from prefect import flow
 
 from shoefind.checks import dataset_problem
-from shoefind.config import data_dir as resolve_data_dir
+from shoefind.settings import data_dir as resolve_data_dir
 from tasks.table import build_feature_table
 
 from .guard import stop

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from prefect import flow
 
-from shoefind.catalog import EmptyCatalog
+from shoefind.features.catalog import EmptyCatalog
 from shoefind.checks import dataset_problem, model_problem
-from shoefind.config import data_dir as resolve_data_dir
+from shoefind.settings import data_dir as resolve_data_dir
 from tasks.change_benchmark import evaluate_change_task
 
 from .build_table import dataset_path

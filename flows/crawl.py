@@ -6,8 +6,8 @@ from pathlib import Path
 from prefect import flow, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from shoefind.config import data_dir as resolve_data_dir
-from shoefind.crawl_targets import TargetError, queries_for, read_catalog, read_shoe_list
+from shoefind.settings import data_dir as resolve_data_dir
+from shoefind.crawl.targets import TargetError, queries_for, read_catalog, read_shoe_list
 from tasks.crawl import (check_search_engine, crawl_batch, publish_crawl_report, query_from_dict,
                          query_to_dict)
 

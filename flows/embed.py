@@ -4,7 +4,7 @@ from __future__ import annotations
 from prefect import flow
 
 from shoefind.checks import dataset_problem, model_problem
-from shoefind.config import data_dir as resolve_data_dir
+from shoefind.settings import data_dir as resolve_data_dir
 from tasks.embed import embed_table_images
 
 from .build_table import build_table_flow, dataset_path

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from shoefind.model import load_model
-from shoefind.table import load_table
+from shoefind.encoders.load import load_model
+from shoefind.features.table import load_table
 from tasks.batches import map_batches, split
 from tasks.embed import embedding_cache
 from tasks.embed_batch import embed_batch

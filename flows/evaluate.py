@@ -4,8 +4,8 @@ from __future__ import annotations
 from prefect import flow
 
 from shoefind.checks import dataset_problem, model_problem
-from shoefind.compare import methods_problem
-from shoefind.config import data_dir as resolve_data_dir
+from shoefind.evaluate.methods import methods_problem
+from shoefind.settings import data_dir as resolve_data_dir
 from tasks.evaluate import evaluate_zero_shot_task
 from tasks.learn import compare_methods_task
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from shoefind.config import data_dir as resolve_data_dir
-from shoefind.review_queue import ReviewQueue
+from shoefind.settings import data_dir as resolve_data_dir
+from shoefind.curate.queue import ReviewQueue
 
 from .filter import filter_flow
 

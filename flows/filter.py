@@ -7,10 +7,10 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from shoefind.config import data_dir as resolve_data_dir
-from shoefind.crawl_rules import load_crawl_rules
-from shoefind.filtering import run_filter, summary_markdown
-from shoefind.semantic_check import load_checker
+from shoefind.settings import data_dir as resolve_data_dir
+from shoefind.curate.crawl_checks import load_crawl_rules
+from shoefind.curate.filter import run_filter, summary_markdown
+from shoefind.curate.semantic import load_checker
 from tasks.filter import PrefectBatchRunner
 
 from .guard import stop

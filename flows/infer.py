@@ -7,9 +7,9 @@ from __future__ import annotations
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from shoefind.catalog import EmptyCatalog
+from shoefind.features.catalog import EmptyCatalog
 from shoefind.checks import model_problem
-from shoefind.config import data_dir as resolve_data_dir
+from shoefind.settings import data_dir as resolve_data_dir
 from tasks.infer import infer_task
 
 from .build_table import dataset_path

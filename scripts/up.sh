@@ -36,7 +36,7 @@ prefect deployment ls
 
 echo
 echo "up: what this machine has"
-python -m cli.preflight || true
+shoefind doctor || true
 echo
 echo "up: serving; try:  PREFECT_API_URL=$PREFECT_API_URL .venv/bin/prefect deployment run evaluate/working-dataset"
 prefect worker start --pool shoefind --type process

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .images import is_image_name
-from .model import ModelUnavailable, load_model
+from shoefind.images import is_image_name
+from shoefind.encoders.base import ModelUnavailable
+from shoefind.encoders.load import load_model
 
 
 def dataset_problem(dataset: str | Path) -> str | None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from .config import load_rules
+from shoefind.settings import load_rules
 
 
 @lru_cache(maxsize=1)

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .config import load_rules
+from shoefind.settings import load_rules
 
 ATTRIBUTES = ("brand", "color", "hightop", "sole")
 

@@ -6,13 +6,13 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from shoefind.cache import EmbeddingCache
-from shoefind.catalog import catalog_from_table
-from shoefind.change_benchmark import evaluate_change
-from shoefind.change_report import change_markdown, write_change_benchmark
-from shoefind.model import load_model
-from shoefind.report import new_run_dir
-from shoefind.table import load_table
+from shoefind.features.cache import EmbeddingCache
+from shoefind.features.catalog import catalog_from_table
+from shoefind.evaluate.change import evaluate_change
+from shoefind.evaluate.change_report import change_markdown, write_change_benchmark
+from shoefind.encoders.load import load_model
+from shoefind.evaluate.report import new_run_dir
+from shoefind.features.table import load_table
 from .artifacts import publish_metrics
 
 

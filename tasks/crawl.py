@@ -5,9 +5,9 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from shoefind.crawl import crawl, crawl_settings
-from shoefind.crawl_targets import Query, Shoe
-from shoefind.search_engine import SearchEngine
+from shoefind.crawl.collect import crawl, crawl_settings
+from shoefind.crawl.targets import Query, Shoe
+from shoefind.crawl.search_page import SearchEngine
 
 
 def query_to_dict(query: Query) -> dict:

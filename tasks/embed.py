@@ -5,10 +5,10 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from shoefind.cache import EmbeddingCache
-from shoefind.embed import embed_images
-from shoefind.model import load_model
-from shoefind.table import load_table
+from shoefind.features.cache import EmbeddingCache
+from shoefind.features.embed import embed_images
+from shoefind.encoders.load import load_model
+from shoefind.features.table import load_table
 
 from .progress import progress_bar
 

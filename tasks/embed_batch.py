@@ -13,9 +13,9 @@ import threading
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from shoefind.cache import EmbeddingCache
-from shoefind.embed import embed_images
-from shoefind.model import load_model
+from shoefind.features.cache import EmbeddingCache
+from shoefind.features.embed import embed_images
+from shoefind.encoders.load import load_model
 
 _CACHES: dict[str, EmbeddingCache] = {}
 _CACHES_LOCK = threading.Lock()
@@ -41,4 +41,4 @@ def embed_batch(items: list[tuple[str, str]], data_dir: str, model: str | None =
     for path, reason in report.failed:
         get_run_logger().warning("skipped %s", reason)
     # the encoder's id shows the model was loaded once per worker process, not per batch
-    return report.as_dict() | {"worker": f"{socket.gethostname()}:{os.getpid()}", "encoder_id": id(encoder)}
+    return report.as_dict() | {"worker": f"{socket.gethostname()}:{os.getpid()}", "encoder_id": id(encoder.model)}

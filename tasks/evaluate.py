@@ -6,10 +6,10 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from shoefind.evaluate import evaluate_zero_shot
-from shoefind.model import load_model
-from shoefind.report import metrics_markdown, new_run_dir, write_evaluation
-from shoefind.table import load_table
+from shoefind.evaluate.attributes import evaluate_zero_shot
+from shoefind.encoders.load import load_model
+from shoefind.evaluate.report import metrics_markdown, new_run_dir, write_evaluation
+from shoefind.features.table import load_table
 from .artifacts import publish_metrics
 
 from .embed import embedding_cache

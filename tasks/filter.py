@@ -4,9 +4,9 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from shoefind.crawl_rules import check_files, load_crawl_rules
-from shoefind.filtering import hash_files
-from shoefind.semantic_check import load_checker
+from shoefind.curate.crawl_checks import check_files, load_crawl_rules
+from shoefind.curate.filter import hash_files
+from shoefind.curate.semantic import load_checker
 
 
 @task(name="hash-files", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)

@@ -7,9 +7,9 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from shoefind.catalog import open_catalog
-from shoefind.inference import answer_photos, expand_photos
-from shoefind.model import load_model
+from shoefind.features.catalog import open_catalog
+from shoefind.retrieve.answer import answer_photos, expand_photos
+from shoefind.encoders.load import load_model
 
 
 @task(name="infer", cache_policy=NO_CACHE)

@@ -6,13 +6,13 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from shoefind.compare import compare_methods, default_methods
-from shoefind.compare_report import comparison_markdown, write_comparison
-from shoefind.learned import save_learned
-from shoefind.model import load_model
-from shoefind.report import new_run_dir
-from shoefind.splits import parse_shots
-from shoefind.table import load_table
+from shoefind.evaluate.methods import compare_methods, default_methods
+from shoefind.evaluate.methods_report import comparison_markdown, write_comparison
+from shoefind.learn.saved import save_learned
+from shoefind.encoders.load import load_model
+from shoefind.evaluate.report import new_run_dir
+from shoefind.features.splits import parse_shots
+from shoefind.features.table import load_table
 from .artifacts import publish_metrics
 
 from .embed import embedding_cache

@@ -7,7 +7,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from shoefind.table import build_table, count_images, table_dir_for
+from shoefind.features.table import build_table, count_images, table_dir_for
 
 from .progress import progress_bar
 

@@ -1,0 +1,149 @@
+"""`shoefind filter | review`: crawl-rule filtering and the manual-review queue."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from shoefind.cli.common import clear_errors, err, fail, print_json
+
+DATA_DIR = typer.Option(None, "--data-dir", envvar="SHOEFIND_DATA", help="working data folder (default ./data)")
+
+
+def _progress():
+    """A rich bar per step (hash, check, semantic); totals grow as batches are handed out."""
+    from rich.progress import BarColumn, Progress, TextColumn
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} images"),
+                   console=err, transient=False)
+    steps: dict[str, int] = {}
+
+    def advance(step: str, n: int) -> None:
+        if step not in steps:
+            steps[step] = bar.add_task(step, total=None)
+        bar.advance(steps[step], n)
+    return bar, advance
+
+
+def filter_images(folder: Path = typer.Argument(None, help="crawl folder, one subfolder per shoe "
+                                                            "(default DATA_DIR/inbox); only read, never changed"),
+                  data_dir: Path = DATA_DIR,
+                  model: str = typer.Option(None, "--model", envvar="SHOEFIND_MODEL",
+                                            help="CLIP name or checkpoint for the semantic check; "
+                                                 "'none' skips it"),
+                  batch_size: int = typer.Option(64, min=1, help="images per batch"),
+                  purge: bool = typer.Option(False, "--purge", help="then delete the kept copies of rejected "
+                                                                    "images (their verdicts stay)"),
+                  json_out: bool = typer.Option(False, "--json", help="print the run summary as JSON")):
+    """Apply the crawl rules: every new image is accepted, rejected (with the rule) or queued for review."""
+    from shoefind.settings import data_dir as _data_dir
+    from shoefind.curate.filter import run_filter
+    from shoefind.curate.queue import ReviewQueue
+    from shoefind.curate.semantic import load_checker
+    d = _data_dir(data_dir)
+    folder = Path(folder) if folder else d / "inbox"
+    summary = None
+    with clear_errors():
+        if folder.is_dir():
+            checker, note, detail = load_checker(model)
+            err.print(note + (f"\n  {detail}" if detail else ""),
+                      style="yellow" if checker is None or checker.encoder.is_random else None,
+                      highlight=False, markup=False)
+            bar, advance = _progress()
+            with bar:
+                summary = run_filter(folder, d, checker, note, batch_size=batch_size, progress=advance).summary
+        elif not purge:
+            fail(f"folder {folder} does not exist")
+        purged = ReviewQueue(d).purge() if purge else None
+    if json_out:
+        print_json({"filter": summary, "purged": purged})
+        return
+    if summary:
+        _print_summary(summary)
+    if purged is not None:
+        print(f"purged the kept copies of {purged} rejected images")
+
+
+def _print_summary(s: dict) -> None:
+    print(f"{s['folder']}: {s['files']} files, {s['known']} already known, {s['new']} new")
+    print(f"  exact duplicates: {s['exact_duplicates']} files (same sha256 as another file)")
+    print(f"  accepted: {s['accepted']}   rejected: {s['rejected']}   queued for review: {s['queued']}"
+          f"   (queue now: {s['queue_waiting']})")
+    for rule, n in s["rejected_by_rule"].items():
+        print(f"    rejected by {rule}: {n}")
+    groups = s["near_duplicate_groups"]
+    print(f"  near-duplicate groups: {len(groups)}")
+    for g in groups:
+        print(f"    keep {g['keep']}" + (" (dataset)" if g["existing"] else ""))
+        for dup in g["duplicates"]:
+            print(f"      ~ {dup['path']} (pHash {dup['phash']}, dHash {dup['dhash']})")
+    if s["possible_duplicates"]:
+        print(f"  possible duplicates sent to review: {s['possible_duplicates']}")
+    if s["skipped_names"]:
+        print(f"  skipped {len(s['skipped_names'])} files whose names are not images")
+    print(f"  {s['semantic']}")
+
+
+def review(accept: list[str] = typer.Option(None, "--accept", help="accept this queue ID (or sha256 prefix)"),
+           reject: list[str] = typer.Option(None, "--reject", help="reject this queue ID (or sha256 prefix)"),
+           list_: bool = typer.Option(False, "--list", help="list the images waiting for review"),
+           status: str = typer.Option("review", help="with --list: review | accepted | rejected | purged | all"),
+           data_dir: Path = DATA_DIR,
+           port: int = typer.Option(8765, help="port of the review page (0: any free port)"),
+           open_browser: bool = typer.Option(True, "--open/--no-open", help="open the page in a browser"),
+           json_out: bool = typer.Option(False, "--json", help="JSON output (for scripts)")):
+    """Go through the manual-review queue: a local web page, or --list/--accept/--reject for scripts."""
+    from shoefind.settings import data_dir as _data_dir
+    from shoefind.curate.queue import STATUSES, ReviewQueue
+    d = _data_dir(data_dir)
+    if not (d / "filter" / "queue.sqlite").is_file():
+        fail(f"no review queue in {d} yet: run `shoefind filter FOLDER` first")
+    queue = ReviewQueue(d)
+    if accept or reject:
+        done = []
+        with clear_errors():
+            for ref, decision in [(r, "accept") for r in accept or []] + [(r, "reject") for r in reject or []]:
+                try:
+                    done.append(queue.decide(ref, decision, reviewer="cli"))
+                except KeyError as exc:
+                    fail(str(exc).strip("'\""))
+        if json_out:
+            print_json([i.as_dict() for i in done])
+        else:
+            for i in done:
+                print(f"{i.id} {i.status}: {i.stored_path}")
+        return
+    if list_:
+        if status != "all" and status not in STATUSES:
+            fail(f"--status must be one of {', '.join(STATUSES)} or all")
+        items = queue.items(None if status == "all" else status)
+        if json_out:
+            print_json({"items": [i.as_dict() for i in items], "counts": queue.counts()})
+            return
+        for i in items:
+            reasons = "; ".join(f"{r['rule']}: {r['reason']}" for r in i.reasons)
+            print(f"{i.id:>5}  {i.status:<8}  {i.shoe}  {Path(i.source).name}  {reasons}")
+        print(f"{len(items)} images ({', '.join(f'{k} {v}' for k, v in queue.counts().items())})")
+        return
+    _serve(queue, port, open_browser)
+
+
+def _serve(queue, port: int, open_browser: bool) -> None:
+    import webbrowser
+
+    from shoefind.curate.crawl_checks import load_crawl_rules
+    from shoefind.curate.review_server import ReviewServer
+    try:
+        server = ReviewServer(queue, load_crawl_rules().human_rules, port=port)
+    except OSError as exc:
+        fail(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); try --port 0")
+    waiting = queue.counts()["review"]
+    err.print(f"review page: {server.url}  ({waiting} images waiting; Ctrl-C to stop)", highlight=False)
+    print(server.url, flush=True)
+    if open_browser:
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

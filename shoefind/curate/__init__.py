@@ -1,0 +1,1 @@
+"""Stage 2, curate: crawl rules, duplicate hashing, semantic checks, the review queue and page."""

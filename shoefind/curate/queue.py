@@ -1,0 +1,327 @@
+"""The filter's memory: every image seen, its verdict and reasons, and the manual-review queue.
+
+One SQLite file (DATA_DIR/filter/queue.sqlite), keyed by content (sha256), so rerunning a
+filter never re-queues an image that was already decided, whatever its file name.
+Each image also has one stored copy under the data dir, placed by its status:
+accepted -> images/<shoe>/<sha256>.<ext> (the dataset), review -> filter/review/,
+rejected -> filter/rejected/ (kept, with its reasons, until purge). Sources are only read.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Iterator
+
+STATUSES = ("accepted", "rejected", "review", "purged")
+UNSORTED = "_unsorted"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    id INTEGER PRIMARY KEY,
+    sha256 TEXT UNIQUE NOT NULL,
+    source TEXT NOT NULL,
+    shoe TEXT NOT NULL,
+    status TEXT NOT NULL,
+    rule TEXT,
+    reasons TEXT NOT NULL DEFAULT '[]',
+    scores TEXT NOT NULL DEFAULT '{}',
+    width INTEGER, height INTEGER, format TEXT, file_bytes INTEGER,
+    phash TEXT, dhash TEXT, color TEXT,
+    duplicate_of TEXT,
+    stored_path TEXT,
+    decided_by TEXT,
+    decision TEXT,
+    created_at TEXT NOT NULL,
+    decided_at TEXT,
+    run_id TEXT
+);
+CREATE INDEX IF NOT EXISTS images_status ON images(status);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    duplicate_of TEXT,
+    seen_at TEXT NOT NULL,
+    run_id TEXT
+);
+CREATE TABLE IF NOT EXISTS dataset_hashes (
+    path TEXT PRIMARY KEY,
+    size INTEGER, mtime_ns INTEGER, sha256 TEXT,
+    phash TEXT, dhash TEXT, color TEXT, pixels INTEGER
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    summary TEXT
+);
+"""
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def safe_shoe_folder(name: str) -> str:
+    """A shoe folder name that stays one folder inside images/ whatever the crawl called it."""
+    cleaned = "".join(ch for ch in str(name) if ch not in "/\\\0").strip()
+    return cleaned if cleaned not in ("", ".", "..") else UNSORTED
+
+
+@dataclass
+class QueueItem:
+    id: int
+    sha256: str
+    source: str
+    shoe: str
+    status: str
+    rule: str | None
+    reasons: list
+    scores: dict
+    width: int | None
+    height: int | None
+    format: str | None
+    duplicate_of: str | None
+    stored_path: str | None
+    decided_by: str | None
+    decision: str | None
+    created_at: str
+    decided_at: str | None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class ReviewQueue:
+    def __init__(self, data_dir: str | os.PathLike):
+        self.data_dir = Path(data_dir)
+        self.root = self.data_dir / "filter"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.path = self.root / "queue.sqlite"
+        with self.connect() as db:
+            db.executescript(SCHEMA)
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        # One short connection per operation: the review server answers from several threads.
+        db = sqlite3.connect(self.path, timeout=30)
+        db.row_factory = sqlite3.Row
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    # --- where copies live -------------------------------------------------------------
+    @property
+    def dataset_dir(self) -> Path:
+        return self.data_dir / "images"
+
+    def target_path(self, status: str, sha: str, shoe: str, suffix: str) -> Path | None:
+        if status == "accepted":
+            return self.dataset_dir / safe_shoe_folder(shoe) / f"{sha}{suffix}"
+        if status in ("review", "rejected"):
+            return self.root / status / f"{sha}{suffix}"
+        return None
+
+    def _place(self, source: Path, target: Path, move: bool) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if move:
+            os.replace(source, target)
+            return
+        tmp = target.with_name(f".{target.name}.part")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)  # a half-copied file never appears under its real name
+
+    # --- reading ----------------------------------------------------------------------
+    @staticmethod
+    def _item(row: sqlite3.Row) -> QueueItem:
+        d = dict(row)
+        for k in ("phash", "dhash", "color", "file_bytes", "run_id"):
+            d.pop(k, None)
+        d["reasons"] = json.loads(d["reasons"] or "[]")
+        d["scores"] = json.loads(d["scores"] or "{}")
+        return QueueItem(**d)
+
+    def known_shas(self, shas: Iterable[str]) -> set[str]:
+        shas = list(dict.fromkeys(shas))
+        found: set[str] = set()
+        with self.connect() as db:
+            for start in range(0, len(shas), 500):
+                chunk = shas[start:start + 500]
+                rows = db.execute(f"SELECT sha256 FROM images WHERE sha256 IN ({','.join('?' * len(chunk))})", chunk)
+                found.update(r[0] for r in rows)
+        return found
+
+    def items(self, status: str | None = None) -> list[QueueItem]:
+        with self.connect() as db:
+            if status:
+                rows = db.execute("SELECT * FROM images WHERE status=? ORDER BY id", (status,)).fetchall()
+            else:
+                rows = db.execute("SELECT * FROM images ORDER BY id").fetchall()
+        return [self._item(r) for r in rows]
+
+    def get(self, ref: str | int) -> QueueItem:
+        """An image by queue id or (a unique prefix of) its sha256."""
+        with self.connect() as db:
+            if isinstance(ref, int) or str(ref).isdigit():
+                rows = db.execute("SELECT * FROM images WHERE id=?", (int(ref),)).fetchall()
+            else:
+                rows = db.execute("SELECT * FROM images WHERE sha256 LIKE ?", (f"{str(ref).lower()}%",)).fetchall()
+        if not rows:
+            raise KeyError(f"no image {ref} in the review queue")
+        if len(rows) > 1:
+            raise KeyError(f"{ref} matches {len(rows)} images; give more of the sha256")
+        return self._item(rows[0])
+
+    def counts(self) -> dict[str, int]:
+        with self.connect() as db:
+            rows = db.execute("SELECT status, COUNT(*) FROM images GROUP BY status").fetchall()
+        return {s: 0 for s in STATUSES} | {r[0]: r[1] for r in rows}
+
+    def pending_hashes(self) -> list[dict]:
+        """Images waiting for review, as duplicate candidates for the next batch."""
+        with self.connect() as db:
+            rows = db.execute("SELECT sha256, phash, dhash, color, width, height, stored_path FROM images "
+                              "WHERE status='review' AND phash IS NOT NULL").fetchall()
+        return [dict(r) for r in rows]
+
+    # --- writing ----------------------------------------------------------------------
+    def record(self, verdicts: list[dict], run_id: str) -> list[str]:
+        """Store new verdicts and place each image's copy; returns the shas stored. Known shas
+        are left alone.
+
+        A verdict: sha256, source, shoe, status, rule, reasons, scores, width, height, format,
+        file_bytes, phash, dhash, color, duplicate_of, suffix.
+        """
+        known = self.known_shas(v["sha256"] for v in verdicts)
+        stored = []
+        rows, hashed = [], []
+        for v in verdicts:
+            if v["sha256"] in known:
+                continue
+            known.add(v["sha256"])
+            target = self.target_path(v["status"], v["sha256"], v["shoe"], v.get("suffix", ".bin"))
+            if target is not None and not target.exists():
+                self._place(Path(v["source"]), target, move=False)
+            if target is not None and v["status"] == "accepted" and v.get("phash") is not None:
+                hashed.append(self._dataset_row(target, v["sha256"], _hex(v["phash"]), _hex(v["dhash"]),
+                                                json.dumps(v.get("color") or []),
+                                                (v.get("width") or 0) * (v.get("height") or 0)))
+            rows.append((v["sha256"], str(v["source"]), v["shoe"], v["status"], v.get("rule"),
+                     json.dumps(v.get("reasons", [])), json.dumps(v.get("scores", {})), v.get("width"),
+                     v.get("height"), v.get("format"), v.get("file_bytes"), _hex(v.get("phash")),
+                     _hex(v.get("dhash")), json.dumps(v.get("color") or []), v.get("duplicate_of"),
+                     str(target) if target else None, None if v["status"] == "review" else "rules",
+                     now(), None if v["status"] == "review" else now(), run_id))
+            stored.append(v["sha256"])
+        if rows:
+            # copies are placed first, rows written after in one transaction: a crash in between
+            # leaves copies without rows, which the next run simply redoes
+            with self.connect() as db:
+                db.executemany(
+                    "INSERT INTO images (sha256, source, shoe, status, rule, reasons, scores, width, height, format,"
+                    " file_bytes, phash, dhash, color, duplicate_of, stored_path, decided_by, created_at, decided_at,"
+                    " run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                # the next run need not decode what it just accepted
+                db.executemany("INSERT OR REPLACE INTO dataset_hashes VALUES (?,?,?,?,?,?,?,?)", hashed)
+        return stored
+
+    @staticmethod
+    def _dataset_row(path: Path, sha: str, phash: str | None, dhash: str | None, color: str, pixels: int) -> tuple:
+        st = path.stat()
+        return (str(path), st.st_size, st.st_mtime_ns, sha, phash, dhash, color, pixels)
+
+    def record_files(self, files: list[tuple[str, str, str | None]], run_id: str) -> None:
+        """(path, sha256, path of the first file with the same content) for every file seen."""
+        with self.connect() as db:
+            db.executemany("INSERT OR IGNORE INTO files (path, sha256, duplicate_of, seen_at, run_id) "
+                           "VALUES (?,?,?,?,?)", [(p, s, d, now(), run_id) for p, s, d in files])
+
+    def decide(self, ref: str | int, decision: str, reviewer: str = "reviewer") -> QueueItem:
+        """A person's accept/reject: stored with the time, and the image's copy moved to match."""
+        if decision not in ("accept", "reject"):
+            raise ValueError(f"decision must be accept or reject, not {decision!r}")
+        item = self.get(ref)
+        if item.status == "purged":
+            raise ValueError(f"image {item.id} was purged; it cannot be decided again")
+        status = "accepted" if decision == "accept" else "rejected"
+        suffix = Path(item.stored_path).suffix if item.stored_path else ".bin"
+        target = self.target_path(status, item.sha256, item.shoe, suffix)
+        current = Path(item.stored_path) if item.stored_path else None
+        if current and current.is_file() and current != target:
+            self._place(current, target, move=True)
+        elif not target.exists():
+            source = Path(item.source)
+            if not source.is_file():
+                raise FileNotFoundError(f"image {item.id}: neither the stored copy {current} nor the source "
+                                        f"{source} exists any more")
+            self._place(source, target, move=False)
+        rule = "reviewer" if status == "rejected" else item.rule
+        with self.connect() as db:
+            db.execute("UPDATE images SET status=?, decision=?, decided_by=?, decided_at=?, stored_path=?, rule=? "
+                       "WHERE id=?", (status, decision, reviewer, now(), str(target), rule, item.id))
+            if status == "accepted":
+                h = db.execute("SELECT phash, dhash, color, width, height FROM images WHERE id=?", (item.id,)).fetchone()
+                if h["phash"]:
+                    db.execute("INSERT OR REPLACE INTO dataset_hashes VALUES (?,?,?,?,?,?,?,?)",
+                               self._dataset_row(target, item.sha256, h["phash"], h["dhash"], h["color"],
+                                                 (h["width"] or 0) * (h["height"] or 0)))
+        return self.get(item.id)
+
+    def purge(self) -> int:
+        """Delete the kept copies of rejected images; their rows stay so they are never re-queued."""
+        count = 0
+        for item in self.items("rejected"):
+            if item.stored_path and Path(item.stored_path).is_relative_to(self.root):
+                Path(item.stored_path).unlink(missing_ok=True)
+            with self.connect() as db:
+                db.execute("UPDATE images SET status='purged', stored_path=NULL WHERE id=?", (item.id,))
+            count += 1
+        return count
+
+    def save_run(self, run_id: str, folder: str, summary: dict) -> None:
+        with self.connect() as db:
+            db.execute("INSERT OR REPLACE INTO runs (id, started_at, folder, summary) VALUES (?,?,?,?)",
+                       (run_id, now(), folder, json.dumps(summary, default=str)))
+
+    # --- hashes of the dataset, for duplicate checks across runs ----------------------
+    def dataset_hashes(self, compute) -> list[dict]:
+        """pHash/dHash of every image under images/, computed only for new or changed files.
+
+        compute(paths) -> list of ImageCheck-like objects (sha256, phash, dhash, color, pixels).
+        """
+        from shoefind.images import is_image_name
+        files = [p for p in self.dataset_dir.rglob("*") if p.is_file() and is_image_name(p)
+                 and not p.name.startswith(".")] if self.dataset_dir.is_dir() else []
+        with self.connect() as db:
+            have = {r["path"]: dict(r) for r in db.execute("SELECT * FROM dataset_hashes")}
+        stale = [p for p in files if (st := p.stat()) and (str(p) not in have or have[str(p)]["size"] != st.st_size
+                                                           or have[str(p)]["mtime_ns"] != st.st_mtime_ns)]
+        if stale:
+            rows = []
+            for p, check in zip(stale, compute(stale)):
+                st = p.stat()
+                rows.append((str(p), st.st_size, st.st_mtime_ns, check.sha256, _hex(check.phash), _hex(check.dhash),
+                             json.dumps(check.color or []), check.pixels))
+            with self.connect() as db:
+                db.executemany("INSERT OR REPLACE INTO dataset_hashes VALUES (?,?,?,?,?,?,?,?)", rows)
+                have.update({r[0]: dict(zip(("path", "size", "mtime_ns", "sha256", "phash", "dhash", "color",
+                                             "pixels"), r)) for r in rows})
+        present = {str(p) for p in files}
+        return [h for path, h in have.items() if path in present and h["phash"]]
+
+
+def _hex(value: int | None) -> str | None:
+    # SQLite integers are signed 64-bit; a 64-bit hash is stored as 16 hex digits.
+    return None if value is None else f"{int(value):016x}"
+
+
+def from_hex(value: str | None) -> int | None:
+    return None if value is None else int(value, 16)

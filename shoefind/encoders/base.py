@@ -1,0 +1,83 @@
+"""What every encoder shares: the Encoder interface, the one batching loop, the errors.
+
+An encoder turns images (and, when it has a text side, texts) into L2-normalised vectors of
+one dimension. Everything downstream (cache, zero-shot, few-shot, retrieval) asks only this
+interface; `has_text` says whether text methods can run.
+"""
+from __future__ import annotations
+
+from typing import Callable, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+import torch
+
+from shoefind.errors import UserError
+
+
+class ModelUnavailable(UserError):
+    """The requested model cannot be loaded; str() tells the user what to do."""
+
+
+class NoTextSide(UserError):
+    """A method that needs text prompts was asked of an image-only encoder."""
+
+
+def no_text_message(model_id: str, method: str) -> str:
+    return (f"{model_id} is an image-only backbone with no text side, so {method} cannot run with it. "
+            "Use a few-shot method (--method fewshot), or a model with a text side: a CLIP model "
+            "(--model ViT-B/32) or a LiT checkpoint trained with `shoefind learn --method lit`.")
+
+
+def require_text(encoder, method: str) -> None:
+    """Raise NoTextSide with what to do instead when `encoder` cannot encode prompts."""
+    if not encoder.has_text:
+        raise NoTextSide(no_text_message(encoder.model_id, method))
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """The interface every model family implements."""
+
+    model_id: str            # names the weights (shown to users, part of the cache key)
+    is_random: bool          # random weights: answers mean nothing, reports say so
+    has_text: bool           # False for image-only backbones
+    runtime: str             # torch | onnx | onnx-int8 | bf16 ...
+    device: str
+    batch_size: int
+    preprocess: Callable
+
+    @property
+    def cache_key(self) -> str: ...            # what embeddings depend on: weights + preprocessing
+    @property
+    def embed_dim(self) -> int: ...
+    @property
+    def input_resolution(self) -> int: ...
+    def load_image(self, src) -> torch.Tensor: ...
+    def encode_tensors(self, batch: torch.Tensor) -> np.ndarray: ...
+    def encode_images(self, images: Sequence, batch_size: int | None = None, progress=None) -> np.ndarray: ...
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+    def encode_ensemble(self, prompt_lists: Sequence[Sequence[str]]) -> np.ndarray: ...
+
+
+def encode_in_batches(encoder, images: Sequence, batch_size: int, progress=None) -> np.ndarray:
+    """Any image encoder's `encode_images`: decode/preprocess, then `encode_tensors` per batch."""
+    out = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        tensors = [encoder.preprocess(im) if hasattr(im, "mode") else encoder.load_image(im) for im in chunk]
+        out.append(encoder.encode_tensors(torch.stack(tensors)))
+        if progress:
+            progress(len(chunk))
+    if not out:
+        return np.zeros((0, encoder.embed_dim), dtype=np.float32)
+    return np.concatenate(out).astype(np.float32)
+
+
+def ensemble_means(emb: np.ndarray, prompt_lists: Sequence[Sequence[str]], dim: int) -> np.ndarray:
+    """One embedding per class: the renormalised mean of its normalised prompt embeddings."""
+    out, i = [], 0
+    for prompts in prompt_lists:
+        mean = emb[i:i + len(prompts)].mean(axis=0)
+        out.append(mean / (np.linalg.norm(mean) + 1e-12))
+        i += len(prompts)
+    return np.stack(out).astype(np.float32) if out else np.zeros((0, dim), np.float32)

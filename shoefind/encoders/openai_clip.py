@@ -1,0 +1,228 @@
+"""The CLIP model layer: load by name or checkpoint, encode images and prompt ensembles.
+
+Weights come through `clip.load`, from the standard cache (~/.cache/clip), a checkpoint
+path (`--model PATH`) or $SHOEFIND_MODEL. When they are missing and cannot be downloaded,
+`ModelUnavailable` says which file to put where.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import warnings
+
+import numpy as np
+import torch
+
+with warnings.catch_warnings():
+    # clip imports pkg_resources (hence setuptools<81); the warning is not the user's business
+    warnings.simplefilter("ignore")
+    import clip
+    from clip import model as clip_model
+
+from shoefind.encoders.base import ModelUnavailable, encode_in_batches, ensemble_means
+from shoefind.images import open_image
+from shoefind.settings import current
+
+# Bumped whenever image preprocessing changes, so cached embeddings are recomputed.
+PREPROCESS_VERSION = "clip-center-crop-v1"
+TINY_MARK = "shoefind-tiny-random"
+
+
+def clip_cache() -> Path:
+    """The standard CLIP download folder (~/.cache/clip, or $SHOEFIND_CLIP_CACHE)."""
+    return current().clip_cache
+
+
+def _missing_weights_message(name: str, target: Path) -> str:
+    url = clip.clip._MODELS[name]
+    return (
+        f"CLIP weights for {name} are not on this machine and could not be downloaded "
+        f"(no internet?). Put the file {target.name} (from {url}) at {target} "
+        f"- or anywhere, then pass --model /path/to/{target.name} or set "
+        f"SHOEFIND_MODEL=/path/to/{target.name}. For a quick try without real weights, "
+        "`shoefind model make-tiny data/models/tiny.pt` writes a tiny random model "
+        "(its answers are meaningless)."
+    )
+
+
+def resolve_checkpoint(spec: str) -> Path | None:
+    """The on-disk file for a model name or path, or None when a named model is not cached."""
+    if spec in clip.available_models():
+        target = clip_cache() / os.path.basename(clip.clip._MODELS[spec])
+        return target if target.is_file() else None
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise ModelUnavailable(
+            f"Model '{spec}' is neither a CLIP model name ({', '.join(clip.available_models())}) "
+            "nor an existing checkpoint file."
+        )
+    return path
+
+
+def _load_clip(spec: str, device: str):
+    """clip.load with its download turned into a clear message when offline."""
+    if spec in clip.available_models():
+        target = clip_cache() / os.path.basename(clip.clip._MODELS[spec])
+        if not target.is_file() and current().offline:
+            raise ModelUnavailable(_missing_weights_message(spec, target))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load probe inside clip.load
+                return clip.load(spec, device=device, jit=False, download_root=str(clip_cache()))
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            # a half-written download is not a model
+            if target.is_file() and target.stat().st_size == 0:
+                target.unlink()
+            raise ModelUnavailable(_missing_weights_message(spec, target)) from exc
+        except RuntimeError as exc:
+            if "SHA256" in str(exc):
+                raise ModelUnavailable(
+                    f"{target} is not the right file for {spec} (checksum mismatch); "
+                    + _missing_weights_message(spec, target)
+                ) from exc
+            raise
+    path = resolve_checkpoint(spec)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return clip.load(str(path), device=device, jit=False)
+    except Exception as exc:  # torch raises many kinds for a file that is not a checkpoint
+        raise ModelUnavailable(f"{path} is not a CLIP checkpoint that clip.load can read ({exc})") from exc
+
+
+def _file_id(path: Path) -> str:
+    """A short content id for a checkpoint (size + hash of head and tail, cheap for 350 MB)."""
+    h = hashlib.sha256()
+    size = path.stat().st_size
+    h.update(str(size).encode())
+    with open(path, "rb") as fh:
+        h.update(fh.read(1 << 20))
+        if size > 1 << 20:
+            fh.seek(max(0, size - (1 << 20)))
+            h.update(fh.read())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class ClipEncoder:
+    """A loaded CLIP model with batched, normalised encoders."""
+
+    model: torch.nn.Module
+    preprocess: Callable
+    model_id: str
+    is_random: bool = False
+    batch_size: int = 32
+    device: str = "cpu"
+    _text_cache: dict = field(default_factory=dict, repr=False)
+
+    has_text = True
+    runtime = "torch"
+
+    @property
+    def input_resolution(self) -> int:
+        return int(self.model.visual.input_resolution)
+
+    @property
+    def cache_key(self) -> str:
+        """What embeddings depend on: the weights and the preprocessing."""
+        return f"{self.model_id}|{PREPROCESS_VERSION}"
+
+    def load_image(self, src) -> torch.Tensor:
+        """Decode (with JPEG draft at the model's resolution) and preprocess one image."""
+        return self.preprocess(open_image(src, size_hint=self.input_resolution))
+
+    @torch.no_grad()
+    def encode_tensors(self, batch: torch.Tensor) -> np.ndarray:
+        feats = self.model.encode_image(batch.to(self.device)).float()
+        return torch.nn.functional.normalize(feats, dim=-1).cpu().numpy()
+
+    def encode_images(self, images: Sequence, batch_size: int | None = None, progress=None) -> np.ndarray:
+        """Normalised embeddings for paths, bytes or PIL images, in batches.
+
+        Raises ImageError for the first unreadable image; callers that must go on
+        (the embedding cache) decode with `load_image` themselves.
+        """
+        return encode_in_batches(self, images, batch_size or self.batch_size, progress)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model.text_projection.shape[1])
+
+    @torch.no_grad()
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Normalised text embeddings (memoised per process: prompts repeat a lot)."""
+        todo = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
+        for start in range(0, len(todo), 256):
+            chunk = todo[start:start + 256]
+            feats = self._text_features(clip.tokenize(chunk, truncate=True))
+            for t, f in zip(chunk, feats):
+                self._text_cache[t] = f
+        if not texts:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        return np.stack([self._text_cache[t] for t in texts]).astype(np.float32)
+
+    @torch.no_grad()
+    def _text_features(self, tokens: torch.Tensor) -> np.ndarray:
+        """clip.model.CLIP.encode_text, run only up to the longest prompt's end-of-text token.
+
+        The text transformer is causal and read at end-of-text, so the padding after it (77
+        positions in all, a prompt uses ~10) cannot change the result: same embeddings,
+        several times faster on a CPU. Prompts of similar length are batched together.
+        """
+        out = np.zeros((len(tokens), self.embed_dim), np.float32)
+        order = tokens.argmax(dim=-1).argsort()  # end-of-text has the largest token id
+        for start in range(0, len(tokens), 64):
+            idx = order[start:start + 64]
+            out[idx.numpy()] = _short_text_features(self.model, tokens[idx].to(self.device)).cpu().numpy()
+        return out
+
+    def encode_ensemble(self, prompt_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        """One embedding per class: the renormalised mean of its normalised prompt embeddings."""
+        flat = [p for prompts in prompt_lists for p in prompts]
+        return ensemble_means(self.encode_texts(flat), prompt_lists, self.embed_dim)
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.model.logit_scale.exp().item())
+
+
+def _short_text_features(model, tokens: torch.Tensor) -> torch.Tensor:
+    length = int(tokens.argmax(dim=-1).max()) + 1
+    tokens = tokens[:, :length]
+    dtype = model.text_projection.dtype
+    x = model.token_embedding(tokens).type(dtype) + model.positional_embedding[:length].type(dtype)
+    x = x.permute(1, 0, 2)  # (length, batch, width), as CLIP's blocks expect
+    mask = torch.full((length, length), float("-inf"), device=x.device).triu_(1)
+    for block in model.transformer.resblocks:
+        h = block.ln_1(x)
+        x = x + block.attn(h, h, h, need_weights=False, attn_mask=mask.to(h.dtype))[0]
+        x = x + block.mlp(block.ln_2(x))
+    x = model.ln_final(x.permute(1, 0, 2)).type(dtype)
+    feats = x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)] @ model.text_projection
+    return torch.nn.functional.normalize(feats.float(), dim=-1)
+
+
+def _is_tiny(path: Path) -> bool:
+    marker = path.with_suffix(path.suffix + ".txt")
+    return marker.is_file() and TINY_MARK in marker.read_text(errors="ignore")
+
+
+
+
+def load_clip_encoder(spec: str, device: str) -> ClipEncoder:
+    """A fresh ClipEncoder for a CLIP name or checkpoint path (callers cache it)."""
+    model, preprocess = _load_clip(spec, device)
+    model.eval()
+    path = resolve_checkpoint(spec)
+    is_random = False
+    if spec in clip.available_models():
+        model_id = spec.replace("/", "-")
+    else:
+        model_id = f"{Path(spec).stem}-{_file_id(path)}"
+        is_random = _is_tiny(path)
+    return ClipEncoder(model, preprocess, model_id, is_random=is_random, device=device)

@@ -1,0 +1,56 @@
+"""Test models: a tiny randomly initialised CLIP (and a full-size random one for benchmarks).
+
+Built with `clip.model.CLIP` itself and saved as a state dict that `clip.load(path)` reads,
+so tests run the exact loading and encoding path of the real models. A sidecar .txt marks
+them as random, and reports say so.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from clip import model as clip_model
+
+from shoefind.encoders.openai_clip import TINY_MARK
+
+
+def make_tiny(path: str | os.PathLike, seed: int = 0, embed_dim: int = 32, resolution: int = 32) -> Path:
+    """Write a tiny randomly initialised CLIP state dict that `clip.load(path)` reads.
+
+    Built with clip.model.CLIP itself (1 vision and 1 text layer, width 64), so it runs the
+    exact code path of the real models; its answers are random. A sidecar .txt says so.
+    """
+    torch.manual_seed(seed)
+    m = clip_model.CLIP(
+        embed_dim=embed_dim, image_resolution=resolution, vision_layers=1, vision_width=64,
+        vision_patch_size=16, context_length=77, vocab_size=49408, transformer_width=64,
+        transformer_heads=1, transformer_layers=1,
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".part")
+    torch.save(m.state_dict(), tmp)
+    os.replace(tmp, path)
+    path.with_suffix(path.suffix + ".txt").write_text(
+        f"{TINY_MARK}: a tiny CLIP with RANDOM weights (seed {seed}) for tests; its answers mean nothing.\n"
+    )
+    return path
+
+
+def make_full_random(path: str | os.PathLike, name: str = "ViT-B/32", seed: int = 0) -> Path:
+    """A full-size architecture with random weights (for speed benchmarks only)."""
+    torch.manual_seed(seed)
+    cfg = {"ViT-B/32": dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768,
+                            vision_patch_size=32, context_length=77, vocab_size=49408,
+                            transformer_width=512, transformer_heads=8, transformer_layers=12)}[name]
+    m = clip_model.CLIP(**cfg)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(m.state_dict(), path)
+    path.with_suffix(path.suffix + ".txt").write_text(f"{TINY_MARK}: {name} architecture, RANDOM weights.\n")
+    return path

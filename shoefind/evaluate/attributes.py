@@ -1,0 +1,71 @@
+"""Zero-shot evaluation: top-1/top-5 per attribute and for shoe names, from cached embeddings."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from shoefind.features.cache import EmbeddingCache
+from shoefind.features.table import FeatureTable
+from shoefind.retrieve.zeroshot import ZeroShotModel, top_k
+
+
+@dataclass
+class Evaluation:
+    metrics: pd.DataFrame                 # task, classes, images, top1, top5
+    predictions: pd.DataFrame             # one row per scored image
+    confusion: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
+    skipped: list[dict] = field(default_factory=list)   # images without an embedding
+    model_id: str = ""
+    random_weights: bool = False
+
+
+def accuracy_at(truth_idx: np.ndarray, ranked: np.ndarray, k: int) -> float:
+    if len(truth_idx) == 0:
+        return float("nan")
+    return float((ranked[:, :k] == truth_idx[:, None]).any(axis=1).mean())
+
+
+def confusion_matrix(truth: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
+    m = np.zeros((n, n), dtype=int)
+    np.add.at(m, (truth, pred), 1)
+    return m
+
+
+def evaluate_zero_shot(encoder, table: FeatureTable, cache: EmbeddingCache) -> Evaluation:
+    labeled = table.labeled_images()
+    have = labeled["sha256"].map(lambda s: s in cache)
+    skipped = labeled.loc[~have, ["path", "shoe"]].to_dict("records")
+    labeled = labeled.loc[have].reset_index(drop=True)
+    zs = ZeroShotModel.build(encoder, table.shoes, attributes=table.attributes)
+    x = cache.matrix(labeled["sha256"].tolist()) if len(labeled) else np.zeros((0, encoder.embed_dim), np.float32)
+    result = zs.identify(x) if len(labeled) else None
+
+    rows, confusion = [], {}
+    preds = labeled[["path", "shoe"]].copy()
+
+    def score(task: str, classes: list[str], truth_labels: pd.Series, scores: np.ndarray):
+        index = {c: i for i, c in enumerate(classes)}
+        truth = truth_labels.map(index)
+        ok = truth.notna().to_numpy()
+        t = truth[ok].astype(int).to_numpy()
+        ranked = top_k(scores[ok], 5) if ok.any() else np.zeros((0, 5), int)
+        rows.append({"task": task, "classes": len(classes), "images": int(ok.sum()),
+                     "top1": accuracy_at(t, ranked, 1), "top5": accuracy_at(t, ranked, 5)})
+        best = np.array([classes[i] for i in scores.argmax(axis=1)]) if len(scores) else np.array([])
+        preds[f"{task}_pred"] = best
+        preds[f"{task}_score"] = scores.max(axis=1) if len(scores) else []
+        if ok.any():
+            confusion[task] = (classes, confusion_matrix(t, ranked[:, 0], len(classes)))
+
+    if result is not None:
+        for attr in zs.attributes:
+            preds[f"{attr}_true"] = labeled[attr]
+            score(attr, zs.classes[attr], labeled[attr].astype(str), result.attribute_probs[attr])
+        shoe_ids = zs.shoes["shoe"].tolist()
+        score("name", shoe_ids, labeled["shoe"], result.name_scores)
+        if zs.attributes:
+            score("name (5-step)", shoe_ids, labeled["shoe"], result.combined_scores)
+    metrics = pd.DataFrame(rows, columns=["task", "classes", "images", "top1", "top5"])
+    return Evaluation(metrics, preds, confusion, skipped, encoder.model_id, getattr(encoder, "is_random", False))

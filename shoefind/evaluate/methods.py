@@ -1,0 +1,188 @@
+"""Method comparison: zero-shot, few-shot (prototype, Tip-Adapter) and CoOp on one held-out split.
+
+For every k the methods are fitted on the k-shot training photos and all scored on the
+same test photos (see shoefind.features.splits), per task: brand, color, hightop, sole, name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from shoefind.encoders.base import require_text
+from shoefind.features.cache import EmbeddingCache
+from shoefind.evaluate.attributes import accuracy_at
+from shoefind.learn.fewshot import PrototypeClassifier, TipAdapter, ZeroShotClassifier
+from shoefind.features.splits import Split, make_split, usable_shots
+from shoefind.features.table import FeatureTable
+from shoefind.retrieve.zeroshot import ZeroShotModel, attribute_classes, top_k
+
+METHOD_CHOICES = ("zeroshot", "fewshot", "coop")
+TEXT_METHODS = ("zeroshot", "coop")
+METRIC_COLUMNS = ["method", "shots", "task", "classes", "train_images", "images", "top1", "top5"]
+
+
+def expand_methods(methods: list[str] | str) -> list[str]:
+    """CLI method names -> the classifiers run ('fewshot' is the prototype and Tip-Adapter)."""
+    if isinstance(methods, str):
+        methods = [m for m in methods.replace(" ", "").split(",") if m]
+    out = []
+    for m in methods:
+        if m not in METHOD_CHOICES:
+            raise ValueError(f"unknown method '{m}': choose from {', '.join(METHOD_CHOICES)}")
+        out += ["prototype", "tip-adapter"] if m == "fewshot" else [m]
+    return list(dict.fromkeys(out))
+
+
+def check_methods(encoder, methods: list[str]) -> None:
+    """A clear error before any work when a method needs a text side the encoder lacks."""
+    for m in methods:
+        if m in TEXT_METHODS:
+            require_text(encoder, m)
+
+
+def default_methods(encoder) -> str:
+    return "zeroshot,fewshot,coop" if encoder.has_text else "fewshot"
+
+
+def methods_problem(model: str | None, methods: list[str] | str | None) -> str | None:
+    """None when the model can run these methods, else why not (checked before any work, without
+    loading the model: only the image-only backbones lack a text side)."""
+    from shoefind.encoders.backbones import is_image_backbone
+    from shoefind.encoders.base import no_text_message
+    from shoefind.settings import model_spec
+    try:
+        expanded = expand_methods(methods or "fewshot")
+    except ValueError as exc:
+        return str(exc)
+    spec = model_spec(model)
+    needs_text = [m for m in expanded if m in TEXT_METHODS]
+    if is_image_backbone(spec) and needs_text:
+        return no_text_message(spec, needs_text[0])
+    return None
+
+
+@dataclass
+class TaskSpec:
+    """One classification task: its classes, the label column, and the zero-shot class embeddings."""
+    task: str
+    classes: list[str]
+    label_column: str
+    text: np.ndarray | None = None
+
+    def labels(self, frame: pd.DataFrame) -> np.ndarray:
+        """Class index per row (-1 where the label is not one of the classes)."""
+        index = {c: i for i, c in enumerate(self.classes)}
+        return frame[self.label_column].astype(str).map(lambda v: index.get(v, -1)).to_numpy(dtype=int)
+
+
+def task_specs(encoder, table: FeatureTable) -> list[TaskSpec]:
+    """brand/color/hightop/sole (where the table has labels) and name, with prompt embeddings when possible."""
+    attributes = table.attributes
+    zs = ZeroShotModel.build(encoder, table.shoes, attributes=attributes) if encoder.has_text else None
+    specs = [TaskSpec(a, attribute_classes(a, table.shoes[a]), a) for a in attributes]
+    specs.append(TaskSpec("name", table.shoes["shoe"].tolist(), "shoe"))
+    if zs is not None:
+        for s in specs:
+            s.text = zs.class_embeddings[s.task]
+    return specs
+
+
+@dataclass
+class Comparison:
+    metrics: pd.DataFrame
+    split: Split
+    fitted: dict[str, dict[str, object]] = field(default_factory=dict)   # method -> task -> classifier (largest k)
+    model_id: str = ""
+    random_weights: bool = False
+    skipped: list[dict] = field(default_factory=list)
+    details: dict = field(default_factory=dict)                          # e.g. chosen alpha/beta, CoOp epochs
+    support: dict[str, tuple[np.ndarray, list[str]]] = field(default_factory=dict)  # task -> largest-k photos, labels
+
+    def best(self, task: str = "name") -> str | None:
+        """The learned method with the best top-1 (then top-5) on `task` at the largest k."""
+        m = self.metrics[(self.metrics["task"] == task) & (self.metrics["method"] != "zeroshot")]
+        if m.empty:
+            return None
+        m = m[m["shots"] == m["shots"].max()]
+        return str(m.sort_values(["top1", "top5"], ascending=False).iloc[0]["method"])
+
+
+def fit_classifier(method: str, spec: TaskSpec, train_x: np.ndarray, train_y: np.ndarray, encoder,
+                   coop_options: dict | None = None):
+    if method == "zeroshot":
+        return ZeroShotClassifier(spec.classes, spec.text, encoder.logit_scale)
+    text = spec.text
+    if len(train_y) == 0:
+        # no labeled training photo for this task (e.g. a missing attribute): prompts alone
+        if text is None:
+            raise ValueError(f"no training photo has a {spec.task} label, and {encoder.model_id} has no text side")
+        return ZeroShotClassifier(spec.classes, text, encoder.logit_scale)
+    scale = encoder.logit_scale if encoder.has_text else 100.0
+    if method == "prototype":
+        return PrototypeClassifier.fit(train_x, train_y, spec.classes, text, scale)
+    if method == "tip-adapter":
+        return TipAdapter.fit(train_x, train_y, spec.classes, text, scale)
+    if method == "coop":
+        from shoefind.learn.coop import train_coop
+        return train_coop(encoder, spec, train_x, train_y, **(coop_options or {}))
+    raise ValueError(f"unknown method '{method}'")
+
+
+def score(classifier, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    if len(x) == 0:
+        return float("nan"), float("nan")
+    ranked = top_k(classifier.logits(x), 5)
+    return accuracy_at(y, ranked, 1), accuracy_at(y, ranked, 5)
+
+
+def compare_methods(encoder, table: FeatureTable, cache: EmbeddingCache, methods: list[str], shots: list[int],
+                    seed: int = 0, coop_options: dict | None = None,
+                    log: Callable[[str], None] | None = None) -> Comparison:
+    """Fit every method at every usable k and score it on the split's test photos."""
+    methods = expand_methods(methods)
+    check_methods(encoder, methods)
+    labeled = table.labeled_images()
+    have = labeled["sha256"].map(lambda s: s in cache)
+    skipped = labeled.loc[~have, ["path", "shoe"]].to_dict("records")
+    labeled = labeled.loc[have].reset_index(drop=True)
+    usable = usable_shots(labeled, shots)
+    if not usable and any(m != "zeroshot" for m in methods):
+        raise ValueError("no shoe has more than one embedded photo: few-shot needs at least one training and one "
+                         "test photo per shoe")
+    split = make_split(labeled[["path", "sha256", "shoe"]], usable or [1], seed)
+    attrs = labeled.drop(columns=["sha256", "shoe"])   # labels joined back by path (unique per image)
+    test = split.test().merge(attrs, on="path")
+    test_x = cache.matrix(test["sha256"].tolist())
+    specs = task_specs(encoder, table)
+    rows, fitted, details, support = [], {}, {}, {}
+    say = log or (lambda _m: None)
+
+    for method in methods:
+        for k in ([0] if method == "zeroshot" else usable):
+            train = split.train(k).merge(attrs, on="path") if k else test.iloc[:0]
+            train_x = cache.matrix(train["sha256"].tolist()) if len(train) else np.zeros((0, test_x.shape[1]),
+                                                                                         np.float32)
+            for spec in specs:
+                ty = spec.labels(test)
+                keep = ty >= 0
+                tr_y = spec.labels(train)
+                tr_keep = tr_y >= 0
+                clf = fit_classifier(method, spec, train_x[tr_keep], tr_y[tr_keep], encoder, coop_options)
+                top1, top5 = score(clf, test_x[keep], ty[keep])
+                rows.append({"method": method, "shots": k, "task": spec.task, "classes": len(spec.classes),
+                             "train_images": int(tr_keep.sum()), "images": int(keep.sum()),
+                             "top1": top1, "top5": top5})
+                if k == (max(usable) if method != "zeroshot" else 0):
+                    fitted.setdefault(method, {})[spec.task] = clf
+                    if k and tr_keep.any():
+                        support[spec.task] = (train_x[tr_keep], [spec.classes[i] for i in tr_y[tr_keep]])
+                    info = getattr(clf, "selection", None) or getattr(clf, "training", None)
+                    if info:
+                        details.setdefault(method, {})[spec.task] = info
+                say(f"{method:11s} k={k:<2d} {spec.task:8s} top-1 {top1:.1%}  top-5 {top5:.1%}")
+    metrics = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    return Comparison(metrics, split, fitted, encoder.model_id, getattr(encoder, "is_random", False), skipped,
+                      details, support)

@@ -1,0 +1,142 @@
+"""The catalog that queries are answered against: a feature table with its photo embeddings.
+
+Opening a catalog reuses the saved feature table (rebuilt when the folder's photo count
+changed) and the embedding cache, encoding only the photos the cache has not seen.
+Opened catalogs are kept per process, so a server or a flow run pays for this once.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from shoefind.features.cache import EmbeddingCache
+from shoefind.features.embed import embed_images
+from shoefind.features.table import FeatureTable, build_table, count_images, load_table, table_dir_for
+
+
+class EmptyCatalog(ValueError):
+    """The catalog has no shoe with a usable photo; str() says what to do."""
+
+
+@dataclass
+class Catalog:
+    """Catalog photos (rows of `embeddings`) and the shoes they show (rows of `shoes`)."""
+    root: Path
+    shoes: pd.DataFrame            # one row per shoe: shoe, name, brand, hightop, color, sole
+    photos: pd.DataFrame           # one row per embedded photo: path (absolute), sha256, shoe_index
+    embeddings: np.ndarray         # (photos, dim), L2-normalised
+    skipped: list[str] = field(default_factory=list)    # photos that could not be embedded
+    model_id: str = ""
+    table: FeatureTable | None = None          # what learned classifiers are rebuilt from
+    data_dir: Path | None = None               # where `shoefind learn` saved them
+    classifiers: dict = field(default_factory=dict, repr=False)   # built once per catalog (identify.py)
+
+    def __post_init__(self):
+        self.photo_shoe = self.photos["shoe_index"].to_numpy(dtype=int)
+        self._by_sha = {s: i for i, s in enumerate(self.photos["sha256"])}
+
+    def __len__(self) -> int:
+        return len(self.photos)
+
+    @property
+    def attributes(self) -> list[str]:
+        """The attributes the catalog has labels for."""
+        from shoefind.vocab import ATTRIBUTES
+        return [a for a in ATTRIBUTES if a in self.shoes and self.shoes[a].astype(str).str.len().gt(0).any()]
+
+    def photo_index(self, sha256: str) -> int | None:
+        return self._by_sha.get(sha256)
+
+    def shoe_record(self, i: int) -> dict:
+        row = self.shoes.iloc[int(i)]
+        return {k: str(row[k]) for k in ("shoe", "name", "brand", "color", "hightop", "sole") if k in row}
+
+    def best_photo_per_shoe(self, photo_scores: np.ndarray, allowed_shoes: np.ndarray | None = None
+                            ) -> tuple[np.ndarray, np.ndarray]:
+        """Per shoe: the best photo's score and index (-inf / -1 for shoes without an allowed photo)."""
+        n = len(self.shoes)
+        best = np.full(n, -np.inf, dtype=np.float32)
+        scores = np.asarray(photo_scores, dtype=np.float32)
+        if allowed_shoes is not None:
+            scores = np.where(allowed_shoes[self.photo_shoe], scores, -np.inf)
+        np.maximum.at(best, self.photo_shoe, scores)
+        # the photo that reached each shoe's best score (first one if tied)
+        hit = np.flatnonzero(scores == best[self.photo_shoe])
+        best_photo = np.full(n, -1, dtype=int)
+        best_photo[self.photo_shoe[hit[::-1]]] = hit[::-1]
+        best_photo[~np.isfinite(best)] = -1
+        return best, best_photo
+
+
+def catalog_from_table(table: FeatureTable, cache: EmbeddingCache, model_id: str = "",
+                       data_dir: str | os.PathLike | None = None) -> Catalog:
+    """A catalog of the table's photos that have a cached embedding."""
+    shoes = table.shoes.reset_index(drop=True)
+    index = {s: i for i, s in enumerate(shoes["shoe"])}
+    images = table.images[table.images["shoe"].isin(index)]
+    have = images["sha256"].map(lambda s: s in cache).astype(bool)
+    skipped = [str(table.root / p) for p in images.loc[~have, "path"]]
+    images = images.loc[have]
+    photos = pd.DataFrame({"path": [str(table.root / p) for p in images["path"]],
+                           "sha256": images["sha256"].tolist(),
+                           "shoe_index": [index[s] for s in images["shoe"]]})
+    if photos.empty:
+        raise EmptyCatalog(
+            f"the catalog {table.root} has no shoe with a usable photo ({len(shoes)} shoes, "
+            f"{len(table.images)} readable photos): add labeled photo folders "
+            "(Brand_Top_Color_Sole_Name/photo.jpg) or pass --dataset DIR")
+    emb = cache.matrix(photos["sha256"].tolist())
+    return Catalog(table.root, shoes, photos, emb, skipped, model_id, table,
+                   Path(data_dir) if data_dir is not None else None)
+
+
+def _current_table(dataset: Path, data_dir: Path) -> FeatureTable:
+    """The saved table of `dataset`, rebuilt when missing, for another folder, or stale."""
+    out = table_dir_for(data_dir, dataset)
+    if (out / "table.json").is_file():
+        table = load_table(out)
+        unreadable = sum(1 for i in table.issues if i.kind == "unreadable-image")
+        if table.root == dataset and len(table.images) + unreadable == count_images(dataset):
+            return table
+    table = build_table(dataset)
+    table.save(out)
+    return table
+
+
+_OPEN: dict[tuple, tuple[float, Catalog]] = {}
+
+
+def open_catalog(encoder, dataset: str | os.PathLike, data_dir: str | os.PathLike,
+                 progress: Callable[[int], None] | None = None) -> Catalog:
+    """The catalog of a labeled photo folder, embedded with `encoder` (kept per process)."""
+    dataset = Path(dataset).expanduser().resolve()
+    data_dir = Path(data_dir)
+    if not dataset.is_dir():
+        raise EmptyCatalog(f"catalog folder {dataset} does not exist: pass --dataset DIR "
+                           "(a labeled photo folder) or put photos in DATA_DIR/images")
+    key = (encoder.cache_key, str(dataset), str(data_dir.resolve()))
+    stamp = _folder_stamp(dataset)
+    if key in _OPEN and _OPEN[key][0] == stamp:
+        return _OPEN[key][1]
+    table = _current_table(dataset, data_dir)
+    if table.shoes.empty:
+        raise EmptyCatalog(f"the catalog {dataset} has no shoes: add labeled photo folders "
+                           "(Brand_Top_Color_Sole_Name/photo.jpg) or pass --dataset DIR")
+    cache = EmbeddingCache.for_encoder(data_dir, encoder)
+    items = [(str(table.root / p), s) for p, s in zip(table.images["path"], table.images["sha256"])]
+    embed_images(encoder, cache, items, batch_size=encoder.batch_size, progress=progress)
+    catalog = catalog_from_table(table, cache, encoder.model_id, data_dir)
+    _OPEN[key] = (stamp, catalog)
+    return catalog
+
+
+def _folder_stamp(folder: Path) -> float:
+    """Changes when a shoe folder is added, removed or changed (cheap: no file walk)."""
+    stamps = [folder.stat().st_mtime]
+    stamps += [p.stat().st_mtime for p in folder.iterdir() if p.is_dir()]
+    return max(stamps) + len(stamps)

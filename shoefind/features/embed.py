@@ -1,0 +1,104 @@
+"""Incremental embedding: encode only images the cache has not seen, in batches.
+
+Decoding runs in a thread pool two batches ahead of the model, one image per job (PIL
+releases the GIL while decoding), so the model waits only for the very first batch; the
+report says how long it waited (`fill_s` for the first batch, `decode_wait_s` after it).
+Each batch is written to the cache as soon as it is encoded: a crash loses at most the
+batch in flight.
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from shoefind.features.cache import EmbeddingCache
+from shoefind.images import ImageError
+
+
+@dataclass
+class EmbedReport:
+    total: int = 0
+    cached: int = 0
+    encoded: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    fill_s: float = 0.0  # waiting for the first decoded batch (the pipeline filling)
+    decode_wait_s: float = 0.0  # the model waiting for decoded images after that
+    encode_s: float = 0.0  # the model encoding
+
+    def as_dict(self) -> dict:
+        return {"total": self.total, "cached": self.cached, "encoded": self.encoded,
+                "failed": [{"path": p, "reason": r} for p, r in self.failed],
+                "seconds": {"fill": round(self.fill_s, 3), "decode_wait": round(self.decode_wait_s, 3),
+                            "encode": round(self.encode_s, 3)}}
+
+
+# Batches decoded ahead of the one being encoded: enough to hide a slow image.
+AHEAD = 2
+
+
+def _decode(encoder, path):
+    try:
+        return encoder.load_image(path)
+    except ImageError as exc:
+        return exc
+
+
+def embed_images(encoder, cache: EmbeddingCache, items: Sequence[tuple[str, str]],
+                 batch_size: int = 32, workers: int = 2,
+                 progress: Callable[[int], None] | None = None) -> EmbedReport:
+    """Make sure every (path, sha256) in items has an embedding in cache."""
+    report = EmbedReport(total=len(items))
+    cache.refresh()
+    todo, seen = [], set()
+    for path, sha in items:
+        if sha in cache or sha in seen:
+            report.cached += 1
+            if progress:
+                progress(1)
+            continue
+        seen.add(sha)
+        todo.append((path, sha))
+    batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        # one job per image, so even the first batch is decoded by all threads at once
+        def submit(batch):
+            return [pool.submit(_decode, encoder, path) for path, _ in batch]
+        pending = [submit(b) for b in batches[:AHEAD]]
+        for i, batch in enumerate(batches):
+            start = time.perf_counter()
+            decoded = [f.result() for f in pending[i]]
+            waited = time.perf_counter() - start
+            if i == 0:
+                report.fill_s += waited
+            else:
+                report.decode_wait_s += waited
+            pending[i] = None  # let the decoded tensors go once encoded
+            if i + AHEAD < len(batches):
+                pending.append(submit(batches[i + AHEAD]))
+            tensors, ok = [], []
+            for (path, sha), result in zip(batch, decoded):
+                if isinstance(result, ImageError):
+                    report.failed.append((str(path), str(result)))
+                else:
+                    tensors.append(result)
+                    ok.append(sha)
+            if tensors:
+                start = time.perf_counter()
+                vecs = encoder.encode_tensors(torch.stack(tensors))
+                report.encode_s += time.perf_counter() - start
+                cache.add(ok, vecs)
+                report.encoded += len(ok)
+            if progress:
+                progress(len(batch))
+    return report
+
+
+def embedding_matrix(cache: EmbeddingCache, shas: Sequence[str]) -> tuple[np.ndarray, list[int]]:
+    """Embeddings for the shas that are cached, and the indices of those rows."""
+    rows = [i for i, s in enumerate(shas) if s in cache]
+    return cache.matrix([shas[i] for i in rows]), rows

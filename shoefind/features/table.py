@@ -1,0 +1,224 @@
+"""The feature table: a labeled photo folder (or catalog CSV + folders) -> shoes and images tables.
+
+Two input conventions:
+- one subfolder per shoe named `Brand_Top_Color_Sole_Name` (e.g.
+  `Nike_High_Red_Plain Sole_Jordan1 Retro High og Chicago`);
+- a catalog CSV `name,brand,color,hightop,sole` plus one image folder per shoe, named
+  by the shoe's name or by the convention above.
+A folder whose subfolders match neither is read as "one class per folder" (a `name` only).
+
+Nothing is dropped silently: every problem becomes an `Issue` in the result.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from shoefind.images import ImageError, is_image_name, open_image, sha256_file
+from shoefind.vocab import ATTRIBUTES, _norm, vocabularies
+
+SHOE_COLUMNS = ["shoe", "name", "brand", "hightop", "color", "sole", "folder"]
+IMAGE_COLUMNS = ["path", "sha256", "width", "height", "shoe"]
+
+
+@dataclass
+class Issue:
+    kind: str        # malformed-name | unknown-value | near-miss | duplicate-name | unreadable-image | ...
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.kind}] {self.where}: {self.message}"
+
+
+@dataclass
+class FeatureTable:
+    root: Path
+    shoes: pd.DataFrame
+    images: pd.DataFrame
+    issues: list[Issue] = field(default_factory=list)
+    layout: str = "folders"   # folders | catalog | classes
+
+    @property
+    def attributes(self) -> list[str]:
+        """The attributes this table has labels for (classes layout: none but name)."""
+        return [a for a in ATTRIBUTES if self.shoes[a].fillna("").astype(str).str.len().gt(0).any()]
+
+    def labeled_images(self) -> pd.DataFrame:
+        """Images joined with their shoe's labels."""
+        return self.images.merge(self.shoes.drop(columns=["folder"]), on="shoe", how="left")
+
+    def save(self, out_dir: str | os.PathLike) -> Path:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        _atomic_csv(self.shoes, out / "shoes.csv")
+        _atomic_csv(self.images, out / "images.csv")
+        _atomic_csv(pd.DataFrame([asdict(i) for i in self.issues], columns=["kind", "where", "message"]),
+                    out / "issues.csv")
+        meta = {"root": str(self.root), "layout": self.layout, "shoes": len(self.shoes),
+                "images": len(self.images), "issues": len(self.issues)}
+        tmp = out / ".table.json.tmp"
+        tmp.write_text(json.dumps(meta, indent=2))
+        os.replace(tmp, out / "table.json")
+        return out
+
+
+def _atomic_csv(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def load_table(table_dir: str | os.PathLike) -> FeatureTable:
+    d = Path(table_dir)
+    meta = json.loads((d / "table.json").read_text())
+    shoes = pd.read_csv(d / "shoes.csv", dtype=str, keep_default_na=False)
+    images = pd.read_csv(d / "images.csv", dtype={"path": str, "sha256": str, "shoe": str},
+                         keep_default_na=False)
+    issues_df = pd.read_csv(d / "issues.csv", dtype=str, keep_default_na=False)
+    issues = [Issue(**r) for r in issues_df.to_dict("records")]
+    return FeatureTable(Path(meta["root"]), shoes, images, issues, meta["layout"])
+
+
+def parse_folder_name(name: str) -> dict | None:
+    """`Brand_Top_Color_Sole_Name` -> fields, or None if it does not have five parts."""
+    parts = name.split("_", 4)
+    if len(parts) != 5 or not all(p.strip() for p in parts):
+        return None
+    brand, top, color, sole, shoe_name = (p.strip() for p in parts)
+    return {"brand": brand, "hightop": top, "color": color, "sole": sole, "name": shoe_name}
+
+
+def _read_values(row: dict, where: str, issues: list[Issue]) -> dict:
+    vocabs = vocabularies()
+    out = dict(row)
+    for attr in ATTRIBUTES:
+        raw = row.get(attr, "")
+        if raw is None or str(raw).strip() == "":
+            issues.append(Issue("missing-value", where, f"no {attr} given"))
+            out[attr] = ""
+            continue
+        reading = vocabs[attr].read(raw)
+        out[attr] = reading.value
+        if reading.problem == "near-miss":
+            issues.append(Issue("near-miss", where,
+                                f"{attr} '{raw}' is not in rules/vocabularies.yaml; read as '{reading.suggestion}' "
+                                "(fix the source, or add an alias)"))
+        elif reading.problem == "unknown":
+            issues.append(Issue("unknown-value", where,
+                                f"{attr} '{raw}' is not in rules/vocabularies.yaml "
+                                f"(known: {', '.join(vocabs[attr].values)}); kept as is"))
+    return out
+
+
+def _image_files(folder: Path) -> tuple[list[Path], list[Path]]:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return [p for p in files if is_image_name(p)], [p for p in files if not is_image_name(p)]
+
+
+def _scan_images(root: Path, folder: Path, shoe: str, issues: list[Issue], rows: list[dict],
+                 progress: Callable[[int], None] | None) -> None:
+    images, others = _image_files(folder)
+    for p in others:
+        issues.append(Issue("not-an-image-name", str(p.relative_to(root)), "file skipped: its name is not an image type"))
+    if not images:
+        issues.append(Issue("no-images", str(folder.relative_to(root)), "shoe has no image files"))
+    for p in images:
+        rel = str(p.relative_to(root))
+        try:
+            img = open_image(p, size_hint=64)
+            w, h = img.width, img.height
+            # draft() decoded a smaller JPEG; record the real size from the header
+            if img.format == "JPEG" or p.suffix.lower() in (".jpg", ".jpeg"):
+                from PIL import Image
+                with Image.open(p) as raw:
+                    w, h = raw.size
+                    if getattr(raw, "_getexif", None) and (raw.getexif() or {}).get(0x0112) in (5, 6, 7, 8):
+                        w, h = h, w
+        except ImageError as exc:
+            issues.append(Issue("unreadable-image", rel, str(exc).split(": ", 1)[-1]))
+            if progress:
+                progress(1)
+            continue
+        rows.append({"path": rel, "sha256": sha256_file(p), "width": w, "height": h, "shoe": shoe})
+        if progress:
+            progress(1)
+
+
+def count_images(root: str | os.PathLike) -> int:
+    return sum(1 for p in Path(root).rglob("*") if p.is_file() and is_image_name(p))
+
+
+def build_table(root: str | os.PathLike, catalog: str | os.PathLike | None = None,
+                progress: Callable[[int], None] | None = None) -> FeatureTable:
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder {root} does not exist")
+    issues: list[Issue] = []
+    shoes: list[dict] = []
+    image_rows: list[dict] = []
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    if catalog:
+        layout = "catalog"
+        cat = pd.read_csv(catalog, dtype=str, keep_default_na=False)
+        missing_cols = {"name", "brand", "color", "hightop", "sole"} - set(cat.columns)
+        if missing_cols:
+            raise ValueError(f"{catalog}: missing columns {sorted(missing_cols)} (need name,brand,color,hightop,sole)")
+        by_key: dict[str, Path] = {}
+        for f in folders:
+            parsed = parse_folder_name(f.name)
+            by_key.setdefault(_norm(parsed["name"] if parsed else f.name), f)
+        for i, row in cat.iterrows():
+            where = f"{Path(catalog).name} line {i + 2}"
+            rec = _read_values(row.to_dict(), where, issues)
+            folder = by_key.pop(_norm(rec["name"]), None)
+            rec["folder"] = folder.name if folder else ""
+            shoes.append(rec)
+            if folder is None:
+                issues.append(Issue("no-images", where, f"no image folder for '{rec['name']}'"))
+        for f in by_key.values():
+            issues.append(Issue("not-in-catalog", f.name, "image folder with no catalog row; skipped"))
+    else:
+        parsed = {f: parse_folder_name(f.name) for f in folders}
+        layout = "folders" if any(parsed.values()) else "classes"
+        for f in folders:
+            if layout == "classes":
+                shoes.append({"name": f.name, "brand": "", "hightop": "", "color": "", "sole": "", "folder": f.name})
+            elif parsed[f] is None:
+                issues.append(Issue("malformed-name", f.name,
+                                    "folder name is not Brand_Top_Color_Sole_Name (five parts joined by '_'); skipped"))
+            else:
+                rec = _read_values(parsed[f], f.name, issues)
+                rec["folder"] = f.name
+                shoes.append(rec)
+        loose = [p for p in root.iterdir() if p.is_file() and is_image_name(p)]
+        for p in loose:
+            issues.append(Issue("loose-image", p.name, "image outside any shoe folder; skipped"))
+
+    seen: dict[str, str] = {}
+    for rec in shoes:
+        key = _norm(rec["name"])
+        rec["shoe"] = rec["name"]
+        if key in seen:
+            rec["shoe"] = f"{rec['name']} ({rec['folder'] or 'no folder'})"
+            issues.append(Issue("duplicate-name", rec["folder"] or rec["name"],
+                                f"name '{rec['name']}' also used by '{seen[key]}'; kept as '{rec['shoe']}'"))
+        else:
+            seen[key] = rec["folder"] or rec["name"]
+        if rec["folder"]:
+            _scan_images(root, root / rec["folder"], rec["shoe"], issues, image_rows, progress)
+
+    shoes_df = pd.DataFrame(shoes, columns=SHOE_COLUMNS + [c for c in (shoes[0] if shoes else {}) if c not in SHOE_COLUMNS])
+    images_df = pd.DataFrame(image_rows, columns=IMAGE_COLUMNS)
+    return FeatureTable(root, shoes_df[SHOE_COLUMNS], images_df, issues, layout)
+
+
+def table_dir_for(data_dir: Path, dataset: str | os.PathLike) -> Path:
+    """Where the tables of a dataset folder go: data/tables/<folder name>."""
+    return Path(data_dir) / "tables" / Path(dataset).resolve().name

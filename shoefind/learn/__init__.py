@@ -1,0 +1,1 @@
+"""Learning from labeled photos: few-shot classifiers, prompt learning, saved classifiers."""

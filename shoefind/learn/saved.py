@@ -1,0 +1,160 @@
+"""Learned classifiers on disk, and the one inference should use: `best_method`.
+
+`shoefind learn` saves, per model and dataset, in DATA_DIR/learned/<model id>/<dataset>/:
+- manifest.json: format version, model id and cache key, the classes each task was trained
+  for, the comparison on the held-out split and the best method per task;
+- fewshot-<task>.npz: the k-shot support photos' embeddings and labels, with the chosen
+  Tip-Adapter blend weights (the prototype classifier is rebuilt from the same photos);
+- coop-<task>.pt: the CoOp context vectors (see shoefind.learn.coop).
+
+Loading rebuilds every classifier for the *current* catalog: a shoe added after training is
+scored by its zero-shot prompts (with a CLIP model), so nothing fails on new classes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from shoefind.evaluate.methods import Comparison, TaskSpec, task_specs
+from shoefind.learn.fewshot import PrototypeClassifier, TipAdapter, ZeroShotClassifier
+from shoefind.features.table import FeatureTable
+from shoefind.retrieve.zeroshot import Identification, softmax
+
+MANIFEST_FORMAT = "shoefind-learned"
+MANIFEST_VERSION = 1
+LEARNED_METHODS = ("prototype", "tip-adapter", "coop")
+
+
+def learned_dir(data_dir: str | os.PathLike, model_id: str, dataset: str) -> Path:
+    safe = lambda t: re.sub(r"[^A-Za-z0-9._-]+", "_", t)  # noqa: E731
+    return Path(data_dir) / "learned" / safe(model_id) / safe(Path(dataset).name)
+
+
+def save_learned(data_dir: str | os.PathLike, comparison: Comparison, encoder, dataset: str) -> Path:
+    """Write the largest-k classifiers of a comparison and its manifest; returns the folder."""
+    out = learned_dir(data_dir, encoder.model_id, dataset)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, dict[str, str]] = {}
+    for task, (x, labels) in comparison.support.items():
+        tip = comparison.fitted.get("tip-adapter", {}).get(task)
+        np.savez(out / f".fewshot-{task}.npz.tmp.npz", embeddings=x.astype(np.float32), labels=np.array(labels),
+                 alpha=np.float32(tip.alpha if tip else 1.0), beta=np.float32(tip.beta if tip else 5.5))
+        os.replace(out / f".fewshot-{task}.npz.tmp.npz", out / f"fewshot-{task}.npz")
+        for method in ("prototype", "tip-adapter"):
+            if task in comparison.fitted.get(method, {}):
+                files.setdefault(method, {})[task] = f"fewshot-{task}.npz"
+    for task, clf in comparison.fitted.get("coop", {}).items():
+        if not hasattr(clf, "save"):
+            continue   # a task without training photos kept its zero-shot prompts
+        clf.save(out / f"coop-{task}.pt")
+        files.setdefault("coop", {})[task] = f"coop-{task}.pt"
+    metrics = comparison.metrics
+    best = {t: comparison.best(t) for t in sorted(set(metrics["task"]))}
+    manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "model_id": encoder.model_id,
+                "cache_key": encoder.cache_key, "has_text": bool(encoder.has_text), "dataset": str(dataset),
+                "created": datetime.now(timezone.utc).isoformat(), "shots": comparison.split.shots,
+                "seed": comparison.split.seed, "best": best, "files": files,
+                "classes": {t: sorted(set(labels)) for t, (_x, labels) in comparison.support.items()},
+                "comparison": json.loads(metrics.to_json(orient="records"))}
+    tmp = out / ".manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, out / "manifest.json")
+    return out
+
+
+def read_manifest(folder: Path) -> dict | None:
+    path = folder / "manifest.json"
+    if not path.is_file():
+        return None
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != MANIFEST_FORMAT or int(manifest.get("version", 0)) > MANIFEST_VERSION:
+        raise ValueError(f"{path} is not a learned-classifier manifest this shoefind can read")
+    return manifest
+
+
+def _support(folder: Path, file: str, spec: TaskSpec) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Support photos whose label is still a class of the current catalog, as indices."""
+    with np.load(folder / file, allow_pickle=False) as z:
+        x, labels = z["embeddings"], [str(v) for v in z["labels"]]
+        alpha, beta = float(z["alpha"]), float(z["beta"])
+    index = {c: i for i, c in enumerate(spec.classes)}
+    keep = np.array([lab in index for lab in labels], bool)
+    y = np.array([index[lab] for lab, k in zip(labels, keep) if k], dtype=int)
+    return x[keep], y, alpha, beta
+
+
+def load_classifier(folder: Path, manifest: dict, method: str, spec: TaskSpec, encoder):
+    """One task's saved classifier, rebuilt for the classes of `spec`; None when not saved."""
+    file = manifest["files"].get(method, {}).get(spec.task)
+    if file is None:
+        return None
+    scale = encoder.logit_scale if encoder.has_text else 100.0
+    if method == "coop":
+        from shoefind.learn.coop import load_coop
+        return load_coop(folder / file, encoder, spec)
+    x, y, alpha, beta = _support(folder, file, spec)
+    if method == "tip-adapter":
+        return TipAdapter.build(x, y, spec.classes, spec.text, scale, alpha=alpha, beta=beta)
+    return PrototypeClassifier.fit(x, y, spec.classes, spec.text, scale)
+
+
+@dataclass
+class LearnedClassifier:
+    """Per-task classifiers with one interface: `predict_proba(task, x)` and `identify(x)`."""
+    method: str
+    model_id: str
+    classifiers: dict[str, object]      # task -> classifier with classes / logits / predict_proba
+    folder: Path | None = None
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.classifiers)
+
+    def classes(self, task: str) -> list[str]:
+        return self.classifiers[task].classes
+
+    def predict_proba(self, task: str, embeddings: np.ndarray) -> np.ndarray:
+        return self.classifiers[task].predict_proba(np.asarray(embeddings, np.float32))
+
+    def identify(self, embeddings: np.ndarray) -> Identification:
+        """Like ZeroShotModel.identify: attribute probabilities and shoe scores (catalog order)."""
+        x = np.asarray(embeddings, np.float32)
+        probs = {t: self.predict_proba(t, x) for t in self.tasks if t != "name"}
+        name = softmax(self.classifiers["name"].logits(x))
+        return Identification(probs, name, name.copy())
+
+
+def best_method(data_dir: str | os.PathLike, encoder, table: FeatureTable,
+                task: str = "name") -> LearnedClassifier | None:
+    """The learned method that scored best on `task` when `shoefind learn` ran for this model and
+    dataset, rebuilt for the table's current shoes; None when nothing was learned (use zero-shot).
+
+    Tasks the best method lacks fall back to zero-shot prompts (CLIP) when possible.
+    """
+    folder = learned_dir(data_dir, encoder.model_id, str(table.root))
+    manifest = read_manifest(folder)
+    if manifest is None:
+        return None
+    if manifest["model_id"] != encoder.model_id:
+        raise ValueError(f"{folder} was learned with {manifest['model_id']}, not {encoder.model_id}")
+    method = manifest["best"].get(task)
+    if method not in LEARNED_METHODS:
+        return None
+    return load_method(folder, manifest, method, encoder, table)
+
+
+def load_method(folder: Path, manifest: dict, method: str, encoder, table: FeatureTable) -> LearnedClassifier:
+    classifiers = {}
+    for spec in task_specs(encoder, table):
+        clf = load_classifier(folder, manifest, method, spec, encoder)
+        if clf is None and spec.text is not None:
+            clf = ZeroShotClassifier(spec.classes, spec.text, encoder.logit_scale)
+        if clf is not None:
+            classifiers[spec.task] = clf
+    return LearnedClassifier(method, encoder.model_id, classifiers, folder)

@@ -1,0 +1,73 @@
+"""One call that answers photos: identification, and optionally a change in words.
+
+Used by the `infer` Prefect task, the CLI and the web page, so all three answer alike.
+Answers are plain data (JSON-ready); a photo that cannot be used gets an `error` instead.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from shoefind.features.catalog import Catalog
+from shoefind.retrieve.change_words import parse_change
+from shoefind.retrieve.identify import classifier_for, describe_identification, encode_queries, reference_attributes
+from shoefind.images import is_image_name
+from shoefind.retrieve.compose import ChangeQuery, retrieve
+
+
+def expand_photos(inputs: Sequence[str | os.PathLike]) -> list[str]:
+    """Paths as given; a folder stands for the image files inside it (sorted, recursive)."""
+    out = []
+    for item in inputs:
+        p = Path(item).expanduser()
+        if p.is_dir():
+            found = sorted(str(f) for f in p.rglob("*")
+                           if f.is_file() and is_image_name(f) and not f.name.startswith("."))
+            if not found:
+                raise ValueError(f"{p}: the folder has no image files")
+            out += found
+        else:
+            out.append(str(p))
+    return out
+
+
+def answer_photos(encoder, catalog: Catalog, photos: Sequence, change: str | None = None,
+                  method: str = "auto", change_method: str = "constraints", k: int = 5,
+                  neighbours: int = 5, results: int = 10, text_weight: float | None = None) -> dict:
+    """Identify each photo (paths or bytes); with `change`, also find catalog shoes changed as it says."""
+    queries = encode_queries(encoder, catalog, photos)
+    name, classifier = classifier_for(encoder, catalog, method)
+    ok = queries.ok
+    ident = classifier.identify(queries.embeddings[ok]) if ok else None
+    request = parse_change(change) if change and change.strip() else None
+    answers = []
+    for i, label in enumerate(queries.labels):
+        if queries.errors[i] is not None:
+            answers.append({"photo": label, "error": queries.errors[i]})
+            continue
+        j = ok.index(i)
+        answer = {"photo": label, "error": None, "method": name,
+                  "in_catalog": queries.catalog_rows[i] is not None}
+        answer |= describe_identification(catalog, classifier, ident, j, queries.embeddings[i], k=k,
+                                          neighbours=neighbours, logit_scale=encoder.logit_scale)
+        if request is not None:
+            answer["change"] = _change_answer(encoder, catalog, request, answer, queries.embeddings[i],
+                                              queries.catalog_rows[i], int(np.argmax(ident.combined_scores[j])),
+                                              change_method, results, text_weight)
+        answers.append(answer)
+    return {"catalog": str(catalog.root), "model": catalog.model_id,
+            "random_weights": bool(getattr(encoder, "is_random", False)), "answers": answers}
+
+
+def _change_answer(encoder, catalog, request, answer, photo, catalog_row, identified, method, k, text_weight) -> dict:
+    # the query shoe: the catalog shoe of this very photo if it is a catalog photo, else the identified one
+    query_shoe = int(catalog.photo_shoe[catalog_row]) if catalog_row is not None else identified
+    query = ChangeQuery(photo=photo, change=request, reference=reference_attributes(answer, catalog, catalog_row),
+                        identified_name=answer["shoe"]["name"], exclude_shoe=query_shoe)
+    result = retrieve(encoder, catalog, query, method, text_weight=text_weight)
+    return {"text": request.text, "method": result.method, "understood": result.understood or ["(nothing)"],
+            "notes": result.notes, "excluded": catalog.shoes["shoe"].iat[query_shoe],
+            "results": result.shoes(catalog, k)}

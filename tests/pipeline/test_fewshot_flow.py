@@ -1,0 +1,62 @@
+"""`shoefind evaluate --method/--shots` and `shoefind learn` through their Prefect flows."""
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from shoefind.cli.main import app
+from shoefind.learn.saved import best_method, read_manifest
+from shoefind.encoders.load import load_model
+from shoefind.features.table import load_table
+
+from tests.helpers import make_labeled_dataset
+
+
+async def _artifacts(key: str):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    async with get_client() as client:
+        return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+
+
+def test_evaluate_compares_methods_on_one_split(prefect_harness, tiny_model, tmp_path):
+    dataset = make_labeled_dataset(tmp_path / "ds", n_per_shoe=4)
+    data = tmp_path / "data"
+    res = CliRunner().invoke(app, ["evaluate", str(dataset), "--model", tiny_model, "--data-dir", str(data),
+                                   "--method", "zeroshot,fewshot,coop", "--shots", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout[res.stdout.index("{"):])
+    rows = payload["comparison"]
+    assert {r["method"] for r in rows} == {"zeroshot", "prototype", "tip-adapter", "coop"}
+    assert {r["task"] for r in rows} == {"brand", "color", "hightop", "sole", "name"}
+    assert {r["shots"] for r in rows if r["method"] != "zeroshot"} == {1, 2}
+    assert len({r["images"] for r in rows if r["task"] == "name"}) == 1          # one test set for all
+    run_dir = sorted((data / "runs").iterdir())[-1]
+    for name in ("report.md", "comparison.csv", "split.csv", "split.json", "accuracy_vs_k.png"):
+        assert (run_dir / name).is_file(), name
+    assert "| coop | 2 |" in (run_dir / "report.md").read_text()
+    table_artifact = asyncio.run(_artifacts("method-comparison"))[0]
+    assert "tip-adapter" in str(table_artifact.data)
+    assert asyncio.run(_artifacts("method-comparison-report"))
+
+
+def test_learn_saves_what_inference_loads(prefect_harness, tiny_model, tmp_path):
+    dataset = make_labeled_dataset(tmp_path / "ds", n_per_shoe=3)
+    data = tmp_path / "data"
+    res = CliRunner().invoke(app, ["learn", str(dataset), "--model", tiny_model, "--data-dir", str(data),
+                                   "--shots", "2", "--max-epochs", "10"])
+    assert res.exit_code == 0, res.output
+    assert "Method comparison" in res.stdout
+    encoder = load_model(tiny_model)
+    table = load_table(data / "tables" / "ds")
+    learned = best_method(data, encoder, table)
+    manifest = read_manifest(learned.folder)
+    assert manifest["model_id"] == encoder.model_id and set(manifest["files"]) == {"prototype", "tip-adapter", "coop"}
+    assert learned.method == manifest["best"]["name"]
+    assert (Path(learned.folder) / "coop-name.pt").is_file()
+    ident = learned.identify(encoder.encode_images([str(table.root / table.images["path"][0])]))
+    assert ident.name_scores.shape == (1, len(table.shoes))
+    assert set(ident.attribute_probs) == {"brand", "color", "hightop", "sole"}

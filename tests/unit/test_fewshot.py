@@ -1,0 +1,119 @@
+"""Few-shot: reproducible splits, the cache model and prototypes on a task with a known answer,
+unseen classes, and the learned-classifier files inference loads."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shoefind.evaluate.methods import compare_methods, expand_methods, task_specs
+from shoefind.learn.fewshot import PrototypeClassifier, TipAdapter
+from shoefind.learn.saved import best_method, save_learned
+from shoefind.encoders.load import load_model
+from shoefind.features.splits import Split, make_split, parse_shots, usable_shots
+from shoefind.features.table import build_table
+
+from tests.helpers.colour_task import COLOURS, colours, embedded  # noqa: F401  (colours: module fixture)
+
+
+def _images(counts: dict[str, int]) -> pd.DataFrame:
+    rows = [{"path": f"{shoe}/{i}.jpg", "sha256": f"{shoe}-{i}", "shoe": shoe}
+            for shoe, n in counts.items() for i in range(n)]
+    return pd.DataFrame(rows)
+
+
+def test_split_is_reproducible_disjoint_and_nested(tmp_path):
+    images = _images({"a": 20, "b": 5, "c": 1})
+    one, two = make_split(images, [1, 2, 4, 16], seed=3), make_split(images, [1, 2, 4, 16], seed=3)
+    pd.testing.assert_frame_equal(one.images, two.images)
+    test = set(one.test()["path"])
+    for k in (1, 2, 4, 16):
+        train = one.train(k)
+        assert not set(train["path"]) & test                       # disjoint
+        assert train.groupby("shoe").size().max() <= k
+    assert set(one.train(1)["path"]) <= set(one.train(4)["path"])   # nested
+    counts = one.test().groupby("shoe").size()
+    assert counts["a"] == 4 and counts["b"] == 1 and counts["c"] == 1  # every shoe keeps a test photo
+    assert "c" not in set(one.train(16)["shoe"])                     # single photo: test only
+    assert set(make_split(images, [1, 2, 4, 16], seed=4).train(2)["path"]) != set(one.train(2)["path"])
+    one.save(tmp_path)
+    again = Split.load(tmp_path)
+    assert set(again.train(4)["path"]) == set(one.train(4)["path"]) and again.seed == 3
+    assert {"train_k1", "train_k16"} <= set(pd.read_csv(tmp_path / "split.csv").columns)
+
+
+def test_shots_option_and_usable_shots():
+    assert parse_shots("16") == [1, 2, 4, 8, 16]
+    assert parse_shots("1,4,16") == [1, 4, 16]
+    assert parse_shots(None) == [1, 2, 4, 8, 16]
+    with pytest.raises(ValueError):
+        parse_shots("many")
+    assert usable_shots(_images({"a": 5, "b": 2}), [1, 2, 4, 8]) == [1, 2, 4]
+    assert expand_methods("zeroshot,fewshot") == ["zeroshot", "prototype", "tip-adapter"]
+    with pytest.raises(ValueError):
+        expand_methods(["magic"])
+
+
+def test_cache_model_and_prototypes_learn_colours(colours, tmp_path):
+    encoder, table, cache = colours
+    comparison = compare_methods(encoder, table, cache, ["zeroshot", "fewshot"], [1, 4])
+    m = comparison.metrics.set_index(["method", "shots"])
+    chance = 1 / len(COLOURS)
+    assert m.loc[("tip-adapter", 4), "top1"] >= 0.8 > chance + 0.3
+    assert m.loc[("prototype", 4), "top1"] >= 0.8
+    assert m.loc[("tip-adapter", 4), "images"] == m.loc[("zeroshot", 0), "images"] == 4 * 4  # one test set
+    assert comparison.details["tip-adapter"]["name"]["by"].startswith("leave-one-out")
+
+
+def test_classes_without_training_photos_fall_back_to_prompts(colours):
+    encoder, table, cache = colours
+    spec = task_specs(encoder, table)[-1]
+    x = cache.matrix(table.images["sha256"].tolist())
+    y = spec.labels(table.images)
+    seen = y != 0                                   # class 0 gets no training photo
+    for cls in (TipAdapter, PrototypeClassifier):
+        clf = cls.fit(x[seen], y[seen], spec.classes, spec.text, encoder.logit_scale)
+        probs = clf.predict_proba(x)
+        assert probs.shape == (len(x), len(spec.classes)) and np.isfinite(probs).all()
+    zs_rank = (x @ spec.text.T)[:, 0]
+    proto = PrototypeClassifier.fit(x[seen], y[seen], spec.classes, spec.text, encoder.logit_scale)
+    # the unseen class is scored by its prompt: same order as zero-shot
+    assert np.array_equal(np.argsort(proto.logits(x)[:, 0]), np.argsort(zs_rank))
+
+
+def test_saved_fewshot_rebuilds_for_a_catalog_with_a_new_shoe(colours, tmp_path):
+    encoder, table, cache = colours
+    comparison = compare_methods(encoder, table, cache, ["fewshot"], [4])
+    folder = save_learned(tmp_path, comparison, encoder, str(table.root))
+    assert (folder / "manifest.json").is_file() and (folder / "fewshot-name.npz").is_file()
+    learned = best_method(tmp_path, encoder, table)
+    assert learned.method == comparison.best("name")
+    x = cache.matrix(table.images["sha256"].tolist())
+    before = learned.predict_proba("name", x)
+    assert np.allclose(before, comparison.fitted[learned.method]["name"].predict_proba(x), atol=1e-6)
+    # a shoe added after learning: scored by its prompts, nothing fails
+    new_shoe = {**table.shoes.iloc[0].to_dict(), "name": "purple", "shoe": "purple", "folder": "purple"}
+    grown_table = replace(table, shoes=pd.concat([table.shoes, pd.DataFrame([new_shoe])], ignore_index=True))
+    grown = best_method(tmp_path, encoder, grown_table)
+    assert grown.classes("name")[-1] == "purple"
+    ident = grown.identify(x)
+    assert ident.name_scores.shape == (len(x), 5) and np.isfinite(ident.name_scores).all()
+    assert best_method(tmp_path / "elsewhere", encoder, table) is None   # nothing learned: zero-shot
+
+
+def test_real_catalog_where_most_shoes_have_one_photo(shared_data, tiny_model, tmp_path):
+    """findyourshoes-labeled: 27 of 28 shoes have one photo, so they are test only and every
+    learned method must fall back to prompts for them; all five tasks are still scored."""
+    table = build_table(shared_data / "findyourshoes-labeled")
+    encoder = load_model(tiny_model)
+    cache = embedded(encoder, table, tmp_path / "embeddings")
+    comparison = compare_methods(encoder, table, cache, ["zeroshot", "fewshot", "coop"], [1, 2, 4],
+                                 coop_options={"progress": False, "max_epochs": 3})
+    m = comparison.metrics
+    assert set(m["task"]) == {"brand", "color", "hightop", "sole", "name"}
+    assert set(m.loc[m["method"] != "zeroshot", "shots"]) == {1, 2}          # k=4 is more than any shoe allows
+    assert m.groupby("task")["images"].nunique().eq(1).all()                 # one test set per task
+    assert m["top5"].notna().all()
+    assert comparison.support["name"][0].shape[0] == 2                        # the one shoe with 3 photos

@@ -1,0 +1,72 @@
+import struct
+import zlib
+
+import pytest
+from PIL import Image
+
+from shoefind.images import ImageError, open_image, probe
+
+from tests.helpers import make_photo, png_header_only
+
+
+
+def test_good_jpeg_opens_as_rgb(tmp_path):
+    img = open_image(make_photo(tmp_path / "a.jpg"))
+    assert img.mode == "RGB" and img.size == (320, 240)
+
+
+def test_jpeg_draft_decodes_smaller_but_not_below_hint(tmp_path):
+    p = make_photo(tmp_path / "big.jpg", size=(1600, 1200))
+    img = open_image(p, size_hint=224)
+    assert min(img.size) >= 224 and img.size[0] < 1600
+
+
+@pytest.mark.parametrize("content,reason", [
+    (b"", "empty"),
+    (b"<!DOCTYPE html><html><body>not found</body></html>", "HTML"),
+    (b"\x00\x01garbage" * 50, "not a readable image"),
+])
+def test_non_images_get_a_reason(tmp_path, content, reason):
+    p = tmp_path / "fake.jpg"
+    p.write_bytes(content)
+    with pytest.raises(ImageError, match=reason):
+        open_image(p)
+
+
+def test_truncated_jpeg(tmp_path):
+    p = make_photo(tmp_path / "t.jpg", size=(800, 600))
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    with pytest.raises(ImageError, match="truncated"):
+        open_image(p)
+
+
+def test_decompression_bomb_is_refused_before_decoding(tmp_path):
+    p = png_header_only(tmp_path / "bomb.png", 30000, 30000)
+    with pytest.raises(ImageError, match="decompression bomb"):
+        open_image(p)
+    with pytest.raises(ImageError, match="decompression bomb"):
+        probe(p)
+
+
+def test_cmyk_16bit_and_transparent_become_rgb(tmp_path):
+    Image.new("CMYK", (300, 200), (0, 255, 255, 0)).save(tmp_path / "c.jpg")
+    Image.new("I;16", (300, 200), 40000).save(tmp_path / "g16.png")
+    Image.new("RGBA", (300, 200), (0, 0, 0, 0)).save(tmp_path / "t.png")
+    assert open_image(tmp_path / "c.jpg").mode == "RGB"
+    assert open_image(tmp_path / "g16.png").mode == "RGB"
+    assert open_image(tmp_path / "t.png").getpixel((5, 5)) == (255, 255, 255)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.new("RGB", (400, 200), (10, 200, 10))
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    img.save(tmp_path / "r.jpg", exif=exif)
+    assert open_image(tmp_path / "r.jpg").size == (200, 400)
+
+
+def test_bytes_input_and_missing_file(tmp_path):
+    p = make_photo(tmp_path / "a.png")
+    assert open_image(p.read_bytes()).size == (320, 240)
+    with pytest.raises(ImageError, match="no such file"):
+        open_image(tmp_path / "nope.jpg")
