@@ -19,8 +19,8 @@ def _clip_weights() -> tuple[bool, str]:
         return False, str(exc)
     if path is None:
         import clip.clip as cc
-        from shoefind.encoders.openai_clip import CLIP_CACHE
-        target = CLIP_CACHE / os.path.basename(cc._MODELS[spec])
+        from shoefind.encoders.openai_clip import clip_cache
+        target = clip_cache() / os.path.basename(cc._MODELS[spec])
         return False, _missing_weights_message(spec, target)
     return True, f"CLIP model {spec}: {path}"
 
