@@ -74,6 +74,9 @@ def _print_answers(answer: dict) -> None:
         if a["error"]:
             continue
         out.print(f"[bold]{a['photo']}[/]: {a['shoe']['shoe']} ({a['shoe']['probability']:.0%}, {a['method']})")
+        out.print(f"  method: {a['method_description']}")
+        if a.get("catalog_shoe"):
+            out.print(f"  [cyan]this photo is in the catalog, labeled {a['catalog_shoe']['shoe']}[/]")
         table = Table("shoe", "brand", "colour", "top", "sole", "probability", "score")
         for s in a["top_shoes"]:
             table.add_row(s["shoe"], s.get("brand", ""), s.get("color", ""), s.get("hightop", ""), s.get("sole", ""),

@@ -131,11 +131,12 @@ class LearnedClassifier:
 
 
 def best_method(data_dir: str | os.PathLike, encoder, table: FeatureTable,
-                task: str = "name") -> LearnedClassifier | None:
+                task: str = "name", among: tuple[str, ...] | None = None) -> LearnedClassifier | None:
     """The learned method that scored best on `task` when `shoefind learn` ran for this model and
     dataset, rebuilt for the table's current shoes; None when nothing was learned (use zero-shot).
 
     Tasks the best method lacks fall back to zero-shot prompts (CLIP) when possible.
+    `among` limits the choice to some saved methods (e.g. the few-shot ones).
     """
     folder = learned_dir(data_dir, encoder.model_id, str(table.root))
     manifest = read_manifest(folder)
@@ -143,10 +144,21 @@ def best_method(data_dir: str | os.PathLike, encoder, table: FeatureTable,
         return None
     if manifest["model_id"] != encoder.model_id:
         raise ValueError(f"{folder} was learned with {manifest['model_id']}, not {encoder.model_id}")
-    method = manifest["best"].get(task)
+    method = manifest["best"].get(task) if among is None else _best_among(manifest, task, among)
     if method not in LEARNED_METHODS:
         return None
     return load_method(folder, manifest, method, encoder, table)
+
+
+def _best_among(manifest: dict, task: str, among: tuple[str, ...]) -> str | None:
+    """The saved method of `among` with the best top-1 (then top-5) on `task` at the largest k."""
+    rows = [r for r in manifest.get("comparison", []) if r.get("task") == task and r.get("method") in among
+            and task in manifest["files"].get(r["method"], {})]
+    if not rows:
+        return None
+    k = max(r["shots"] for r in rows)
+    best = max((r for r in rows if r["shots"] == k), key=lambda r: (r["top1"] or 0, r["top5"] or 0))
+    return best["method"]
 
 
 def load_method(folder: Path, manifest: dict, method: str, encoder, table: FeatureTable) -> LearnedClassifier:

@@ -13,7 +13,8 @@ import numpy as np
 
 from shoefind.features.catalog import Catalog
 from shoefind.retrieve.change_words import parse_change
-from shoefind.retrieve.identify import classifier_for, describe_identification, encode_queries, reference_attributes
+from shoefind.retrieve.identify import (classifier_for, describe_identification, describe_method, encode_queries,
+                                        reference_attributes)
 from shoefind.images import is_image_name
 from shoefind.retrieve.compose import ChangeQuery, retrieve
 
@@ -49,10 +50,15 @@ def answer_photos(encoder, catalog: Catalog, photos: Sequence, change: str | Non
             answers.append({"photo": label, "error": queries.errors[i]})
             continue
         j = ok.index(i)
-        answer = {"photo": label, "error": None, "method": name,
+        answer = {"photo": label, "error": None, "method": name, "method_description": describe_method(name),
                   "in_catalog": queries.catalog_rows[i] is not None}
+        if queries.catalog_rows[i] is not None:   # the catalog's own label for this very photo
+            row = queries.catalog_rows[i]
+            answer["catalog_shoe"] = catalog.shoe_record(catalog.photo_shoe[row]) | {
+                "path": catalog.photos["path"].iat[row]}
         answer |= describe_identification(catalog, classifier, ident, j, queries.embeddings[i], k=k,
-                                          neighbours=neighbours, logit_scale=encoder.logit_scale)
+                                          neighbours=neighbours,
+                                          logit_scale=getattr(encoder, "logit_scale", 100.0))
         if request is not None:
             answer["change"] = _change_answer(encoder, catalog, request, answer, queries.embeddings[i],
                                               queries.catalog_rows[i], int(np.argmax(ident.combined_scores[j])),

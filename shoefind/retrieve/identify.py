@@ -1,8 +1,10 @@
 """Identifying photos against a catalog: top shoes, attribute confidences, nearest catalog photos.
 
-The classifier is chosen by name (`method`): "zeroshot" is the 5-step zero-shot method;
-learned methods (few-shot, CoOp...) register themselves with `register_classifier`, and
-"auto" picks the best registered one that is available for the catalog, else zero-shot.
+The classifier is chosen by name (`method`, the same names as `learn --method`):
+"zeroshot" is the 5-step zero-shot method (needs a text side); "fewshot" and "coop" are what
+`shoefind learn` saved ("learned" is the best of them); "nearest" ranks shoes by their most
+similar catalog photo. "auto" picks the best available: learned, else zero-shot, else nearest
+(an image-only backbone before `learn`). Others plug in with `register_classifier`.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import numpy as np
 import torch
 
 from shoefind.features.catalog import Catalog
+from shoefind.encoders.base import require_text
+from shoefind.errors import UserError
 from shoefind.images import ImageError, sha256_bytes, sha256_file
 from shoefind.retrieve.zeroshot import Identification, ZeroShotModel, softmax, top_k
 
@@ -33,59 +37,153 @@ class ClassifierMethod:
     rank: int                                           # "auto" prefers the highest rank
 
 
-def _best_learned(encoder, catalog: Catalog):
-    """The best classifier `shoefind learn` saved for this model and catalog (None if none; issue 6)."""
-    key = ("learned-best", encoder.cache_key)
+def _learned(encoder, catalog: Catalog, family: str = "best"):
+    """A classifier `shoefind learn` saved for this model and catalog (None if none; issue 6).
+
+    family "best" is the method that scored best on shoe names; "fewshot" the better of the
+    prototype and Tip-Adapter; "coop" CoOp.
+    """
+    key = (f"learned-{family}", encoder.cache_key, _learned_stamp(encoder, catalog))
     if key not in catalog.classifiers:
         found = None
         if catalog.table is not None and catalog.data_dir is not None:
             from shoefind.learn.saved import best_method
             try:
-                found = best_method(catalog.data_dir, encoder, catalog.table)
-            except ValueError:      # learned with another model: zero-shot answers instead
+                found = best_method(catalog.data_dir, encoder, catalog.table,
+                                    among=None if family == "best" else LEARNED_FAMILIES[family])
+            except ValueError:      # learned with another model: not usable
                 found = None
         catalog.classifiers[key] = found
     return catalog.classifiers[key]
 
 
+def _learned_stamp(encoder, catalog: Catalog) -> float | None:
+    """Changes when `shoefind learn` saves again, so a running web page picks up what it learned."""
+    if catalog.table is None or catalog.data_dir is None:
+        return None
+    from shoefind.learn.saved import learned_dir
+    manifest = learned_dir(catalog.data_dir, encoder.model_id, str(catalog.table.root)) / "manifest.json"
+    try:
+        return manifest.stat().st_mtime
+    except OSError:
+        return None
+
+
+# `--method` names shared by `learn`, `evaluate` and `infer`: a family and the saved methods it covers
+LEARNED_FAMILIES = {"fewshot": ("prototype", "tip-adapter"), "coop": ("coop",)}
+
+
 def _zero_shot(encoder, catalog: Catalog) -> ZeroShotModel:
+    require_text(encoder, "the zero-shot method (text prompts)")
     return ZeroShotModel.build(encoder, catalog.shoes, catalog.attributes)
 
 
+@dataclass
+class NearestPhotos:
+    """Identification by the most similar catalog photos (no text side, nothing learned needed).
+
+    A shoe scores by its most similar photo; attribute probabilities add up the probabilities
+    of the shoes that carry each label.
+    """
+    catalog: Catalog
+    temperature: float = 30.0       # softmax scale for cosine similarities (as few-shot's image-only scale)
+
+    def classes(self, attribute: str) -> list[str]:
+        return sorted(set(self.catalog.shoes[attribute].astype(str)))
+
+    def identify(self, image_embeddings: np.ndarray) -> Identification:
+        x = np.asarray(image_embeddings, np.float32)
+        sims = x @ self.catalog.embeddings.T
+        per_shoe = np.stack([self.catalog.best_photo_per_shoe(row)[0] for row in sims]) if len(x) else \
+            np.zeros((0, len(self.catalog.shoes)), np.float32)
+        probs = softmax(self.temperature * np.where(np.isfinite(per_shoe), per_shoe, -1.0))
+        attributes = {}
+        for attr in self.catalog.attributes:
+            classes = self.classes(attr)
+            labels = self.catalog.shoes[attr].astype(str).map({c: i for i, c in enumerate(classes)}).to_numpy()
+            member = np.zeros((len(self.catalog.shoes), len(classes)), np.float32)
+            member[np.arange(len(labels)), labels] = 1.0
+            attributes[attr] = probs @ member
+        return Identification(attributes, probs, probs.copy())
+
+
 CLASSIFIERS: dict[str, ClassifierMethod] = {
-    "zeroshot": ClassifierMethod("zeroshot", _zero_shot, lambda enc, cat: True, rank=0),
-    "learned": ClassifierMethod("learned", _best_learned, lambda enc, cat: _best_learned(enc, cat) is not None,
-                                rank=10),
+    "zeroshot": ClassifierMethod("zeroshot", _zero_shot, lambda enc, cat: bool(enc.has_text), rank=5),
+    "fewshot": ClassifierMethod("fewshot", lambda enc, cat: _learned(enc, cat, "fewshot"),
+                                lambda enc, cat: _learned(enc, cat, "fewshot") is not None, rank=9),
+    "coop": ClassifierMethod("coop", lambda enc, cat: _learned(enc, cat, "coop"),
+                             lambda enc, cat: _learned(enc, cat, "coop") is not None, rank=9),
+    "learned": ClassifierMethod("learned", _learned, lambda enc, cat: _learned(enc, cat) is not None, rank=10),
+    "nearest": ClassifierMethod("nearest", lambda enc, cat: NearestPhotos(cat), lambda enc, cat: True, rank=0),
+}
+
+# What each method is, in the words `infer` prints next to the answer.
+DESCRIPTIONS = {
+    "zeroshot": "zero-shot 5-step method (text prompts; nothing learned)",
+    "fewshot": "few-shot classifier learned by `shoefind learn`",
+    "coop": "CoOp prompts learned by `shoefind learn`",
+    "learned": "the best classifier learned by `shoefind learn`",
+    "nearest": "nearest catalog photos (no classifier learned: `shoefind learn` trains one)",
 }
 
 
-def register_classifier(name: str, build, available=lambda enc, cat: True, rank: int = 10) -> None:
+def register_classifier(name: str, build, available=lambda enc, cat: True, rank: int = 10,
+                        description: str | None = None) -> None:
     """Plug in a classifier (e.g. a learned few-shot method); `auto` uses it when available."""
     CLASSIFIERS[name] = ClassifierMethod(name, build, available, rank)
+    if description:
+        DESCRIPTIONS[name] = description
+
+
+def method_names() -> list[str]:
+    return ["auto", *CLASSIFIERS]
 
 
 def choose_method(method: str, encoder, catalog: Catalog) -> str:
+    """The classifier a request names, or with "auto" the best one available; a UserError
+    (one sentence) when the named one is unknown or cannot run here."""
     if method != "auto":
         if method not in CLASSIFIERS:
-            raise ValueError(f"unknown identification method '{method}' (known: auto, {', '.join(CLASSIFIERS)})")
+            raise UserError(f"'{method}' is not an identification method: choose one of "
+                            f"{', '.join(method_names())}.")
         if not CLASSIFIERS[method].available(encoder, catalog):
-            raise ValueError(f"identification method '{method}' is not available for this model and catalog "
-                             "(learned methods: run `shoefind learn` first)")
+            raise UserError(_unavailable(method, encoder, catalog))
         return method
     usable = [m for m in CLASSIFIERS.values() if m.available(encoder, catalog)]
     return max(usable, key=lambda m: m.rank).name
 
 
+def _unavailable(method: str, encoder, catalog: Catalog) -> str:
+    if method in ("zeroshot", "coop") and not encoder.has_text:
+        from shoefind.encoders.base import no_text_message
+        what = "the zero-shot method (text prompts)" if method == "zeroshot" else "CoOp (learned text prompts)"
+        return no_text_message(encoder.model_id, what)
+    learn = f"shoefind learn {catalog.root} --model {encoder.model_id}"
+    what = {"fewshot": "No few-shot classifier", "coop": "No CoOp classifier"}.get(method, "No classifier")
+    return (f"{what} has been learned for {encoder.model_id} and the catalog {catalog.root}. "
+            f"Run `{learn}` first, or use --method nearest (the nearest catalog photos).")
+
+
 def classifier_for(encoder, catalog: Catalog, method: str = "auto") -> tuple[str, Classifier]:
-    """The classifier for a catalog (built once per process and catalog)."""
+    """The classifier for a catalog (built once per process and catalog) and its method name
+    ("fewshot: tip-adapter", "nearest"...)."""
     name = choose_method(method, encoder, catalog)
     key = (name, encoder.cache_key)
-    if key not in catalog.classifiers:
-        catalog.classifiers[key] = CLASSIFIERS[name].build(encoder, catalog)
-    classifier = catalog.classifiers[key]
-    if getattr(classifier, "method", None):      # a learned classifier says which one it is
-        name = f"{name}: {classifier.method}"
+    if name not in ("fewshot", "coop", "learned"):
+        if key not in catalog.classifiers:
+            catalog.classifiers[key] = CLASSIFIERS[name].build(encoder, catalog)
+        classifier = catalog.classifiers[key]
+    else:       # learned ones are memoised by _learned (and rebuilt when learn saves again)
+        classifier = CLASSIFIERS[name].build(encoder, catalog)
+    if getattr(classifier, "method", None):      # a learned classifier says which one it is, by its family
+        family = next((f for f, saved in LEARNED_FAMILIES.items() if classifier.method in saved), classifier.method)
+        name = f"{family}: {classifier.method}" if family != classifier.method else family
     return name, classifier
+
+
+def describe_method(name: str) -> str:
+    """One line saying what a method name from `classifier_for` is."""
+    return DESCRIPTIONS.get(name.split(":")[0], name)
 
 
 @dataclass

@@ -167,10 +167,12 @@ def test_a_learned_classifier_plugs_in_and_auto_prefers_it(setup):
     finally:
         CLASSIFIERS.pop("always-unavailable", None)
         CLASSIFIERS.pop("test-learned", None)
-    with pytest.raises(ValueError, match="unknown identification method"):
+    with pytest.raises(ValueError, match="'nope' is not an identification method: choose one of auto, zeroshot, "
+                                         "fewshot"):
         choose_method("nope", encoder, catalog)
-    with pytest.raises(ValueError, match="run `shoefind learn` first"):
-        choose_method("learned", encoder, catalog)
+    for method in ("learned", "fewshot"):
+        with pytest.raises(ValueError, match=r"No .*classifier has been learned .* Run `shoefind learn "):
+            choose_method(method, encoder, catalog)
 
 
 def test_query_embeddings_of_catalog_photos_come_from_the_cache(setup, ds):
