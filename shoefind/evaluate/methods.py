@@ -17,7 +17,7 @@ from shoefind.evaluate.attributes import accuracy_at
 from shoefind.learn.fewshot import PrototypeClassifier, TipAdapter, ZeroShotClassifier
 from shoefind.features.splits import Split, make_split, usable_shots
 from shoefind.features.table import FeatureTable
-from shoefind.retrieve.zeroshot import ZeroShotModel, attribute_classes, top_k
+from shoefind.retrieve.zeroshot import ZeroShotModel, ZeroShotOptions, attribute_classes, top_k
 
 METHOD_CHOICES = ("zeroshot", "fewshot", "coop")
 TEXT_METHODS = ("zeroshot", "coop")
@@ -71,6 +71,7 @@ class TaskSpec:
     classes: list[str]
     label_column: str
     text: np.ndarray | None = None
+    prompts: str = "shoefind"           # the prompt set of `text` (and of CoOp's class texts)
 
     def labels(self, frame: pd.DataFrame) -> np.ndarray:
         """Class index per row (-1 where the label is not one of the classes)."""
@@ -78,12 +79,14 @@ class TaskSpec:
         return frame[self.label_column].astype(str).map(lambda v: index.get(v, -1)).to_numpy(dtype=int)
 
 
-def task_specs(encoder, table: FeatureTable) -> list[TaskSpec]:
+def task_specs(encoder, table: FeatureTable, options: ZeroShotOptions | None = None) -> list[TaskSpec]:
     """brand/color/hightop/sole (where the table has labels) and name, with prompt embeddings when possible."""
+    options = options or ZeroShotOptions()
     attributes = table.attributes
-    zs = ZeroShotModel.build(encoder, table.shoes, attributes=attributes) if encoder.has_text else None
-    specs = [TaskSpec(a, attribute_classes(a, table.shoes[a]), a) for a in attributes]
-    specs.append(TaskSpec("name", table.shoes["shoe"].tolist(), "shoe"))
+    zs = ZeroShotModel.build(encoder, table.shoes, attributes=attributes, options=options) if encoder.has_text else None
+    specs = [TaskSpec(a, attribute_classes(a, table.shoes[a], options.vocabulary), a, prompts=options.prompts)
+             for a in attributes]
+    specs.append(TaskSpec("name", table.shoes["shoe"].tolist(), "shoe", prompts=options.prompts))
     if zs is not None:
         for s in specs:
             s.text = zs.class_embeddings[s.task]
@@ -140,7 +143,7 @@ def score(classifier, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 def compare_methods(encoder, table: FeatureTable, cache: EmbeddingCache, methods: list[str], shots: list[int],
                     seed: int = 0, coop_options: dict | None = None,
-                    log: Callable[[str], None] | None = None) -> Comparison:
+                    log: Callable[[str], None] | None = None, options: ZeroShotOptions | None = None) -> Comparison:
     """Fit every method at every usable k and score it on the split's test photos."""
     methods = expand_methods(methods)
     check_methods(encoder, methods)
@@ -156,7 +159,7 @@ def compare_methods(encoder, table: FeatureTable, cache: EmbeddingCache, methods
     attrs = labeled.drop(columns=["sha256", "shoe"])   # labels joined back by path (unique per image)
     test = split.test().merge(attrs, on="path")
     test_x = cache.matrix(test["sha256"].tolist())
-    specs = task_specs(encoder, table)
+    specs = task_specs(encoder, table, options)
     rows, fitted, details, support = [], {}, {}, {}
     say = log or (lambda _m: None)
 

@@ -26,8 +26,12 @@ def metrics_markdown(metrics: pd.DataFrame, title: str, notes: list[str] = ()) -
     lines = [f"# {title}", ""] + [f"> {n}" for n in notes] + ([""] if notes else [])
     lines += ["| task | classes | images | top-1 | top-5 |", "|---|---:|---:|---:|---:|"]
     for r in metrics.itertuples():
-        lines.append(f"| {r.task} | {r.classes} | {r.images} | {r.top1:.1%} | {r.top5:.1%} |")
+        lines.append(f"| {r.task} | {r.classes} | {r.images} | {_percent(r.top1)} | {_percent(r.top5)} |")
     return "\n".join(lines) + "\n"
+
+
+def _percent(value: float) -> str:
+    return "-" if pd.isna(value) else f"{value:.1%}"
 
 
 def confusion_png(classes: list[str], matrix: np.ndarray, title: str, path: Path) -> Path:
@@ -65,6 +69,12 @@ def write_evaluation(run_dir: Path, evaluation, dataset: str, extra: dict | None
     notes = [f"model: {evaluation.model_id}", f"dataset: {dataset}"]
     if evaluation.random_weights:
         notes.append("RANDOM weights (tiny test model): the accuracy below means nothing")
+    options = getattr(evaluation, "options", None)
+    if options:
+        fallback = {"name": "best name match", "relax": "relax attributes"}.get(options["fallback"], options["fallback"])
+        notes.append(f"prompts: {options['prompts']}; step-1 classes: {options['vocabulary']} values; "
+                     f"step-2 filter: {', '.join(options['filter_attributes']) or 'none'}; empty filter: {fallback}")
+    notes += list(getattr(evaluation, "notes", None) or [])
     if evaluation.skipped:
         notes.append(f"{len(evaluation.skipped)} images had no embedding (unreadable) and were not scored")
     files = {}
@@ -76,6 +86,7 @@ def write_evaluation(run_dir: Path, evaluation, dataset: str, extra: dict | None
     evaluation.predictions.to_csv(files["predictions.csv"], index=False)
     payload = {"dataset": dataset, "model": evaluation.model_id, "random_weights": evaluation.random_weights,
                "metrics": json.loads(evaluation.metrics.to_json(orient="records")),
+               "options": getattr(evaluation, "options", None) or {}, "notes": list(getattr(evaluation, "notes", None) or []),
                "skipped": evaluation.skipped, **(extra or {})}
     files["metrics.json"] = run_dir / "metrics.json"
     tmp = run_dir / ".metrics.json.tmp"

@@ -32,20 +32,17 @@ with warnings.catch_warnings():
     import clip
 
 from shoefind.encoders.base import require_text
-from shoefind.prompts import class_text
+from shoefind.prompts import load_prompt_set
 from shoefind.retrieve.zeroshot import softmax
 
 ARTIFACT_FORMAT = "shoefind-coop"
 ARTIFACT_VERSION = 1
-# What follows the context: the class text and a word that says what it is.
-TEMPLATES = {"brand": "{} shoe.", "color": "{} shoe.", "hightop": "{} shoe.", "sole": "{} sole.", "name": "{} shoe."}
 INIT_CONTEXT = "a photo of a"   # CoOp's initialisation for 4 context tokens
 
 
-def coop_class_texts(task: str, classes: list[str]) -> list[str]:
-    if task == "name":
-        return list(classes)
-    return [class_text(task, c) for c in classes]
+def coop_class_texts(task: str, classes: list[str], prompts: str | None = None) -> list[str]:
+    """What follows the context, whole ("Dunk Low shoe."): the prompt set's `coop` texts."""
+    return load_prompt_set(prompts).coop_texts(task, classes)
 
 
 class PromptLearner(nn.Module):
@@ -172,7 +169,8 @@ class CoopClassifier:
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"format": ARTIFACT_FORMAT, "version": ARTIFACT_VERSION, "model_id": self.model_id,
                    "task": self.task, "trained_classes": self.trained_classes,
-                   "class_texts": coop_class_texts(self.task, self.trained_classes), "template": self.template,
+                   "class_texts": coop_class_texts(self.task, self.trained_classes, self.training.get("prompts")),
+                   "template": self.template,
                    "n_ctx": self.n_ctx, "class_specific": self.class_specific, "ctx": self.ctx.detach().cpu(),
                    "training": self.training, "created": datetime.now(timezone.utc).isoformat()}
         tmp = path.with_name(f".{path.name}.tmp")
@@ -235,8 +233,9 @@ def train_coop(encoder, spec, train_x: np.ndarray, train_y: np.ndarray, n_ctx: i
     x = torch.from_numpy(np.asarray(train_x, np.float32))
     val = _validation_fold(train_y, val_fraction, seed)
     fit, hold = ~val, val
-    template = TEMPLATES.get(spec.task, "{}.")
-    learner = PromptLearner(encoder.model, coop_class_texts(spec.task, trained_classes), template, n_ctx,
+    prompts = getattr(spec, "prompts", None)
+    template = "{}"     # the prompt set's coop texts are whole
+    learner = PromptLearner(encoder.model, coop_class_texts(spec.task, trained_classes, prompts), template, n_ctx,
                             class_specific)
     scale = encoder.logit_scale
     opt = torch.optim.Adam([learner.ctx], lr=lr)
@@ -282,7 +281,7 @@ def train_coop(encoder, spec, train_x: np.ndarray, train_y: np.ndarray, n_ctx: i
     training = {"epochs_run": epoch, "best_epoch": best["epoch"], "val_loss": best["loss"],
                 "val_accuracy": best["accuracy"], "val_photos": int(hold.sum()), "fit_photos": int(fit.sum()),
                 "stopped_early": epoch < max_epochs, "seconds": round(time.perf_counter() - started, 2),
-                "lr": lr, "max_epochs": max_epochs}
+                "lr": lr, "max_epochs": max_epochs, "prompts": load_prompt_set(prompts).name}
     return _assemble(spec.task, spec.classes, trained_classes, learned, spec.text, scale,
                      ctx=best["ctx"], n_ctx=n_ctx, class_specific=class_specific, template=template,
                      model_id=encoder.model_id, training=training)

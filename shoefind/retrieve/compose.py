@@ -18,6 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from shoefind.features.catalog import Catalog
+from shoefind.prompts import PromptSet, load_prompt_set
 from shoefind.retrieve.change_words import ATTRIBUTE_NAMES, ChangeRequest
 from shoefind.settings import load_rules
 
@@ -34,20 +35,20 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return (v / (np.linalg.norm(v) + 1e-12)).astype(np.float32)
 
 
-def text_query_vector(encoder, text: str) -> np.ndarray:
+def text_query_vector(encoder, text: str, prompts: str | PromptSet | None = None) -> np.ndarray:
     """A prompt-ensembled embedding of free text (zero vector for empty text)."""
     text = " ".join(str(text).split())
     if not text:
         return np.zeros(encoder.embed_dim, np.float32)
-    templates = retrieval_rules()["query_templates"]
+    templates = load_prompt_set(prompts).retrieval["query_templates"]
     return encoder.encode_ensemble([[t.format(text) for t in templates]])[0]
 
 
-def negative_vector(encoder, terms: list[str]) -> np.ndarray:
+def negative_vector(encoder, terms: list[str], prompts: str | PromptSet | None = None) -> np.ndarray:
     """One direction for everything to push away (zero vector when nothing is)."""
     if not terms:
         return np.zeros(encoder.embed_dim, np.float32)
-    templates = retrieval_rules()["negative_templates"]
+    templates = load_prompt_set(prompts).retrieval["negative_templates"]
     per_term = encoder.encode_ensemble([[t.format(term) for t in templates] for term in terms])
     return _unit(per_term.mean(axis=0))
 
@@ -129,13 +130,15 @@ def constraint_mask(catalog: Catalog, change: ChangeRequest, reference: dict) ->
 
 
 def retrieve(encoder, catalog: Catalog, query: ChangeQuery, method: str = "constraints",
-             text_weight: float | None = None, negative_weight: float | None = None) -> RetrievalResult:
+             text_weight: float | None = None, negative_weight: float | None = None,
+             prompts: str | PromptSet | None = None) -> RetrievalResult:
     """Rank catalog shoes for a photo + change with one method (METHODS or BASELINES)."""
     rules = retrieval_rules()
+    prompts = load_prompt_set(prompts)
     w = rules["text_weight"] if text_weight is None else float(text_weight)
     wn = rules["negative_weight"] if negative_weight is None else float(negative_weight)
     change = query.change
-    negative = negative_vector(encoder, change.avoid_texts())
+    negative = negative_vector(encoder, change.avoid_texts(), prompts)
     allowed = _allowed_base(catalog, query)
     photo = _unit(query.photo)
     understood = change.understood(query.reference)
@@ -143,15 +146,15 @@ def retrieve(encoder, catalog: Catalog, query: ChangeQuery, method: str = "const
     if method == "photo-only":
         return _rank(catalog, catalog.embeddings @ photo, allowed, method)
     if method == "text-only":
-        q = fuse(None, text_query_vector(encoder, change.positive_text), negative, w, wn)
+        q = fuse(None, text_query_vector(encoder, change.positive_text, prompts), negative, w, wn)
         return _rank(catalog, catalog.embeddings @ q, allowed, method)
     if method == "baseline":
-        text = rules["baseline_template"].format(name=query.identified_name or "this shoe",
+        text = prompts.retrieval["baseline_template"].format(name=query.identified_name or "this shoe",
                                                  change=change.positive_text or change.text)
         q = fuse(None, encoder.encode_texts([text])[0], negative, w, wn)
         return _rank(catalog, catalog.embeddings @ q, allowed, method, understood=[f"text: '{text}'"])
     if method == "fusion":
-        q = fuse(photo, text_query_vector(encoder, change.positive_text), negative, w, wn)
+        q = fuse(photo, text_query_vector(encoder, change.positive_text, prompts), negative, w, wn)
         return _rank(catalog, catalog.embeddings @ q, allowed, method,
                      understood=[f"photo + text '{change.positive_text}' (text weight {w:g})"] +
                      ([f"pushed away: {', '.join(change.avoid_texts())}"] if change.avoid_texts() else []))
@@ -159,12 +162,12 @@ def retrieve(encoder, catalog: Catalog, query: ChangeQuery, method: str = "const
         raise ValueError(f"unknown retrieval method '{method}' (known: {', '.join(METHODS + BASELINES)})")
 
     if not change.parsed:
-        result = retrieve(encoder, catalog, query, "fusion", w, wn)
+        result = retrieve(encoder, catalog, query, "fusion", w, wn, prompts)
         result.method = "constraints"
         result.notes.insert(0, "no attribute constraint recognised in the text: fell back to photo + text fusion")
         return result
     mask, notes = constraint_mask(catalog, change, query.reference)
-    q = fuse(photo, text_query_vector(encoder, change.wanted_description()), negative, w, wn)
+    q = fuse(photo, text_query_vector(encoder, change.wanted_description(), prompts), negative, w, wn)
     result = _rank(catalog, catalog.embeddings @ q, allowed & mask, method, understood=understood, notes=notes)
     if not len(result.ranking):
         result.notes.append("no catalog shoe satisfies all of: " + "; ".join(understood))

@@ -18,7 +18,7 @@ from shoefind.features.catalog import Catalog
 from shoefind.encoders.base import require_text
 from shoefind.errors import UserError
 from shoefind.images import ImageError, sha256_bytes, sha256_file
-from shoefind.retrieve.zeroshot import Identification, ZeroShotModel, softmax, top_k
+from shoefind.retrieve.zeroshot import Identification, ZeroShotModel, ZeroShotOptions, softmax, top_k
 
 
 class Classifier(Protocol):
@@ -73,9 +73,9 @@ def _learned_stamp(encoder, catalog: Catalog) -> float | None:
 LEARNED_FAMILIES = {"fewshot": ("prototype", "tip-adapter"), "coop": ("coop",)}
 
 
-def _zero_shot(encoder, catalog: Catalog) -> ZeroShotModel:
+def _zero_shot(encoder, catalog: Catalog, options: ZeroShotOptions | None = None) -> ZeroShotModel:
     require_text(encoder, "the zero-shot method (text prompts)")
-    return ZeroShotModel.build(encoder, catalog.shoes, catalog.attributes)
+    return ZeroShotModel.build(encoder, catalog.shoes, catalog.attributes, options)
 
 
 @dataclass
@@ -164,14 +164,18 @@ def _unavailable(method: str, encoder, catalog: Catalog) -> str:
             f"Run `{learn}` first, or use --method nearest (the nearest catalog photos).")
 
 
-def classifier_for(encoder, catalog: Catalog, method: str = "auto") -> tuple[str, Classifier]:
-    """The classifier for a catalog (built once per process and catalog) and its method name
-    ("fewshot: tip-adapter", "nearest"...)."""
+def classifier_for(encoder, catalog: Catalog, method: str = "auto",
+                   options: ZeroShotOptions | None = None) -> tuple[str, Classifier]:
+    """The classifier for a catalog (built once per process, catalog and zero-shot options) and its
+    method name ("fewshot: tip-adapter", "nearest"...)."""
     name = choose_method(method, encoder, catalog)
-    key = (name, encoder.cache_key)
+    options = options or ZeroShotOptions()
+    key = (name, encoder.cache_key) + ((options,) if name == "zeroshot" else ())
     if name not in ("fewshot", "coop", "learned"):
         if key not in catalog.classifiers:
-            catalog.classifiers[key] = CLASSIFIERS[name].build(encoder, catalog)
+            build = CLASSIFIERS[name].build
+            catalog.classifiers[key] = build(encoder, catalog, options) if build is _zero_shot else \
+                build(encoder, catalog)
         classifier = catalog.classifiers[key]
     else:       # learned ones are memoised by _learned (and rebuilt when learn saves again)
         classifier = CLASSIFIERS[name].build(encoder, catalog)

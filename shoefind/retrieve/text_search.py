@@ -41,7 +41,7 @@ def filter_mask(catalog: Catalog, filters: dict[str, str], avoid: dict[str, list
 
 
 def search_catalog(encoder, catalog: Catalog, text: str, filters: dict[str, str | None] | None = None,
-                   k: int = 10) -> dict:
+                   k: int = 10, prompts: str | None = None) -> dict:
     """The k catalog shoes whose photos best match `text` (and the filters)."""
     if not str(text).strip():
         raise ValueError("the search text is empty: say what to look for, e.g. 'white high-top converse'")
@@ -50,8 +50,8 @@ def search_catalog(encoder, catalog: Catalog, text: str, filters: dict[str, str 
     avoid = {a: r.avoid for a, r in request.rules.items() if r.avoid}
     mask = filter_mask(catalog, wanted, avoid)
     rules = retrieval_rules()
-    query = fuse(None, text_query_vector(encoder, request.positive_text or text),
-                 negative_vector(encoder, request.avoid_texts()), 1.0, rules["negative_weight"])
+    query = fuse(None, text_query_vector(encoder, request.positive_text or text, prompts),
+                 negative_vector(encoder, request.avoid_texts(), prompts), 1.0, rules["negative_weight"])
     best, best_photo = catalog.best_photo_per_shoe(catalog.embeddings @ query, mask)
     order = np.argsort(-best, kind="stable")
     order = [int(i) for i in order[np.isfinite(best[order])][:k]]

@@ -1,12 +1,14 @@
 """Zero-shot CLIP: attribute classification and the 5-step shoe identification.
 
-The 5-step method:
- 1. classify the attributes (brand, colour, top, sole) of the photo;
- 2. keep the catalog shoes whose attributes match (relaxing the least confident
-    attribute until some shoe is left);
- 3. score those shoes with attribute-aware prompts;
+The 5-step method (as the seed defines it):
+ 1. classify the attributes (brand, colour, top, sole) of the photo, over the values that
+    appear in the catalog (`vocabulary="full"`: over every vocabulary value);
+ 2. keep the catalog shoes whose brand, colour and top match (`filter_attributes`; sole is an
+    opt-in, as its zero-shot accuracy is low);
+ 3. score those shoes with prompts that name them with their attributes;
  4. score every shoe with name prompts;
- 5. keep the higher-scoring answer.
+ 5. answer the better of the two best scores. When the filter keeps nothing, the best name
+    match answers (`fallback="relax"` drops the least confident attribute until a shoe is left).
 """
 from __future__ import annotations
 
@@ -15,8 +17,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from shoefind.prompts import attribute_aware_prompts, attribute_prompts, name_prompts
+from shoefind.errors import UserError
+from shoefind.prompts import DEFAULT_PROMPTS, PromptSet, load_prompt_set, prompt_set_names
 from shoefind.vocab import ATTRIBUTES, vocabularies
+
+VOCABULARIES = ("catalog", "full")
+FALLBACKS = ("name", "relax")
+DEFAULT_FILTER = ("brand", "color", "hightop")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -25,12 +32,61 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def attribute_classes(attribute: str, labels: pd.Series | None = None) -> list[str]:
-    """The vocabulary's values, plus any label the catalog uses that the vocabulary lacks."""
-    values = list(vocabularies()[attribute].values)
-    if labels is not None:
-        values += sorted(v for v in set(labels.dropna().astype(str)) if v and v not in values)
-    return values
+@dataclass(frozen=True)
+class ZeroShotOptions:
+    """How zero-shot identification reads a catalog: which prompt set, which attribute values
+    step 1 scores, which attributes step 2 filters on, and what answers when the filter is empty."""
+    prompts: str = DEFAULT_PROMPTS
+    vocabulary: str = "catalog"
+    filter_attributes: tuple[str, ...] = DEFAULT_FILTER
+    fallback: str = "name"
+
+    @classmethod
+    def parse(cls, prompts: str | None = None, vocabulary: str | None = None,
+              filter_attributes: str | list[str] | tuple[str, ...] | None = None,
+              fallback: str | None = None) -> "ZeroShotOptions":
+        """Options from user input (None: the default); a bad value is a UserError naming the choices."""
+        prompts = prompts or DEFAULT_PROMPTS
+        if prompts not in prompt_set_names():
+            raise UserError(f"unknown prompt set '{prompts}' (known: {', '.join(prompt_set_names())})")
+        vocabulary = vocabulary or "catalog"
+        if vocabulary not in VOCABULARIES:
+            raise UserError(f"unknown vocabulary '{vocabulary}' (known: {', '.join(VOCABULARIES)})")
+        fallback = fallback or "name"
+        if fallback not in FALLBACKS:
+            raise UserError(f"unknown fallback '{fallback}' (known: {', '.join(FALLBACKS)})")
+        if filter_attributes is None:
+            attrs = DEFAULT_FILTER
+        else:
+            if isinstance(filter_attributes, str):
+                filter_attributes = filter_attributes.split(",")
+            attrs = tuple(dict.fromkeys(a.strip().lower() for a in filter_attributes if a.strip()))
+            unknown = [a for a in attrs if a not in ATTRIBUTES]
+            if unknown:
+                raise UserError(f"unknown filter attribute '{unknown[0]}' (known: {', '.join(ATTRIBUTES)})")
+        return cls(prompts, vocabulary, attrs, fallback)
+
+    @property
+    def prompt_set(self) -> PromptSet:
+        return load_prompt_set(self.prompts)
+
+    def describe(self) -> dict:
+        return {"prompts": self.prompts, "vocabulary": self.vocabulary,
+                "filter_attributes": list(self.filter_attributes), "fallback": self.fallback}
+
+
+def attribute_classes(attribute: str, labels: pd.Series | None = None, vocabulary: str = "catalog") -> list[str]:
+    """The classes step 1 scores for an attribute.
+
+    "catalog": the values the catalog's shoes have (vocabulary order, then values the
+    vocabulary lacks); "full": every vocabulary value, plus catalog values it lacks.
+    """
+    known = list(vocabularies()[attribute].values)
+    present = set() if labels is None else {v for v in labels.dropna().astype(str) if v}
+    extra = sorted(v for v in present if v not in known)
+    if vocabulary == "catalog" and present:
+        return [v for v in known if v in present] + extra
+    return known + extra
 
 
 @dataclass
@@ -39,6 +95,7 @@ class Identification:
     attribute_probs: dict[str, np.ndarray]          # attr -> (N, C)
     name_scores: np.ndarray                         # (N, S) cosine, name prompts alone
     combined_scores: np.ndarray                     # (N, S) the 5-step method's scores
+    filtered_best: np.ndarray | None = None         # (N,) step 3's best shoe; -1 where the filter kept none
 
 
 @dataclass
@@ -48,54 +105,93 @@ class ZeroShotModel:
     shoes: pd.DataFrame
     classes: dict[str, list[str]] = field(default_factory=dict)
     class_embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    options: ZeroShotOptions = field(default_factory=ZeroShotOptions)
 
     @classmethod
-    def build(cls, encoder, shoes: pd.DataFrame, attributes: list[str] | None = None) -> "ZeroShotModel":
-        zs = cls(encoder, shoes.reset_index(drop=True))
+    def build(cls, encoder, shoes: pd.DataFrame, attributes: list[str] | None = None,
+              options: ZeroShotOptions | None = None) -> "ZeroShotModel":
+        options = options or ZeroShotOptions()
+        prompts = options.prompt_set
+        zs = cls(encoder, shoes.reset_index(drop=True), options=options)
         if attributes is None:
             attributes = [a for a in ATTRIBUTES if a in shoes and shoes[a].astype(str).str.len().gt(0).any()]
         for attr in attributes:
-            zs.classes[attr] = attribute_classes(attr, shoes[attr])
-            zs.class_embeddings[attr] = encoder.encode_ensemble(attribute_prompts(attr, zs.classes[attr]))
+            zs.classes[attr] = attribute_classes(attr, shoes[attr], options.vocabulary)
+            zs.class_embeddings[attr] = encoder.encode_ensemble(prompts.attribute_prompts(attr, zs.classes[attr]))
         names = zs.shoes["name"].tolist()
-        zs.class_embeddings["name"] = encoder.encode_ensemble(name_prompts(names))
-        if attributes:
+        zs.class_embeddings["name"] = encoder.encode_ensemble(prompts.name_prompts(names))
+        if zs.filter_attributes:
             records = zs.shoes.to_dict("records")
-            zs.class_embeddings["name+attributes"] = encoder.encode_ensemble(attribute_aware_prompts(records))
+            zs.class_embeddings["name+attributes"] = encoder.encode_ensemble(prompts.filtered_prompts(records))
         return zs
 
     @property
     def attributes(self) -> list[str]:
         return list(self.classes)
 
+    @property
+    def filter_attributes(self) -> list[str]:
+        """The attributes step 2 filters on: the chosen ones the catalog has labels for."""
+        return [a for a in self.options.filter_attributes if a in self.classes]
+
     def identify(self, image_embeddings: np.ndarray) -> Identification:
         x = np.asarray(image_embeddings, dtype=np.float32)
         scale = self.encoder.logit_scale
         probs = {a: softmax(scale * x @ self.class_embeddings[a].T) for a in self.attributes}
         name_scores = x @ self.class_embeddings["name"].T
-        if not self.attributes:
-            return Identification(probs, name_scores, name_scores.copy())
+        filtered_best = np.full(len(x), -1, dtype=int)
+        if not self.filter_attributes:
+            return Identification(probs, name_scores, name_scores.copy(), filtered_best)
         aware = x @ self.class_embeddings["name+attributes"].T
         combined = name_scores.copy()
-        for i in range(len(x)):
-            keep = self._matching_shoes(probs, i)
-            # step 5: a shoe scores by the better of its two prompt families
-            combined[i, keep] = np.maximum(aware[i, keep], name_scores[i, keep])
-        return Identification(probs, name_scores, combined)
+        keep = self._matching_shoes(probs)
+        for i in np.flatnonzero(keep.any(axis=1)):
+            kept = np.flatnonzero(keep[i])
+            # step 5: a kept shoe scores by the better of its two prompt families, so the top
+            # answer is the better of step 3's best and step 4's best
+            combined[i, kept] = np.maximum(aware[i, kept], name_scores[i, kept])
+            filtered_best[i] = kept[int(np.argmax(aware[i, kept]))]
+        return Identification(probs, name_scores, combined, filtered_best)
 
-    def _matching_shoes(self, probs: dict[str, np.ndarray], i: int) -> np.ndarray:
-        """Indices of catalog shoes that match the predicted attributes (steps 1-2)."""
-        predicted = {a: self.classes[a][int(probs[a][i].argmax())] for a in self.attributes}
-        confidence = {a: float(probs[a][i].max()) for a in self.attributes}
-        order = sorted(self.attributes, key=lambda a: confidence[a], reverse=True)
-        while order:
-            mask = np.ones(len(self.shoes), dtype=bool)
-            for a in order:
-                mask &= (self.shoes[a].astype(str) == predicted[a]).to_numpy()
-            if mask.any():
-                return np.flatnonzero(mask)
-            order.pop()  # relax the least confident attribute
-        return np.arange(len(self.shoes))
+    def _shoe_class_index(self, attr: str) -> np.ndarray:
+        index = {c: j for j, c in enumerate(self.classes[attr])}
+        return self.shoes[attr].astype(str).map(lambda v: index.get(v, -1)).to_numpy(dtype=int)
+
+    def _matching_shoes(self, probs: dict[str, np.ndarray]) -> np.ndarray:
+        """(N, S): the catalog shoes whose attributes match each photo's predicted ones (steps 1-2).
+
+        A photo whose filter keeps nothing keeps nothing (the name match answers), or with
+        fallback "relax", loses its least confident attribute until some shoe matches.
+        """
+        attrs = self.filter_attributes
+        n = len(next(iter(probs.values())))
+        shoe_idx = {a: self._shoe_class_index(a) for a in attrs}
+        predicted = {a: probs[a].argmax(axis=1) for a in attrs}
+        keep = np.ones((n, len(self.shoes)), dtype=bool)
+        for a in attrs:
+            keep &= shoe_idx[a][None, :] == predicted[a][:, None]
+        if self.options.fallback != "relax":
+            return keep
+        for i in np.flatnonzero(~keep.any(axis=1)):
+            order = sorted(attrs, key=lambda a: float(probs[a][i].max()), reverse=True)
+            row = np.zeros(len(self.shoes), dtype=bool)
+            while order and not row.any():
+                order.pop()   # relax the least confident attribute
+                row = np.ones(len(self.shoes), dtype=bool)
+                for a in order:
+                    row &= shoe_idx[a] == predicted[a][i]
+            keep[i] = row if row.any() else True
+        return keep
+
+
+def oracle_correct(result: Identification, truth: np.ndarray) -> np.ndarray:
+    """The seed's main.py scoring: a photo counts as correct when step 3 (the filtered shoes)
+    or step 4 (every name) ranks its shoe first. An upper bound: no deployable rule knows which."""
+    truth = np.asarray(truth)
+    by_name = result.name_scores.argmax(axis=1) == truth
+    if result.filtered_best is None:
+        return by_name
+    return by_name | (result.filtered_best == truth)
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:

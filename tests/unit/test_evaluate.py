@@ -14,7 +14,7 @@ from shoefind.retrieve.zeroshot import ZeroShotModel, top_k
 
 from tests.helpers import make_labeled_dataset
 
-TASKS = ["brand", "color", "hightop", "sole", "name", "name (5-step)"]
+TASKS = ["brand", "color", "hightop", "sole", "name", "name (5-step)", "name (5-step, seed's oracle rule)"]
 
 
 def embedded(tiny_model, root, tmp_path):
@@ -50,7 +50,11 @@ def test_report_files_and_every_image_scored(tiny_model, tmp_path):
     ev = evaluate_zero_shot(enc, ft, cache)
     assert ev.metrics.task.tolist() == TASKS
     assert (ev.metrics.images == 9).all() and len(ev.predictions) == 9
-    assert ev.metrics[["top1", "top5"]].apply(lambda c: c.between(0, 1)).all().all()
+    scored = ev.metrics.set_index("task")
+    assert scored["top1"].between(0, 1).all()
+    # the oracle picks between two top-1 answers: it has no top-5, and it is never below the rule
+    assert scored["top5"].drop("name (5-step, seed's oracle rule)").between(0, 1).all()
+    assert scored.loc["name (5-step, seed's oracle rule)", "top1"] >= scored.loc["name (5-step)", "top1"]
     run = new_run_dir(tmp_path / "data", "evaluate", "ds")
     write_evaluation(run, ev, "ds")
     for name in ["report.md", "metrics.csv", "metrics.json", "predictions.csv"] + \
@@ -58,7 +62,9 @@ def test_report_files_and_every_image_scored(tiny_model, tmp_path):
         assert (run / name).is_file(), name
     payload = json.loads((run / "metrics.json").read_text())
     assert payload["random_weights"] is True and {m["task"] for m in payload["metrics"]} == set(TASKS)
-    assert "RANDOM weights" in (run / "report.md").read_text()
+    report = (run / "report.md").read_text()
+    assert "RANDOM weights" in report and "| name (5-step) |" in report
+    assert "| name (5-step, seed's oracle rule) | 4 | 9 |" in report and "upper bound" in report
     assert Image.open(run / "confusion_brand.png").size[0] > 200
     assert pd.read_csv(run / "metrics.csv").shape[0] == len(TASKS)
 
