@@ -1,4 +1,4 @@
-"""Prompt sets from rules/prompt_sets/NAME.yaml: every text CLIP compares photos with.
+"""Prompt sets from rules/prompts_NAME.yaml: every text CLIP compares photos with.
 
 A set holds the templates of each task: attributes (step 1 of the 5-step method), names
 (step 4), filtered shoes (step 3), CoOp's class texts, and text search / change in words.
@@ -16,13 +16,13 @@ from shoefind.errors import UserError
 from shoefind.settings import load_rules, rules_dir
 
 DEFAULT_PROMPTS = "shoefind"
-SETS_FOLDER = "prompt_sets"
+SET_PREFIX = "prompts_"
 SECTIONS = ("attributes", "name", "filtered", "coop", "retrieval")
 FILTER_SLOTS = ("brand", "color", "hightop", "sole")
 
 
 def prompt_set_names() -> list[str]:
-    return sorted(p.stem for p in (rules_dir() / SETS_FOLDER).glob("*.yaml"))
+    return sorted(p.stem.removeprefix(SET_PREFIX) for p in rules_dir().glob(f"{SET_PREFIX}*.yaml"))
 
 
 def _slots(template: str) -> set[str]:
@@ -107,8 +107,8 @@ def full_name(shoe: dict) -> str:
 def _load(name: str) -> PromptSet:
     known = prompt_set_names()
     if name not in known:
-        raise UserError(f"unknown prompt set '{name}' (known: {', '.join(known)}; they are rules/{SETS_FOLDER}/*.yaml)")
-    raw = load_rules(f"{SETS_FOLDER}/{name}")
+        raise UserError(f"unknown prompt set '{name}' (known: {', '.join(known)}; they are rules/{SET_PREFIX}NAME.yaml)")
+    raw = load_rules(f"{SET_PREFIX}{name}")
     sections = {s: raw[s] for s in SECTIONS if s in raw}
     sources = {s: name for s in sections}
     base_name = raw.get("base")
@@ -129,7 +129,7 @@ def _load(name: str) -> PromptSet:
                 sections[s] = merged
     missing = [s for s in SECTIONS if s not in sections]
     if missing:
-        raise UserError(f"prompt set '{name}' lacks {', '.join(missing)} (rules/{SETS_FOLDER}/{name}.yaml)")
+        raise UserError(f"prompt set '{name}' lacks {', '.join(missing)} (rules/{SET_PREFIX}{name}.yaml)")
     return PromptSet(name, str(raw.get("description", "")), sections, sources,
                      verbatim=raw.get("class_text") == "verbatim", tidy=bool(raw.get("tidy")))
 
