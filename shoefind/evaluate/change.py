@@ -16,6 +16,7 @@ import pandas as pd
 from shoefind.features.catalog import Catalog
 from shoefind.retrieve.change_words import parse_change
 from shoefind.settings import load_rules
+from shoefind.retrieve.zeroshot import ZeroShotOptions
 from shoefind.retrieve.identify import classifier_for, describe_identification, reference_attributes
 from shoefind.prompts import class_text
 from shoefind.retrieve.compose import BASELINES, METHODS, ChangeQuery, retrieve
@@ -101,9 +102,11 @@ def summarise(ranks: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
 
 def evaluate_change(encoder, catalog: Catalog, method: str = "auto", text_weight: float | None = None,
-                    rules: dict | None = None, progress=None) -> ChangeBenchmark:
+                    rules: dict | None = None, progress=None, options: ZeroShotOptions | None = None
+                    ) -> ChangeBenchmark:
     cases = make_cases(catalog, rules)
-    name, classifier = classifier_for(encoder, catalog, method)
+    options = options or ZeroShotOptions()
+    name, classifier = classifier_for(encoder, catalog, method, options)
     ident = classifier.identify(catalog.embeddings)
     answers: dict[int, dict] = {}
     rows = []
@@ -120,8 +123,8 @@ def evaluate_change(encoder, catalog: Catalog, method: str = "auto", text_weight
         row = {"photo": catalog.photos["path"].iat[case.photo], "template": case.template, "text": case.text,
                "relevant": len(case.relevant)}
         for m in ALL_METHODS:
-            row[f"rank_{m}"] = first_relevant_rank(retrieve(encoder, catalog, query, m, text_weight).ranking,
-                                                   case.relevant)
+            row[f"rank_{m}"] = first_relevant_rank(retrieve(encoder, catalog, query, m, text_weight,
+                                                            prompts=options.prompts).ranking, case.relevant)
         rows.append(row)
         if progress:
             progress(1)
@@ -133,6 +136,7 @@ def evaluate_change(encoder, catalog: Catalog, method: str = "auto", text_weight
     metrics = summarise(long, ["method"])[columns] if len(long) else pd.DataFrame(columns=columns)
     per_template = summarise(long, ["template", "method"]) if len(long) else pd.DataFrame(columns=["template"] + columns)
     notes = [f"identification: {name}; the query's attributes are predicted, not read from its label",
+             f"prompts: {options.prompts}",
              f"{len(cases)} queries from {len(catalog)} photos and {len(catalog.shoes)} shoes"]
     if not cases:
         notes.append("no query had a relevant shoe: the catalog needs shoes that share some attributes "

@@ -17,6 +17,7 @@ from shoefind.retrieve.identify import (classifier_for, describe_identification,
                                         reference_attributes)
 from shoefind.images import is_image_name
 from shoefind.retrieve.compose import ChangeQuery, retrieve
+from shoefind.retrieve.zeroshot import ZeroShotOptions
 
 
 def expand_photos(inputs: Sequence[str | os.PathLike]) -> list[str]:
@@ -37,10 +38,13 @@ def expand_photos(inputs: Sequence[str | os.PathLike]) -> list[str]:
 
 def answer_photos(encoder, catalog: Catalog, photos: Sequence, change: str | None = None,
                   method: str = "auto", change_method: str = "constraints", k: int = 5,
-                  neighbours: int = 5, results: int = 10, text_weight: float | None = None) -> dict:
-    """Identify each photo (paths or bytes); with `change`, also find catalog shoes changed as it says."""
+                  neighbours: int = 5, results: int = 10, text_weight: float | None = None,
+                  options: ZeroShotOptions | None = None) -> dict:
+    """Identify each photo (paths or bytes); with `change`, also find catalog shoes changed as it says.
+    `options`: the zero-shot prompts, vocabulary, filter and fallback (and the change's prompts)."""
+    options = options or ZeroShotOptions()
     queries = encode_queries(encoder, catalog, photos)
-    name, classifier = classifier_for(encoder, catalog, method)
+    name, classifier = classifier_for(encoder, catalog, method, options)
     ok = queries.ok
     ident = classifier.identify(queries.embeddings[ok]) if ok else None
     request = parse_change(change) if change and change.strip() else None
@@ -62,18 +66,19 @@ def answer_photos(encoder, catalog: Catalog, photos: Sequence, change: str | Non
         if request is not None:
             answer["change"] = _change_answer(encoder, catalog, request, answer, queries.embeddings[i],
                                               queries.catalog_rows[i], int(np.argmax(ident.combined_scores[j])),
-                                              change_method, results, text_weight)
+                                              change_method, results, text_weight, options.prompts)
         answers.append(answer)
     return {"catalog": str(catalog.root), "model": catalog.model_id,
             "random_weights": bool(getattr(encoder, "is_random", False)), "answers": answers}
 
 
-def _change_answer(encoder, catalog, request, answer, photo, catalog_row, identified, method, k, text_weight) -> dict:
+def _change_answer(encoder, catalog, request, answer, photo, catalog_row, identified, method, k, text_weight,
+                   prompts=None) -> dict:
     # the query shoe: the catalog shoe of this very photo if it is a catalog photo, else the identified one
     query_shoe = int(catalog.photo_shoe[catalog_row]) if catalog_row is not None else identified
     query = ChangeQuery(photo=photo, change=request, reference=reference_attributes(answer, catalog, catalog_row),
                         identified_name=answer["shoe"]["name"], exclude_shoe=query_shoe)
-    result = retrieve(encoder, catalog, query, method, text_weight=text_weight)
+    result = retrieve(encoder, catalog, query, method, text_weight=text_weight, prompts=prompts)
     return {"text": request.text, "method": result.method, "understood": result.understood or ["(nothing)"],
             "notes": result.notes, "excluded": catalog.shoes["shoe"].iat[query_shoe],
             "results": result.shoes(catalog, k)}

@@ -145,3 +145,29 @@ def test_a_real_catalogs_names_read_cleanly():
                  for t in ps]
         bad = {t: problems(t) for t in texts if problems(t)}
         assert not bad, (name, bad)
+
+
+def _listed_texts(listing: dict) -> list[str]:
+    out = []
+    for body in listing["tasks"].values():
+        for texts in body["prompts"].values():
+            out += list(texts.values()) if isinstance(texts, dict) else list(texts)
+    return out
+
+
+@pytest.mark.parametrize("name", ["shoefind", "seed"])
+def test_the_listing_holds_every_task_and_clean_prompts(name, tmp_path):
+    from shoefind.features.table import build_table
+    from shoefind.retrieve.prompt_listing import prompt_listing
+    from tests.helpers import make_labeled_dataset
+    table = build_table(make_labeled_dataset(tmp_path / "ds", n_per_shoe=1))
+    listing = prompt_listing(table.shoes, ZeroShotOptions.parse(prompts=name), table.attributes)
+    assert set(listing["tasks"]) == {"brand", "color", "hightop", "sole", "filtered", "name", "coop", "search", "change"}
+    # step 1 lists the catalog's values only; the filter leaves sole out unless asked
+    assert list(listing["tasks"]["hightop"]["prompts"]) == ["High", "Low"]
+    assert "brand, color, hightop)" in listing["tasks"]["filtered"]["what"]
+    assert len(listing["tasks"]["name"]["prompts"]) == 4
+    texts = [t.format("white high-top converse") if "{}" in t else t.format(name="Dunk", change="in red")
+             if "{name}" in t else t for t in _listed_texts(listing)]
+    bad = {t: problems(t) for t in texts if problems(t)}
+    assert not bad, bad
