@@ -211,6 +211,7 @@ def run_filter(folder: str | os.PathLike, data_dir: str | os.PathLike, checker=N
         if g.keep >= offset and any(m < offset for m in g.members):
             v = verdicts[candidates[g.keep - offset]]
             v["status"], v["rule"] = "review", "larger_duplicate"
+            v["duplicate_of"] = next(items[m].key for m in g.members if m < offset)
             v["reasons"].append({"rule": "larger_duplicate", "reason": "a larger copy of "
                                  + ", ".join(items[m].label for m in g.members if m < offset)})
         group_report.append({"keep": keep.label, "existing": keep.existing,
@@ -227,6 +228,7 @@ def run_filter(folder: str | os.PathLike, data_dir: str | os.PathLike, checker=N
                 continue
             v["reasons"].append({"rule": "possible_duplicate", "reason": f"possibly the same photo as "
                                  f"{items[other].label} (pHash {dp}, dHash {dd})"})
+            v["duplicate_of"] = v.get("duplicate_of") or items[other].key   # the review page shows both
             if v["status"] == "accepted":
                 v["status"], v["rule"] = "review", "possible_duplicate"
 

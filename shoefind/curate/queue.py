@@ -275,6 +275,32 @@ class ReviewQueue:
                                                  (h["width"] or 0) * (h["height"] or 0)))
         return self.get(item.id)
 
+    def reopen(self, ref: str | int) -> QueueItem:
+        """Undo a person's decision: the image goes back to the review queue (its copy with it)."""
+        item = self.get(ref)
+        if item.status not in ("accepted", "rejected") or item.decided_by in (None, "rules"):
+            raise ValueError(f"image {item.id} has no decision by a person to undo (status {item.status})")
+        suffix = Path(item.stored_path).suffix if item.stored_path else ".bin"
+        target = self.target_path("review", item.sha256, item.shoe, suffix)
+        current = Path(item.stored_path) if item.stored_path else None
+        if current and current.is_file() and current != target:
+            self._place(current, target, move=True)
+        with self.connect() as db:
+            db.execute("UPDATE images SET status='review', decision=NULL, decided_by=NULL, decided_at=NULL, "
+                       "stored_path=?, rule=? WHERE id=?",
+                       (str(target), None if item.rule == "reviewer" else item.rule, item.id))
+            if current is not None:
+                db.execute("DELETE FROM dataset_hashes WHERE path=?", (str(current),))
+        return self.get(item.id)
+
+    def duplicate_path(self, sha256: str) -> Path | None:
+        """Where the image with this content lives now (queue copy or dataset file), if anywhere."""
+        with self.connect() as db:
+            row = db.execute("SELECT stored_path FROM images WHERE sha256=?", (sha256,)).fetchone()
+            rows = [row["stored_path"]] if row and row["stored_path"] else []
+            rows += [r["path"] for r in db.execute("SELECT path FROM dataset_hashes WHERE sha256=?", (sha256,))]
+        return next((Path(p) for p in rows if Path(p).is_file()), None)
+
     def purge(self) -> int:
         """Delete the kept copies of rejected images; their rows stay so they are never re-queued."""
         count = 0
