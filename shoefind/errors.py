@@ -19,3 +19,7 @@ class InternalError(ShoefindError, RuntimeError):
 
 
 REPORT_HINT = "This is a bug in shoefind: please report it with the traceback above."
+
+
+class PathNotFound(UserError, FileNotFoundError):
+    """A file or folder the user named (or the default one) does not exist."""

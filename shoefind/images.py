@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+from shoefind.errors import UserError
 
 # 8k x 8k is far more than CLIP (224 px) needs; anything larger is refused before decoding.
 MAX_PIXELS = 64_000_000
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
-class ImageError(ValueError):
+class ImageError(UserError):
     """A file that cannot be used as a photo; str() is the reason."""
 
 

@@ -11,12 +11,13 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
+from shoefind.errors import UserError
 
 LOCAL_BROWSERS = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 LOCAL_DRIVERS = ("/usr/bin/chromedriver",)
 
 
-class BrowserUnavailable(RuntimeError):
+class BrowserUnavailable(UserError):
     """No usable Chromium/chromedriver; str() says what to install."""
 
 

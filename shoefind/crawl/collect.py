@@ -22,6 +22,7 @@ from shoefind.crawl.targets import Query
 from shoefind.crawl.download import DownloadFailed, Downloader, DownloadSettings, Fetched
 from shoefind.crawl.manifest import Manifest, manifest_path
 from shoefind.crawl.search_page import Candidate, ImageSearch, PreviewFailure, SearchEngine, SearchTimeouts
+from shoefind.errors import UserError
 
 PART_SUFFIX = ".part"
 
@@ -50,7 +51,7 @@ def crawl_settings(**overrides) -> CrawlSettings:
     search = {_SEARCH_KEYS[k]: overrides.pop(k) for k in list(overrides) if k in _SEARCH_KEYS}
     if overrides:
         known = sorted({"per_query", "concurrency", "headless", "max_results", *_DOWNLOAD_KEYS, *_SEARCH_KEYS})
-        raise ValueError(f"unknown crawl setting(s) {sorted(overrides)} (known: {', '.join(known)})")
+        raise UserError(f"unknown crawl setting(s) {sorted(overrides)} (known: {', '.join(known)})")
     return CrawlSettings(**top, download=DownloadSettings(**download), search=SearchTimeouts(**search))
 
 
@@ -232,7 +233,7 @@ def crawl(queries: list[Query], engine: SearchEngine, dataset: str | os.PathLike
 
     dataset = Path(dataset).resolve()
     if settings.per_query < 1:
-        raise ValueError("per-query target must be at least 1")
+        raise UserError("per-query target must be at least 1")
     reports: list[QueryReport] = []
     with Manifest.open(manifest_path(Path(data_dir), dataset)) as manifest:
         with manifest.lock:   # writers hold this lock while a .part file exists: none is in progress

@@ -14,6 +14,7 @@ import requests
 from shoefind.images import ImageError, open_image, probe, sha256_bytes
 from shoefind.crawl.net_guard import AddressRefused, check_url, guarded_session
 from shoefind.crawl.rate_limit import HostRateLimiter
+from shoefind.errors import ShoefindError
 
 EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
 USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -33,7 +34,7 @@ class DownloadSettings:
     allow_loopback: bool = False          # tests only: the fake search site runs on 127.0.0.1
 
 
-class DownloadFailed(Exception):
+class DownloadFailed(ShoefindError):
     """`reason` is a short code for reports (http-404, timeout, refused, too-large, not-an-image...)."""
 
     def __init__(self, reason: str, detail: str, retryable: bool = False, final_url: str | None = None):

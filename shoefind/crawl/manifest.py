@@ -17,12 +17,13 @@ import threading
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
+from shoefind.errors import UserError
 
 # A failed URL is tried again on a rerun only if the failure may be temporary.
 FINAL_STATUSES = ("downloaded", "duplicate")
 
 
-class ManifestBusy(RuntimeError):
+class ManifestBusy(UserError):
     """Another process is crawling into the same dataset."""
 
 

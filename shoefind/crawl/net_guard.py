@@ -10,11 +10,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 from urllib.parse import urlsplit
+from shoefind.errors import ShoefindError
 
 ALLOWED_SCHEMES = ("http", "https")
 
 
-class AddressRefused(Exception):
+class AddressRefused(ShoefindError):
     """The URL is not allowed; str() is the reason."""
 
 

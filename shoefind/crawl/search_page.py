@@ -12,9 +12,10 @@ from typing import Iterator
 from urllib.parse import quote_plus, urlsplit
 
 from shoefind.settings import load_rules
+from shoefind.errors import UserError
 
 
-class SearchUnavailable(RuntimeError):
+class SearchUnavailable(UserError):
     """The search page cannot be reached or used; str() says why."""
 
 
@@ -34,11 +35,11 @@ class SearchEngine:
     def from_rules(cls, name: str, base_url: str | None = None) -> "SearchEngine":
         engines = load_rules("search_engines")
         if name not in engines:
-            raise ValueError(f"unknown search engine '{name}' (rules/search_engines.yaml has: {', '.join(engines)})")
+            raise UserError(f"unknown search engine '{name}' (rules/search_engines.yaml has: {', '.join(engines)})")
         spec = dict(engines[name])
         for key in ("base_url", "search_url", "thumbnails", "preview_image"):
             if not spec.get(key):
-                raise ValueError(f"rules/search_engines.yaml: engine '{name}' has no {key}")
+                raise UserError(f"rules/search_engines.yaml: engine '{name}' has no {key}")
         if base_url:
             spec["base_url"] = base_url.rstrip("/")
         lists = {k: tuple([v] if isinstance(v, str) else v or ()) for k, v in spec.items()

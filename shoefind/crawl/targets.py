@@ -13,12 +13,13 @@ from pathlib import Path
 import yaml
 
 from shoefind.vocab import ATTRIBUTES, vocabularies
+from shoefind.errors import UserError
 
 REQUIRED = ("name", "brand", "color", "hightop", "sole")
 _FORBIDDEN = ("_", "/", "\\", "\0")
 
 
-class TargetError(ValueError):
+class TargetError(UserError):
     """The shoe list cannot be read; str() says which line and why."""
 
 

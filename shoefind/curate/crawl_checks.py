@@ -15,6 +15,7 @@ import numpy as np
 
 from shoefind.settings import load_rules
 from shoefind.images import ImageError, open_image, probe, sha256_file
+from shoefind.errors import UserError
 
 # The extension a stored copy gets comes from the decoded format, never from the file name
 # (an HTML page saved as .jpg must not become a .jpg in the dataset).
@@ -53,10 +54,10 @@ class CrawlRules:
             merged["allowed_formats"] = tuple(str(f).upper() for f in merged["allowed_formats"])
         unknown = set(merged) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"crawl rules: unknown settings {sorted(unknown)}")
+            raise UserError(f"crawl rules: unknown settings {sorted(unknown)}")
         for key, allowed in (("without_model", ("accept", "review")), ("loose_images", ("review", "reject"))):
             if key in merged and merged[key] not in allowed:
-                raise ValueError(f"crawl rules: {key} must be one of {allowed}, not {merged[key]!r}")
+                raise UserError(f"crawl rules: {key} must be one of {allowed}, not {merged[key]!r}")
         return cls(**merged)
 
 

@@ -18,6 +18,7 @@ from shoefind.curate.crawl_checks import CrawlRules, ImageCheck, check_files, lo
 from shoefind.curate.dedupe import HashedImage, exact_duplicates, group_near_duplicates, near_duplicate_pairs
 from shoefind.images import is_image_name, sha256_file
 from shoefind.curate.queue import ReviewQueue, from_hex
+from shoefind.errors import PathNotFound
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ def scan_inbox(folder: str | os.PathLike) -> tuple[list[InboxFile], list[str]]:
     """Image files under folder (sorted) and the names skipped as not images."""
     root = Path(folder).expanduser().resolve()
     if not root.is_dir():
-        raise FileNotFoundError(f"folder {root} does not exist")
+        raise PathNotFound(f"folder {root} does not exist")
     files, skipped = [], []
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root)

@@ -12,6 +12,7 @@ import torch
 
 from shoefind.settings import load_rules
 from shoefind.images import ImageError
+from shoefind.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ def load_filter_prompts(name: str = "filter_prompts") -> FilterPrompts:
     raw = load_rules(name).get("classes", {})
     good = [c for c, spec in raw.items() if spec.get("good")]
     if len(good) != 1 or len(raw) < 2:
-        raise ValueError(f"rules/{name}.yaml needs exactly one class marked `good: true` and at least one other")
+        raise UserError(f"rules/{name}.yaml needs exactly one class marked `good: true` and at least one other")
     return FilterPrompts(tuple(raw), good[0], tuple(tuple(spec["prompts"]) for spec in raw.values()))
 
 

@@ -18,6 +18,7 @@ from shoefind.learn.fewshot import PrototypeClassifier, TipAdapter, ZeroShotClas
 from shoefind.features.splits import Split, make_split, usable_shots
 from shoefind.features.table import FeatureTable
 from shoefind.retrieve.zeroshot import ZeroShotModel, ZeroShotOptions, attribute_classes, top_k
+from shoefind.errors import UserError
 
 METHOD_CHOICES = ("zeroshot", "fewshot", "coop")
 TEXT_METHODS = ("zeroshot", "coop")
@@ -31,7 +32,7 @@ def expand_methods(methods: list[str] | str) -> list[str]:
     out = []
     for m in methods:
         if m not in METHOD_CHOICES:
-            raise ValueError(f"unknown method '{m}': choose from {', '.join(METHOD_CHOICES)}")
+            raise UserError(f"unknown method '{m}': choose from {', '.join(METHOD_CHOICES)}")
         out += ["prototype", "tip-adapter"] if m == "fewshot" else [m]
     return list(dict.fromkeys(out))
 
@@ -121,7 +122,7 @@ def fit_classifier(method: str, spec: TaskSpec, train_x: np.ndarray, train_y: np
     if len(train_y) == 0:
         # no labeled training photo for this task (e.g. a missing attribute): prompts alone
         if text is None:
-            raise ValueError(f"no training photo has a {spec.task} label, and {encoder.model_id} has no text side")
+            raise UserError(f"no training photo has a {spec.task} label, and {encoder.model_id} has no text side")
         return ZeroShotClassifier(spec.classes, text, encoder.logit_scale)
     scale = encoder.logit_scale if encoder.has_text else 100.0
     if method == "prototype":
@@ -131,7 +132,7 @@ def fit_classifier(method: str, spec: TaskSpec, train_x: np.ndarray, train_y: np
     if method == "coop":
         from shoefind.learn.coop import train_coop
         return train_coop(encoder, spec, train_x, train_y, **(coop_options or {}))
-    raise ValueError(f"unknown method '{method}'")
+    raise UserError(f"unknown method '{method}'")
 
 
 def score(classifier, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -153,7 +154,7 @@ def compare_methods(encoder, table: FeatureTable, cache: EmbeddingCache, methods
     labeled = labeled.loc[have].reset_index(drop=True)
     usable = usable_shots(labeled, shots)
     if not usable and any(m != "zeroshot" for m in methods):
-        raise ValueError("no shoe has more than one embedded photo: few-shot needs at least one training and one "
+        raise UserError("no shoe has more than one embedded photo: few-shot needs at least one training and one "
                          "test photo per shoe")
     split = make_split(labeled[["path", "sha256", "shoe"]], usable or [1], seed)
     attrs = labeled.drop(columns=["sha256", "shoe"])   # labels joined back by path (unique per image)

@@ -17,9 +17,10 @@ import pandas as pd
 from shoefind.features.cache import EmbeddingCache
 from shoefind.features.embed import embed_images
 from shoefind.features.table import FeatureTable, build_table, count_images, load_table, table_dir_for
+from shoefind.errors import UserError
 
 
-class EmptyCatalog(ValueError):
+class EmptyCatalog(UserError):
     """The catalog has no shoe with a usable photo; str() says what to do."""
 
 

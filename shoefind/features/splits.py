@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from shoefind.errors import UserError
 
 STANDARD_SHOTS = (1, 2, 4, 8, 16)
 
@@ -28,9 +29,9 @@ def parse_shots(text: str | int | None, default: int = 16) -> list[int]:
     try:
         values = sorted({int(p) for p in parts})
     except ValueError:
-        raise ValueError(f"--shots '{text}': give a number (e.g. 16) or a comma list (e.g. 1,4,16)") from None
+        raise UserError(f"--shots '{text}': give a number (e.g. 16) or a comma list (e.g. 1,4,16)") from None
     if not values or values[0] < 1:
-        raise ValueError(f"--shots '{text}': shots must be 1 or more")
+        raise UserError(f"--shots '{text}': shots must be 1 or more")
     if len(values) == 1:
         return [k for k in STANDARD_SHOTS if k <= values[0]] or values
     return values

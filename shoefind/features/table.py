@@ -21,6 +21,7 @@ import pandas as pd
 
 from shoefind.images import ImageError, is_image_name, open_image, sha256_file
 from shoefind.vocab import ATTRIBUTES, _norm, vocabularies
+from shoefind.errors import PathNotFound, UserError
 
 SHOE_COLUMNS = ["shoe", "name", "brand", "hightop", "color", "sole", "folder"]
 IMAGE_COLUMNS = ["path", "sha256", "width", "height", "shoe"]
@@ -158,7 +159,7 @@ def build_table(root: str | os.PathLike, catalog: str | os.PathLike | None = Non
                 progress: Callable[[int], None] | None = None) -> FeatureTable:
     root = Path(root).resolve()
     if not root.is_dir():
-        raise FileNotFoundError(f"dataset folder {root} does not exist")
+        raise PathNotFound(f"dataset folder {root} does not exist")
     issues: list[Issue] = []
     shoes: list[dict] = []
     image_rows: list[dict] = []
@@ -169,7 +170,7 @@ def build_table(root: str | os.PathLike, catalog: str | os.PathLike | None = Non
         cat = pd.read_csv(catalog, dtype=str, keep_default_na=False)
         missing_cols = {"name", "brand", "color", "hightop", "sole"} - set(cat.columns)
         if missing_cols:
-            raise ValueError(f"{catalog}: missing columns {sorted(missing_cols)} (need name,brand,color,hightop,sole)")
+            raise UserError(f"{catalog}: missing columns {sorted(missing_cols)} (need name,brand,color,hightop,sole)")
         by_key: dict[str, Path] = {}
         for f in folders:
             parsed = parse_folder_name(f.name)

@@ -34,6 +34,7 @@ with warnings.catch_warnings():
 from shoefind.encoders.base import require_text
 from shoefind.prompts import load_prompt_set
 from shoefind.retrieve.zeroshot import softmax
+from shoefind.errors import UserError
 
 ARTIFACT_FORMAT = "shoefind-coop"
 ARTIFACT_VERSION = 1
@@ -304,14 +305,14 @@ def load_coop(path: str | os.PathLike, encoder, spec) -> CoopClassifier:
     require_text(encoder, "coop")
     payload = torch.load(Path(path), map_location="cpu", weights_only=True)
     if payload.get("format") != ARTIFACT_FORMAT:
-        raise ValueError(f"{path} is not a shoefind CoOp artifact")
+        raise UserError(f"{path} is not a shoefind CoOp artifact")
     if int(payload.get("version", 0)) > ARTIFACT_VERSION:
-        raise ValueError(f"{path} was written by a newer shoefind (CoOp artifact v{payload['version']})")
+        raise UserError(f"{path} was written by a newer shoefind (CoOp artifact v{payload['version']})")
     if payload["model_id"] != encoder.model_id:
-        raise ValueError(f"{path} was trained for model {payload['model_id']}, not {encoder.model_id}: "
+        raise UserError(f"{path} was trained for model {payload['model_id']}, not {encoder.model_id}: "
                          "run `shoefind learn` again with this model")
     if payload["task"] != spec.task:
-        raise ValueError(f"{path} is for task {payload['task']}, not {spec.task}")
+        raise UserError(f"{path} is for task {payload['task']}, not {spec.task}")
     trained_classes = list(payload["trained_classes"])
     learner = PromptLearner(encoder.model, list(payload["class_texts"]), payload["template"], int(payload["n_ctx"]),
                             bool(payload["class_specific"]), init=None)

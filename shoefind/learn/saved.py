@@ -25,6 +25,7 @@ from shoefind.evaluate.methods import Comparison, TaskSpec, task_specs
 from shoefind.learn.fewshot import PrototypeClassifier, TipAdapter, ZeroShotClassifier
 from shoefind.features.table import FeatureTable
 from shoefind.retrieve.zeroshot import Identification, softmax
+from shoefind.errors import UserError
 
 MANIFEST_FORMAT = "shoefind-learned"
 MANIFEST_VERSION = 1
@@ -74,7 +75,7 @@ def read_manifest(folder: Path) -> dict | None:
         return None
     manifest = json.loads(path.read_text())
     if manifest.get("format") != MANIFEST_FORMAT or int(manifest.get("version", 0)) > MANIFEST_VERSION:
-        raise ValueError(f"{path} is not a learned-classifier manifest this shoefind can read")
+        raise UserError(f"{path} is not a learned-classifier manifest this shoefind can read")
     return manifest
 
 
@@ -143,7 +144,7 @@ def best_method(data_dir: str | os.PathLike, encoder, table: FeatureTable,
     if manifest is None:
         return None
     if manifest["model_id"] != encoder.model_id:
-        raise ValueError(f"{folder} was learned with {manifest['model_id']}, not {encoder.model_id}")
+        raise UserError(f"{folder} was learned with {manifest['model_id']}, not {encoder.model_id}")
     method = manifest["best"].get(task) if among is None else _best_among(manifest, task, among)
     if method not in LEARNED_METHODS:
         return None

@@ -18,6 +18,7 @@ from shoefind.retrieve.identify import (classifier_for, describe_identification,
 from shoefind.images import is_image_name
 from shoefind.retrieve.compose import ChangeQuery, retrieve
 from shoefind.retrieve.zeroshot import ZeroShotOptions
+from shoefind.errors import UserError
 
 
 def expand_photos(inputs: Sequence[str | os.PathLike]) -> list[str]:
@@ -29,7 +30,7 @@ def expand_photos(inputs: Sequence[str | os.PathLike]) -> list[str]:
             found = sorted(str(f) for f in p.rglob("*")
                            if f.is_file() and is_image_name(f) and not f.name.startswith("."))
             if not found:
-                raise ValueError(f"{p}: the folder has no image files")
+                raise UserError(f"{p}: the folder has no image files")
             out += found
         else:
             out.append(str(p))

@@ -21,6 +21,7 @@ from shoefind.features.catalog import Catalog
 from shoefind.prompts import PromptSet, load_prompt_set
 from shoefind.retrieve.change_words import ATTRIBUTE_NAMES, ChangeRequest
 from shoefind.settings import load_rules
+from shoefind.errors import UserError
 
 METHODS = ("constraints", "fusion", "baseline")
 BASELINES = ("photo-only", "text-only")
@@ -159,7 +160,7 @@ def retrieve(encoder, catalog: Catalog, query: ChangeQuery, method: str = "const
                      understood=[f"photo + text '{change.positive_text}' (text weight {w:g})"] +
                      ([f"pushed away: {', '.join(change.avoid_texts())}"] if change.avoid_texts() else []))
     if method != "constraints":
-        raise ValueError(f"unknown retrieval method '{method}' (known: {', '.join(METHODS + BASELINES)})")
+        raise UserError(f"unknown retrieval method '{method}' (known: {', '.join(METHODS + BASELINES)})")
 
     if not change.parsed:
         result = retrieve(encoder, catalog, query, "fusion", w, wn, prompts)

@@ -12,6 +12,7 @@ from shoefind.features.catalog import Catalog
 from shoefind.retrieve.change_words import ATTRIBUTE_NAMES, parse_change
 from shoefind.retrieve.compose import fuse, negative_vector, retrieval_rules, text_query_vector
 from shoefind.vocab import vocabularies
+from shoefind.errors import UserError
 
 
 def read_filters(filters: dict[str, str | None] | None) -> dict[str, str]:
@@ -23,7 +24,7 @@ def read_filters(filters: dict[str, str | None] | None) -> dict[str, str]:
         vocab = vocabularies()[attr]
         reading = vocab.read(raw)
         if reading.problem == "unknown":
-            raise ValueError(f"unknown {ATTRIBUTE_NAMES[attr]} '{raw}' (known: {', '.join(vocab.values)})")
+            raise UserError(f"unknown {ATTRIBUTE_NAMES[attr]} '{raw}' (known: {', '.join(vocab.values)})")
         out[attr] = reading.value
     return out
 
@@ -32,7 +33,7 @@ def filter_mask(catalog: Catalog, filters: dict[str, str], avoid: dict[str, list
     mask = np.ones(len(catalog.shoes), dtype=bool)
     for attr, value in filters.items():
         if attr not in catalog.attributes:
-            raise ValueError(f"the catalog {catalog.root} has no {ATTRIBUTE_NAMES[attr]} labels to filter by")
+            raise UserError(f"the catalog {catalog.root} has no {ATTRIBUTE_NAMES[attr]} labels to filter by")
         mask &= (catalog.shoes[attr].astype(str) == value).to_numpy()
     for attr, values in (avoid or {}).items():
         if attr in catalog.attributes and values:
@@ -44,7 +45,7 @@ def search_catalog(encoder, catalog: Catalog, text: str, filters: dict[str, str 
                    k: int = 10, prompts: str | None = None) -> dict:
     """The k catalog shoes whose photos best match `text` (and the filters)."""
     if not str(text).strip():
-        raise ValueError("the search text is empty: say what to look for, e.g. 'white high-top converse'")
+        raise UserError("the search text is empty: say what to look for, e.g. 'white high-top converse'")
     wanted = read_filters(filters)
     request = parse_change(text)
     avoid = {a: r.avoid for a, r in request.rules.items() if r.avoid}
