@@ -1,7 +1,9 @@
-"""What every command shares: clear errors (exit code 2), progress bars, JSON output."""
+"""What every command shares: one-line errors (exit code 2), progress bars, JSON output, paths checked
+before any heavy import."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sys
 from pathlib import Path
@@ -9,31 +11,72 @@ from typing import Iterator
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from shoefind.errors import PathNotFound, UserError
 
 # Messages go to stderr so stdout stays clean for pipes (--json).
 err = Console(stderr=True)
 
 
+def say_error(message: str) -> None:
+    """One red `error:` line on stderr; the message is printed as is (no rich markup, no wrapping)."""
+    err.print("[bold red]error:[/] ", end="", highlight=False)
+    err.print(message, highlight=False, markup=False, soft_wrap=True)
+
+
 def fail(message: str, code: int = 2) -> "typer.Exit":
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print one red line and end the command with `code`."""
+    say_error(message)
     raise typer.Exit(code)
+
+
+def user_errors(command):
+    """A command whose UserErrors become one red line and exit code 2 (any other error is a bug)."""
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except UserError as exc:
+            fail(str(exc))
+    return run
 
 
 @contextlib.contextmanager
 def progress_bar(description: str, total: int) -> Iterator:
     """Yields an `advance(n)` callable; draws a rich bar on stderr."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=err, transient=False) as bar:
+                  TimeRemainingColumn(), console=err, transient=False, disable=total == 0) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task, n)
 
 
-def dataset_and_data_dir(dataset: Path | None, data_dir: Path | None) -> tuple[Path, Path]:
-    """The dataset a command works on (given, else the accepted images) and the data folder."""
+def data_layout(data_dir: Path | None):
     from shoefind.settings import layout
-    lay = layout(data_dir)
-    return lay.dataset(dataset), lay.root
+    return layout(data_dir)
+
+
+def dataset_folder(argument: Path | None, option: Path | None, data_dir: Path | None) -> tuple[Path, Path]:
+    """The dataset a command works on (argument or --dataset, else DATA_DIR/images) and the data folder;
+    a missing folder is refused here, before anything heavy is imported."""
+    if argument and option and Path(argument).resolve() != Path(option).resolve():
+        raise UserError(f"two datasets given ({argument} and --dataset {option}): give one")
+    lay = data_layout(data_dir)
+    root = lay.dataset(argument or option)
+    if not root.exists():
+        raise PathNotFound(f"dataset folder {root} does not exist: give a labeled photo folder "
+                           "(Brand_Top_Color_Sole_Name/photo.jpg, see data/README.md)")
+    if not root.is_dir():
+        raise UserError(f"dataset {root} is a file: give a labeled photo folder (one subfolder per shoe)")
+    return root, lay.root
+
+
+def existing_paths(paths: list[Path], what: str = "photo") -> list[Path]:
+    """The paths, or a UserError naming the first that does not exist (checked before a model loads)."""
+    for p in paths:
+        if not Path(p).expanduser().exists():
+            raise PathNotFound(f"{p}: no such file or folder (the {what} to use)")
+    return paths
 
 
 def print_json(obj) -> None:
@@ -41,14 +84,16 @@ def print_json(obj) -> None:
     sys.stdout.write("\n")
 
 
-@contextlib.contextmanager
-def clear_errors() -> Iterator[None]:
-    """Turn the library's expected failures into one red line and exit code 2."""
-    from prefect.exceptions import FailedRun
+def warn_random(model_id: str) -> None:
+    err.print(f"[yellow]model {model_id} has RANDOM weights: its answers mean nothing[/]", highlight=False)
 
-    from shoefind.images import ImageError
-    from shoefind.encoders.base import ModelUnavailable
-    try:
-        yield
-    except (ModelUnavailable, ImageError, FileNotFoundError, ValueError, FailedRun) as exc:
-        fail(str(exc))
+
+def show_run(run_dir: Path, json_out: bool, json_name: str = "metrics.json") -> None:
+    """A finished evaluation or learning run: its JSON on stdout, or its report and where it lives."""
+    run_dir = Path(run_dir)
+    if json_out:
+        print((run_dir / json_name).read_text())
+        return
+    from rich.markdown import Markdown
+    Console().print(Markdown((run_dir / "report.md").read_text()))
+    print(f"reports: {run_dir}")

@@ -5,60 +5,50 @@ from pathlib import Path
 
 import typer
 
-from shoefind.cli.common import err, fail, print_json, progress_bar
+from shoefind.cli import options as o
+from shoefind.cli.common import data_layout, err, fail, print_json, progress_bar
 
-DATA_DIR = typer.Option(None, "--data-dir", envvar="SHOEFIND_DATA", help="working data folder (default ./data)")
 
-
-def crawl(catalog: Path = typer.Option(None, "--catalog", help="catalog CSV: name,brand,color,hightop,sole"
-                                                                " (optional queries column, ';'-separated)"),
-          shoes: Path = typer.Option(None, "--shoes", help="YAML list of shoes with name, brand, color, hightop, "
-                                                           "sole and queries"),
+def crawl(catalog: o.Catalog = None,
+          shoes: Path = typer.Option(None, "--shoes", exists=True, dir_okay=False,
+                                     help="YAML list of shoes with name, brand, color, hightop, sole and queries"),
           per_query: int = typer.Option(20, "--per-query", min=1, help="images to collect per search query"),
           engine: str = typer.Option("google", "--engine", help="search engine from rules/search_engines.yaml"),
-          data_dir: Path = DATA_DIR,
-          dataset: Path = typer.Option(None, "--dataset", help="where images go (default DATA_DIR/inbox, where `shoefind filter` reads them)"),
+          data_dir: o.DataDir = None,
+          inbox: Path = typer.Option(None, "--inbox", file_okay=False,
+                                     help="where images go (default DATA_DIR/inbox, where `shoefind filter` reads them)"),
           concurrency: int = typer.Option(None, "--concurrency", min=1, help="parallel downloads (default 4)"),
-          json_out: bool = typer.Option(False, "--json", help="print the per-query report as JSON"),
+          json_out: o.Json = False,
           # For the local test site and slow networks; not needed day to day.
           base_url: str = typer.Option(None, "--base-url", hidden=True, help="override the engine's base URL"),
           allow_loopback: bool = typer.Option(False, "--allow-loopback", hidden=True,
                                               help="allow downloads from 127.0.0.1 (tests only)"),
-          read_timeout: float = typer.Option(None, "--read-timeout", hidden=True),
-          preview_timeout: float = typer.Option(None, "--preview-timeout", hidden=True),
-          scroll_timeout: float = typer.Option(None, "--scroll-timeout", hidden=True),
-          retries: int = typer.Option(None, "--retries", hidden=True),
-          host_interval: float = typer.Option(None, "--host-interval", hidden=True,
+          read_timeout: float = typer.Option(None, "--read-timeout", min=0.1, hidden=True),
+          preview_timeout: float = typer.Option(None, "--preview-timeout", min=0.1, hidden=True),
+          scroll_timeout: float = typer.Option(None, "--scroll-timeout", min=0, hidden=True),
+          retries: int = typer.Option(None, "--retries", min=0, hidden=True),
+          host_interval: float = typer.Option(None, "--host-interval", min=0, hidden=True,
                                               help="seconds between requests to one host"),
-          max_mb: float = typer.Option(None, "--max-mb", hidden=True, help="size cap per image in MB")):
+          max_mb: float = typer.Option(None, "--max-mb", min=0.001, hidden=True, help="size cap per image in MB")):
     """Search each shoe's queries, download full-size images into Brand_Top_Color_Sole_Name/ folders.
 
     Reruns resume: URLs and images already in the manifest (DATA_DIR/crawl/) are skipped.
     """
-    from shoefind.crawl.browser import BrowserUnavailable
-    from shoefind.settings import data_dir as _data_dir
     from shoefind.crawl.collect import crawl as run_crawl
     from shoefind.crawl.collect import crawl_settings
-    from shoefind.crawl.targets import TargetError, queries_for, read_catalog, read_shoe_list
-    from shoefind.crawl.manifest import ManifestBusy, manifest_path
-    from shoefind.crawl.search_page import SearchEngine, SearchUnavailable
+    from shoefind.crawl.manifest import manifest_path
+    from shoefind.crawl.search_page import SearchEngine
+    from shoefind.crawl.targets import crawl_queries
 
-    if bool(catalog) == bool(shoes):
-        fail("give the shoes to crawl with --catalog CSV or --shoes YAML (one of them)")
-    d = _data_dir(data_dir)
-    target_dir = Path(dataset).resolve() if dataset else d / "inbox"  # filter moves accepted images on
-    try:
-        targets = read_catalog(catalog) if catalog else read_shoe_list(shoes)
-        queries = queries_for(targets)
-        search_engine = SearchEngine.from_rules(engine, base_url)
-        settings = crawl_settings(per_query=per_query, concurrency=concurrency, allow_loopback=allow_loopback,
-                                  read_timeout=read_timeout, preview_timeout=preview_timeout,
-                                  scroll_timeout=scroll_timeout, retries=retries, per_host_interval=host_interval,
-                                  max_bytes=int(max_mb * 1024 * 1024) if max_mb else None)
-    except (TargetError, ValueError, OSError) as exc:
-        fail(str(exc))
-    if not queries:
-        fail("no shoes to crawl")
+    lay = data_layout(data_dir)
+    d = lay.root
+    target_dir = Path(inbox).expanduser().resolve() if inbox else lay.inbox  # filter moves accepted images on
+    queries = crawl_queries(catalog, shoes)
+    search_engine = SearchEngine.from_rules(engine, base_url)
+    settings = crawl_settings(per_query=per_query, concurrency=concurrency, allow_loopback=allow_loopback,
+                              read_timeout=read_timeout, preview_timeout=preview_timeout,
+                              scroll_timeout=scroll_timeout, retries=retries, per_host_interval=host_interval,
+                              max_bytes=int(max_mb * 1024 * 1024) if max_mb else None)
 
     def report_line(report):
         from rich.markup import escape
@@ -77,8 +67,6 @@ def crawl(catalog: Path = typer.Option(None, "--catalog", help="catalog CSV: nam
             reports = run_crawl(queries, search_engine, target_dir, d, settings,
                                 on_event=lambda kind, _: advance(1) if kind == "downloaded" else None,
                                 on_query=on_query)
-    except (SearchUnavailable, BrowserUnavailable, ManifestBusy, ValueError, OSError) as exc:
-        fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted; what was downloaded is kept and recorded: run the same command to resume", code=130)
     rows = [r.as_row() for r in reports]

@@ -5,51 +5,20 @@ from pathlib import Path
 
 import typer
 
-from shoefind.cli.common import clear_errors, dataset_and_data_dir as _dataset, err, fail, print_json, progress_bar
-
-DATASET = typer.Argument(None, help="labeled photo folder (default: DATA_DIR/images)")
-DATA_DIR = typer.Option(None, "--data-dir", envvar="SHOEFIND_DATA", help="working data folder (default ./data)")
-MODEL = typer.Option(None, "--model", envvar="SHOEFIND_MODEL", help="CLIP name (ViT-B/32) or checkpoint path")
-CLUSTER = typer.Option(None, "--cluster",
-                       help="embed on Dask: local:N (N worker processes here) or a scheduler address tcp://host:8786")
-RUNTIME = typer.Option(None, "--runtime",
-                       help="torch | onnx | onnx-int8 (default: $SHOEFIND_RUNTIME, else onnx when installed)")
+from shoefind.cli import options as o
+from shoefind.cli.common import dataset_folder, err, fail, print_json, progress_bar, show_run
+from shoefind.cli.execution import run_stage
 
 
-def _runtime(runtime: str | None) -> str | None:
-    """Refuse a bad --runtime before any flow starts."""
-    from shoefind.encoders.onnx_runtime import resolve_runtime
-    if runtime:
-        try:
-            resolve_runtime(runtime)
-        except ValueError as exc:
-            fail(str(exc))
-    return runtime
-
-
-def _cluster(cluster: str | None) -> str | None:
-    """Refuse a malformed --cluster before any flow starts."""
-    from flows.cluster import check_cluster
-    if cluster:
-        try:
-            check_cluster(cluster)
-        except ValueError as exc:
-            fail(str(exc))
-    return cluster
-
-
-def table(dataset: Path = DATASET, catalog: Path = typer.Option(None, help="catalog CSV: name,brand,color,hightop,sole"),
+def table(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, catalog: o.Catalog = None,
           strict: bool = typer.Option(False, help="treat every listed problem as an error (exit 2)"),
-          data_dir: Path = DATA_DIR, json_out: bool = typer.Option(False, "--json", help="print a JSON summary")):
+          data_dir: o.DataDir = None, json_out: o.Json = False, prefect: o.Prefect = False):
     """Build the feature table (shoes.csv, images.csv, issues.csv) of a labeled photo folder."""
+    root, d = dataset_folder(dataset, dataset_opt, data_dir)
     from shoefind.features.table import build_table, count_images, table_dir_for
-    root, d = _dataset(dataset, data_dir)
-    with clear_errors():
-        if not root.is_dir():
-            fail(f"dataset folder {root} does not exist")
-        with progress_bar("reading images", count_images(root)) as advance:
-            ft = build_table(root, catalog=catalog, progress=advance)
-        out = ft.save(table_dir_for(d, root))
+    with progress_bar("reading images", count_images(root)) as advance:
+        ft = build_table(root, catalog=catalog, progress=advance)
+    out = ft.save(table_dir_for(d, root))
     for issue in ft.issues:
         err.print(str(issue), style="yellow", highlight=False, markup=False)
     summary = {"table": str(out), "layout": ft.layout, "shoes": len(ft.shoes), "images": len(ft.images),
@@ -62,19 +31,15 @@ def table(dataset: Path = DATASET, catalog: Path = typer.Option(None, help="cata
         fail(f"{len(ft.issues)} problems listed above (--strict)")
 
 
-def embed(dataset: Path = DATASET, model: str = MODEL, data_dir: Path = DATA_DIR,
-          catalog: Path = typer.Option(None, help="catalog CSV"),
-          batch_size: int = typer.Option(32, help="images per forward pass"),
-          threads: int = typer.Option(None, help="torch CPU threads (default: all cores)"),
-          cluster: str = CLUSTER, runtime: str = RUNTIME,
-          json_out: bool = typer.Option(False, "--json")):
-    """Cache CLIP embeddings of the dataset's images (only unseen images are encoded). Runs the `embed` flow."""
-    from flows.embed import embed_flow
-    root, d = _dataset(dataset, data_dir)
-    with clear_errors():
-        result = embed_flow(str(root), str(d), model=model, catalog=str(catalog) if catalog else None,
-                            batch_size=batch_size, threads=threads, cluster=_cluster(cluster),
-                            runtime=_runtime(runtime))
+def embed(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model: o.Model = None,
+          data_dir: o.DataDir = None, catalog: o.Catalog = None, batch_size: o.BatchSize = 32,
+          threads: o.Threads = None, cluster: o.Cluster = None, runtime: o.RuntimeOpt = None,
+          device: o.DeviceOpt = None, json_out: o.Json = False, prefect: o.Prefect = False):
+    """Cache image embeddings of the dataset (only images not seen before are encoded)."""
+    root, d = dataset_folder(dataset, dataset_opt, data_dir)
+    result = run_stage("embed", prefect, dataset=str(root), data_dir=str(d), model=model,
+                       catalog=str(catalog) if catalog else None, batch_size=batch_size, threads=threads,
+                       cluster=cluster, runtime=runtime, device=device)
     if json_out:
         print_json(result)
     else:
@@ -82,35 +47,23 @@ def embed(dataset: Path = DATASET, model: str = MODEL, data_dir: Path = DATA_DIR
               f"{len(result['failed'])} unreadable -> {result['cache']}")
 
 
-def evaluate(dataset: Path = DATASET, model: str = MODEL, data_dir: Path = DATA_DIR,
-             catalog: Path = typer.Option(None, help="catalog CSV"),
-             batch_size: int = typer.Option(32, help="images per forward pass"),
-             task: str = typer.Option("zeroshot", "--task", help="zeroshot | change (composed retrieval: Recall@k, MRR)"),
-             method: str = typer.Option("zeroshot", "--method", help="zeroshot | fewshot | coop, or a comma list: "
-                                        "compared on one held-out k-shot split"),
-             shots: str = typer.Option(None, "--shots", help="k-shot photos per shoe: 16 = k 1,2,4,8,16; or 1,4,16"),
-             cluster: str = CLUSTER, runtime: str = RUNTIME,
-             json_out: bool = typer.Option(False, "--json", help="print metrics.json to stdout")):
-    """Zero-shot top-1/top-5 per attribute and shoe name. Runs the `evaluate` flow (table -> embed -> report)."""
-    if task not in ("zeroshot", "change"):
-        fail(f"unknown --task '{task}' (known: zeroshot, change)")
-    if method != "zeroshot" or shots or model == "efficientnet-lite0":  # method comparison (cli/learn.py)
-        from shoefind.cli.learn import evaluate_methods
-        return evaluate_methods(dataset, model, data_dir, catalog, batch_size, method, shots, json_out, task)
-    options = {"cluster": _cluster(cluster), "runtime": _runtime(runtime)}
+def evaluate(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model: o.Model = None,
+             data_dir: o.DataDir = None, catalog: o.Catalog = None, batch_size: o.BatchSize = 32,
+             task: o.EvaluateTask = typer.Option("zeroshot", "--task",
+                                                 help="zeroshot (top-1/top-5 per attribute and name) or change "
+                                                      "(composed retrieval: Recall@k, MRR)"),
+             method: o.Methods = None, shots: o.Shots = None, seed: o.Seed = 0,
+             cluster: o.Cluster = None, runtime: o.RuntimeOpt = None, device: o.DeviceOpt = None,
+             json_out: o.Json = False, prefect: o.Prefect = False):
+    """Top-1/top-5 per attribute and shoe name (zero-shot, or --method/--shots to compare learned methods)."""
+    root, d = dataset_folder(dataset, dataset_opt, data_dir)
+    comparing = bool(method and method != "zeroshot") or bool(shots) or model == "efficientnet-lite0"
+    if task == "change" and comparing:
+        fail("--method and --shots apply to --task zeroshot (attribute and name classification)")
+    common = dict(dataset=str(root), data_dir=str(d), model=model, catalog=str(catalog) if catalog else None,
+                  batch_size=batch_size, cluster=cluster, runtime=runtime, device=device)
     if task == "change":
-        from flows.change_benchmark import evaluate_change_flow as evaluate_flow
-        if any(options.values()):
-            fail("--cluster and --runtime apply to --task zeroshot only (for now)")
-        options = {}
+        run_dir = run_stage("evaluate-change", prefect, **common)
     else:
-        from flows.evaluate import evaluate_flow
-    root, d = _dataset(dataset, data_dir)
-    with clear_errors():
-        run_dir = Path(evaluate_flow(str(root), str(d), model=model, catalog=str(catalog) if catalog else None,
-                                     batch_size=batch_size, **options))
-    if json_out:
-        print((run_dir / "metrics.json").read_text())
-    else:
-        print((run_dir / "report.md").read_text())
-        print(f"reports: {run_dir}")
+        run_dir = run_stage("evaluate", prefect, **common, method=method or "zeroshot", shots=shots, seed=seed)
+    show_run(Path(run_dir), json_out)

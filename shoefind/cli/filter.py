@@ -5,9 +5,8 @@ from pathlib import Path
 
 import typer
 
-from shoefind.cli.common import clear_errors, err, fail, print_json
-
-DATA_DIR = typer.Option(None, "--data-dir", envvar="SHOEFIND_DATA", help="working data folder (default ./data)")
+from shoefind.cli import options as o
+from shoefind.cli.common import data_layout, err, fail, print_json
 
 
 def _progress():
@@ -26,34 +25,33 @@ def _progress():
 
 def filter_images(folder: Path = typer.Argument(None, help="crawl folder, one subfolder per shoe "
                                                             "(default DATA_DIR/inbox); only read, never changed"),
-                  data_dir: Path = DATA_DIR,
+                  data_dir: o.DataDir = None,
                   model: str = typer.Option(None, "--model", envvar="SHOEFIND_MODEL",
                                             help="CLIP name or checkpoint for the semantic check; "
                                                  "'none' skips it"),
-                  batch_size: int = typer.Option(64, min=1, help="images per batch"),
+                  batch_size: o.BatchSize = 64,
                   purge: bool = typer.Option(False, "--purge", help="then delete the kept copies of rejected "
                                                                     "images (their verdicts stay)"),
-                  json_out: bool = typer.Option(False, "--json", help="print the run summary as JSON")):
+                  json_out: o.Json = False):
     """Apply the crawl rules: every new image is accepted, rejected (with the rule) or queued for review."""
-    from shoefind.settings import data_dir as _data_dir
+    lay = data_layout(data_dir)
+    d = lay.root
+    folder = Path(folder).expanduser() if folder else lay.inbox
+    if not folder.is_dir() and not purge:
+        fail(f"folder {folder} does not exist")
     from shoefind.curate.filter import run_filter
     from shoefind.curate.queue import ReviewQueue
     from shoefind.curate.semantic import load_checker
-    d = _data_dir(data_dir)
-    folder = Path(folder) if folder else d / "inbox"
     summary = None
-    with clear_errors():
-        if folder.is_dir():
-            checker, note, detail = load_checker(model)
-            err.print(note + (f"\n  {detail}" if detail else ""),
-                      style="yellow" if checker is None or checker.encoder.is_random else None,
-                      highlight=False, markup=False)
-            bar, advance = _progress()
-            with bar:
-                summary = run_filter(folder, d, checker, note, batch_size=batch_size, progress=advance).summary
-        elif not purge:
-            fail(f"folder {folder} does not exist")
-        purged = ReviewQueue(d).purge() if purge else None
+    if folder.is_dir():
+        checker, note, detail = load_checker(model)
+        err.print(note + (f"\n  {detail}" if detail else ""),
+                  style="yellow" if checker is None or checker.encoder.is_random else None,
+                  highlight=False, markup=False)
+        bar, advance = _progress()
+        with bar:
+            summary = run_filter(folder, d, checker, note, batch_size=batch_size, progress=advance).summary
+    purged = ReviewQueue(d).purge() if purge else None
     if json_out:
         print_json({"filter": summary, "purged": purged})
         return
@@ -86,26 +84,24 @@ def _print_summary(s: dict) -> None:
 def review(accept: list[str] = typer.Option(None, "--accept", help="accept this queue ID (or sha256 prefix)"),
            reject: list[str] = typer.Option(None, "--reject", help="reject this queue ID (or sha256 prefix)"),
            list_: bool = typer.Option(False, "--list", help="list the images waiting for review"),
-           status: str = typer.Option("review", help="with --list: review | accepted | rejected | purged | all"),
-           data_dir: Path = DATA_DIR,
-           port: int = typer.Option(8765, help="port of the review page (0: any free port)"),
+           status: o.ReviewStatus = typer.Option("review", help="with --list: which images to list"),
+           data_dir: o.DataDir = None,
+           port: o.Port = 8765,
            open_browser: bool = typer.Option(True, "--open/--no-open", help="open the page in a browser"),
-           json_out: bool = typer.Option(False, "--json", help="JSON output (for scripts)")):
+           json_out: o.Json = False):
     """Go through the manual-review queue: a local web page, or --list/--accept/--reject for scripts."""
-    from shoefind.settings import data_dir as _data_dir
-    from shoefind.curate.queue import STATUSES, ReviewQueue
-    d = _data_dir(data_dir)
-    if not (d / "filter" / "queue.sqlite").is_file():
-        fail(f"no review queue in {d} yet: run `shoefind filter FOLDER` first")
-    queue = ReviewQueue(d)
+    lay = data_layout(data_dir)
+    if not lay.filter_queue.is_file():
+        fail(f"no review queue in {lay.root} yet: run `shoefind filter FOLDER` first")
+    from shoefind.curate.queue import ReviewQueue
+    queue = ReviewQueue(lay.root)
     if accept or reject:
         done = []
-        with clear_errors():
-            for ref, decision in [(r, "accept") for r in accept or []] + [(r, "reject") for r in reject or []]:
-                try:
-                    done.append(queue.decide(ref, decision, reviewer="cli"))
-                except KeyError as exc:
-                    fail(str(exc).strip("'\""))
+        for ref, decision in [(r, "accept") for r in accept or []] + [(r, "reject") for r in reject or []]:
+            try:
+                done.append(queue.decide(ref, decision, reviewer="cli"))
+            except KeyError as exc:   # an unknown or ambiguous reference
+                fail(str(exc).strip("'\""))
         if json_out:
             print_json([i.as_dict() for i in done])
         else:
@@ -113,8 +109,6 @@ def review(accept: list[str] = typer.Option(None, "--accept", help="accept this 
                 print(f"{i.id} {i.status}: {i.stored_path}")
         return
     if list_:
-        if status != "all" and status not in STATUSES:
-            fail(f"--status must be one of {', '.join(STATUSES)} or all")
         items = queue.items(None if status == "all" else status)
         if json_out:
             print_json({"items": [i.as_dict() for i in items], "counts": queue.counts()})

@@ -1,67 +1,77 @@
 """`shoefind infer | search | web`: asking the catalog about a photo or in words.
 
-These call the library directly (no Prefect run per query) so a query costs only the model;
-the `infer` flow wraps the same `answer_photos` for deployments.
+In-process by default, so a query costs only the model; with a Prefect API configured `infer` runs
+as the `infer` flow (same library call) so it shows in the UI. Photos and options are checked before
+the model loads.
 """
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
+from typing import Annotated, List, Optional
 
 import typer
 
-from shoefind.cli.common import clear_errors, err, fail, print_json
-
-MODEL = typer.Option(None, "--model", envvar="SHOEFIND_MODEL", help="CLIP name (ViT-B/32) or checkpoint path")
-DATA_DIR = typer.Option(None, "--data-dir", envvar="SHOEFIND_DATA", help="working data folder (default ./data)")
-CATALOG = typer.Option(None, "--dataset", help="catalog: a labeled photo folder (default DATA_DIR/images)")
-JSON = typer.Option(False, "--json", help="print the answer as JSON on stdout")
+from shoefind.cli import options as o
+from shoefind.cli.common import (data_layout, err, existing_paths, fail, print_json, say_error, warn_random)
+from shoefind.cli.execution import prefect_api, run_flow
+from shoefind.errors import PathNotFound
 
 
-def _open(model, dataset, data_dir):
-    """The warm model and catalog (expected failures become one red line and exit code 2)."""
-    from shoefind.features.catalog import open_catalog
-    from shoefind.settings import data_dir as _data_dir
-    from shoefind.encoders.load import load_model
-    d = _data_dir(data_dir)
-    with clear_errors():   # EmptyCatalog is a ValueError
-        encoder = load_model(model)
-        with err.status("opening the catalog (photos not seen before are embedded)"):
-            catalog = open_catalog(encoder, Path(dataset) if dataset else d / "images", d)
+def _catalog_folder(dataset: Path | None, data_dir: Path | None) -> tuple[Path, Path]:
+    lay = data_layout(data_dir)
+    root = lay.dataset(dataset)
+    if not root.is_dir():
+        raise PathNotFound(f"catalog folder {root} does not exist: pass --dataset DIR (a labeled photo folder) "
+                           "or put photos in DATA_DIR/images")
+    return root, lay.root
+
+
+def _open(model, dataset: Path, data_dir: Path, runtime=None, device=None):
+    """The model and catalog, loaded in this process."""
+    from shoefind.retrieve.stage import open_model_and_catalog
+    with err.status("loading the model and the catalog (photos not seen before are embedded)"):
+        encoder, catalog = open_model_and_catalog(model, dataset, data_dir, runtime, device)
     if encoder.is_random:
-        err.print(f"[yellow]model {encoder.model_id} has RANDOM weights: its answers mean nothing[/]")
+        warn_random(encoder.model_id)
     return encoder, catalog
 
 
-def infer(photos: list[Path] = typer.Argument(..., help="photos, or folders of photos"),
-          change: str = typer.Option(None, "--change", help='a change in words, e.g. "same brand but red"'),
-          dataset: Path = CATALOG, model: str = MODEL, data_dir: Path = DATA_DIR,
-          method: str = typer.Option("auto", help="identification: auto (best available), zeroshot, or a learned one"),
-          change_method: str = typer.Option("constraints", help="constraints | fusion | baseline"),
-          text_weight: float = typer.Option(None, help="weight of the text against the photo (0-1; rules default)"),
-          k: int = typer.Option(5, "-k", help="how many catalog shoes to list"),
-          results: int = typer.Option(10, help="how many changed shoes to list"),
-          json_out: bool = JSON):
+def infer(photos: Annotated[List[Path], typer.Argument(help="photos, or folders of photos", show_default=False)],
+          change: Annotated[Optional[str], typer.Option(
+              "--change", help='a change in words, e.g. "same brand but red"', show_default=False)] = None,
+          dataset: o.DatasetOpt = None, model: o.Model = None, data_dir: o.DataDir = None,
+          method: str = typer.Option("auto", help="identification: auto (best available), zeroshot, or a learned "
+                                                  "one (fewshot, coop, ...)"),
+          change_method: o.ChangeMethod = typer.Option("constraints", help="how a change in words is applied"),
+          text_weight: Annotated[Optional[float], typer.Option(
+              "--text-weight", min=0.0, max=1.0, help="weight of the text against the photo (0-1; rules default)",
+              show_default=False)] = None,
+          k: o.TopK = 5,
+          results: int = typer.Option(10, "--results", min=1, help="how many changed shoes to list"),
+          runtime: o.RuntimeOpt = None, device: o.DeviceOpt = None,
+          json_out: o.Json = False, prefect: o.Prefect = False):
     """Which shoe is this? Top shoes, brand/colour/top/sole with confidences, nearest catalog photos."""
-    from shoefind.retrieve.answer import answer_photos, expand_photos
-    from shoefind.retrieve.compose import BASELINES, METHODS
-    if change_method not in METHODS + BASELINES:
-        fail(f"unknown --change-method '{change_method}' (known: {', '.join(METHODS + BASELINES)})")
-    with clear_errors():
+    existing_paths(photos)
+    root, d = _catalog_folder(dataset, data_dir)
+    options = dict(change=change, method=method, change_method=change_method, k=k, results=results,
+                   text_weight=text_weight)
+    if api := prefect_api(prefect):
+        answer = run_flow("flows.infer:infer_flow", api, image=[str(p) for p in photos], dataset=str(root),
+                          data_dir=str(d), model=model, **options)
+    else:
+        from shoefind.retrieve.answer import answer_photos, expand_photos
         paths = expand_photos(photos)
-    encoder, catalog = _open(model, dataset, data_dir)
-    with clear_errors():
-        answer = answer_photos(encoder, catalog, paths, change=change, method=method, change_method=change_method,
-                               k=k, results=results, text_weight=text_weight)
+        encoder, catalog = _open(model, root, d, runtime, device)
+        answer = answer_photos(encoder, catalog, paths, **options)
     if json_out:
         print_json(answer)
     else:
         _print_answers(answer)
     failed = [a for a in answer["answers"] if a["error"]]
     for a in failed:
-        err.print(f"[bold red]error:[/] {a['error']}", highlight=False)
+        say_error(a["error"])
     if failed:
         raise typer.Exit(2)
 
@@ -101,19 +111,20 @@ def _labels(shoe: dict) -> str:
     return "[" + ", ".join(v for v in labels if v) + "]" if any(labels) else ""
 
 
-def search(text: str = typer.Argument(..., help='what to look for, e.g. "white high-top converse"'),
+def search(text: str = typer.Argument(..., help='what to look for, e.g. "white high-top converse"; '
+                                                '"-red" pushes red away (put -- before a text that starts with -)'),
            brand: str = typer.Option(None, help="only this brand"), color: str = typer.Option(None, help="only this colour"),
            top: str = typer.Option(None, "--top", help="only this top height (high, mid, low)"),
            sole: str = typer.Option(None, help="only this sole"),
-           dataset: Path = CATALOG, model: str = MODEL, data_dir: Path = DATA_DIR,
-           k: int = typer.Option(10, "-k", help="how many shoes to list"), json_out: bool = JSON):
+           dataset: o.DatasetOpt = None, model: o.Model = None, data_dir: o.DataDir = None,
+           k: Annotated[int, typer.Option("-k", min=1, help="how many shoes to list")] = 10,
+           runtime: o.RuntimeOpt = None, device: o.DeviceOpt = None, json_out: o.Json = False):
     """Search the catalog by text (prompt ensemble against the catalog photos); '-red' pushes red away."""
+    root, d = _catalog_folder(dataset, data_dir)
     from shoefind.retrieve.text_search import read_filters, search_catalog
-    with clear_errors():
-        filters = read_filters({"brand": brand, "color": color, "hightop": top, "sole": sole})
-    encoder, catalog = _open(model, dataset, data_dir)
-    with clear_errors():
-        found = search_catalog(encoder, catalog, text, filters, k=k)
+    filters = read_filters({"brand": brand, "color": color, "hightop": top, "sole": sole})
+    encoder, catalog = _open(model, root, d, runtime, device)
+    found = search_catalog(encoder, catalog, text, filters, k=k)
     if json_out:
         print_json(found)
         return
@@ -123,10 +134,10 @@ def search(text: str = typer.Argument(..., help='what to look for, e.g. "white h
         print(f"{i:2d}. {r['shoe']} {_labels(r)} {r['score']:.3f}  {r['photo']}")
 
 
-def web(port: int = typer.Option(8501, help="port on 127.0.0.1"), dataset: Path = CATALOG, model: str = MODEL,
-        data_dir: Path = DATA_DIR):
+def web(port: o.Port = 8501, dataset: o.DatasetOpt = None, model: o.Model = None, data_dir: o.DataDir = None):
     """Start the web page (Streamlit) on 127.0.0.1: upload a photo, see the shoe, change it in words."""
     from shoefind.checks import model_problem
+    from shoefind.cli.children import run_child
     from shoefind.web import APP_PATH
     if problem := model_problem(model):
         fail(problem)
@@ -142,7 +153,4 @@ def web(port: int = typer.Option(8501, help="port on 127.0.0.1"), dataset: Path 
            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
            # expected failures are shown as messages by the page; anything else without a traceback
            "--client.showErrorDetails", "none", "--server.maxUploadSize", "50"]
-    try:
-        raise typer.Exit(subprocess.call(cmd, env=env))
-    except KeyboardInterrupt:
-        raise typer.Exit(0)
+    raise typer.Exit(run_child(cmd, env=env))

@@ -1,20 +1,19 @@
 """`shoefind`: one small CLI whose commands read like what the user wants to do.
 
 The command map below is the whole CLI; each command lives in the module named beside it and
-only parses options, calls the library (or a flow) and prints.
+only parses options (shoefind.cli.options), calls the library in this process (or, with a Prefect
+API configured, runs the matching flow there) and prints. Command modules import torch, clip and
+prefect only inside the commands that need them, so parsing and bad input are answered at once.
 """
 from __future__ import annotations
 
+import os
 import sys
-import warnings
 
 import typer
 
 from shoefind.cli import crawl, dataset, filter, infer, learn, model, preflight
-
-# clip imports pkg_resources; torch warns about jit.load: neither is the user's business.
-warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
-warnings.filterwarnings("ignore", category=FutureWarning, module="torch")
+from shoefind.cli.common import say_error, user_errors
 
 COMMANDS = {
     # command      function                    what the user wants
@@ -35,7 +34,7 @@ app = typer.Typer(help="Find a shoe's name from a photo (CLIP + Prefect).", no_a
                   pretty_exceptions_enable=False, add_completion=False,
                   context_settings={"help_option_names": ["-h", "--help"]})
 for _name, _func in COMMANDS.items():
-    app.command(_name)(_func)
+    app.command(_name)(user_errors(_func))
 app.add_typer(model.app, name="model", help="model checkpoints: make a tiny test model, check one")
 
 
@@ -55,20 +54,50 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Find a shoe's name from a photo (CLIP + Prefect)."""
 
 
-def main() -> None:
-    """The console script: user errors are one red line and exit code 2; bugs keep their traceback."""
+def quiet_libraries() -> None:
+    """No telemetry, analytics or deprecation chatter from the libraries the commands use."""
+    import warnings
+    for key, value in (("PREFECT_SERVER_ANALYTICS_ENABLED", "false"), ("DO_NOT_TRACK", "1"),
+                       ("PREFECT_CLI_PROMPT", "false")):
+        os.environ.setdefault(key, value)
+    # clip imports pkg_resources; torch warns about jit.load: neither is the user's business.
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="torch")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script. Bad options and user errors: one red line, exit code 2. Ctrl-C: exit 130.
+    Anything else is a bug: its traceback and a pointer to report it, exit code 1."""
     from shoefind.errors import REPORT_HINT, UserError
     try:
-        app(standalone_mode=True)
-    except UserError as exc:
-        from shoefind.cli.common import err
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # typer vendors click
+    except ImportError:
+        from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+    quiet_libraries()
+    try:
+        code = app(args=argv, prog_name="shoefind", standalone_mode=False)
+    except NoArgsIsHelpError as exc:         # `shoefind` alone: the help
+        print(exc.ctx.get_help() if exc.ctx else exc.format_message())
+        sys.exit(0)
+    except UsageError as exc:                # bad option or value, caught while parsing
+        hint = f"{exc.ctx.command_path} -h" if exc.ctx else "shoefind -h"
+        say_error(f"{exc.format_message().replace('Value error, ', '')} (see {hint})")
         sys.exit(2)
+    except ClickException as exc:
+        say_error(exc.format_message())
+        sys.exit(exc.exit_code)
+    except UserError as exc:
+        say_error(str(exc))
+        sys.exit(2)
+    except (KeyboardInterrupt, typer.Abort):
+        say_error("interrupted")
+        sys.exit(130)
     except Exception:
         import traceback
         traceback.print_exc()
         print(REPORT_HINT, file=sys.stderr)
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

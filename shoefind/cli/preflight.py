@@ -1,68 +1,70 @@
-"""`shoefind doctor`: what this machine has for each pipeline stage, and how to supply what's missing."""
+"""`shoefind doctor`: what this machine has for each pipeline stage, and how to supply what's missing.
+
+Every check asks the same code the pipeline uses (the model loader, the crawler's browser lookup,
+the data layout), so doctor cannot disagree with the commands.
+"""
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 
-import typer
+from shoefind.cli import options as o
+
+OK, WARN, MISSING = "  ok       ", "  WARNING  ", "  MISSING  "
 
 
-def _clip_weights() -> tuple[bool, str]:
-    from shoefind.settings import model_spec
+def _model(model: str | None) -> tuple[str, str]:
     from shoefind.encoders.base import ModelUnavailable
-    from shoefind.encoders.openai_clip import _missing_weights_message, resolve_checkpoint
-    spec = model_spec()
+    from shoefind.encoders.load import load_encoder
+    from shoefind.settings import model_spec
+    spec = model_spec(model)
     try:
-        path = resolve_checkpoint(spec)
+        enc = load_encoder(spec)
     except ModelUnavailable as exc:
-        return False, str(exc)
-    if path is None:
-        import clip.clip as cc
-        from shoefind.encoders.openai_clip import clip_cache
-        target = clip_cache() / os.path.basename(cc._MODELS[spec])
-        return False, _missing_weights_message(spec, target)
-    return True, f"CLIP model {spec}: {path}"
+        return MISSING, f"model {spec}: {exc}"
+    text = "" if getattr(enc, "has_text", True) else " (image only: few-shot and nearest photos, no text prompts)"
+    if enc.is_random:
+        return WARN, (f"model {spec}: loads, but has RANDOM weights ({enc.model_id}): its answers mean nothing; "
+                      "use real weights for anything but tests")
+    return OK, f"model {spec}: {enc.model_id}, embed dim {enc.embed_dim}{text}"
 
 
-def _browser() -> tuple[bool, str]:
-    chromium = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
-    driver = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None)
+def _browser() -> tuple[str, str]:
+    from shoefind.crawl.browser import local_browser
+    chromium, driver = local_browser()
     if chromium and driver:
-        return True, f"browser: {chromium} with {driver}"
-    return False, ("browser: Debian's chromium and chromedriver are missing (crawling and the web tests need "
-                   "them): run `bash scripts/setup.sh` as root, or `apt-get install chromium chromium-driver`")
+        return OK, f"browser: {chromium} with {driver}"
+    missing = " and ".join(n for n, v in (("chromium", chromium), ("chromedriver", driver)) if not v)
+    return MISSING, (f"browser: {missing} not found (crawling and the web tests need them): run `bash scripts/setup.sh` "
+                     "as root, `apt-get install chromium chromium-driver`, or set SHOEFIND_CHROMIUM / "
+                     "SHOEFIND_CHROMEDRIVER")
 
 
-def _internet(host: str = "www.google.com") -> tuple[bool, str]:
+def _internet(host: str = "www.google.com") -> tuple[str, str]:
     try:
         with socket.create_connection((host, 443), timeout=3):
-            return True, f"internet: {host} reachable (crawling can run)"
+            return OK, f"internet: {host} reachable (crawling can run)"
     except OSError:
-        return False, (f"internet: {host} is not reachable, so the scheduled expansion's crawl step will "
-                       "record a clear failure; filtering, tables, embeddings and evaluation work offline")
+        return MISSING, (f"internet: {host} is not reachable, so the scheduled expansion's crawl step will "
+                         "record a clear failure; filtering, tables, embeddings and evaluation work offline")
 
 
-def _dataset() -> tuple[bool, str]:
-    from shoefind.settings import data_dir
+def _dataset(data_dir) -> tuple[str, str]:
     from shoefind.features.table import count_images
-    images = data_dir() / "images"
+    from shoefind.settings import layout
+    images = layout(data_dir).images
     n = count_images(images) if images.is_dir() else 0
     if n:
-        return True, f"dataset: {n} images in {images}"
-    return False, (f"dataset: {images} has no images yet; put labeled folders there "
-                   "(Brand_Top_Color_Sole_Name/photo.jpg) or let the expansion flow crawl them")
+        return OK, f"dataset: {n} images in {images}"
+    return MISSING, (f"dataset: {images} has no images yet; put labeled folders there "
+                     "(Brand_Top_Color_Sole_Name/photo.jpg) or let the expansion flow crawl them")
 
 
-def doctor() -> None:
+def doctor(model: o.Model = None, data_dir: o.DataDir = None, json_out: o.Json = False) -> None:
     """Say what this machine has for each pipeline stage, and how to supply what is missing."""
-    for ok, message in (_clip_weights(), _browser(), _internet(), _dataset()):
-        print(("  ok   " if ok else "  MISSING  ") + message)
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(doctor)
-
-
-if __name__ == "__main__":
-    doctor()
+    checks = {"model": _model(model), "browser": _browser(), "internet": _internet(), "dataset": _dataset(data_dir)}
+    if json_out:
+        from shoefind.cli.common import print_json
+        print_json({k: {"status": s.strip().lower(), "message": m} for k, (s, m) in checks.items()})
+        return
+    for status, message in checks.values():
+        print(status + message)

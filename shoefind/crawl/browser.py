@@ -31,6 +31,12 @@ def _first_existing(candidates, env: str) -> str | None:
     return shutil.which(Path(candidates[0]).name)
 
 
+def local_browser() -> tuple[str | None, str | None]:
+    """(chromium, chromedriver) this machine has: $SHOEFIND_CHROMIUM / $SHOEFIND_CHROMEDRIVER first, then the
+    Debian paths and PATH; None for what is missing. The crawler uses exactly these."""
+    return _first_existing(LOCAL_BROWSERS, "SHOEFIND_CHROMIUM"), _first_existing(LOCAL_DRIVERS, "SHOEFIND_CHROMEDRIVER")
+
+
 def chrome_options(profile_dir: str, headless: bool = True, window: str = "1280,1600"):
     from selenium.webdriver import ChromeOptions
     opts = ChromeOptions()

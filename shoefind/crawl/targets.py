@@ -122,3 +122,14 @@ def queries_for(shoes: list[Shoe]) -> list[Query]:
                 seen.add(key)
                 out.append(Query(text, shoe))
     return out
+
+
+def crawl_queries(catalog: str | os.PathLike | None = None, shoes: str | os.PathLike | None = None) -> list[Query]:
+    """The search queries for a catalog CSV or a YAML shoe list (exactly one of them), or TargetError."""
+    if bool(catalog) == bool(shoes):
+        raise TargetError("give the shoes to crawl as a catalog CSV (--catalog) or a YAML shoe list (--shoes), "
+                          "one of them")
+    queries = queries_for(read_catalog(catalog) if catalog else read_shoe_list(shoes))
+    if not queries:
+        raise TargetError(f"no shoes to crawl in {catalog or shoes}")
+    return queries

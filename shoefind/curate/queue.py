@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from shoefind.errors import PathNotFound, UserError
+
 STATUSES = ("accepted", "rejected", "review", "purged")
 UNSORTED = "_unsorted"
 
@@ -247,10 +249,10 @@ class ReviewQueue:
     def decide(self, ref: str | int, decision: str, reviewer: str = "reviewer") -> QueueItem:
         """A person's accept/reject: stored with the time, and the image's copy moved to match."""
         if decision not in ("accept", "reject"):
-            raise ValueError(f"decision must be accept or reject, not {decision!r}")
+            raise UserError(f"decision must be accept or reject, not {decision!r}")
         item = self.get(ref)
         if item.status == "purged":
-            raise ValueError(f"image {item.id} was purged; it cannot be decided again")
+            raise UserError(f"image {item.id} was purged; it cannot be decided again")
         status = "accepted" if decision == "accept" else "rejected"
         suffix = Path(item.stored_path).suffix if item.stored_path else ".bin"
         target = self.target_path(status, item.sha256, item.shoe, suffix)
@@ -260,7 +262,7 @@ class ReviewQueue:
         elif not target.exists():
             source = Path(item.source)
             if not source.is_file():
-                raise FileNotFoundError(f"image {item.id}: neither the stored copy {current} nor the source "
+                raise PathNotFound(f"image {item.id}: neither the stored copy {current} nor the source "
                                         f"{source} exists any more")
             self._place(source, target, move=False)
         rule = "reviewer" if status == "rejected" else item.rule

@@ -67,7 +67,7 @@ def test_every_deployment_is_registered(main_job):
 def test_main_job_says_what_is_missing(main_job):
     env, home = main_job
     text = (home / "up.log").read_text()
-    assert "what this machine has" in text and ("CLIP model" in text or "CLIP weights" in text)
+    assert "what this machine has" in text and "model ViT-B/32" in text and "browser:" in text
 
 
 def test_deployment_run_evaluate_completes(main_job, tiny_model, tmp_path):

@@ -23,10 +23,11 @@ async def _artifacts(key: str):
 
 
 def test_evaluate_compares_methods_on_one_split(prefect_harness, tiny_model, tmp_path):
+    """Through the Prefect path of the CLI (--prefect, on the harness's API): the run publishes artifacts."""
     dataset = make_labeled_dataset(tmp_path / "ds", n_per_shoe=4)
     data = tmp_path / "data"
     res = CliRunner().invoke(app, ["evaluate", str(dataset), "--model", tiny_model, "--data-dir", str(data),
-                                   "--method", "zeroshot,fewshot,coop", "--shots", "2", "--json"])
+                                   "--method", "zeroshot,fewshot,coop", "--shots", "2", "--json", "--prefect"])
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout[res.stdout.index("{"):])
     rows = payload["comparison"]
@@ -43,7 +44,8 @@ def test_evaluate_compares_methods_on_one_split(prefect_harness, tiny_model, tmp
     assert asyncio.run(_artifacts("method-comparison-report"))
 
 
-def test_learn_saves_what_inference_loads(prefect_harness, tiny_model, tmp_path):
+def test_learn_saves_what_inference_loads(tiny_model, tmp_path):
+    """In this process (no Prefect API configured): the CLI calls the learn stage directly."""
     dataset = make_labeled_dataset(tmp_path / "ds", n_per_shoe=3)
     data = tmp_path / "data"
     res = CliRunner().invoke(app, ["learn", str(dataset), "--model", tiny_model, "--data-dir", str(data),

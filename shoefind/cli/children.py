@@ -1,0 +1,49 @@
+"""Child servers (Streamlit for `shoefind web`) end with their parent.
+
+The child gets a parent-death signal (Linux prctl PR_SET_PDEATHSIG: SIGTERM when the parent dies,
+even by kill -9) and its own process group, which the parent terminates on SIGTERM, SIGINT or exit.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    if sys.platform.startswith("linux"):
+        import ctypes
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    os.setpgrp()
+
+
+def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+def run_child(cmd: list[str], env: dict | None = None) -> int:
+    """Run cmd until it exits or this process is told to stop; the child never outlives us."""
+    proc = subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent)
+
+    def on_signal(signum, _frame):
+        _stop(proc)
+        raise SystemExit(128 + signum if signum != signal.SIGINT else 0)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        return proc.wait()
+    finally:
+        _stop(proc)
+        for s, handler in previous.items():
+            signal.signal(s, handler)

@@ -1,0 +1,97 @@
+"""The options every command shares, declared once: the same name means the same thing everywhere,
+choices are typer choices, and every number is checked when the command line is parsed (exit 2).
+
+Conventions:
+- the dataset (a labeled photo folder, one subfolder per shoe) is `--dataset DIR` in every command;
+  the dataset commands (table, embed, evaluate, learn) also take it as their first argument;
+- `--catalog CSV` is always a catalog file (name,brand,color,hightop,sole, optional queries);
+- `--data-dir` is the working data folder ($SHOEFIND_DATA); `--model` the model ($SHOEFIND_MODEL).
+
+Nothing here imports torch, clip or prefect: parsing must stay instant.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+import typer
+
+from shoefind.errors import UserError
+
+# Runtimes and devices as choices; shoefind.encoders resolves `auto` (tests keep these lists in step).
+RUNTIME_CHOICES = ("auto", "torch", "bf16", "onnx", "onnx-int8")
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+Runtime = Literal["auto", "torch", "bf16", "onnx", "onnx-int8"]
+Device = Literal["auto", "cpu", "cuda"]
+EvaluateTask = Literal["zeroshot", "change"]
+ChangeMethod = Literal["constraints", "fusion", "baseline"]
+ReviewStatus = Literal["review", "accepted", "rejected", "purged", "all"]
+
+
+def _cluster(value: str | None) -> str | None:
+    """Refuse a malformed --cluster while parsing (see shoefind.cluster for the forms)."""
+    if value is None:
+        return None
+    from shoefind.cluster import check_cluster
+    try:
+        return check_cluster(value)
+    except UserError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _shots(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not re.fullmatch(r"\s*\d+\s*(,\s*\d+\s*)*", value) or any(int(v) < 1 for v in value.split(",")):
+        raise typer.BadParameter(f"'{value}': give a number of photos per shoe (e.g. 16) or a comma list "
+                                 "(e.g. 1,4,16), each 1 or more")
+    return value.replace(" ", "")
+
+
+# --- where the data is -------------------------------------------------------------------------
+DatasetArg = Annotated[Optional[Path], typer.Argument(
+    help="labeled photo folder, one subfolder per shoe (default: DATA_DIR/images); same as --dataset",
+    show_default=False)]
+DatasetOpt = Annotated[Optional[Path], typer.Option(
+    "--dataset", "-d", help="labeled photo folder, one subfolder per shoe (default: DATA_DIR/images)",
+    show_default=False)]
+Catalog = Annotated[Optional[Path], typer.Option(
+    "--catalog", help="catalog CSV: name,brand,color,hightop,sole (shoe labels when folder names lack them)",
+    exists=True, dir_okay=False, readable=True, show_default=False)]
+DataDir = Annotated[Optional[Path], typer.Option(
+    "--data-dir", envvar="SHOEFIND_DATA", file_okay=False,
+    help="working data folder (default: data/ of the checkout, else ~/.local/share/shoefind)", show_default=False)]
+
+# --- the model and how it runs -----------------------------------------------------------------
+Model = Annotated[Optional[str], typer.Option(
+    "--model", envvar="SHOEFIND_MODEL",
+    help="CLIP name (ViT-B/32), checkpoint path, or efficientnet-lite0 (image only)", show_default=False)]
+RuntimeOpt = Annotated[Optional[Runtime], typer.Option(
+    "--runtime", help="how the model runs (default: $SHOEFIND_RUNTIME, else auto = fastest faithful path)",
+    show_default=False)]
+DeviceOpt = Annotated[Optional[Device], typer.Option(
+    "--device", help="where the model runs (default: $SHOEFIND_DEVICE, else auto = a GPU when present)",
+    show_default=False)]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="images per forward pass")]
+Threads = Annotated[Optional[int], typer.Option(
+    "--threads", min=1, help="CPU threads for the model (default: all cores)", show_default=False)]
+Cluster = Annotated[Optional[str], typer.Option(
+    "--cluster", callback=_cluster, show_default=False,
+    help="encode on Dask: local:N (N worker processes here) or a scheduler address tcp://host:8786")]
+
+# --- how the command runs and prints -----------------------------------------------------------
+Json = Annotated[bool, typer.Option("--json", help="print the result as JSON on stdout (messages go to stderr)")]
+Prefect = Annotated[bool, typer.Option(
+    "--prefect", help="run as a Prefect flow run on the configured API (default when PREFECT_API_URL is set)")]
+
+# --- numbers and choices used by several commands ----------------------------------------------
+TopK = Annotated[int, typer.Option("-k", min=1, help="how many catalog shoes to list")]
+Port = Annotated[int, typer.Option("--port", min=0, max=65535, help="port on 127.0.0.1 (0: any free port)")]
+Shots = Annotated[Optional[str], typer.Option(
+    "--shots", callback=_shots, show_default=False,
+    help="training photos per shoe: 16 = k 1,2,4,8,16; or a list 1,4,16")]
+Methods = Annotated[Optional[str], typer.Option(
+    "--method", show_default=False,
+    help="comma list of zeroshot, fewshot, coop (compared on one held-out k-shot split)")]
+Seed = Annotated[int, typer.Option("--seed", min=0, help="random seed (the split is saved with the run)")]
