@@ -8,7 +8,8 @@ from prefect.cache_policies import NO_CACHE
 
 from shoefind.evaluate.attributes import evaluate_zero_shot
 from shoefind.encoders.load import load_model
-from shoefind.evaluate.report import metrics_markdown, new_run_dir, write_evaluation
+from shoefind.evaluate.report import new_run_dir, write_evaluation
+from shoefind.evaluate.report_html import artifact_markdown
 from shoefind.features.table import load_table
 from .artifacts import publish_metrics
 
@@ -27,8 +28,6 @@ def evaluate_zero_shot_task(table_dir: str, data_dir: str, model: str | None = N
     write_evaluation(run_dir, evaluation, str(table.root))
     publish_metrics(evaluation.metrics, "zero-shot-metrics",
                     f"Zero-shot top-1/top-5 on {table.root.name} ({evaluation.model_id})",
-                    metrics_markdown(evaluation.metrics, f"Zero-shot evaluation: {table.root.name}",
-                                     [f"model: {evaluation.model_id}", f"reports: {run_dir}"]),
-                    "zero-shot-report")
+                    artifact_markdown(run_dir), "zero-shot-report")
     log.info("reports in %s", run_dir)
     return str(run_dir)

@@ -7,7 +7,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from shoefind.evaluate.methods import compare_methods, default_methods
-from shoefind.evaluate.methods_report import comparison_markdown, write_comparison
+from shoefind.evaluate.methods_report import write_comparison
+from shoefind.evaluate.report_html import artifact_markdown
 from shoefind.learn.saved import save_learned
 from shoefind.encoders.load import load_model
 from shoefind.evaluate.report import new_run_dir
@@ -37,8 +38,6 @@ def compare_methods_task(table_dir: str, data_dir: str, model: str | None = None
         log.info("learned classifiers in %s (best for name: %s)", learned, comparison.best("name"))
     publish_metrics(comparison.metrics, "method-comparison",
                     f"top-1/top-5 per method and k on {table.root.name} ({comparison.model_id})",
-                    comparison_markdown(comparison.metrics, f"Method comparison: {table.root.name}",
-                                        [f"model: {comparison.model_id}", f"reports: {run_dir}"]),
-                    "method-comparison-report")
+                    artifact_markdown(run_dir), "method-comparison-report")
     log.info("reports in %s", run_dir)
     return str(run_dir)

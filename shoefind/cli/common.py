@@ -94,6 +94,5 @@ def show_run(run_dir: Path, json_out: bool, json_name: str = "metrics.json") -> 
     if json_out:
         print((run_dir / json_name).read_text())
         return
-    from rich.markdown import Markdown
-    Console().print(Markdown((run_dir / "report.md").read_text()))
-    print(f"reports: {run_dir}")
+    from shoefind.cli.report_view import show_run as show_tables
+    show_tables(run_dir)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from shoefind.encoders.base import require_text
 from shoefind.features.cache import EmbeddingCache
-from shoefind.evaluate.attributes import accuracy_at
+from shoefind.evaluate.attributes import accuracy_at, confusion_matrix
 from shoefind.learn.fewshot import PrototypeClassifier, TipAdapter, ZeroShotClassifier
 from shoefind.features.splits import Split, make_split, usable_shots
 from shoefind.features.table import FeatureTable
@@ -104,6 +104,9 @@ class Comparison:
     skipped: list[dict] = field(default_factory=list)
     details: dict = field(default_factory=dict)                          # e.g. chosen alpha/beta, CoOp epochs
     support: dict[str, tuple[np.ndarray, list[str]]] = field(default_factory=dict)  # task -> largest-k photos, labels
+    # method -> task -> (classes, confusion matrix) and the test photos' predictions, at the largest k (reports)
+    confusion: dict[str, dict[str, tuple[list[str], np.ndarray]]] = field(default_factory=dict)
+    predictions: dict[str, pd.DataFrame] = field(default_factory=dict)     # method -> path, <task>_true/_pred
 
     def best(self, task: str = "name") -> str | None:
         """The learned method with the best top-1 (then top-5) on `task` at the largest k."""
@@ -161,7 +164,7 @@ def compare_methods(encoder, table: FeatureTable, cache: EmbeddingCache, methods
     test = split.test().merge(attrs, on="path")
     test_x = cache.matrix(test["sha256"].tolist())
     specs = task_specs(encoder, table, options)
-    rows, fitted, details, support = [], {}, {}, {}
+    rows, fitted, details, support, confusion, predictions = [], {}, {}, {}, {}, {}
     say = log or (lambda _m: None)
 
     for method in methods:
@@ -181,6 +184,8 @@ def compare_methods(encoder, table: FeatureTable, cache: EmbeddingCache, methods
                              "top1": top1, "top5": top5})
                 if k == (max(usable) if method != "zeroshot" else 0):
                     fitted.setdefault(method, {})[spec.task] = clf
+                    if keep.any():
+                        _record_predictions(confusion, predictions, method, spec, clf, test, test_x, ty, keep)
                     if k and tr_keep.any():
                         support[spec.task] = (train_x[tr_keep], [spec.classes[i] for i in tr_y[tr_keep]])
                     info = getattr(clf, "selection", None) or getattr(clf, "training", None)
@@ -189,4 +194,15 @@ def compare_methods(encoder, table: FeatureTable, cache: EmbeddingCache, methods
                 say(f"{method:11s} k={k:<2d} {spec.task:8s} top-1 {top1:.1%}  top-5 {top5:.1%}")
     metrics = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     return Comparison(metrics, split, fitted, encoder.model_id, getattr(encoder, "is_random", False), skipped,
-                      details, support)
+                      details, support, confusion, predictions)
+
+
+def _record_predictions(confusion, predictions, method, spec, clf, test, test_x, truth, keep) -> None:
+    """The test photos' top-1 answers of one fitted classifier, for the report's confusions."""
+    predicted = top_k(clf.logits(test_x[keep]), 1)[:, 0]
+    confusion.setdefault(method, {})[spec.task] = (spec.classes,
+                                                   confusion_matrix(truth[keep], predicted, len(spec.classes)))
+    frame = predictions.setdefault(method, test[["path"]].copy())
+    frame[f"{spec.task}_true"] = [spec.classes[i] if i >= 0 else "" for i in truth]
+    frame[f"{spec.task}_pred"] = ""
+    frame.loc[keep, f"{spec.task}_pred"] = [spec.classes[i] for i in predicted]

@@ -1,4 +1,4 @@
-"""Reports of a method comparison: one table (markdown, CSV, JSON), the split, and accuracy-vs-k plots."""
+"""Reports of a method comparison: report.md + report.html, CSV, JSON, the split, accuracy-vs-k and confusion plots."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from shoefind.evaluate.report import _slug
+from shoefind.evaluate.report import _slug, confusion_png
+from shoefind.evaluate.report_html import (RANDOM_WARNING, ReportContent, chance_columns, per_class_accuracy,
+                                           split_warnings, worst_confusions, write_reports)
 
 TASK_ORDER = ["brand", "color", "hightop", "sole", "name"]
 METHOD_ORDER = ["zeroshot", "prototype", "tip-adapter", "coop"]
@@ -84,27 +86,65 @@ def comparison_payload(comparison, dataset: str, methods: list[str]) -> dict:
     return {"dataset": dataset, "model": comparison.model_id, "random_weights": comparison.random_weights,
             "methods": methods, "shots": comparison.split.shots, "seed": comparison.split.seed,
             "best_for_name": comparison.best("name"), "comparison": metrics,
-            "details": comparison.details, "skipped": comparison.skipped}
+            "details": comparison.details, "skipped": comparison.skipped, "warnings": comparison_warnings(comparison)}
 
 
 def write_comparison(run_dir: Path, comparison, dataset: str, methods: list[str]) -> dict[str, Path]:
     """report.md, comparison.csv, metrics.json, accuracy_vs_k.png and the split (split.csv, split.json)."""
     notes = [f"model: {comparison.model_id}", f"dataset: {dataset}",
              f"split: seed {comparison.split.seed}, k in {comparison.split.shots}, saved in split.csv"]
-    if comparison.random_weights:
-        notes.append("RANDOM weights (tiny test model): the accuracy below means nothing")
     if comparison.skipped:
         notes.append(f"{len(comparison.skipped)} images had no embedding (unreadable) and were not used")
     files = {"report.md": run_dir / "report.md", "comparison.csv": run_dir / "comparison.csv",
              "metrics.json": run_dir / "metrics.json"}
-    files["report.md"].write_text(comparison_markdown(comparison.metrics, "Method comparison", notes))
     _ordered(comparison.metrics).to_csv(files["comparison.csv"], index=False)
     tmp = run_dir / ".metrics.json.tmp"
     tmp.write_text(json.dumps(comparison_payload(comparison, dataset, methods), indent=2, default=str))
     os.replace(tmp, files["metrics.json"])
     files["split.csv"] = comparison.split.save(run_dir)
+    plots = {}
     if (comparison.metrics["shots"] > 0).any():
         files["accuracy_vs_k.png"] = accuracy_plot(comparison.metrics,
                                                    f"{_slug(Path(dataset).name)} - {comparison.model_id}",
                                                    run_dir / "accuracy_vs_k.png")
+        plots["top-1 accuracy against shots per shoe"] = "accuracy_vs_k.png"
+    best = _reported_method(comparison)
+    confusion = getattr(comparison, "confusion", {}).get(best, {})
+    for task, (classes, matrix) in confusion.items():
+        name = f"confusion_{_slug(task)}.png"
+        files[name] = confusion_png(classes, matrix, f"{task} - {best} - {comparison.model_id}", run_dir / name)
+        plots[f"{task}: confusion matrix of {best}"] = name
+    files |= write_reports(run_dir, comparison_content(comparison, dataset, notes, plots, best))
     return files
+
+
+def _reported_method(comparison) -> str | None:
+    """The method whose confusions the report shows: the best learned one, else zero-shot."""
+    confusion = getattr(comparison, "confusion", {})
+    best = comparison.best("name")
+    return best if best in confusion else next(iter(confusion), None)
+
+
+def comparison_warnings(comparison) -> list[str]:
+    """Random weights; shoes with no training photo (a one-photo-per-shoe catalog: the comparison means nothing)."""
+    out = [RANDOM_WARNING] if comparison.random_weights else []
+    if (comparison.metrics["shots"] > 0).any():
+        out += split_warnings(comparison.split)
+    return out
+
+
+def comparison_content(comparison, dataset: str, notes: list[str], plots: dict[str, str],
+                       best: str | None) -> ReportContent:
+    m = _ordered(comparison.metrics)
+    confusion = getattr(comparison, "confusion", {}).get(best, {})
+    if best is not None:       # per task: the reported method at its largest k
+        m = m[m["method"] == best]
+        m = m[m["shots"] == m["shots"].max()]
+    summary = chance_columns(m.reset_index(drop=True), confusion)
+    summary["task"] = [f"{t} ({best}{f', k={k}' if k else ''})" for t, k in zip(summary["task"], summary["shots"])]
+    table = comparison_markdown(comparison.metrics, "", []).split("\n", 2)[2]
+    return ReportContent(
+        title=f"Method comparison: {Path(dataset).name}", notes=notes, warnings=comparison_warnings(comparison),
+        summary=summary, per_class={f"{t} ({best})": per_class_accuracy(c, mat) for t, (c, mat) in confusion.items()},
+        confusions=worst_confusions(confusion, getattr(comparison, "predictions", {}).get(best), dataset),
+        plots=plots, extra_markdown="## All methods\n\n" + table)

@@ -1,0 +1,63 @@
+"""Showing a finished run in the terminal: warnings first, a rich table, then where the reports are."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.table import Table
+
+TRIVIAL_TOP5 = 5
+
+
+def _pct(v) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.1%}"
+
+
+def show_run(run_dir: Path, console: Console | None = None) -> None:
+    """metrics.json of an evaluation or a method comparison as a table (other runs: their report.md)."""
+    out = console or Console(highlight=False)
+    payload = json.loads((run_dir / "metrics.json").read_text())
+    for warning in payload.get("warnings") or []:
+        out.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+    if "comparison" in payload:
+        out.print(_comparison_table(payload))
+    elif isinstance(payload.get("metrics"), list) and payload["metrics"] and "top1" in payload["metrics"][0]:
+        out.print(_evaluation_table(payload))
+    else:
+        out.print(Markdown((run_dir / "report.md").read_text()))
+    report = run_dir / "report.html"
+    out.print(f"reports: {report if report.is_file() else run_dir}", highlight=False)
+
+
+def _evaluation_table(payload: dict) -> Table:
+    table = Table(title=f"Zero-shot evaluation ({payload.get('model', '')})", title_justify="left")
+    for column in ("task", "classes", "photos", "top-1", "top-5", "chance top-1"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for r in payload["metrics"]:
+        top5 = _pct(r["top5"])
+        if r["classes"] <= TRIVIAL_TOP5 and top5 != "-":
+            top5 = f"[dim]{top5} (trivial)[/]"
+        table.add_row(r["task"], str(r["classes"]), str(r["images"]), f"[bold]{_pct(r['top1'])}[/]", top5,
+                      _pct(1 / r["classes"]) if r["classes"] else "-")
+    return table
+
+
+def _comparison_table(payload: dict) -> Table:
+    rows = payload["comparison"]
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    table = Table(title=f"Method comparison ({payload.get('model', '')}); best for name: "
+                        f"{payload.get('best_for_name') or '-'}", title_justify="left")
+    table.add_column("method")
+    table.add_column("k", justify="right")
+    for t in tasks:
+        table.add_column(f"{t}\ntop-1 / top-5", justify="right")
+    by_key: dict[tuple, dict] = {}
+    for r in rows:
+        by_key.setdefault((r["method"], r["shots"]), {})[r["task"]] = r
+    for (method, k), cells in by_key.items():
+        table.add_row(method, str(k) if k else "-",
+                      *[f"{_pct(cells[t]['top1'])} / {_pct(cells[t]['top5'])}" if t in cells else "-" for t in tasks])
+    return table
