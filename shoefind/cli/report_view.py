@@ -19,7 +19,8 @@ def _pct(v) -> str:
 def show_run(run_dir: Path, console: Console | None = None) -> None:
     """metrics.json of an evaluation or a method comparison as a table (other runs: their report.md)."""
     out = console or Console(highlight=False)
-    payload = json.loads((run_dir / "metrics.json").read_text())
+    metrics = run_dir / "metrics.json"
+    payload = json.loads(metrics.read_text()) if metrics.is_file() else {}
     for warning in payload.get("warnings") or []:
         out.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
     if "comparison" in payload:
