@@ -50,6 +50,7 @@ class Settings:
     device: str = "auto"
     clip_cache: Path = Path("~/.cache/clip").expanduser()
     offline: bool = False
+    download: bool = False      # may model weights be fetched at load time? (--download / SHOEFIND_DOWNLOAD=1)
     chromium: str | None = None
     chromedriver: str | None = None
 
@@ -64,6 +65,7 @@ class Settings:
             device=(env.get("SHOEFIND_DEVICE") or "auto").lower(),
             clip_cache=_path(env.get("SHOEFIND_CLIP_CACHE") or "~/.cache/clip"),
             offline=bool(env.get("SHOEFIND_OFFLINE")),
+            download=env.get("SHOEFIND_DOWNLOAD", "").lower() in ("1", "true", "yes") and not env.get("SHOEFIND_OFFLINE"),
             chromium=env.get("SHOEFIND_CHROMIUM") or None,
             chromedriver=env.get("SHOEFIND_CHROMEDRIVER") or None,
         )

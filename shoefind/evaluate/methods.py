@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from shoefind.encoders.base import require_text
+from shoefind.errors import ShoefindError
 from shoefind.features.cache import EmbeddingCache
 from shoefind.evaluate.attributes import accuracy_at, confusion_matrix
 from shoefind.learn.fewshot import PrototypeClassifier, TipAdapter, ZeroShotClassifier
@@ -39,13 +40,18 @@ def expand_methods(methods: list[str] | str) -> list[str]:
 
 def check_methods(encoder, methods: list[str]) -> None:
     """A clear error before any work when a method needs a text side the encoder lacks."""
+    from shoefind.encoders.base import require_prompt_learning
     for m in methods:
         if m in TEXT_METHODS:
             require_text(encoder, m)
+        if m == "coop":
+            require_prompt_learning(encoder, m)
 
 
 def default_methods(encoder) -> str:
-    return "zeroshot,fewshot,coop" if encoder.has_text else "fewshot"
+    if not encoder.has_text:
+        return "fewshot"
+    return "zeroshot,fewshot,coop" if getattr(encoder, "supports_prompt_learning", False) else "zeroshot,fewshot"
 
 
 def methods_problem(model: str | None, methods: list[str] | str | None) -> str | None:
@@ -62,6 +68,16 @@ def methods_problem(model: str | None, methods: list[str] | str | None) -> str |
     needs_text = [m for m in expanded if m in TEXT_METHODS]
     if is_image_backbone(spec) and needs_text:
         return no_text_message(spec, needs_text[0])
+    if "coop" in expanded:
+        from shoefind.encoders.load import parse_spec
+        try:
+            family = parse_spec(spec).family
+        except ShoefindError as exc:
+            return str(exc)
+        if family in ("open_clip", "hf"):
+            return (f"coop trains context vectors through the OpenAI CLIP text tower; {spec} is a {family} "
+                    "model, so it cannot run here. Use --method zeroshot,fewshot (Tip-Adapter) with it, "
+                    "or a clip: model for CoOp.")
     return None
 
 

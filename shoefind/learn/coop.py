@@ -31,7 +31,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import clip
 
-from shoefind.encoders.base import require_text
+from shoefind.encoders.base import require_prompt_learning, require_text  # noqa: F401
 from shoefind.prompts import load_prompt_set
 from shoefind.retrieve.zeroshot import softmax
 from shoefind.errors import UserError
@@ -222,7 +222,7 @@ def train_coop(encoder, spec, train_x: np.ndarray, train_y: np.ndarray, n_ctx: i
     loss, and the best context is kept. Without a validation fold (one photo per class) it
     runs `max_epochs` epochs.
     """
-    require_text(encoder, "coop")
+    require_prompt_learning(encoder, "coop")
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -302,7 +302,7 @@ def _progress(enabled: bool, description: str, total: int):
 
 def load_coop(path: str | os.PathLike, encoder, spec) -> CoopClassifier:
     """A saved CoOp classifier for the current classes of `spec` (new classes: zero-shot prompts)."""
-    require_text(encoder, "coop")
+    require_prompt_learning(encoder, "coop")
     payload = torch.load(Path(path), map_location="cpu", weights_only=True)
     if payload.get("format") != ARTIFACT_FORMAT:
         raise UserError(f"{path} is not a shoefind CoOp artifact")
