@@ -130,6 +130,10 @@ def load_hf(spec: str, target: str, device: str) -> HfEncoder:
         return load_hf_folder(path, device, spec)
     folder = local_snapshot(target, spec, ["config.json", "model.safetensors", "preprocessor_config.json",
                                            "tokenizer files"], local_dir_hint="")
+    if (folder / "open_clip_config.json").is_file():
+        # repos such as Marqo's ship open_clip weights plus custom transformers code; read them with open_clip
+        from shoefind.encoders.open_clip_family import load_open_clip_folder
+        return load_open_clip_folder(folder, device, model_id=target.replace("/", "-"))
     return load_hf_folder(folder, device, spec, model_id=target.replace("/", "-"))
 
 
@@ -141,10 +145,7 @@ def make_tiny_hf(path: str | Path, kind: str = "clip", seed: int = 0) -> Path:
     is not available offline. Its answers are random.
     """
     _quiet_transformers()
-    if True:
-        from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel, SiglipConfig,
-                                  SiglipImageProcessor, SiglipModel)
-    from shoefind.encoders.tiny import tiny_bpe_tokenizer
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, SiglipConfig, SiglipImageProcessor, SiglipModel
     torch.manual_seed(seed)
     tokenizer = tiny_bpe_tokenizer()
     vocab = len(tokenizer)
@@ -180,3 +181,25 @@ def make_tiny_hf(path: str | Path, kind: str = "clip", seed: int = 0) -> Path:
     (path / TINY_MARK_FILE).write_text(f"{TINY_MARK}: a tiny {kind} transformers model with RANDOM weights "
                                        f"(seed {seed}); its answers mean nothing.\n")
     return path
+
+
+def tiny_bpe_merges(n_merges: int = 2000) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """CLIP's byte-level BPE vocab and merges, cut to the first `n_merges` merges (from the clip package)."""
+    import gzip
+    from clip import simple_tokenizer as st
+    path = st.default_bpe()
+    lines = gzip.open(path).read().decode("utf-8").split("\n")[1:1 + n_merges]
+    merges = [tuple(line.split()) for line in lines]
+    tokens = list(st.bytes_to_unicode().values())
+    tokens = tokens + [t + "</w>" for t in tokens] + ["".join(m) for m in merges]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    return {t: i for i, t in enumerate(tokens)}, merges
+
+
+def tiny_bpe_tokenizer(n_merges: int = 2000):
+    """A transformers CLIPTokenizer over the cut CLIP vocab: real tokenisation, tiny embedding table."""
+    _quiet_transformers()
+    from transformers import CLIPTokenizer
+    vocab, merges = tiny_bpe_merges(n_merges)
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+

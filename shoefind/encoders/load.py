@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +61,8 @@ def parse_spec(spec: str) -> ModelSpec:
     if spec in clip.available_models():
         return ModelSpec(spec, "clip", spec)
     raise ModelUnavailable(
-        f"Model '{spec}' is not a known spec nor an existing file or folder. Use clip:NAME "
+        f"Model '{spec}' is neither a CLIP model name nor another known spec, nor an existing file or folder. "
+        "Use clip:NAME "
         f"({', '.join(clip.available_models())}), open_clip:ARCH/PRETRAINED, open_clip:hf-hub:ORG/REPO, "
         "hf:ORG/REPO, efficientnet-lite0, or a path to a model folder/checkpoint (`shoefind model list` "
         "shows what is on this machine).")
@@ -127,19 +129,27 @@ def _load(parsed: ModelSpec, device: str, runtime: str | None, threads: int | No
                             f"{parsed.text} is a {parsed.family} model: use --runtime torch (the default for it)")
         key = (parsed.family, parsed.target, device)
         if key not in _LOADED:
-            _LOADED[key] = _load_family(parsed, device)
+            _LOADED[key] = _timed(_load_family, parsed, device)
         return _LOADED[key]
     from shoefind.encoders.openai_clip import load_clip_encoder, resolve_checkpoint
     runtime = resolve_runtime(runtime, device)
     key = (parsed.target, device)
     if key not in _LOADED:
-        _LOADED[key] = load_clip_encoder(parsed.target, device)
+        _LOADED[key] = _timed(load_clip_encoder, parsed.target, device)
     enc = _LOADED[key]
     if runtime != "torch":
         rkey = (parsed.target, device, runtime)
         if rkey not in _LOADED:
             _LOADED[rkey] = onnx_encoder(enc, resolve_checkpoint(parsed.target), runtime, threads)
         enc = _LOADED[rkey]
+    return enc
+
+
+def _timed(load, *args) -> Encoder:
+    """Load, and remember how long it took (the model comparison reports it)."""
+    start = time.perf_counter()
+    enc = load(*args)
+    enc.load_seconds = time.perf_counter() - start
     return enc
 
 

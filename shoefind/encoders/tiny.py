@@ -56,28 +56,6 @@ def make_full_random(path: str | os.PathLike, name: str = "ViT-B/32", seed: int 
     return path
 
 
-def tiny_bpe_merges(n_merges: int = 2000) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """CLIP's byte-level BPE vocab and merges, cut to the first `n_merges` merges (from the clip package)."""
-    import gzip
-    from clip import simple_tokenizer as st
-    path = st.default_bpe()
-    lines = gzip.open(path).read().decode("utf-8").split("\n")[1:1 + n_merges]
-    merges = [tuple(line.split()) for line in lines]
-    tokens = list(st.bytes_to_unicode().values())
-    tokens = tokens + [t + "</w>" for t in tokens] + ["".join(m) for m in merges]
-    tokens += ["<|startoftext|>", "<|endoftext|>"]
-    return {t: i for i, t in enumerate(tokens)}, merges
-
-
-def tiny_bpe_tokenizer(n_merges: int = 2000):
-    """A transformers CLIPTokenizer over the cut CLIP vocab: real tokenisation, tiny embedding table."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from transformers import CLIPTokenizer
-    vocab, merges = tiny_bpe_merges(n_merges)
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
-
-
 TINY_FAMILIES = ("clip", "open_clip", "hf", "siglip")
 
 

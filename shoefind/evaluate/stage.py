@@ -108,6 +108,43 @@ def evaluate_change_table(table_dir: str | os.PathLike, data_dir: str | os.PathL
                      "change-retrieval", bool(bench.random_weights))
 
 
+def compare_models_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, models: list[str],
+                         runtime: str | None = None, device: str | None = None) -> RunReport:
+    """Several models side by side on the same embedded table (see shoefind.evaluate.models)."""
+    from shoefind.encoders.load import load_encoder
+    from shoefind.evaluate.models import compare_models, comparison_markdown, write_comparison
+    from shoefind.evaluate.report import new_run_dir
+    from shoefind.features.stage import model_options
+    from shoefind.features.table import load_table
+    table = load_table(table_dir)
+    encoders = [load_encoder(m, **model_options(runtime, device)) for m in models]
+    comparison = compare_models(encoders, table, Path(data_dir))
+    run_dir = new_run_dir(Path(data_dir), "compare-models", table.root.name)
+    write_comparison(run_dir, comparison, str(table.root), models)
+    return RunReport(run_dir, comparison.long,
+                     comparison_markdown(comparison, f"Model comparison: {table.root.name}", [f"reports: {run_dir}"]),
+                     f"Models compared on {table.root.name}: {', '.join(comparison.models)}", "model-comparison",
+                     any(getattr(e, "is_random", False) for e in encoders))
+
+
+def evaluate_models(dataset, data_dir, models: list[str], catalog=None, batch_size: int = 32,
+                    task: str = "zeroshot", method: str = "zeroshot", shots: str | None = None,
+                    cluster: str | None = None, runtime: str | None = None, device: str | None = None,
+                    progress=None, log: Log | None = None) -> RunReport:
+    """`evaluate --model A,B,C`: embed the photos with each model, then one side-by-side comparison."""
+    from shoefind.encoders.load import load_encoder
+    from shoefind.features.stage import embed_dataset, model_options
+    if task != "zeroshot" or comparing(method, shots):
+        raise UserError("--model A,B compares models (zero-shot top-1/top-5, change R@k, speed, load time); "
+                        "use --task change, --method or --shots with one model at a time")
+    for spec in models:  # every model loads (or says what is missing) before any embedding starts
+        load_encoder(spec, **model_options(runtime, device))
+    for spec in models:
+        embedded = embed_dataset(dataset, data_dir, spec, catalog, batch_size, cluster=cluster, runtime=runtime,
+                                 device=device, progress=progress, log=log)
+    return compare_models_table(embedded["table"], data_dir, models, runtime, device)
+
+
 def methods_check(model: str | None, method: str | None) -> None:
     """UserError before any work when the model cannot run these methods."""
     if method:
@@ -130,10 +167,14 @@ def evaluate_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, mo
     An image-only model (no text side) is compared with the learned methods it can run.
     """
     from shoefind.encoders.backbones import is_image_backbone
+    from shoefind.encoders.load import split_specs
     from shoefind.features.stage import embed_dataset
     from shoefind.settings import model_spec
     if task not in ("zeroshot", "change"):
         raise UserError(f"unknown task '{task}' (known: zeroshot, change)")
+    if len(models := split_specs(model)) > 1:
+        return evaluate_models(dataset, data_dir, models, catalog, batch_size, task, method, shots, cluster,
+                               runtime, device, progress, log)
     compare = comparing(method, shots) or is_image_backbone(model_spec(model))
     if task == "change" and compare:
         raise UserError("--method and --shots apply to the zeroshot task (attribute and name classification)")

@@ -69,7 +69,7 @@ def test_failed_download_becomes_the_same_clear_message(tmp_path, monkeypatch):
 
 
 def test_unknown_model_and_non_checkpoint(tmp_path):
-    with pytest.raises(ModelUnavailable, match="not a known spec nor an existing file"):
+    with pytest.raises(ModelUnavailable, match="neither a CLIP model name"):
         load_model(str(tmp_path / "nope.pt"))
     bad = tmp_path / "bad.pt"
     bad.write_text("not a checkpoint")

@@ -1,0 +1,80 @@
+"""Every model family through the commands a user runs: table, embed, infer --change, search, evaluate --model A,B."""
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from shoefind.cli.main import app
+from shoefind.encoders.tiny import make_tiny_model
+
+from tests.helpers.infer_dataset import catalog_photo, make_catalog_dataset
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("families")
+    return {fam: str(make_tiny_model(root / fam, family=fam)) for fam in ("clip", "open_clip", "siglip", "hf")}
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory):
+    return make_catalog_dataset(tmp_path_factory.mktemp("catalog"), photos_per_shoe=1)
+
+
+def run(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def stdout_json(res):
+    return json.loads(res.stdout[res.stdout.index("{"):])
+
+
+@pytest.mark.parametrize("fam", ["open_clip", "siglip"])
+def test_table_embed_infer_change_and_search_with_another_family(models, fam, ds, tmp_path):
+    data = tmp_path / "data"
+    res = run("table", ds, "--data-dir", data)
+    assert res.exit_code == 0, res.output
+    res = run("embed", ds, "--model", models[fam], "--data-dir", data, "--json")
+    assert res.exit_code == 0, res.output
+    assert stdout_json(res)["encoded"] == 9
+    res = run("infer", catalog_photo(ds, "Air Test Red"), "--change", "same brand but blue", "--dataset", ds,
+              "--model", models[fam], "--data-dir", data, "--json")
+    assert res.exit_code == 0, res.output
+    answer = stdout_json(res)["answers"][0]
+    assert len(answer["top_shoes"]) == 5 and all(r["color"] == "Blue" for r in answer["change"]["results"])
+    res = run("search", "a white converse", "--dataset", ds, "--model", models[fam], "--data-dir", data, "--json")
+    assert res.exit_code == 0, res.output
+    assert stdout_json(res)["results"]
+
+
+def test_evaluate_compares_models_side_by_side(models, ds, tmp_path):
+    specs = ",".join([models["clip"], models["open_clip"], models["siglip"]])
+    res = run("evaluate", ds, "--model", specs, "--data-dir", tmp_path / "data")
+    assert res.exit_code == 0, res.output
+    for metric in ("brand top-1", "name (5-step) top-5", "change R@5", "images/s", "load s"):
+        assert metric in res.stdout
+    (folder,) = [d for d in (tmp_path / "data" / "runs").iterdir() if "compare-models" in d.name]
+    report = (folder / "report.md").read_text()
+    header = next(line for line in report.splitlines() if line.startswith("| metric |"))
+    assert header.count("|") == 5                       # metric + three models, side by side
+    assert (folder / "comparison.png").stat().st_size > 1000
+    payload = json.loads((folder / "metrics.json").read_text())
+    assert len(payload["models"]) == 3 and payload["specs"][1] == models["open_clip"]
+    assert {m["metric"] for m in payload["metrics"]} >= {"brand top-1", "change R@1", "images/s"}
+
+
+def test_the_evaluate_flow_takes_the_same_list_and_publishes_an_artifact(prefect_harness, models, ds, tmp_path):
+    from prefect.artifacts import Artifact
+
+    from flows.evaluate import evaluate_flow
+    specs = ",".join([models["open_clip"], models["hf"]])
+    run_dir = evaluate_flow(str(ds), str(tmp_path / "data"), model=specs)
+    assert "compare-models" in run_dir and (tmp_path / "data" / "runs").is_dir()
+    artifact = Artifact.get("model-comparison-report")
+    assert artifact is not None and "Model comparison" in artifact.data
+
+
+def test_evaluate_with_a_missing_model_in_the_list_exits_2(models, ds, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    res = run("evaluate", ds, "--model", f"{models['clip']},hf:patrickjohncyh/fashion-clip", "--data-dir", tmp_path / "d")
+    assert res.exit_code == 2 and "hf download patrickjohncyh/fashion-clip" in " ".join(res.output.split())
