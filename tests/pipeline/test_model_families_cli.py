@@ -78,3 +78,24 @@ def test_evaluate_with_a_missing_model_in_the_list_exits_2(models, ds, tmp_path,
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     res = run("evaluate", ds, "--model", f"{models['clip']},hf:patrickjohncyh/fashion-clip", "--data-dir", tmp_path / "d")
     assert res.exit_code == 2 and "hf download patrickjohncyh/fashion-clip" in " ".join(res.output.split())
+
+
+def test_dask_embeds_a_transformers_model_like_this_process(prefect_harness, models, ds, tmp_path):
+    pytest.importorskip("prefect_dask")
+    import numpy as np
+    import pandas as pd
+    from distributed import LocalCluster
+
+    from flows.embed import embed_flow
+    from shoefind.encoders.load import load_model
+    from shoefind.features.cache import EmbeddingCache
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster:
+        result = embed_flow(str(ds), str(tmp_path / "data"), model=models["siglip"], batch_size=4,
+                            cluster=cluster.scheduler_address)
+    assert (result["encoded"], result["failed"]) == (9, [])
+    enc = load_model(models["siglip"])
+    table = pd.read_csv(tmp_path / "data" / "tables" / ds.name / "images.csv")
+    cache = EmbeddingCache(tmp_path / "data" / "embeddings", enc.cache_key)
+    np.testing.assert_allclose(cache.matrix(table.sha256.tolist()),
+                               enc.encode_images([str(ds / p) for p in table.path]), atol=1e-4)
