@@ -53,18 +53,11 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
                                        help="print the version and exit"),
           download: bool = typer.Option(False, "--download",
                                         help="let model weights be fetched when missing (else local caches only; "
-                                             "same as SHOEFIND_DOWNLOAD=1)"),
-          device: str = typer.Option(None, "--device", help="auto | cpu | cuda (same as SHOEFIND_DEVICE; "
-                                                            "fp16 on cuda)")) -> None:
+                                             "same as SHOEFIND_DOWNLOAD=1)")) -> None:
     """Find a shoe's name from a photo (CLIP + Prefect)."""
-    import os
     # environment, so flows and worker processes started from here see the same choice
     if download:
         os.environ["SHOEFIND_DOWNLOAD"] = "1"
-    if device:
-        if device.lower() not in ("auto", "cpu", "cuda") and not device.lower().startswith("cuda:"):
-            raise typer.BadParameter("choose auto, cpu or cuda", param_hint="--device")
-        os.environ["SHOEFIND_DEVICE"] = device.lower()
 
 
 def quiet_libraries() -> None:

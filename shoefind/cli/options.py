@@ -66,7 +66,9 @@ DataDir = Annotated[Optional[Path], typer.Option(
 # --- the model and how it runs -----------------------------------------------------------------
 Model = Annotated[Optional[str], typer.Option(
     "--model", envvar="SHOEFIND_MODEL",
-    help="CLIP name (ViT-B/32), checkpoint path, or efficientnet-lite0 (image only)", show_default=False)]
+    help="model spec: clip:ViT-B/32, open_clip:ARCH/TAG, open_clip:hf-hub:ORG/REPO, hf:ORG/REPO, a model "
+         "folder or checkpoint, or efficientnet-lite0 (image only); evaluate takes A,B,C to compare them "
+         "(`shoefind model list`)", show_default=False)]
 RuntimeOpt = Annotated[Optional[Runtime], typer.Option(
     "--runtime", help="how the model runs (default: $SHOEFIND_RUNTIME, else auto = fastest faithful path)",
     show_default=False)]

@@ -99,3 +99,19 @@ def test_dask_embeds_a_transformers_model_like_this_process(prefect_harness, mod
     cache = EmbeddingCache(tmp_path / "data" / "embeddings", enc.cache_key)
     np.testing.assert_allclose(cache.matrix(table.sha256.tolist()),
                                enc.encode_images([str(ds / p) for p in table.path]), atol=1e-4)
+
+
+@pytest.mark.parametrize("fam", ["open_clip", "siglip"])
+def test_web_page_renders_and_searches_with_another_family(models, fam, ds, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.helpers import REPO
+    monkeypatch.setenv("SHOEFIND_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("SHOEFIND_WEB_DATASET", str(ds))
+    monkeypatch.setenv("SHOEFIND_MODEL", models[fam])
+    at = AppTest.from_file(str(REPO / "shoefind" / "web" / "app.py"), default_timeout=120).run()
+    assert not at.exception and not at.error
+    assert any("RANDOM weights" in w.value for w in at.warning)
+    at.text_input(key="search").input("a white converse").run()
+    assert not at.exception and not at.error
+    assert sum(" score " in m.value for m in at.markdown) >= 4   # a grid of catalog shoes

@@ -142,3 +142,16 @@ def test_make_tiny_cli_writes_each_family(tmp_path):
     assert res.exit_code == 0 and (tmp_path / "oc" / "open_clip_config.json").is_file()
     res = CliRunner().invoke(app, ["model", "make-tiny", str(tmp_path / "x"), "--family", "jax"])
     assert res.exit_code == 2
+
+
+def test_device_choice_is_checked(models):
+    import torch
+
+    from shoefind.encoders.load import resolve_device
+    from shoefind.errors import UserError
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(UserError, match="choose auto, cpu or cuda"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no CUDA GPU"):
+            load_model(models["hf"], device="cuda")
