@@ -125,7 +125,7 @@ def _load(parsed: ModelSpec, device: str, runtime: str | None, threads: int | No
     from shoefind.encoders.onnx_runtime import onnx_encoder, resolve_runtime
     if parsed.family != "clip":
         if (runtime or "auto").lower() not in ("auto", "torch"):
-            raise UserError(f"runtime '{runtime}' (ONNX export) is implemented for clip: models only; "
+            raise UserError(f"runtime '{runtime}' (ONNX export, bf16) is implemented for clip: models only; "
                             f"{parsed.text} is a {parsed.family} model: use --runtime torch (the default for it)")
         key = (parsed.family, parsed.target, device)
         if key not in _LOADED:
