@@ -88,7 +88,13 @@ def sidebar(catalog) -> dict:
 def show_identification(answer: dict) -> None:
     shoe = answer["shoe"]
     st.subheader(f"Identified: {shoe['shoe']}")
-    st.caption(f"{shoe['probability']:.0%} · method {answer['method']}")
+    st.caption(f"{shoe['probability']:.0%} · method {answer['method']}: {answer.get('method_description', '')}")
+    if labeled := answer.get("catalog_shoe"):
+        labels = " · ".join(v for v in (labeled.get("brand"), labeled.get("color"), labeled.get("hightop")) if v)
+        same = labeled["shoe"] == shoe["shoe"]
+        st.info(f"This photo is in the catalog, labeled **{labeled['shoe']}**" + (f" ({labels})" if labels else "")
+                + (". " if same else f", not {shoe['shoe']}. ") + "A change in words starts from the catalog's label.",
+                icon=":material/inventory_2:")
     for attr, v in answer["attributes"].items():
         st.progress(min(1.0, v["confidence"]), text=f"{ATTRIBUTE_NAMES.get(attr, attr)}: {v['value']} "
                                                      f"({v['confidence']:.0%})")
@@ -132,17 +138,17 @@ def page() -> None:
     if encoder.is_random:
         st.warning(f"model {encoder.model_id} has RANDOM weights: its answers mean nothing")
     options = sidebar(catalog)
+    identify_section(encoder, catalog, options)
+    search_section(encoder, catalog, options)
+
+
+def identify_section(encoder, catalog, options: dict) -> None:
+    """On top: the photo, what it is (and whether the catalog already has it), the change in words."""
     query = st.session_state.get("query")
-
-    search_text = st.text_input("Search the catalog by text", key="search", placeholder="white high-top converse")
-    if search_text.strip():
-        found = search_catalog(encoder, catalog, search_text, k=options["count"])
-        show_grid(keep_filtered(found["results"], options["filters"]), "search")
-
     if query is None:
         st.info("Upload a photo or pick a catalog photo (left) to identify a shoe.")
         return
-    change = st.text_input("Change it in words", key="change", placeholder="same brand but red")
+    change = st.session_state.get("change", "")        # the box sits below the identification
     answer = answer_photos(encoder, catalog, [query["value"]], change=change or None, method="auto",
                            change_method=options["method"], results=max(options["count"] * 3, 24),
                            text_weight=options["text_weight"])["answers"][0]
@@ -156,6 +162,7 @@ def page() -> None:
         st.image(photo, caption=query["label"])
     with right:
         show_identification(answer)
+    st.text_input("Change it in words", key="change", placeholder="same brand but red")
     if "change" in answer:
         c = answer["change"]
         st.markdown("**Understood:** " + "; ".join(c["understood"]) + f"  \n_never the photo's own shoe: {c['excluded']}_")
@@ -165,6 +172,20 @@ def page() -> None:
     else:
         st.markdown("**Nearest catalog photos**")
         show_grid([p | {"photo": p["path"], "score": p["similarity"]} for p in answer["nearest_photos"]], "nearest")
+
+
+def search_section(encoder, catalog, options: dict) -> None:
+    """Below, in its own section: search the catalog by text."""
+    st.divider()
+    st.header("Search the catalog by text")
+    if not getattr(encoder, "has_text", True):
+        st.caption(f"{encoder.model_id} is an image-only model: text search needs a CLIP model.")
+        return
+    search_text = st.text_input("Search the catalog by text", key="search", placeholder="white high-top converse",
+                                label_visibility="collapsed")
+    if search_text.strip():
+        found = search_catalog(encoder, catalog, search_text, k=options["count"])
+        show_grid(keep_filtered(found["results"], options["filters"]), "search")
 
 
 try:

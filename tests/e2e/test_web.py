@@ -104,6 +104,13 @@ def test_upload_identify_change_and_requery_in_a_real_browser(web_server, browse
     text = page_text()
     assert "brand: same as the photo (Nike)" in text
     assert "Air Test Blue" in text and "Dunk Test Blue" in text
+    # the catalog's own photo: said next to the identification, which stays on top of the text search
+    assert "This photo is in the catalog, labeled Air Test Red" in text
+    assert text.index("Identified:") < text.index("This photo is in the catalog") < text.index(
+        "Search the catalog by text")
+    shots = Path(os.environ.get("SHOEFIND_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(shots / "web-page.png"))
 
     # clicking a result makes it the next query; the change applies to it
     browser.find_element(By.CSS_SELECTOR, ".st-key-use-change-0 button").click()
@@ -142,6 +149,7 @@ def test_pick_a_catalog_photo_change_it_and_filter_the_results(tiny_model, tmp_p
     at = AppTest.from_file(str(REPO / "shoefind" / "web" / "app.py"), default_timeout=60).run()
     at.selectbox(key="pick").set_value(str(catalog_photo(ds, "Air Test Red"))).run()
     assert any(h.value.startswith("Identified:") for h in at.subheader)
+    assert any("This photo is in the catalog, labeled **Air Test Red**" in i.value for i in at.info)
     at.text_input(key="change").input("same brand, different colour").run()
     shown = [m.value for m in at.markdown if " · score " in m.value]
     assert len(shown) == 2 and all("Nike · Blue" in s for s in shown)     # the Nike shoes that are not red
