@@ -5,6 +5,8 @@ by the URL's extension: search results serve HTML as image/jpeg and JPEGs as tex
 """
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
@@ -25,7 +27,8 @@ USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like G
 class DownloadSettings:
     connect_timeout: float = 5.0
     read_timeout: float = 15.0
-    total_timeout: float = 60.0           # a server trickling bytes never hits read_timeout
+    total_timeout: float = 60.0           # one deadline for the whole download: every redirect,
+                                          # retry, header and body byte (a trickle never hits read_timeout)
     max_bytes: int = 20 * 1024 * 1024
     retries: int = 2                      # extra attempts after the first, for transient errors
     backoff: float = 0.5                  # seconds, doubled on each retry
@@ -71,36 +74,103 @@ def validate_image(data: bytes, url: str) -> tuple[str, int, int]:
     return info.format, info.width, info.height
 
 
+class _Deadline:
+    """Cuts a download off at its deadline, however the server frames or trickles it.
+
+    A timer shuts down the socket being read (headers or body, any framing), which ends any
+    blocked read at once; `fired` tells the reader that what it got was cut short."""
+
+    def __init__(self, seconds: float):
+        self.at = time.monotonic() + seconds
+        self.fired = False
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def remaining(self) -> float:
+        return max(0.0, self.at - time.monotonic())
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sock = sock
+            if self.fired:
+                _shutdown(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            if self._sock is not None:
+                _shutdown(self._sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._sock = None
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
+
+
 class Downloader:
     """Thread-safe: one per crawl, shared by the download threads."""
 
     def __init__(self, settings: DownloadSettings = DownloadSettings()):
         self.settings = settings
-        self.session = guarded_session(settings.allow_loopback)
+        self._current = threading.local()   # this thread's download deadline
+        self.session = guarded_session(settings.allow_loopback, on_response_socket=self._watch)
         self.session.headers["User-Agent"] = USER_AGENT
         self.rate = HostRateLimiter(settings.per_host_interval)
 
     def close(self) -> None:
         self.session.close()
 
+    def _watch(self, sock: socket.socket) -> None:
+        deadline = getattr(self._current, "deadline", None)
+        if deadline is not None:
+            deadline.watch(sock)
+
     def fetch(self, url: str) -> Fetched:
-        """Download and validate `url`; raises DownloadFailed with a reason."""
+        """Download and validate `url` within settings.total_timeout; raises DownloadFailed with a reason."""
         s = self.settings
-        for attempt in range(s.retries + 1):
-            try:
-                final_url, data = self._get(url)
-                break
-            except DownloadFailed as exc:
-                if not exc.retryable or attempt == s.retries:
-                    raise
-                time.sleep(s.backoff * (2 ** attempt))
+        deadline = self._current.deadline = _Deadline(s.total_timeout)
+        try:
+            for attempt in range(s.retries + 1):
+                try:
+                    final_url, data = self._get(url, deadline)
+                    if deadline.fired:
+                        raise self._too_slow(url)
+                    break
+                except (DownloadFailed, OSError) as exc:
+                    if deadline.fired:
+                        raise self._too_slow(getattr(exc, "final_url", None) or url) from None
+                    if not isinstance(exc, DownloadFailed):
+                        raise DownloadFailed("connection", _short(str(exc)), retryable=True, final_url=url) from None
+                    pause = s.backoff * (2 ** attempt)
+                    if not exc.retryable or attempt == s.retries or pause >= deadline.remaining():
+                        raise
+                    time.sleep(pause)
+        finally:
+            deadline.cancel()
+            self._current.deadline = None
         fmt, width, height = validate_image(data, final_url)
         return Fetched(final_url, data, sha256_bytes(data), fmt, width, height)
 
-    def _get(self, url: str) -> tuple[str, bytes]:
+    def _too_slow(self, url: str) -> DownloadFailed:
+        return DownloadFailed("timeout", f"download took over {self.settings.total_timeout:g}s",
+                              retryable=True, final_url=url)
+
+    def _get(self, url: str, deadline: _Deadline) -> tuple[str, bytes]:
         s = self.settings
         current = url
         for _ in range(s.max_redirects + 1):
+            if deadline.fired:
+                raise self._too_slow(current)
             try:
                 check_url(current, s.allow_loopback)
             except AddressRefused as exc:
@@ -109,8 +179,9 @@ class Downloader:
                 raise DownloadFailed("dns", str(exc), retryable=True, final_url=current) from None
             self.rate.wait(urlsplit(current).hostname or "")
             try:
+                left = max(0.01, deadline.remaining())
                 resp = self.session.get(current, stream=True, allow_redirects=False,
-                                        timeout=(s.connect_timeout, s.read_timeout))
+                                        timeout=(min(s.connect_timeout, left), min(s.read_timeout, left)))
             except AddressRefused as exc:
                 raise DownloadFailed("refused", str(exc), final_url=current) from None
             except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
@@ -127,25 +198,23 @@ class Downloader:
                     transient = resp.status_code in (408, 425, 429) or resp.status_code >= 500
                     raise DownloadFailed(f"http-{resp.status_code}", resp.reason or "error status",
                                          retryable=transient, final_url=current)
-                return current, self._read_capped(resp, current)
+                return current, self._read_capped(resp, current, deadline)
         raise DownloadFailed("too-many-redirects", f"more than {s.max_redirects}", final_url=current)
 
-    def _read_capped(self, resp: requests.Response, url: str) -> bytes:
+    def _read_capped(self, resp: requests.Response, url: str, deadline: _Deadline) -> bytes:
         s = self.settings
         declared = resp.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > s.max_bytes:
             raise DownloadFailed("too-large", f"{int(declared):,} bytes declared, cap is {s.max_bytes:,}",
                                  final_url=url)
-        deadline = time.monotonic() + s.total_timeout
         chunks, size = [], 0
         try:
             for chunk in resp.iter_content(64 * 1024):
                 size += len(chunk)
                 if size > s.max_bytes:
                     raise DownloadFailed("too-large", f"more than the cap of {s.max_bytes:,} bytes", final_url=url)
-                if time.monotonic() > deadline:
-                    raise DownloadFailed("timeout", f"download took over {s.total_timeout:g}s",
-                                         retryable=True, final_url=url)
+                if deadline.fired:
+                    raise self._too_slow(url)
                 chunks.append(chunk)
         except requests.RequestException as exc:
             raise _network_failure(exc, url) from None

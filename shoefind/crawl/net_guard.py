@@ -19,9 +19,22 @@ class AddressRefused(ShoefindError):
     """The URL is not allowed; str() is the reason."""
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known prefix: the last 32 bits are an IPv4 address
+
+
 def _forbidden(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_loopback: bool) -> str | None:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # IPv6 forms that carry an IPv4 address are judged by that address
+        if ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        else:
+            inner = ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+            if inner is None and ip in NAT64:
+                inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+            if inner is not None and _forbidden(inner, allow_loopback=False):
+                return f"wrapped-{_forbidden(inner, allow_loopback=False)} (IPv4 {inner} inside)"
+            if ip.is_site_local:
+                return "site-local"
     if ip.is_loopback:
         return None if allow_loopback else "loopback"
     for kind in ("unspecified", "link_local", "multicast", "reserved", "private"):
@@ -72,11 +85,13 @@ def check_url(url: str, allow_loopback: bool = False) -> None:
     resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), allow_loopback)
 
 
-def guarded_session(allow_loopback: bool = False):
+def guarded_session(allow_loopback: bool = False, on_response_socket=None):
     """A requests.Session whose every connection goes only to checked addresses.
 
     Environment proxies are ignored: through a proxy we would check the proxy's address,
-    not the image host's.
+    not the image host's. `on_response_socket(sock)`, if given, is called with the socket
+    just before a response is read (new or reused connection alike), so a caller can cut it
+    off at a deadline.
     """
     import requests
     from requests.adapters import HTTPAdapter
@@ -93,6 +108,11 @@ def guarded_session(allow_loopback: bool = False):
                     return super()._new_conn()
                 finally:
                     self._dns_host = name   # TLS SNI and certificate checks use the name
+
+            def getresponse(self):
+                if on_response_socket is not None and self.sock is not None:
+                    on_response_socket(self.sock)
+                return super().getresponse()
         return Pinned
 
     class HTTPPool(HTTPConnectionPool):

@@ -3,9 +3,19 @@
 Storage is append-only shards (`<key>/shard-*.npz`), each written to a temporary name and
 renamed into place, so a run killed mid-way loses nothing already written, a half-written
 shard is never read, and several processes can add shards at once without locks.
+
+A shard that cannot be read whole (truncated, bad CRC, wrong arrays, a foreign dimension,
+non-finite values: anything numpy or zipfile raises) is moved to `<key>/damaged/` with a
+warning naming it; its images are simply missing, so the next embed encodes them again.
+
+Several processes embedding into one cache claim the images they are about to encode
+(`claim`/`release`: one locked file per image under `<key>/claims/`), so no image is
+encoded twice; a claim dies with its process (the OS drops the lock), so nobody waits forever.
 """
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
 import re
 import time
@@ -16,39 +26,111 @@ from typing import Iterable
 import numpy as np
 
 
+log = logging.getLogger("shoefind.cache")
+
+
 def _safe(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", key)
 
 
+class DamagedShard(Exception):
+    """A shard that cannot be used; str() says why."""
+
+
+def read_shard(path: Path) -> tuple[list[str], np.ndarray]:
+    """(sha256s, float32 vectors) of one shard, or DamagedShard for anything unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            shas = [str(s) for s in z["sha256"]]
+            vectors = np.asarray(z["vectors"])
+    except Exception as exc:  # BadZipFile, zlib.error, EOFError, KeyError, ValueError...: all mean "damaged"
+        raise DamagedShard(f"{type(exc).__name__}: {exc}") from None
+    if vectors.ndim != 2 or len(shas) != vectors.shape[0] or not vectors.shape[1]:
+        raise DamagedShard(f"{len(shas)} hashes but vectors of shape {vectors.shape}")
+    if not np.issubdtype(vectors.dtype, np.floating) or not np.isfinite(vectors).all():
+        raise DamagedShard(f"vectors are not finite floats ({vectors.dtype})")
+    if any(not re.fullmatch(r"[0-9a-f]{64}", s) for s in shas):
+        raise DamagedShard("a hash is not a sha256")
+    return shas, vectors.astype(np.float32, copy=False)
+
+
+def _lock(path: Path) -> int | None:
+    """An fd holding an exclusive lock on `path`, or None if another process holds it."""
+    for _ in range(3):
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # we locked a claim file its owner just removed: look again
+    return None
+
+
 class EmbeddingCache:
-    def __init__(self, root: str | os.PathLike, key: str):
+    def __init__(self, root: str | os.PathLike, key: str, dim: int | None = None):
         self.key = key
         self.dir = Path(root) / _safe(key)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.dim = dim  # None: learnt from the shards (the dimension most vectors have)
         self._index: dict[str, np.ndarray] = {}
         self._seen_shards: set[str] = set()
+        self._claims: dict[str, int] = {}  # sha -> fd of the locked claim file
+        self.damaged: list[Path] = []  # shards moved aside by this object
         self.refresh()
 
     @classmethod
     def for_encoder(cls, data_dir: str | os.PathLike, encoder) -> "EmbeddingCache":
         """The cache of an encoder's embeddings in a data folder: DATA_DIR/embeddings/<cache key>."""
-        return cls(Path(data_dir) / "embeddings", encoder.cache_key)
+        dim = getattr(encoder, "embed_dim", None)
+        return cls(Path(data_dir) / "embeddings", encoder.cache_key, dim if isinstance(dim, int) else None)
 
     def shards(self) -> list[Path]:
         return sorted(self.dir.glob("shard-*.npz"))
 
     def refresh(self) -> None:
-        """Read shards written since the last look (by this or another process)."""
+        """Read shards written since the last look (by this or another process); damaged
+        or foreign ones are moved aside (see the module docstring)."""
+        fresh: list[tuple[Path, list[str], np.ndarray]] = []
         for shard in self.shards():
             if shard.name in self._seen_shards:
                 continue
             try:
-                with np.load(shard, allow_pickle=False) as z:
-                    for sha, vec in zip(z["sha256"], z["vectors"]):
-                        self._index.setdefault(str(sha), vec)
-            except (OSError, ValueError, KeyError):
-                continue  # a foreign or damaged file: skip it, its images get re-encoded
+                shas, vectors = read_shard(shard)
+            except DamagedShard as exc:
+                self._move_aside(shard, str(exc))
+                continue
+            fresh.append((shard, shas, vectors))
+        if self.dim is None and self._index:
+            self.dim = len(next(iter(self._index.values())))
+        if self.dim is None and fresh:
+            rows: dict[int, int] = {}
+            for _, shas, vectors in fresh:
+                rows[vectors.shape[1]] = rows.get(vectors.shape[1], 0) + len(shas)
+            self.dim = max(rows, key=rows.get)
+        for shard, shas, vectors in fresh:
+            if vectors.shape[1] != self.dim:
+                self._move_aside(shard, f"vectors of dimension {vectors.shape[1]}, this cache holds {self.dim}")
+                continue
+            for sha, vec in zip(shas, vectors):
+                self._index.setdefault(sha, vec)
             self._seen_shards.add(shard.name)
+
+    def _move_aside(self, shard: Path, why: str) -> None:
+        target = self.dir / "damaged" / shard.name
+        target.parent.mkdir(exist_ok=True)
+        try:
+            os.replace(shard, target)
+        except FileNotFoundError:
+            return  # another process moved it first
+        self.damaged.append(target)
+        log.warning("damaged embedding-cache shard %s (%s) moved to %s; its images will be encoded again",
+                    shard, why, target)
 
     def __contains__(self, sha: str) -> bool:
         return sha in self._index
@@ -73,6 +155,8 @@ class EmbeddingCache:
         new = [(s, v) for s, v in zip(shas, vectors) if s not in self._index]
         if not new:
             return None
+        if self.dim is None:
+            self.dim = len(new[0][1])
         name = f"shard-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.npz"
         tmp = self.dir / f".{name}.tmp"
         with open(tmp, "wb") as fh:
@@ -101,3 +185,42 @@ class EmbeddingCache:
         for shard in old:
             shard.unlink(missing_ok=True)
         return 1
+
+    # --- claims: who is encoding which image right now ---------------------------------
+    def claim(self, shas: Iterable[str]) -> tuple[list[str], list[str]]:
+        """(claimed, busy): claim each sha this process may encode; `busy` are being encoded
+        by another live process. Claimed shas found cached meanwhile are released at once
+        and left out of both lists."""
+        claims = self.dir / "claims"
+        claims.mkdir(exist_ok=True)
+        claimed, busy = [], []
+        for sha in dict.fromkeys(shas):
+            if sha in self._claims:
+                claimed.append(sha)
+                continue
+            fd = _lock(claims / sha)
+            if fd is None:
+                busy.append(sha)
+                continue
+            self._claims[sha] = fd
+            claimed.append(sha)
+        if claimed:
+            self.refresh()  # a claim freed by a finished writer: its shard is there now
+            done = [s for s in claimed if s in self._index]
+            self.release(done)
+            claimed = [s for s in claimed if s not in self._index]
+        return claimed, busy
+
+    def release(self, shas: Iterable[str]) -> None:
+        """Give up claims (after the shard holding them landed, or on failure)."""
+        for sha in shas:
+            fd = self._claims.pop(sha, None)
+            if fd is None:
+                continue
+            try:
+                (self.dir / "claims" / sha).unlink(missing_ok=True)
+            finally:
+                os.close(fd)
+
+    def release_all(self) -> None:
+        self.release(list(self._claims))

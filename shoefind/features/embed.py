@@ -48,10 +48,19 @@ def _decode(encoder, path):
         return exc
 
 
+# Another process encoding images we need: how often to look whether it has finished, and how
+# long to wait without any of them landing before encoding them here anyway (a hung process).
+POLL_S = 0.2
+STALL_S = 600.0
+
+
 def embed_images(encoder, cache: EmbeddingCache, items: Sequence[tuple[str, str]],
                  batch_size: int = 32, workers: int = 2,
                  progress: Callable[[int], None] | None = None) -> EmbedReport:
-    """Make sure every (path, sha256) in items has an embedding in cache."""
+    """Make sure every (path, sha256) in items has an embedding in cache.
+
+    Images another process is encoding into the same cache right now (see cache.claim) are
+    waited for, not encoded twice; if that process dies, its images are encoded here."""
     report = EmbedReport(total=len(items))
     cache.refresh()
     todo, seen = [], set()
@@ -63,10 +72,47 @@ def embed_images(encoder, cache: EmbeddingCache, items: Sequence[tuple[str, str]
             continue
         seen.add(sha)
         todo.append((path, sha))
+    try:
+        waiting = _encode(encoder, cache, todo, batch_size, workers, progress, report)
+        last_change = time.monotonic()
+        while waiting:
+            time.sleep(POLL_S)
+            cache.refresh()
+            landed = [(p, s) for p, s in waiting if s in cache]
+            report.cached += len(landed)
+            if progress and landed:
+                progress(len(landed))
+            rest = [(p, s) for p, s in waiting if s not in cache]
+            if landed:
+                last_change = time.monotonic()
+            if time.monotonic() - last_change > STALL_S:
+                # the other process holds its claims but makes no progress: do the work here
+                waiting = []
+                _encode(encoder, cache, rest, batch_size, workers, progress, report, force=True)
+            else:
+                waiting = _encode(encoder, cache, rest, batch_size, workers, progress, report)
+    finally:
+        cache.release_all()
+    return report
+
+
+def _encode(encoder, cache: EmbeddingCache, todo: list[tuple[str, str]], batch_size: int, workers: int,
+            progress, report: EmbedReport, force: bool = False) -> list[tuple[str, str]]:
+    """Encode the items of todo this process can claim; returns those another process holds."""
+    waiting: list[tuple[str, str]] = []
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         # one job per image, so even the first batch is decoded by all threads at once
         def submit(batch):
+            if not force:
+                claimed, busy = cache.claim(s for _, s in batch)
+                busy_set, claimed_set = set(busy), set(claimed)
+                waiting.extend(it for it in batch if it[1] in busy_set)
+                landed = [it for it in batch if it[1] not in busy_set and it[1] not in claimed_set]
+                report.cached += len(landed)
+                if progress and landed:
+                    progress(len(landed))
+                batch[:] = [it for it in batch if it[1] in claimed_set]
             return [pool.submit(_decode, encoder, path) for path, _ in batch]
         pending = [submit(b) for b in batches[:AHEAD]]
         for i, batch in enumerate(batches):
@@ -93,9 +139,10 @@ def embed_images(encoder, cache: EmbeddingCache, items: Sequence[tuple[str, str]
                 report.encode_s += time.perf_counter() - start
                 cache.add(ok, vecs)
                 report.encoded += len(ok)
-            if progress:
+            cache.release(s for _, s in batch)
+            if progress and batch:
                 progress(len(batch))
-    return report
+    return waiting
 
 
 def embedding_matrix(cache: EmbeddingCache, shas: Sequence[str]) -> tuple[np.ndarray, list[int]]:

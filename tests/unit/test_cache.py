@@ -1,3 +1,5 @@
+import json
+import logging
 import os
 import signal
 import subprocess
@@ -6,6 +8,7 @@ import textwrap
 import time
 
 import numpy as np
+import pytest
 
 from shoefind.features.cache import EmbeddingCache
 from shoefind.features.embed import embed_images
@@ -87,22 +90,152 @@ def test_killed_run_loses_nothing_and_rerun_continues(tiny_model, tmp_path):
     assert len(EmbeddingCache(tmp_path / "emb", enc.cache_key)) == 24
 
 
-def test_concurrent_writers_lose_nothing(tiny_model, tmp_path):
+def _shard_rows(cache_dir):
+    rows = 0
+    for shard in cache_dir.glob("shard-*.npz"):
+        with np.load(shard) as z:
+            rows += len(z["sha256"])
+    return rows
+
+
+CONCURRENT = """
+import json, sys, time
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+from shoefind.features.cache import EmbeddingCache
+from shoefind.features.embed import embed_images
+from shoefind.encoders.load import load_model
+enc = load_model({model!r})
+items = {items!r}
+me, folder = sys.argv[1], Path({signals!r})
+(folder / f"ready-{{me}}").touch()
+while not (folder / "go").exists():   # both start together, so their work overlaps
+    time.sleep(0.01)
+report = embed_images(enc, EmbeddingCache({emb!r}, enc.cache_key), items, batch_size=2,
+                      progress=lambda n: time.sleep(0.03 * n))
+print(json.dumps(report.as_dict()))
+"""
+
+
+def _start_together(procs, signals, deadline_s=120):
+    deadline = time.time() + deadline_s
+    while len(list(signals.glob("ready-*"))) < len(procs) and time.time() < deadline:
+        time.sleep(0.05)
+    (signals / "go").touch()
+
+
+def test_concurrent_embeds_encode_each_image_once(tiny_model, tmp_path):
     items = photos(tmp_path / "img", 16)
-    script = textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(REPO)!r})
-        from shoefind.features.cache import EmbeddingCache
-        from shoefind.features.embed import embed_images
-        from shoefind.encoders.load import load_model
-        enc = load_model({tiny_model!r})
-        items = {items!r}
-        part = items[int(sys.argv[1])::2] + items[:4]   # overlapping work on purpose
-        embed_images(enc, EmbeddingCache({str(tmp_path / 'emb')!r}, enc.cache_key), part, batch_size=2)
-    """)
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(i)]) for i in (0, 1)]
-    assert all(p.wait() == 0 for p in procs)
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    script = CONCURRENT.format(repo=str(REPO), model=tiny_model, items=items, signals=str(signals),
+                               emb=str(tmp_path / "emb"))
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(i)], stdout=subprocess.PIPE, text=True)
+             for i in (0, 1)]
+    _start_together(procs, signals)
+    outs = [p.communicate(timeout=180)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    reports = [json.loads(o.strip().splitlines()[-1]) for o in outs]
+    # every image encoded by exactly one of the two runs; both runs end with all 16 known
+    assert sum(r["encoded"] for r in reports) == 16
+    assert all(r["encoded"] + r["cached"] == 16 for r in reports)
+    assert all(r["encoded"] > 0 for r in reports)   # the work was shared, not serialised
     enc = load_model(tiny_model)
     cache = EmbeddingCache(tmp_path / "emb", enc.cache_key)
-    assert len(cache) == 16 and not cache.missing([s for _, s in items])
+    assert _shard_rows(cache.dir) == 16 and not cache.missing([s for _, s in items])
+    assert not list((cache.dir / "claims").iterdir())   # no claim left behind
     assert cache.compact() == 1 and len(EmbeddingCache(tmp_path / "emb", enc.cache_key)) == 16
+
+
+def test_claims_of_a_killed_run_are_taken_over(tiny_model, tmp_path):
+    # a process holding claims dies: its lock goes with it, so the next run encodes its images
+    enc = load_model(tiny_model)
+    items = photos(tmp_path / "img", 6)
+    cache_dir = EmbeddingCache(tmp_path / "emb", enc.cache_key).dir
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(REPO)!r})
+        from shoefind.features.cache import EmbeddingCache
+        c = EmbeddingCache({str(tmp_path / 'emb')!r}, {enc.cache_key!r})
+        print(c.claim({[s for _, s in items[:3]]!r}), flush=True)
+        time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().startswith("([")
+    busy = EmbeddingCache(tmp_path / "emb", enc.cache_key).claim([s for _, s in items])
+    assert sorted(busy[1]) == sorted(s for _, s in items[:3])   # held by the other process
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    report = embed_images(enc, EmbeddingCache(tmp_path / "emb", enc.cache_key), items, batch_size=4)
+    assert (report.encoded, report.cached) == (6, 0) and _shard_rows(cache_dir) == 6
+
+
+# --- damaged shards: moved aside, their images encoded again, nothing else lost ---------------
+def _truncate(shard):
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+
+
+def _flip_a_data_byte(shard):
+    data = bytearray(shard.read_bytes())
+    data[200] ^= 0xFF   # inside the stored vectors: the zip CRC no longer matches
+    shard.write_bytes(bytes(data))
+
+
+def _foreign_dimension(shard):
+    with np.load(shard) as z:
+        shas = z["sha256"]
+    np.savez(shard.with_suffix(".tmp.npz"), sha256=shas, vectors=np.ones((len(shas), 7), np.float32))
+    os.replace(shard.with_suffix(".tmp.npz"), shard)
+
+
+def _random_bytes(shard):
+    shard.write_bytes(os.urandom(3000))
+
+
+def _empty(shard):
+    shard.write_bytes(b"")
+
+
+def _wrong_arrays(shard):
+    np.savez(shard.with_suffix(".tmp.npz"), other=np.zeros(3))
+    os.replace(shard.with_suffix(".tmp.npz"), shard)
+
+
+def _not_finite(shard):
+    with np.load(shard) as z:
+        shas, vecs = z["sha256"], z["vectors"].copy()
+    vecs[0, 0] = np.nan
+    np.savez(shard.with_suffix(".tmp.npz"), sha256=shas, vectors=vecs)
+    os.replace(shard.with_suffix(".tmp.npz"), shard)
+
+
+@pytest.mark.parametrize("damage", [_truncate, _flip_a_data_byte, _foreign_dimension, _random_bytes, _empty,
+                                    _wrong_arrays, _not_finite])
+def test_damaged_shard_is_moved_aside_and_its_images_encoded_again(tiny_model, tmp_path, caplog, damage):
+    enc = load_model(tiny_model)
+    items = photos(tmp_path / "img", 8)
+    cache = EmbeddingCache.for_encoder(tmp_path, enc)
+    embed_images(enc, cache, items[:4], batch_size=4)
+    embed_images(enc, cache, items[4:], batch_size=4)
+    first, second = sorted(cache.dir.glob("shard-*.npz"))
+    damage(first)
+    with caplog.at_level(logging.WARNING, logger="shoefind.cache"):
+        healed = EmbeddingCache.for_encoder(tmp_path, enc)
+    assert healed.damaged == [cache.dir / "damaged" / first.name] and healed.damaged[0].exists()
+    assert first.name in caplog.text and "damaged" in caplog.text
+    assert len(healed) == 4 and not healed.missing([s for _, s in items[4:]])   # the good shard kept
+    report = embed_images(enc, healed, items, batch_size=4)
+    assert (report.encoded, report.cached) == (4, 4)
+    np.testing.assert_allclose(EmbeddingCache.for_encoder(tmp_path, enc).matrix([s for _, s in items]),
+                               enc.encode_images([p for p, _ in items]), atol=1e-5)
+
+
+def test_shard_of_another_dimension_goes_even_when_it_is_read_first(tiny_model, tmp_path):
+    enc = load_model(tiny_model)
+    items = photos(tmp_path / "img", 3)
+    cache = EmbeddingCache.for_encoder(tmp_path, enc)
+    foreign = cache.dir / "shard-00000000000000000001-aaaaaaaa.npz"   # sorts first
+    np.savez(foreign, sha256=np.array(["e" * 64]), vectors=np.ones((1, enc.embed_dim + 5), np.float32))
+    embed_images(enc, EmbeddingCache.for_encoder(tmp_path, enc), items)
+    again = EmbeddingCache.for_encoder(tmp_path, enc)
+    assert (again.dir / "damaged" / foreign.name).exists() and len(again) == 3
+    assert again.matrix([s for _, s in items]).shape == (3, enc.embed_dim)

@@ -82,8 +82,9 @@ def test_every_resolved_address_is_checked(monkeypatch):
         check_url("http://mixed.test/shoe.jpg")
 
 
-def test_connection_is_pinned_to_the_checked_address(monkeypatch, site):
+def test_rebinding_at_connect_time_is_refused_before_connecting(monkeypatch):
     # DNS rebinding: the first lookup says public, the one at connect time says private.
+    import urllib3.util.connection
     answers = iter(["93.184.216.34", "10.9.8.7"])
     real = socket.getaddrinfo
     connects = []
@@ -93,10 +94,47 @@ def test_connection_is_pinned_to_the_checked_address(monkeypatch, site):
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
         return real(host, port, *a, **k)
     monkeypatch.setattr(socket, "getaddrinfo", fake)
-    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: connects.append(a) or pytest.fail("connected"))
+    # what urllib3's connections really call to open a socket
+    monkeypatch.setattr(urllib3.util.connection, "create_connection",
+                        lambda *a, **k: connects.append(a) or pytest.fail("connected"))
     with pytest.raises(DownloadFailed) as info:
         Downloader(FAST).fetch("http://rebind.test/img/x.jpg")
     assert info.value.reason == "refused" and "10.9.8.7" in info.value.detail and not connects
+
+
+def test_connection_goes_to_the_checked_address_without_a_second_lookup(monkeypatch, site):
+    # pinned.test resolves to the local site twice (URL check, connection check); any later
+    # lookup (the connection resolving the name again) would be a rebinding chance: it fails.
+    lookups = []
+    real = socket.getaddrinfo
+
+    def fake(host, port, *a, **k):
+        if host == "pinned.test":
+            lookups.append(host)
+            if len(lookups) > 2:
+                raise socket.gaierror(socket.EAI_NONAME, "looked up again")
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return real(host, port, *a, **k)
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    name = next(iter(site.images))
+    before = site.hits.get(f"/img/{name}", 0)
+    port = site.base_url.rsplit(":", 1)[1].rstrip("/")
+    got = Downloader(FAST).fetch(f"http://pinned.test:{port}/img/{name}")
+    assert got.sha256 == site.sha256_of(name) and site.hits[f"/img/{name}"] == before + 1
+    assert lookups == ["pinned.test", "pinned.test"]
+
+
+@pytest.mark.parametrize("address,why", [
+    ("2002:0a00:0001::1", "private"), ("2002:7f00:0001::1", "loopback"), ("2002:a9fe:a9fe::1", "link-local"),
+    ("fec0::1", "site-local"), ("64:ff9b::a00:1", "private"),
+])
+def test_ipv6_forms_wrapping_a_local_address_are_refused(address, why):
+    with pytest.raises(AddressRefused, match=why):
+        check_url(f"http://[{address}]/x.jpg")
+
+
+def test_6to4_of_a_public_address_is_allowed():
+    check_url("http://[2002:5db8:d822::1]/x.jpg")   # 93.184.216.34 inside
 
 
 # --- downloads ------------------------------------------------------------------------
@@ -205,3 +243,90 @@ def test_local_driver_is_preferred(monkeypatch):
     opts = browser.chrome_options("/tmp/profile")
     assert "--headless=new" in opts.arguments and "--disable-background-networking" in opts.arguments
     assert "--user-data-dir=/tmp/profile" in opts.arguments
+
+
+# --- one deadline per download, whatever the framing ---------------------------------
+class DripServer:
+    """Loopback server that trickles a response one byte at a time in several framings.
+    Each response stops by itself after DRIP_S seconds, or when the client hangs up."""
+
+    DRIP_S = 12.0
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        drip = self.DRIP_S
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def trickle(self, data: bytes, step: float = 0.3):
+                end = time.monotonic() + drip
+                for byte in data:
+                    if time.monotonic() > end:
+                        return
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(step)
+
+            def do_GET(self):
+                body = b"\xff\xd8" + b"x" * 200
+                try:
+                    if self.path == "/length":       # Content-Length, body one byte at a time
+                        self.send_response(200)
+                        self.send_header("Content-Type", "image/jpeg")
+                        self.send_header("Content-Length", str(len(body)))
+                        self.end_headers()
+                        self.trickle(body)
+                    elif self.path == "/chunked":    # chunked, one byte per chunk
+                        self.send_response(200)
+                        self.send_header("Transfer-Encoding", "chunked")
+                        self.end_headers()
+                        end = time.monotonic() + drip
+                        for byte in body:
+                            if time.monotonic() > end:
+                                return
+                            self.wfile.write(b"1\r\n" + bytes([byte]) + b"\r\n")
+                            self.wfile.flush()
+                            time.sleep(0.3)
+                    elif self.path == "/close":      # no length: the body ends when the server closes
+                        self.close_connection = True
+                        self.wfile.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+                        self.trickle(body)
+                    elif self.path == "/headers":    # even the status line and headers trickle
+                        self.trickle(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Slow: " + b"y" * 200)
+                except OSError:
+                    pass   # the client gave up: that is the point
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("framing", ["/length", "/chunked", "/close", "/headers"])
+def test_total_timeout_holds_whatever_the_framing(framing):
+    settings = DownloadSettings(connect_timeout=2, read_timeout=5, total_timeout=1.5, retries=2, backoff=0.01,
+                                per_host_interval=0, allow_loopback=True)
+    with DripServer() as server:
+        t0 = time.monotonic()
+        with pytest.raises(DownloadFailed) as info:
+            Downloader(settings).fetch(server.url(framing))
+        took = time.monotonic() - t0
+    assert info.value.reason == "timeout" and "over 1.5s" in info.value.detail
+    # the server would drip for 12 s and each byte comes well within read_timeout: only the
+    # total deadline can have stopped it (generous margin for a loaded machine)
+    assert took < DripServer.DRIP_S / 2
