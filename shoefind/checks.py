@@ -3,19 +3,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shoefind.images import is_image_name
+from shoefind.features.table import dataset_folder_problem
 from shoefind.encoders.base import ModelUnavailable
 from shoefind.encoders.load import load_model
 
 
 def dataset_problem(dataset: str | Path) -> str | None:
     root = Path(dataset)
-    if not root.is_dir():
+    if not root.exists():
         return (f"dataset folder {root} does not exist: put labeled photo folders there "
                 "(Brand_Top_Color_Sole_Name/photo.jpg, see data/README.md) or pass another dataset")
-    if not any(p.is_file() and is_image_name(p) for p in root.rglob("*")):
-        return f"dataset folder {root} has no images"
-    return None
+    return dataset_folder_problem(root)
 
 
 def model_problem(spec: str | None) -> str | None:

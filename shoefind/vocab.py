@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -12,7 +13,8 @@ ATTRIBUTES = ("brand", "color", "hightop", "sole")
 
 
 def _norm(text: str) -> str:
-    return re.sub(r"[\s_\-]+", " ", str(text)).strip().lower()
+    # NFC first: a name typed on one system (NFC) must match a folder made on macOS (NFD)
+    return re.sub(r"[\s_\-]+", " ", unicodedata.normalize("NFC", str(text))).strip().lower()
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,13 @@ so every field must be present and must not contain the `_` separator or a path 
 """
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from shoefind.csvfile import CsvError, read_csv_rows
 from shoefind.vocab import ATTRIBUTES, vocabularies
 from shoefind.errors import UserError
 
@@ -81,14 +81,14 @@ def make_shoe(record: dict, where: str) -> Shoe:
 def read_catalog(path: str | os.PathLike) -> list[Shoe]:
     """Catalog CSV `name,brand,color,hightop,sole` (optional `queries`, separated by ';')."""
     path = Path(path)
-    if not path.is_file():
-        raise TargetError(f"catalog {path} does not exist")
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        missing = set(REQUIRED) - set(reader.fieldnames or [])
-        if missing:
-            raise TargetError(f"{path}: missing columns {sorted(missing)} (need {','.join(REQUIRED)})")
-        return [make_shoe(row, f"{path.name} line {i + 2}") for i, row in enumerate(reader)]
+    try:
+        header, rows = read_csv_rows(path)
+    except CsvError as exc:
+        raise TargetError(str(exc)) from None
+    missing = set(REQUIRED) - set(header)
+    if missing:
+        raise TargetError(f"{path}: missing columns {sorted(missing)} (need {','.join(REQUIRED)})")
+    return [make_shoe(row, f"{path.name} line {line}") for line, row in rows]
 
 
 def read_shoe_list(path: str | os.PathLike) -> list[Shoe]:

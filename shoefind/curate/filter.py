@@ -17,6 +17,7 @@ from typing import Callable, Protocol, Sequence
 from shoefind.curate.crawl_checks import CrawlRules, ImageCheck, check_files, load_crawl_rules
 from shoefind.curate.dedupe import HashedImage, exact_duplicates, group_near_duplicates, near_duplicate_pairs
 from shoefind.images import is_image_name, sha256_file
+from shoefind.walk import list_files
 from shoefind.curate.queue import ReviewQueue, from_hex
 from shoefind.errors import PathNotFound
 
@@ -29,16 +30,20 @@ class InboxFile:
 
 
 def scan_inbox(folder: str | os.PathLike) -> tuple[list[InboxFile], list[str]]:
-    """Image files under folder (sorted) and the names skipped as not images."""
+    """Image files under folder (sorted) and the names skipped (not images, symbolic links,
+    special files: each with why). Links are never followed, so no file from outside the
+    folder is ever read or copied."""
     root = Path(folder).expanduser().resolve()
+    if root.is_file():
+        raise FileNotFoundError(f"{root} is a file, not a folder of images")
     if not root.is_dir():
         raise PathNotFound(f"folder {root} does not exist")
     files, skipped = [], []
-    for p in sorted(root.rglob("*")):
+    # hidden folders (.git, .cache) are not crawl output; a file named "..shoe..jpg" is
+    listing = list_files(root, skip_hidden_folders=True)
+    skipped += [f"{s.path.relative_to(root)} ({s.reason})" for s in listing.skipped]
+    for p in listing.files:
         rel = p.relative_to(root)
-        # hidden folders (.git, .cache) are not crawl output; a file named "..shoe..jpg" is
-        if any(part.startswith(".") for part in rel.parts[:-1]) or not p.is_file():
-            continue
         if not is_image_name(p):
             if not p.name.startswith("."):  # hidden: the crawler's .part files, .DS_Store
                 skipped.append(str(rel))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from shoefind.errors import PathNotFound, UserError
+from shoefind.walk import open_no_follow
 
 STATUSES = ("accepted", "rejected", "review", "purged")
 UNSORTED = "_unsorted"
@@ -138,7 +139,10 @@ class ReviewQueue:
             os.replace(source, target)
             return
         tmp = target.with_name(f".{target.name}.part")
-        shutil.copyfile(source, tmp)
+        # never through a symbolic link: a file swapped for a link after the scan must not
+        # bring another file's bytes into the data dir
+        with os.fdopen(open_no_follow(source), "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst)
         os.replace(tmp, target)  # a half-copied file never appears under its real name
 
     # --- reading ----------------------------------------------------------------------

@@ -19,9 +19,11 @@ from typing import Callable
 
 import pandas as pd
 
+from shoefind.csvfile import read_csv_rows
 from shoefind.images import ImageError, is_image_name, open_image, sha256_file
 from shoefind.vocab import ATTRIBUTES, _norm, vocabularies
 from shoefind.errors import PathNotFound, UserError
+from shoefind.walk import Skipped, link_reason, list_files
 
 SHOE_COLUMNS = ["shoe", "name", "brand", "hightop", "color", "sole", "folder"]
 IMAGE_COLUMNS = ["path", "sha256", "width", "height", "shoe"]
@@ -117,14 +119,25 @@ def _read_values(row: dict, where: str, issues: list[Issue]) -> dict:
     return out
 
 
-def _image_files(folder: Path) -> tuple[list[Path], list[Path]]:
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+class DatasetError(UserError):
+    """The dataset folder cannot be read as a dataset at all."""
+
+
+def _skipped_issue(s: Skipped, root: Path) -> Issue:
+    kind = "symlink" if "symbolic link" in s.reason else "not-a-file"
+    return Issue(kind, str(s.path.relative_to(root)), s.reason)
+
+
+def _image_files(folder: Path, root: Path, issues: list[Issue]) -> tuple[list[Path], list[Path]]:
+    listing = list_files(folder)
+    issues.extend(_skipped_issue(s, root) for s in listing.skipped)
+    files = [p for p in listing.files if not p.name.startswith(".")]
     return [p for p in files if is_image_name(p)], [p for p in files if not is_image_name(p)]
 
 
 def _scan_images(root: Path, folder: Path, shoe: str, issues: list[Issue], rows: list[dict],
                  progress: Callable[[int], None] | None) -> None:
-    images, others = _image_files(folder)
+    images, others = _image_files(folder, root, issues)
     for p in others:
         issues.append(Issue("not-an-image-name", str(p.relative_to(root)), "file skipped: its name is not an image type"))
     if not images:
@@ -152,32 +165,54 @@ def _scan_images(root: Path, folder: Path, shoe: str, issues: list[Issue], rows:
 
 
 def count_images(root: str | os.PathLike) -> int:
-    return sum(1 for p in Path(root).rglob("*") if p.is_file() and is_image_name(p))
+    return sum(1 for p in list_files(root).files if is_image_name(p))
+
+
+def dataset_folder_problem(root: str | os.PathLike) -> str | None:
+    """Why a path cannot be a dataset folder (missing, a file, no image files), else None."""
+    root = Path(root)
+    if root.is_file():
+        return f"dataset {root} is a file, not a folder: pass the folder that holds the shoe folders"
+    if not root.is_dir():
+        return f"dataset folder {root} does not exist"
+    if not count_images(root):
+        return (f"dataset folder {root} has no image files (.jpg, .png, .webp...): put labeled photo "
+                "folders there (Brand_Top_Color_Sole_Name/photo.jpg)")
+    return None
 
 
 def build_table(root: str | os.PathLike, catalog: str | os.PathLike | None = None,
                 progress: Callable[[int], None] | None = None) -> FeatureTable:
+    """Raises DatasetError when root is not a folder holding image files."""
+    if problem := dataset_folder_problem(root):
+        raise DatasetError(problem)
     root = Path(root).resolve()
-    if not root.is_dir():
-        raise PathNotFound(f"dataset folder {root} does not exist")
     issues: list[Issue] = []
     shoes: list[dict] = []
     image_rows: list[dict] = []
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = []
+    for p in sorted(root.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.is_symlink():   # never followed: `ln -s . loop` would count every photo again
+            issues.append(Issue("symlink", p.name, link_reason(p, root)))
+        elif p.is_dir():
+            folders.append(p)
 
     if catalog:
         layout = "catalog"
-        cat = pd.read_csv(catalog, dtype=str, keep_default_na=False)
-        missing_cols = {"name", "brand", "color", "hightop", "sole"} - set(cat.columns)
+        header, cat_rows = read_csv_rows(catalog)
+        missing_cols = {"name", "brand", "color", "hightop", "sole"} - set(header)
         if missing_cols:
-            raise UserError(f"{catalog}: missing columns {sorted(missing_cols)} (need name,brand,color,hightop,sole)")
+            raise DatasetError(f"catalog {catalog}: missing columns {sorted(missing_cols)} "
+                               "(need name,brand,color,hightop,sole)")
         by_key: dict[str, Path] = {}
         for f in folders:
             parsed = parse_folder_name(f.name)
             by_key.setdefault(_norm(parsed["name"] if parsed else f.name), f)
-        for i, row in cat.iterrows():
-            where = f"{Path(catalog).name} line {i + 2}"
-            rec = _read_values(row.to_dict(), where, issues)
+        for line, row in cat_rows:
+            where = f"{Path(catalog).name} line {line}"
+            rec = _read_values(row, where, issues)
             folder = by_key.pop(_norm(rec["name"]), None)
             rec["folder"] = folder.name if folder else ""
             shoes.append(rec)
@@ -198,7 +233,7 @@ def build_table(root: str | os.PathLike, catalog: str | os.PathLike | None = Non
                 rec = _read_values(parsed[f], f.name, issues)
                 rec["folder"] = f.name
                 shoes.append(rec)
-        loose = [p for p in root.iterdir() if p.is_file() and is_image_name(p)]
+        loose = [p for p in root.iterdir() if not p.is_symlink() and p.is_file() and is_image_name(p)]
         for p in loose:
             issues.append(Issue("loose-image", p.name, "image outside any shoe folder; skipped"))
 

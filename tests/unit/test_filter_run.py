@@ -242,3 +242,24 @@ def test_when_dhash_is_unsure_a_person_decides(tmp_path, data_dir):
     v = _by_source(run_filter(crawl.parent, data_dir, checker=None, rules=rules))
     assert v["a.jpg"]["status"] == v["b.jpg"]["status"] == "review"
     assert v["b.jpg"]["rule"] == "possible_duplicate" and "a.jpg" in v["b.jpg"]["reasons"][-1]["reason"]
+
+
+def test_symlinks_in_the_inbox_are_listed_and_never_followed(tmp_path, data_dir):
+    secret_dir = tmp_path / "private"
+    secret = inputs.photo(secret_dir / "passport.jpg", color=(5, 6, 7), seed=21)
+    (secret_dir / "notes.txt").write_text("my bank PIN is 1234")
+    crawl = tmp_path / "crawl"
+    shoe = crawl / SHOE
+    inputs.photo(shoe / "real.jpg", seed=3)
+    (shoe / "leak.jpg").symlink_to(secret_dir / "notes.txt")     # text behind an image name
+    (shoe / "photo.jpg").symlink_to(secret)                       # a real photo, outside the inbox
+    (shoe / "elsewhere").symlink_to(secret_dir)                   # a folder outside
+    (crawl / "loop").symlink_to(".")
+    (shoe / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    result = run_filter(crawl, data_dir, checker=None, rules=NO_MODEL)
+    assert [v["source"].rsplit("/", 1)[-1] for v in result.verdicts] == ["real.jpg"]
+    skipped = "\n".join(result.summary["skipped_names"])
+    for name in ("leak.jpg", "photo.jpg", "elsewhere", "loop", "gone.jpg"):
+        assert f"{name} (" in skipped and "link" in skipped
+    stored = [p.read_bytes() for p in data_dir.rglob("*") if p.is_file()]
+    assert not any(b"bank PIN" in b or b == secret.read_bytes() for b in stored)
