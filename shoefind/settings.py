@@ -167,7 +167,14 @@ def rules_dir() -> Path:
 
 
 def load_rules(name: str) -> dict:
-    """Read rules/<name>.yaml."""
+    """Read rules/<name>.yaml, checked against its schema (shoefind.rules_schema): a mistake
+    is a RulesError naming the file, the key and the line."""
+    from shoefind.rules_schema import RulesError, parse_rules
     path = rules_dir() / f"{name}.yaml"
-    with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh) or {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RulesError(f"rules file {path} does not exist (SHOEFIND_RULES points at {rules_dir()})") from None
+    except (UnicodeDecodeError, OSError) as exc:
+        raise RulesError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
+    return parse_rules(path, text, name)
