@@ -96,17 +96,20 @@ def review(accept: list[str] = typer.Option(None, "--accept", help="accept this 
     from shoefind.curate.queue import ReviewQueue
     queue = ReviewQueue(lay.root)
     if accept or reject:
-        done = []
-        for ref, decision in [(r, "accept") for r in accept or []] + [(r, "reject") for r in reject or []]:
-            try:
-                done.append(queue.decide(ref, decision, reviewer="cli"))
-            except KeyError as exc:   # an unknown or ambiguous reference
-                fail(str(exc).strip("'\""))
+        # each decision stands on its own: all are reported, and any failure makes exit code 2
+        results = queue.decide_many([(r, "accept") for r in accept or []] + [(r, "reject") for r in reject or []],
+                                    reviewer="cli")
         if json_out:
-            print_json([i.as_dict() for i in done])
+            print_json([r.as_dict() for r in results])
         else:
-            for i in done:
-                print(f"{i.id} {i.status}: {i.stored_path}")
+            for r in results:
+                if r.item:
+                    print(f"{r.item.id} {r.item.status}: {r.item.stored_path}")
+        failed = [r for r in results if r.error]
+        for r in failed:
+            err.print(f"error: --{r.decision} {r.ref}: {r.error}", style="red", highlight=False, markup=False)
+        if failed:
+            raise typer.Exit(2)
         return
     if list_:
         items = queue.items(None if status == "all" else status)

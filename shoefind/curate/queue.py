@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from shoefind.errors import PathNotFound, UserError
+from shoefind.images import ImageError, open_image
 from shoefind.walk import open_no_follow
 
 STATUSES = ("accepted", "rejected", "review", "purged")
@@ -100,6 +101,23 @@ class QueueItem:
         return dict(self.__dict__)
 
 
+class NotAcceptable(UserError):
+    """A decision the queue refuses (an unreadable file cannot be accepted)."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one decision of a batch: the item as now stored, or why not."""
+    ref: str
+    decision: str
+    item: QueueItem | None
+    error: str | None
+
+    def as_dict(self) -> dict:
+        return {"ref": self.ref, "decision": self.decision, "ok": self.error is None,
+                "item": self.item.as_dict() if self.item else None, "error": self.error}
+
+
 class ReviewQueue:
     def __init__(self, data_dir: str | os.PathLike):
         self.data_dir = Path(data_dir)
@@ -174,12 +192,17 @@ class ReviewQueue:
         return [self._item(r) for r in rows]
 
     def get(self, ref: str | int) -> QueueItem:
-        """An image by queue id or (a unique prefix of) its sha256."""
+        """An image by queue id or (a unique prefix of) its sha256 (hex digits only: matched
+        exactly, never as a pattern)."""
+        text = str(ref).strip().lower()
         with self.connect() as db:
-            if isinstance(ref, int) or str(ref).isdigit():
-                rows = db.execute("SELECT * FROM images WHERE id=?", (int(ref),)).fetchall()
+            if isinstance(ref, int) or text.isdigit():
+                rows = db.execute("SELECT * FROM images WHERE id=?", (int(text),)).fetchall()
+            elif text and all(c in "0123456789abcdef" for c in text) and len(text) <= 64:
+                rows = db.execute("SELECT * FROM images WHERE substr(sha256, 1, ?) = ?", (len(text), text)).fetchall()
             else:
-                rows = db.execute("SELECT * FROM images WHERE sha256 LIKE ?", (f"{str(ref).lower()}%",)).fetchall()
+                raise KeyError(f"no image {ref} in the review queue: give a queue id or the start of a sha256 "
+                               "(hex digits)")
         if not rows:
             raise KeyError(f"no image {ref} in the review queue")
         if len(rows) > 1:
@@ -261,6 +284,8 @@ class ReviewQueue:
         suffix = Path(item.stored_path).suffix if item.stored_path else ".bin"
         target = self.target_path(status, item.sha256, item.shoe, suffix)
         current = Path(item.stored_path) if item.stored_path else None
+        if status == "accepted" and item.status != "accepted":
+            self._check_decodes(item, current if current and current.is_file() else Path(item.source))
         if current and current.is_file() and current != target:
             self._place(current, target, move=True)
         elif not target.exists():
@@ -306,6 +331,28 @@ class ReviewQueue:
             rows = [row["stored_path"]] if row and row["stored_path"] else []
             rows += [r["path"] for r in db.execute("SELECT path FROM dataset_hashes WHERE sha256=?", (sha256,))]
         return next((Path(p) for p in rows if Path(p).is_file()), None)
+
+    @staticmethod
+    def _check_decodes(item: QueueItem, path: Path) -> None:
+        """Only a readable image may enter the dataset, whatever a person clicks."""
+        if not path.is_file():
+            return  # decide() reports the missing file
+        try:
+            open_image(path)
+        except ImageError as exc:
+            raise NotAcceptable(f"image {item.id} cannot be accepted: {str(exc).split(': ', 1)[-1]} "
+                                "(only a readable image may enter the dataset)") from None
+
+    def decide_many(self, decisions: list[tuple[str, str]], reviewer: str = "reviewer") -> list[Decision]:
+        """Apply each (ref, accept|reject) on its own; every one's outcome is returned, so a
+        bad reference in a batch never hides what was done before or after it."""
+        out = []
+        for ref, decision in decisions:
+            try:
+                out.append(Decision(ref, decision, self.decide(ref, decision, reviewer), None))
+            except (KeyError, ValueError, OSError) as exc:
+                out.append(Decision(ref, decision, None, str(exc).strip("'\"")))
+        return out
 
     def purge(self) -> int:
         """Delete the kept copies of rejected images; their rows stay so they are never re-queued."""

@@ -76,7 +76,7 @@ def test_review_cli_list_accept_reject(queued, data_dir):
     assert len(ids) == 3
     done = runner.invoke(app, ["review", "--accept", str(ids[0]), "--reject", str(ids[1]), "--json"])
     assert done.exit_code == 0, done.output
-    assert [i["status"] for i in json.loads(done.stdout)] == ["accepted", "rejected"]
+    assert [d["item"]["status"] for d in json.loads(done.stdout)] == ["accepted", "rejected"]
     assert len(list((data_dir / "images" / SHOE).iterdir())) == 1
     missing = runner.invoke(app, ["review", "--accept", "999"])
     assert missing.exit_code == 2 and "no image 999" in " ".join(missing.output.split())
@@ -109,3 +109,42 @@ def test_accepted_images_are_hashed_once_not_on_every_run(queued, data_dir):
         return []
     hashes = queued.dataset_hashes(compute)
     assert decoded == [] and [h["sha256"] for h in hashes] == [item.sha256]
+
+
+def test_references_are_matched_exactly_never_as_patterns(queued):
+    item = queued.items("review")[0]
+    sha = item.sha256
+    # '_' and '%' are SQL LIKE wildcards: a reference holding them matches nothing
+    for ref in (sha[:2] + "_" + sha[3:6], sha[:3] + "%", "%", "_" * 8, sha[:4] + "'--"):
+        with pytest.raises(KeyError, match="no image"):
+            queued.get(ref)
+    assert queued.get(sha[:8]).id == item.id and queued.get(sha.upper()).id == item.id
+
+
+def test_a_batch_reports_every_decision(queued, data_dir):
+    from shoefind.cli.main import app
+    ids = [i.id for i in queued.items("review")]
+    out = CliRunner().invoke(app, ["review", "--accept", str(ids[0]), "--accept", "99999",
+                                   "--reject", "a5_3", "--reject", str(ids[1]), "--json"])
+    assert out.exit_code == 2
+    results = json.loads(out.stdout)
+    assert [(r["ref"], r["ok"]) for r in results] == [(str(ids[0]), True), ("99999", False), ("a5_3", False),
+                                                       (str(ids[1]), True)]
+    assert results[1]["error"].startswith("no image 99999")
+    assert queued.get(ids[0]).status == "accepted" and queued.get(ids[1]).status == "rejected"
+    assert "99999" in " ".join(out.stderr.split())
+
+
+def test_an_unreadable_file_cannot_be_accepted(tmp_path, data_dir):
+    crawl = tmp_path / "crawl" / SHOE
+    inputs.photo(crawl / "ok.jpg", seed=1)
+    inputs.empty_file(crawl / "empty.jpg")
+    inputs.html_as_jpg(crawl / "page.jpg")
+    run_filter(crawl.parent, data_dir, checker=None, rules=CrawlRules(without_model="review"))
+    queue = ReviewQueue(data_dir)
+    bad = [i for i in queue.items("rejected")]
+    assert len(bad) == 2
+    results = queue.decide_many([(str(i.id), "accept") for i in bad])
+    assert all(r.error and "cannot be accepted" in r.error for r in results)
+    assert all(queue.get(i.id).status == "rejected" for i in bad)
+    assert not (data_dir / "images").exists() or not any((data_dir / "images").rglob("*.*"))
