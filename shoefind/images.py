@@ -116,7 +116,7 @@ def open_image(src, size_hint: int | None = None, max_pixels: int = MAX_PIXELS) 
         img.load()
         img = ImageOps.exif_transpose(img)
         if img.mode != "RGB":
-            img = _to_rgb(img)
+            img = _to_rgb(img, where)
     except ImageError:
         raise
     except (OSError, ValueError, SyntaxError) as exc:
@@ -127,7 +127,7 @@ def open_image(src, size_hint: int | None = None, max_pixels: int = MAX_PIXELS) 
     return img
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def _to_rgb(img: Image.Image, where: str = "the image") -> Image.Image:
     # Transparent pixels become white (product shots), 16-bit and CMYK are converted.
     if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
@@ -136,4 +136,23 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         return bg
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         return img.point(lambda v: v / 256).convert("L").convert("RGB")
+    if img.mode == "F":
+        return _float_to_rgb(img, where)
     return img.convert("RGB")
+
+
+def _float_to_rgb(img: Image.Image, where: str) -> Image.Image:
+    # A float image (32-bit TIFF) has no fixed range: Pillow's convert() clips it to 0..255,
+    # so a 0..1 image turns black. 0..1 is scaled to 0..255, any other range is stretched.
+    import numpy as np
+    arr = np.asarray(img, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        raise ImageError(f"{where}: refused, a floating-point image with NaN or "
+                         "infinite pixels")
+    lo, hi = float(arr.min()), float(arr.max())
+    if 0.0 <= lo and hi <= 1.0:
+        arr = arr * 255.0
+    elif hi > lo and (lo < 0.0 or hi > 255.0):
+        arr = (arr - lo) / (hi - lo) * 255.0
+    grey = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
+    return grey.convert("RGB")

@@ -161,8 +161,11 @@ def test_claims_of_a_killed_run_are_taken_over(tiny_model, tmp_path):
         time.sleep(60)
     """)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().startswith("([")
-    busy = EmbeddingCache(tmp_path / "emb", enc.cache_key).claim([s for _, s in items])
-    assert sorted(busy[1]) == sorted(s for _, s in items[:3])   # held by the other process
+    probe = EmbeddingCache(tmp_path / "emb", enc.cache_key)
+    claimed, busy = probe.claim([s for _, s in items])
+    assert sorted(busy) == sorted(s for _, s in items[:3])   # held by the other process
+    assert sorted(claimed) == sorted(s for _, s in items[3:])
+    probe.release_all()
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
     report = embed_images(enc, EmbeddingCache(tmp_path / "emb", enc.cache_key), items, batch_size=4)

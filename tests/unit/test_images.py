@@ -49,12 +49,31 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path):
 
 
 def test_cmyk_16bit_and_transparent_become_rgb(tmp_path):
-    Image.new("CMYK", (300, 200), (0, 255, 255, 0)).save(tmp_path / "c.jpg")
-    Image.new("I;16", (300, 200), 40000).save(tmp_path / "g16.png")
+    Image.new("CMYK", (300, 200), (0, 255, 255, 0)).save(tmp_path / "c.jpg")   # cyan 0, magenta+yellow full: red
+    Image.new("I;16", (300, 200), 40000).save(tmp_path / "g16.png")             # 40000/65535 of white
     Image.new("RGBA", (300, 200), (0, 0, 0, 0)).save(tmp_path / "t.png")
-    assert open_image(tmp_path / "c.jpg").mode == "RGB"
-    assert open_image(tmp_path / "g16.png").mode == "RGB"
+    red = open_image(tmp_path / "c.jpg")
+    r, g, b = red.getpixel((150, 100))
+    assert red.mode == "RGB" and r > 240 and g < 15 and b < 15
+    grey = open_image(tmp_path / "g16.png")
+    assert grey.mode == "RGB" and grey.getpixel((150, 100)) == (156, 156, 156)   # 40000 / 256
     assert open_image(tmp_path / "t.png").getpixel((5, 5)) == (255, 255, 255)
+
+
+def test_float32_tiff_is_scaled_not_black(tmp_path):
+    import numpy as np
+    ramp = np.tile(np.linspace(0.0, 1.0, 300, dtype=np.float32), (200, 1))   # 0..1, as float TIFFs are
+    Image.fromarray(ramp, "F").save(tmp_path / "f.tif")
+    img = open_image(tmp_path / "f.tif")
+    assert img.mode == "RGB" and img.getpixel((0, 100)) == (0, 0, 0) and img.getpixel((299, 100)) == (255, 255, 255)
+    assert 120 <= img.getpixel((150, 100))[0] <= 135
+    wide = (ramp * 4000.0 - 1000.0).astype(np.float32)          # any other range is stretched
+    Image.fromarray(wide, "F").save(tmp_path / "w.tif")
+    assert open_image(tmp_path / "w.tif").getpixel((299, 0)) == (255, 255, 255)
+    ramp[5, 5] = np.nan
+    Image.fromarray(ramp, "F").save(tmp_path / "nan.tif")
+    with pytest.raises(ImageError, match="NaN"):
+        open_image(tmp_path / "nan.tif")
 
 
 def test_exif_orientation_is_applied(tmp_path):
