@@ -11,6 +11,7 @@ from shoefind.settings import data_dir as resolve_data_dir
 from shoefind.curate.crawl_checks import load_crawl_rules
 from shoefind.curate.filter import run_filter, summary_markdown
 from shoefind.curate.semantic import load_checker
+from shoefind.encoders.base import ModelUnavailable
 from tasks.filter import PrefectBatchRunner
 
 from .guard import stop
@@ -27,7 +28,10 @@ def filter_flow(folder: str | None = None, data_dir: str | None = None, model: s
     if not Path(folder).is_dir():
         return stop(f"folder {folder} does not exist: nothing to filter")
     crawl_rules = load_crawl_rules(rules)
-    checker, note, detail = load_checker(model, crawl_rules.prompts)
+    try:
+        checker, note, detail = load_checker(model, crawl_rules.prompts)
+    except ModelUnavailable as exc:
+        return stop(str(exc))
     (log.warning if checker is None else log.info)(note + (f": {detail}" if detail else ""))
     result = run_filter(folder, data_dir, checker, note, crawl_rules, batch_size,
                         runner=PrefectBatchRunner(model, rules, crawl_rules.prompts))

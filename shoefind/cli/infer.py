@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
+import typer.core
 
 from shoefind.cli import options as o
 from shoefind.cli.common import (data_layout, err, existing_paths, fail, print_json, say_error, warn_random)
@@ -111,8 +112,30 @@ def _labels(shoe: dict) -> str:
     return "[" + ", ".join(v for v in labels if v) + "]" if any(labels) else ""
 
 
+# Marks an argument that starts with '-' but is query text, past click's option parser.
+_TEXT_MARK = "\x00text:"
+
+
+class DashTextCommand(typer.core.TyperCommand):
+    """A command whose text argument may start with '-': any argument that is not one of its
+    options (`-red shoes`) is read as text, not refused as an unknown option."""
+
+    def parse_args(self, ctx, args):
+        options = {o for p in self.params for o in (*p.opts, *p.secondary_opts) if o.startswith("-")}
+        options |= set(ctx.help_option_names)
+        out, after_dashdash = [], False
+        for arg in args:
+            name = arg.split("=", 1)[0]
+            is_option = name in options or (arg[:2] in options and not arg.startswith("--"))  # -k5
+            if not after_dashdash and arg.startswith("-") and arg not in ("-", "--") and not is_option:
+                arg = _TEXT_MARK + arg
+            after_dashdash = after_dashdash or arg == "--"
+            out.append(arg)
+        return super().parse_args(ctx, out)
+
+
 def search(text: str = typer.Argument(..., help='what to look for, e.g. "white high-top converse"; '
-                                                '"-red" pushes red away (put -- before a text that starts with -)'),
+                                               '"-red shoes" pushes red away'),
            brand: str = typer.Option(None, help="only this brand"), color: str = typer.Option(None, help="only this colour"),
            top: str = typer.Option(None, "--top", help="only this top height (high, mid, low)"),
            sole: str = typer.Option(None, help="only this sole"),
@@ -122,6 +145,7 @@ def search(text: str = typer.Argument(..., help='what to look for, e.g. "white h
     """Search the catalog by text (prompt ensemble against the catalog photos); '-red' pushes red away."""
     root, d = _catalog_folder(dataset, data_dir)
     from shoefind.retrieve.text_search import read_filters, search_catalog
+    text = text.removeprefix(_TEXT_MARK)
     filters = read_filters({"brand": brand, "color": color, "hightop": top, "sole": sole})
     encoder, catalog = _open(model, root, d, runtime, device)
     found = search_catalog(encoder, catalog, text, filters, k=k)

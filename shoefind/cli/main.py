@@ -33,8 +33,11 @@ COMMANDS = {
 app = typer.Typer(help="Find a shoe's name from a photo (CLIP + Prefect).", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False,
                   context_settings={"help_option_names": ["-h", "--help"]})
+# A search may start with '-' ("-red shoes" pushes red away): there, a word that is not one of
+# the command's options is query text.
+COMMAND_CLASSES = {"search": infer.DashTextCommand}
 for _name, _func in COMMANDS.items():
-    app.command(_name)(user_errors(_func))
+    app.command(_name, cls=COMMAND_CLASSES.get(_name))(user_errors(_func))
 app.add_typer(model.app, name="model", help="models: list what is here, make a tiny test model, check one")
 
 

@@ -87,8 +87,10 @@ def judge(scores: dict[str, float], good: str, reject_confidence: float, accept_
 
 
 def load_checker(model: str | None, prompts_name: str = "filter_prompts") -> tuple[SemanticChecker | None, str, str]:
-    """(checker, note, detail). No checker when the model cannot be loaded: note says so in a
-    line, detail says how to supply the model."""
+    """(checker, note, detail). Without a model named (the default one), no checker when it
+    cannot be loaded: note says so in a line, detail says how to supply the model. A model
+    named on purpose that cannot be loaded raises ModelUnavailable: going on without the
+    check the user asked for would sort images by rules they did not choose."""
     from shoefind.settings import model_spec
     from shoefind.encoders.base import ModelUnavailable
     from shoefind.encoders.load import load_model
@@ -97,6 +99,9 @@ def load_checker(model: str | None, prompts_name: str = "filter_prompts") -> tup
     try:
         encoder = load_model(model)
     except ModelUnavailable as exc:
+        if model is not None:
+            raise ModelUnavailable(f"--model {model}: {exc} (or pass --model none to filter without "
+                                   "the semantic check)") from None
         return None, f"semantic check skipped: CLIP model {model_spec(model)} is not available", str(exc)
     note = f"semantic check with {encoder.model_id}"
     if encoder.is_random:

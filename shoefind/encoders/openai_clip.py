@@ -93,7 +93,10 @@ def _load_clip(spec: str, device: str):
             warnings.simplefilter("ignore", FutureWarning)
             return clip.load(str(path), device=device, jit=False)
     except Exception as exc:  # torch raises many kinds for a file that is not a checkpoint
-        raise ModelUnavailable(f"{path} is not a CLIP checkpoint that clip.load can read ({exc})") from exc
+        # torch's own text advises turning off weights_only, i.e. unsafe loading: never shown
+        raise ModelUnavailable(f"{path} is not a CLIP checkpoint: neither a TorchScript archive nor a CLIP "
+                               f"state dict ({type(exc).__name__}); pass a CLIP model name or a real "
+                               "checkpoint file") from None
 
 
 def _file_id(path: Path) -> str:

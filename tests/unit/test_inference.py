@@ -204,3 +204,14 @@ def test_short_context_text_embeddings_equal_the_full_tower(setup):
     with torch.no_grad():
         full = torch.nn.functional.normalize(encoder.model.encode_text(clip.tokenize(texts)).float(), dim=-1)
     np.testing.assert_allclose(encoder.encode_texts(texts), full.numpy(), atol=1e-5)
+
+
+def test_search_text_may_start_with_a_dash(tiny_model, ds, tmp_path):
+    import json
+    from typer.testing import CliRunner
+    from shoefind.cli.main import app
+    out = CliRunner().invoke(app, ["search", "-red shoes", "--dataset", str(ds), "--model", tiny_model,
+                                   "--data-dir", str(tmp_path / "data"), "-k", "3", "--json"])
+    assert out.exit_code == 0, out.output
+    found = json.loads(out.stdout)
+    assert found["pushed_away"] == ["red"] and len(found["results"]) == 3
