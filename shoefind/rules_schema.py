@@ -188,10 +188,10 @@ SCHEMAS: dict[str, type[BaseModel]] = {
 
 
 def schema_for(name: str) -> type[BaseModel] | None:
-    """The schema of rules/<name>.yaml; other crawl-rule sets (crawl_rules_*.yaml) share one."""
+    """The schema of rules/<name>.yaml; variants (crawl_rules_X.yaml, prompts_X.yaml) share one."""
     if name in SCHEMAS:
         return SCHEMAS[name]
-    for prefix in ("crawl_rules", "filter_prompts", "vocabularies"):
+    for prefix in ("crawl_rules", "filter_prompts", "vocabularies", "prompts"):
         if name.startswith(prefix + "_"):
             return SCHEMAS[prefix]
     return None

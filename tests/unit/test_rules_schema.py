@@ -35,7 +35,7 @@ WRONG = [
     ("search_engines", "g:\n  base_url: http://x\n  search_url: http://x\n  thumbnails: []\n  preview_image: [img]\n",
      "g.thumbnails", 4),
     ("change_benchmark", "templates:\n  - id: t\n    text: x\n    keep: [size]\n", "templates.0.keep.0", 4),
-    ("prompts", "attributes:\n  brand:\n    templates: a photo\n", "attributes.brand.templates", 3),
+    ("prompts_shoefind", "attributes:\n  brand:\n    templates: a photo\n", "attributes.brand.templates", 3),
     ("retrieval_prompts", "text_weight: heavy\n", "text_weight", 1),
     ("change_phrases", "negations: 3\n", "negations", 1),
 ]
