@@ -32,6 +32,9 @@ def embed_table_images(table_dir: str, data_dir: str, model: str | None = None, 
         report = embed_images(encoder, cache, items, batch_size=batch_size, progress=advance)
     for path, reason in report.failed:
         log.warning("skipped %s", reason)
+    for shard in cache.damaged:
+        log.warning("damaged cache shard moved to %s; its images were encoded again", shard)
     log.info("%d images: %d already cached, %d encoded, %d unreadable", report.total, report.cached,
              report.encoded, len(report.failed))
-    return report.as_dict() | {"model": encoder.model_id, "cache": str(cache.dir), "runtime": encoder.runtime}
+    return report.as_dict() | {"model": encoder.model_id, "cache": str(cache.dir), "runtime": encoder.runtime,
+                               "damaged_shards": [str(p) for p in cache.damaged]}

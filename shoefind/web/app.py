@@ -52,9 +52,19 @@ def set_query(kind: str, value, label: str) -> None:
     st.session_state["query"] = {"kind": kind, "value": value, "label": label}
 
 
+# The upload cap, kept by the page itself too: `streamlit run` started without shoefind's
+# --server.maxUploadSize (or .streamlit/config.toml) would otherwise take 200 MB.
+MAX_UPLOAD_MB = 50
+
+
 def on_upload() -> None:
     upload = st.session_state.get("upload")
     if upload is not None:
+        if upload.size > MAX_UPLOAD_MB * 1024 * 1024:
+            st.session_state["upload_refused"] = (f"{upload.name} is {upload.size / 2**20:.0f} MB: "
+                                                  f"photos up to {MAX_UPLOAD_MB} MB are accepted")
+            return
+        st.session_state.pop("upload_refused", None)
         set_query("upload", upload.getvalue(), upload.name)
 
 
@@ -67,7 +77,9 @@ def on_pick() -> None:
 def sidebar(catalog) -> dict:
     with st.sidebar:
         st.header("Photo")
-        st.file_uploader("Upload a shoe photo", key="upload", on_change=on_upload)
+        st.file_uploader(f"Upload a shoe photo (up to {MAX_UPLOAD_MB} MB)", key="upload", on_change=on_upload)
+        if refused := st.session_state.get("upload_refused"):
+            st.error(refused)
         paths = catalog.photos["path"].tolist()
         st.selectbox("or pick a catalog photo", [""] + paths, key="pick", on_change=on_pick,
                      format_func=lambda p: Path(p).parent.name[:60] + " / " + Path(p).name if p else "")

@@ -28,8 +28,17 @@ def test_filter_flow_runs_batched_tasks(prefect_harness, tmp_path, data_dir, tin
     s = state.result()
     assert s["files"] == 6 and s["exact_duplicates"] == 1 and s["new"] == 5
     assert s["rejected_by_rule"].get("unreadable") == 1
-    assert s["accepted"] + s["rejected"] + s["queued"] == 5
     assert "RANDOM" in s["semantic"]
+    # the summary matches what was stored: queue rows and the copies on disk, status by status
+    from shoefind.curate.queue import ReviewQueue
+    queue = ReviewQueue(data_dir)
+    counts = queue.counts()
+    assert (counts["accepted"], counts["rejected"], counts["review"]) == (s["accepted"], s["rejected"], s["queued"])
+    assert s["rejected"] >= 1 and counts["accepted"] + counts["rejected"] + counts["review"] == 5
+    on_disk = {status: sum(1 for p in (queue.root / status).glob("*") if p.is_file())
+               for status in ("rejected", "review")}
+    assert on_disk == {"rejected": s["rejected"], "review": s["queued"]}
+    assert sum(1 for p in queue.dataset_dir.rglob("*") if p.is_file()) == s["accepted"]
 
     import anyio
 

@@ -51,3 +51,21 @@ def test_cli_unknown_model_exits_2(prefect_harness, dataset, tmp_path):
     res = CliRunner().invoke(app, ["embed", str(dataset), "--model", str(tmp_path / "nope.pt"),
                                    "--data-dir", str(tmp_path / "data")])
     assert res.exit_code == 2 and "neither a CLIP model name" in res.output
+
+
+def test_embed_heals_a_damaged_cache_and_counts_what_issues_csv_lists(prefect_harness, tiny_model, dataset,
+                                                                       tmp_path):
+    import pandas as pd
+    data = tmp_path / "data"
+    shoe = next(p for p in sorted(dataset.iterdir()) if p.is_dir())
+    for i in range(3):
+        (shoe / f"broken {i}.jpg").write_bytes(b"<html>404</html>")
+    first = embed_flow(str(dataset), str(data), model=tiny_model)
+    issues = pd.read_csv(data / "tables" / "ds" / "issues.csv")
+    assert len(first["failed"]) == (issues.kind == "unreadable-image").sum() == 3
+    assert first["total"] == first["cached"] + first["encoded"] + len(first["failed"]) == 11
+    shard = next(Path(first["cache"]).glob("shard-*.npz"))
+    shard.write_bytes(shard.read_bytes()[:100])     # a truncated shard: BadZipFile
+    healed = embed_flow(str(dataset), str(data), model=tiny_model)
+    assert healed["damaged_shards"] == [str(Path(first["cache"]) / "damaged" / shard.name)]
+    assert healed["encoded"] == 8 and len(healed["failed"]) == 3

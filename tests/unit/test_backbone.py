@@ -48,7 +48,9 @@ def test_fewshot_with_the_backbone_learns_colours(backbone, tmp_path):
     m = comparison.metrics.set_index(["method", "shots"])
     assert set(comparison.metrics["method"]) == {"prototype", "tip-adapter"}
     assert m.loc[("prototype", 4), "top1"] >= 0.75 and m.loc[("tip-adapter", 4), "top1"] >= 0.75
-    assert 1 / len(COLOURS) + 0.3 < 0.75
+    # and far above chance at one shot too (measured values, not constants)
+    chance = 1 / len(COLOURS)
+    assert m.loc[("prototype", 1), "top1"] >= chance + 0.3 and m.loc[("tip-adapter", 1), "top1"] >= chance + 0.3
     with pytest.raises(NoTextSide, match="no text side"):
         compare_methods(backbone, table, cache, ["zeroshot"], [1])
 

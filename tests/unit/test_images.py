@@ -89,3 +89,16 @@ def test_bytes_input_and_missing_file(tmp_path):
     assert open_image(p.read_bytes()).size == (320, 240)
     with pytest.raises(ImageError, match="no such file"):
         open_image(tmp_path / "nope.jpg")
+
+
+def test_upload_cap_is_the_same_however_the_page_starts():
+    # `shoefind web` passes it on the command line, `streamlit run` from the checkout reads
+    # .streamlit/config.toml, and the page itself refuses anything larger
+    import tomllib
+    from shoefind.cli import infer
+    from tests.helpers import REPO
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    app_source = (REPO / "shoefind" / "web" / "app.py").read_text()
+    web_source = __import__("inspect").getsource(infer.web)
+    assert config["server"]["maxUploadSize"] == 50 and config["server"]["address"] == "127.0.0.1"
+    assert "MAX_UPLOAD_MB = 50" in app_source and '"--server.maxUploadSize", "50"' in web_source

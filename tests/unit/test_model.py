@@ -86,3 +86,32 @@ def test_different_weights_get_different_cache_keys(tmp_path):
     a = load_model(str(make_tiny(tmp_path / "a.pt", seed=1)))
     b = load_model(str(make_tiny(tmp_path / "b.pt", seed=2)))
     assert a.cache_key != b.cache_key
+
+
+def test_random_bytes_are_not_a_checkpoint_and_unsafe_loading_is_never_suggested(tmp_path):
+    import os
+    import pickle
+    from typer.testing import CliRunner
+    from shoefind.cli.main import app
+    junk = tmp_path / "weights.pt"
+    junk.write_bytes(os.urandom(4096))
+    marker = tmp_path / "code-ran"
+
+    class Evil:   # a pickle that runs code (creates `marker`) if loaded unsafely
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps(Evil()))
+    for path in (junk, evil):
+        with pytest.raises(ModelUnavailable) as info:
+            load_model(str(path))
+        assert "not a CLIP checkpoint" in str(info.value) and "weights_only" not in str(info.value)
+    assert not marker.exists()
+    crawl = tmp_path / "crawl" / "Nike_Low_Red_Plain Sole_Air"
+    make_photo(crawl / "a.jpg")
+    out = CliRunner().invoke(app, ["filter", str(crawl.parent), "--model", str(junk),
+                                   "--data-dir", str(tmp_path / "data")])
+    text = " ".join(out.output.split())
+    assert out.exit_code == 2 and "not a CLIP checkpoint" in text and "--model none" in text, out.output
+    assert "weights_only" not in text and "Traceback" not in text
+    assert not (tmp_path / "data" / "filter" / "queue.sqlite").exists()   # nothing was sorted
