@@ -377,7 +377,9 @@ class ReviewQueue:
         compute(paths) -> list of ImageCheck-like objects (sha256, phash, dhash, color, pixels).
         """
         from shoefind.images import is_image_name
-        files = [p for p in self.dataset_dir.rglob("*") if p.is_file() and is_image_name(p)
+        from shoefind.walk import list_files
+        # links are not followed (a dataset's link may point anywhere, or at a FIFO)
+        files = [p for p in list_files(self.dataset_dir).files if is_image_name(p)
                  and not p.name.startswith(".")] if self.dataset_dir.is_dir() else []
         with self.connect() as db:
             have = {r["path"]: dict(r) for r in db.execute("SELECT * FROM dataset_hashes")}

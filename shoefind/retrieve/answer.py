@@ -19,6 +19,7 @@ from shoefind.images import is_image_name
 from shoefind.retrieve.compose import ChangeQuery, retrieve
 from shoefind.retrieve.zeroshot import ZeroShotOptions
 from shoefind.errors import UserError
+from shoefind.walk import list_files
 
 
 def expand_photos(inputs: Sequence[str | os.PathLike]) -> list[str]:
@@ -27,8 +28,8 @@ def expand_photos(inputs: Sequence[str | os.PathLike]) -> list[str]:
     for item in inputs:
         p = Path(item).expanduser()
         if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*")
-                           if f.is_file() and is_image_name(f) and not f.name.startswith("."))
+            # symbolic links and special files (a FIFO would block) are not followed
+            found = sorted(str(f) for f in list_files(p).files if is_image_name(f) and not f.name.startswith("."))
             if not found:
                 raise UserError(f"{p}: the folder has no image files")
             out += found
