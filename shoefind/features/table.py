@@ -183,9 +183,10 @@ def dataset_folder_problem(root: str | os.PathLike) -> str | None:
 
 def build_table(root: str | os.PathLike, catalog: str | os.PathLike | None = None,
                 progress: Callable[[int], None] | None = None) -> FeatureTable:
-    """Raises DatasetError when root is not a folder holding image files."""
-    if problem := dataset_folder_problem(root):
-        raise DatasetError(problem)
+    """Raises DatasetError when root is not a folder (an empty folder gives an empty table:
+    callers say what an empty dataset means for them, see dataset_folder_problem)."""
+    if not Path(root).is_dir():
+        raise DatasetError(dataset_folder_problem(root))
     root = Path(root).resolve()
     issues: list[Issue] = []
     shoes: list[dict] = []
