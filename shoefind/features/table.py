@@ -185,6 +185,8 @@ def build_table(root: str | os.PathLike, catalog: str | os.PathLike | None = Non
                 progress: Callable[[int], None] | None = None) -> FeatureTable:
     """Raises DatasetError when root is not a folder (an empty folder gives an empty table:
     callers say what an empty dataset means for them, see dataset_folder_problem)."""
+    if not Path(root).exists():
+        raise PathNotFound(dataset_folder_problem(root))
     if not Path(root).is_dir():
         raise DatasetError(dataset_folder_problem(root))
     root = Path(root).resolve()
