@@ -4,6 +4,7 @@ from __future__ import annotations
 from prefect import flow
 
 from shoefind.checks import dataset_problem, model_problem
+from shoefind.features.stage import with_table_unreadable
 from shoefind.settings import data_dir as resolve_data_dir
 from tasks.embed import embed_table_images
 
@@ -30,20 +31,7 @@ def embed_flow(dataset: str | None = None, data_dir: str | None = None, model: s
     else:
         result = embed_table_images(table_dir, data_dir, model=model, batch_size=batch_size, threads=threads,
                                     runtime=runtime)
-    return _with_table_unreadable(result, table_dir) | {"table": table_dir}
-
-
-def _with_table_unreadable(result: dict, table_dir: str) -> dict:
-    """Count the images the table step found unreadable too, so the summary's unreadable
-    count is what issues.csv lists (they never reach the encoder)."""
-    from pathlib import Path
-
-    from shoefind.features.table import load_table
-    table = load_table(table_dir)
-    known = {f["path"] for f in result["failed"]}
-    unreadable = [{"path": str(Path(table.root) / i.where), "reason": i.message} for i in table.issues
-                  if i.kind == "unreadable-image" and str(Path(table.root) / i.where) not in known]
-    return result | {"total": result["total"] + len(unreadable), "failed": unreadable + list(result["failed"])}
+    return with_table_unreadable(result, table_dir) | {"table": table_dir}
 
 
 if __name__ == "__main__":

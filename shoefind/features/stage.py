@@ -73,8 +73,22 @@ def embed_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, model
     for path, reason in report.failed:
         if log:
             log(f"skipped {reason}")
+    for shard in cache.damaged:
+        if log:
+            log(f"damaged cache shard moved to {shard}; its images were encoded again")
     return report.as_dict() | {"model": encoder.model_id, "cache": str(cache.dir), "runtime": encoder.runtime,
-                               "random_weights": bool(encoder.is_random)}
+                               "random_weights": bool(encoder.is_random),
+                               "damaged_shards": [str(p) for p in cache.damaged]}
+
+
+def with_table_unreadable(result: dict, table_dir: str | os.PathLike) -> dict:
+    """An embed report that also counts the images the table step found unreadable (they never
+    reach the encoder), so its unreadable count is what issues.csv lists."""
+    table = load_table(table_dir)
+    known = {f["path"] for f in result["failed"]}
+    unreadable = [{"path": str(Path(table.root) / i.where), "reason": i.message} for i in table.issues
+                  if i.kind == "unreadable-image" and str(Path(table.root) / i.where) not in known]
+    return result | {"total": result["total"] + len(unreadable), "failed": unreadable + list(result["failed"])}
 
 
 # --- batches on a cluster: the worker side, and the in-process driver (dask.distributed, no Prefect) ---
@@ -198,4 +212,5 @@ def embed_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, model
     else:
         result = embed_table(saved.folder, data_dir, model, batch_size, threads, runtime, device,
                              progress=progress("embedding", len(saved.table.images)) if progress else None, log=log)
-    return result | {"table": str(saved.folder), "issues": [str(i) for i in saved.table.issues]}
+    return with_table_unreadable(result, saved.folder) | {"table": str(saved.folder),
+                                                           "issues": [str(i) for i in saved.table.issues]}

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -242,3 +243,29 @@ def test_shard_of_another_dimension_goes_even_when_it_is_read_first(tiny_model, 
     again = EmbeddingCache.for_encoder(tmp_path, enc)
     assert (again.dir / "damaged" / foreign.name).exists() and len(again) == 3
     assert again.matrix([s for _, s in items]).shape == (3, enc.embed_dim)
+
+
+def test_embed_command_counts_what_issues_csv_lists_and_heals_the_cache(tiny_model, tmp_path, monkeypatch):
+    import pandas as pd
+    from typer.testing import CliRunner
+    from shoefind.cli.main import app
+    from tests.helpers import make_labeled_dataset
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)   # the stage in this process
+    ds = make_labeled_dataset(tmp_path / "ds", n_per_shoe=1)
+    shoe = next(p for p in sorted(ds.iterdir()) if p.is_dir())
+    for i in range(3):
+        (shoe / f"broken {i}.jpg").write_bytes(b"<html>404</html>")
+    args = ["embed", str(ds), "--model", tiny_model, "--data-dir", str(tmp_path / "data"), "--json"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    result = json.loads(first.stdout[first.stdout.index("{"):])
+    issues = pd.read_csv(tmp_path / "data" / "tables" / "ds" / "issues.csv")
+    assert len(result["failed"]) == (issues.kind == "unreadable-image").sum() == 3
+    assert result["total"] == result["cached"] + result["encoded"] + 3
+    shard = next(Path(result["cache"]).glob("shard-*.npz"))
+    shard.write_bytes(shard.read_bytes()[:100])   # truncated: BadZipFile
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    healed = json.loads(again.stdout[again.stdout.index("{"):])
+    assert healed["damaged_shards"] == [str(Path(result["cache"]) / "damaged" / shard.name)]
+    assert healed["encoded"] == result["encoded"] and "Traceback" not in again.output
