@@ -18,6 +18,7 @@ import fcntl
 import logging
 import os
 import re
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -81,6 +82,7 @@ class EmbeddingCache:
         self._index: dict[str, np.ndarray] = {}
         self._seen_shards: set[str] = set()
         self._claims: dict[str, int] = {}  # sha -> fd of the locked claim file
+        self._claims_lock = threading.Lock()  # several threads may share one cache object
         self.damaged: list[Path] = []  # shards moved aside by this object
         self.refresh()
 
@@ -194,16 +196,17 @@ class EmbeddingCache:
         claims = self.dir / "claims"
         claims.mkdir(exist_ok=True)
         claimed, busy = [], []
-        for sha in dict.fromkeys(shas):
-            if sha in self._claims:
+        with self._claims_lock:
+            for sha in dict.fromkeys(shas):
+                if sha in self._claims:
+                    claimed.append(sha)
+                    continue
+                fd = _lock(claims / sha)
+                if fd is None:
+                    busy.append(sha)
+                    continue
+                self._claims[sha] = fd
                 claimed.append(sha)
-                continue
-            fd = _lock(claims / sha)
-            if fd is None:
-                busy.append(sha)
-                continue
-            self._claims[sha] = fd
-            claimed.append(sha)
         if claimed:
             self.refresh()  # a claim freed by a finished writer: its shard is there now
             done = [s for s in claimed if s in self._index]
@@ -214,7 +217,8 @@ class EmbeddingCache:
     def release(self, shas: Iterable[str]) -> None:
         """Give up claims (after the shard holding them landed, or on failure)."""
         for sha in shas:
-            fd = self._claims.pop(sha, None)
+            with self._claims_lock:
+                fd = self._claims.pop(sha, None)
             if fd is None:
                 continue
             try:

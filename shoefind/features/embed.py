@@ -92,7 +92,8 @@ def embed_images(encoder, cache: EmbeddingCache, items: Sequence[tuple[str, str]
             else:
                 waiting = _encode(encoder, cache, rest, batch_size, workers, progress, report)
     finally:
-        cache.release_all()
+        # only this call's claims: other threads may share this cache object
+        cache.release(s for _, s in todo)
     return report
 
 
