@@ -52,10 +52,17 @@ def infer(photos: Annotated[List[Path], typer.Argument(help="photos, or folders 
           k: o.TopK = 5,
           results: int = typer.Option(10, "--results", min=1, help="how many changed shoes to list"),
           runtime: o.RuntimeOpt = None, device: o.DeviceOpt = None,
-          json_out: o.Json = False, prefect: o.Prefect = False):
-    """Which shoe is this? Top shoes, brand/colour/top/sole with confidences, nearest catalog photos."""
+          json_out: o.Json = False, csv_out: Annotated[Optional[Path], typer.Option(
+              "--csv", help="also write the answers to this CSV file (one row per photo and result)",
+              show_default=False)] = None, prefect: o.Prefect = False):
+    """Which shoe is this? Top shoes, brand/colour/top/sole with confidences, nearest catalog photos.
+    A folder shows a progress bar and one summary line per photo."""
+    from shoefind.retrieve.export import INFER_COLUMNS, answer_rows, check_csv_target, write_csv
     existing_paths(photos)
+    if csv_out is not None:
+        check_csv_target(csv_out)
     root, d = _catalog_folder(dataset, data_dir)
+    folder_given = any(Path(p).is_dir() for p in photos)
     options = dict(change=change, method=method, change_method=change_method, k=k, results=results,
                    text_weight=text_weight)
     if api := prefect_api(prefect):
@@ -65,9 +72,19 @@ def infer(photos: Annotated[List[Path], typer.Argument(help="photos, or folders 
         from shoefind.retrieve.answer import answer_photos, expand_photos
         paths = expand_photos(photos)
         encoder, catalog = _open(model, root, d, runtime, device)
-        answer = answer_photos(encoder, catalog, paths, **options)
+        if folder_given:
+            from shoefind.cli.common import progress_bar
+            with progress_bar("identifying photos", len(paths)) as advance:
+                answer = answer_photos(encoder, catalog, paths, progress=advance, **options)
+        else:
+            answer = answer_photos(encoder, catalog, paths, **options)
+    if csv_out is not None:
+        written = write_csv(answer_rows(answer), INFER_COLUMNS, csv_out)
+        err.print(f"answers written to {written}", highlight=False)
     if json_out:
         print_json(answer)
+    elif folder_given:
+        _print_summary(answer)
     else:
         _print_answers(answer)
     failed = [a for a in answer["answers"] if a["error"]]
@@ -107,6 +124,33 @@ def _print_answers(answer: dict) -> None:
         out.print()
 
 
+def _print_summary(answer: dict) -> None:
+    """One line per photo (a folder's answers), then the counts: what a long run needs."""
+    from collections import Counter
+
+    from rich.console import Console
+    from rich.table import Table
+    out = Console(highlight=False)
+    answers = answer["answers"]
+    table = Table("photo", "identified", "probability", "brand", "colour", "top", "in catalog",
+                  title=f"{len(answers)} photos", title_justify="left")
+    for a in answers:
+        if a["error"]:
+            continue
+        shoe, attrs = a["shoe"], a["attributes"]
+        table.add_row(Path(a["photo"]).name, shoe["shoe"], f"{shoe['probability']:.0%}",
+                      *[attrs[k]["value"] if k in attrs else "" for k in ("brand", "color", "hightop")],
+                      (a.get("catalog_shoe") or {}).get("shoe", "") if a.get("in_catalog") else "")
+    out.print(table)
+    done = [a for a in answers if not a["error"]]
+    methods = Counter(a["method"] for a in done)
+    shoes = Counter(a["shoe"]["shoe"] for a in done)
+    out.print(f"{len(done)} identified, {len(answers) - len(done)} failed; method: "
+              + ", ".join(f"{m} ({n})" for m, n in methods.items()))
+    if done:
+        out.print("most frequent: " + ", ".join(f"{s} ({n})" for s, n in shoes.most_common(5)))
+
+
 def _labels(shoe: dict) -> str:
     labels = [shoe.get(a, "") for a in ("brand", "color", "hightop")]
     return "[" + ", ".join(v for v in labels if v) + "]" if any(labels) else ""
@@ -141,14 +185,23 @@ def search(text: str = typer.Argument(..., help='what to look for, e.g. "white h
            sole: str = typer.Option(None, help="only this sole"),
            dataset: o.DatasetOpt = None, model: o.Model = None, data_dir: o.DataDir = None,
            k: Annotated[int, typer.Option("-k", min=1, help="how many shoes to list")] = 10,
-           runtime: o.RuntimeOpt = None, device: o.DeviceOpt = None, json_out: o.Json = False):
+           runtime: o.RuntimeOpt = None, device: o.DeviceOpt = None, json_out: o.Json = False,
+           csv_out: Annotated[Optional[Path], typer.Option(
+               "--csv", help="also write the results to this CSV file (one row per result)",
+               show_default=False)] = None):
     """Search the catalog by text (prompt ensemble against the catalog photos); '-red' pushes red away."""
+    from shoefind.retrieve.export import SEARCH_COLUMNS, check_csv_target, search_rows, write_csv
+    if csv_out is not None:
+        check_csv_target(csv_out)
     root, d = _catalog_folder(dataset, data_dir)
     from shoefind.retrieve.text_search import read_filters, search_catalog
     text = text.removeprefix(_TEXT_MARK)
     filters = read_filters({"brand": brand, "color": color, "hightop": top, "sole": sole})
     encoder, catalog = _open(model, root, d, runtime, device)
     found = search_catalog(encoder, catalog, text, filters, k=k)
+    if csv_out is not None:
+        written = write_csv(search_rows(found, text), SEARCH_COLUMNS, csv_out)
+        err.print(f"results written to {written}", highlight=False)
     if json_out:
         print_json(found)
         return

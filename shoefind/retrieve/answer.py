@@ -41,11 +41,12 @@ def expand_photos(inputs: Sequence[str | os.PathLike]) -> list[str]:
 def answer_photos(encoder, catalog: Catalog, photos: Sequence, change: str | None = None,
                   method: str = "auto", change_method: str = "constraints", k: int = 5,
                   neighbours: int = 5, results: int = 10, text_weight: float | None = None,
-                  options: ZeroShotOptions | None = None) -> dict:
+                  options: ZeroShotOptions | None = None, progress=None) -> dict:
     """Identify each photo (paths or bytes); with `change`, also find catalog shoes changed as it says.
-    `options`: the zero-shot prompts, vocabulary, filter and fallback (and the change's prompts)."""
+    `options`: the zero-shot prompts, vocabulary, filter and fallback (and the change's prompts);
+    `progress(n)`: called as photos are encoded."""
     options = options or ZeroShotOptions()
-    queries = encode_queries(encoder, catalog, photos)
+    queries = encode_queries(encoder, catalog, photos, progress=progress)
     name, classifier = classifier_for(encoder, catalog, method, options)
     ok = queries.ok
     ident = classifier.identify(queries.embeddings[ok]) if ok else None

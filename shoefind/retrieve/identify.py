@@ -203,12 +203,14 @@ class QueryPhotos:
         return [i for i, e in enumerate(self.errors) if e is None]
 
 
-def encode_queries(encoder, catalog: Catalog | None, photos: Sequence, batch_size: int | None = None
-                   ) -> QueryPhotos:
+def encode_queries(encoder, catalog: Catalog | None, photos: Sequence, batch_size: int | None = None,
+                   progress: Callable[[int], None] | None = None) -> QueryPhotos:
     """Decode and encode photos (paths or bytes) in batches; a bad photo fails alone.
 
-    A photo already in the catalog (same bytes) reuses its cached embedding.
+    A photo already in the catalog (same bytes) reuses its cached embedding. `progress(n)` is
+    called as photos are done.
     """
+    advance = progress or (lambda _n: None)
     n = len(photos)
     labels = [("uploaded photo" if isinstance(p, (bytes, bytearray)) else str(p)) for p in photos]
     errors: list[str | None] = [None] * n
@@ -230,6 +232,7 @@ def encode_queries(encoder, catalog: Catalog | None, photos: Sequence, batch_siz
             emb[i] = catalog.embeddings[row]
         else:
             todo.append(i)
+    advance(n - len(todo))
     bs = batch_size or encoder.batch_size
     for start in range(0, len(todo), bs):
         chunk, tensors = [], []
@@ -241,6 +244,7 @@ def encode_queries(encoder, catalog: Catalog | None, photos: Sequence, batch_siz
                 errors[i] = str(exc)
         if tensors:
             emb[chunk] = encoder.encode_tensors(torch.stack(tensors))
+        advance(len(todo[start:start + bs]))
     return QueryPhotos(labels, emb, errors, rows)
 
 
