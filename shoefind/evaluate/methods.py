@@ -123,6 +123,7 @@ class Comparison:
     # method -> task -> (classes, confusion matrix) and the test photos' predictions, at the largest k (reports)
     confusion: dict[str, dict[str, tuple[list[str], np.ndarray]]] = field(default_factory=dict)
     predictions: dict[str, pd.DataFrame] = field(default_factory=dict)     # method -> path, <task>_true/_pred
+    options: dict = field(default_factory=dict)                          # zero-shot options (prompt set...)
 
     def best(self, task: str = "name") -> str | None:
         """The learned method with the best top-1 (then top-5) on `task` at the largest k."""
@@ -210,7 +211,7 @@ def compare_methods(encoder, table: FeatureTable, cache: EmbeddingCache, methods
                 say(f"{method:11s} k={k:<2d} {spec.task:8s} top-1 {top1:.1%}  top-5 {top5:.1%}")
     metrics = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     return Comparison(metrics, split, fitted, encoder.model_id, getattr(encoder, "is_random", False), skipped,
-                      details, support, confusion, predictions)
+                      details, support, confusion, predictions, (options or ZeroShotOptions()).describe())
 
 
 def _record_predictions(confusion, predictions, method, spec, clf, test, test_x, truth, keep) -> None:

@@ -62,7 +62,8 @@ def save_learned(data_dir: str | os.PathLike, comparison: Comparison, encoder, d
                 "created": datetime.now(timezone.utc).isoformat(), "shots": comparison.split.shots,
                 "seed": comparison.split.seed, "best": best, "files": files,
                 "classes": {t: sorted(set(labels)) for t, (_x, labels) in comparison.support.items()},
-                "comparison": json.loads(metrics.to_json(orient="records"))}
+                "comparison": json.loads(metrics.to_json(orient="records")),
+                "zeroshot_options": comparison.options}
     tmp = out / ".manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=2))
     os.replace(tmp, out / "manifest.json")
@@ -164,7 +165,9 @@ def _best_among(manifest: dict, task: str, among: tuple[str, ...]) -> str | None
 
 def load_method(folder: Path, manifest: dict, method: str, encoder, table: FeatureTable) -> LearnedClassifier:
     classifiers = {}
-    for spec in task_specs(encoder, table):
+    from shoefind.retrieve.zeroshot import ZeroShotOptions
+    options = ZeroShotOptions.parse(**(manifest.get("zeroshot_options") or {}))   # the prompts it learned with
+    for spec in task_specs(encoder, table, options):
         clf = load_classifier(folder, manifest, method, spec, encoder)
         if clf is None and spec.text is not None:
             clf = ZeroShotClassifier(spec.classes, spec.text, encoder.logit_scale)
