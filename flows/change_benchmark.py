@@ -15,14 +15,15 @@ from .guard import stop
 
 @flow(name="evaluate-change")
 def evaluate_change_flow(dataset: str | None = None, data_dir: str | None = None, model: str | None = None,
-                         catalog: str | None = None, batch_size: int = 32) -> str:
+                         catalog: str | None = None, batch_size: int = 32, zeroshot: dict | None = None) -> str:
+    """zeroshot: prompts (also the change's query texts), vocabulary, filter_attributes, fallback."""
     data_dir = str(resolve_data_dir(data_dir))
     dataset = dataset_path(dataset, data_dir)
     if problem := dataset_problem(dataset) or model_problem(model):
         return stop(problem)
     embedded = embed_flow(dataset, data_dir, model=model, catalog=catalog, batch_size=batch_size)
     try:
-        return evaluate_change_task(embedded["table"], data_dir, model=model)
+        return evaluate_change_task(embedded["table"], data_dir, model=model, zeroshot=zeroshot)
     except EmptyCatalog as exc:
         return stop(str(exc))
 

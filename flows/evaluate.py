@@ -19,10 +19,11 @@ from .guard import stop
 def evaluate_flow(dataset: str | None = None, data_dir: str | None = None, model: str | None = None,
                   catalog: str | None = None, batch_size: int = 32,
                   method: str = "zeroshot", shots: str | None = None, seed: int = 0, cluster: str | None = None,
-                  runtime: str | None = None) -> str:
+                  runtime: str | None = None, zeroshot: dict | None = None) -> str:
     """cluster: None (this process), local:N or a Dask scheduler address (embedding runs there).
 
     model: one spec, or several as A,B,C: each is embedded, then all are compared side by side.
+    zeroshot: prompts, vocabulary, filter_attributes, fallback (shoefind.retrieve.zeroshot.ZeroShotOptions).
     """
     data_dir = str(resolve_data_dir(data_dir))
     dataset = dataset_path(dataset, data_dir)
@@ -41,8 +42,9 @@ def evaluate_flow(dataset: str | None = None, data_dir: str | None = None, model
     embedded = embed_flow(dataset, data_dir, model=model, catalog=catalog, batch_size=batch_size,
                           cluster=cluster, runtime=runtime)
     if method != "zeroshot" or shots:  # methods compared on one k-shot split (issue 6)
-        return compare_methods_task(embedded["table"], data_dir, model=model, method=method, shots=shots, seed=seed)
-    return evaluate_zero_shot_task(embedded["table"], data_dir, model=model, runtime=runtime)
+        return compare_methods_task(embedded["table"], data_dir, model=model, method=method, shots=shots, seed=seed,
+                                    zeroshot=zeroshot)
+    return evaluate_zero_shot_task(embedded["table"], data_dir, model=model, runtime=runtime, zeroshot=zeroshot)
 
 
 if __name__ == "__main__":

@@ -40,14 +40,15 @@ def answer_markdown(answer: dict) -> str:
 @flow(name="infer")
 def infer_flow(image: str | list[str], change: str | None = None, dataset: str | None = None,
                data_dir: str | None = None, model: str | None = None, method: str = "auto",
-               change_method: str = "constraints", k: int = 5, results: int = 10) -> dict:
+               change_method: str = "constraints", k: int = 5, results: int = 10,
+               zeroshot: dict | None = None) -> dict:
     data_dir = str(resolve_data_dir(data_dir))
     photos = [image] if isinstance(image, str) else list(image)
     if problem := model_problem(model):
         return stop(problem)
     try:
         answer = infer_task(photos, dataset_path(dataset, data_dir), data_dir, model=model, change=change,
-                            method=method, change_method=change_method, k=k, results=results)
+                            method=method, change_method=change_method, k=k, results=results, zeroshot=zeroshot)
     except (EmptyCatalog, ValueError, FileNotFoundError) as exc:
         return stop(str(exc))
     create_markdown_artifact(answer_markdown(answer), key="infer-answer", description="shoefind inference")

@@ -11,6 +11,7 @@ from shoefind.encoders.load import load_model
 from shoefind.evaluate.report import new_run_dir, write_evaluation
 from shoefind.evaluate.report_html import artifact_markdown
 from shoefind.features.table import load_table
+from shoefind.retrieve.zeroshot import ZeroShotOptions
 from .artifacts import publish_metrics
 
 from .embed import embedding_cache
@@ -18,12 +19,12 @@ from .embed import embedding_cache
 
 @task(name="evaluate-zero-shot", cache_policy=NO_CACHE)
 def evaluate_zero_shot_task(table_dir: str, data_dir: str, model: str | None = None,
-                            runtime: str | None = None) -> str:
+                            runtime: str | None = None, zeroshot: dict | None = None) -> str:
     """Score every embedded image; write the run folder; returns its path."""
     log = get_run_logger()
     encoder = load_model(model, runtime=runtime)
     table = load_table(table_dir)
-    evaluation = evaluate_zero_shot(encoder, table, embedding_cache(data_dir, encoder))
+    evaluation = evaluate_zero_shot(encoder, table, embedding_cache(data_dir, encoder), ZeroShotOptions.of(zeroshot))
     run_dir = new_run_dir(Path(data_dir), "evaluate", table.root.name)
     write_evaluation(run_dir, evaluation, str(table.root))
     publish_metrics(evaluation.metrics, "zero-shot-metrics",

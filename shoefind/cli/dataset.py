@@ -56,16 +56,35 @@ def evaluate(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, mod
                                                       "(composed retrieval: Recall@k, MRR)"),
              method: o.Methods = None, shots: o.Shots = None, seed: o.Seed = 0,
              cluster: o.Cluster = None, runtime: o.RuntimeOpt = None, device: o.DeviceOpt = None,
-             json_out: o.Json = False, prefect: o.Prefect = False):
+             prompts: o.Prompts = None, vocabulary: o.Vocabulary = None, filter_attributes: o.FilterAttributes = None,
+             fallback: o.Fallback = None, json_out: o.Json = False, prefect: o.Prefect = False):
     """Top-1/top-5 per attribute and shoe name (zero-shot, or --method/--shots to compare learned methods)."""
     root, d = dataset_folder(dataset, dataset_opt, data_dir)
     comparing = bool(method and method != "zeroshot") or bool(shots) or model == "efficientnet-lite0"
     if task == "change" and comparing:
         fail("--method and --shots apply to --task zeroshot (attribute and name classification)")
     common = dict(dataset=str(root), data_dir=str(d), model=model, catalog=str(catalog) if catalog else None,
-                  batch_size=batch_size, cluster=cluster, runtime=runtime, device=device)
+                  batch_size=batch_size, cluster=cluster, runtime=runtime, device=device,
+                  zeroshot=o.zeroshot(prompts, vocabulary, filter_attributes, fallback))
     if task == "change":
         run_dir = run_stage("evaluate-change", prefect, **common)
     else:
         run_dir = run_stage("evaluate", prefect, **common, method=method or "zeroshot", shots=shots, seed=seed)
     show_run(Path(run_dir), json_out)
+
+
+def prompts(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, catalog: o.Catalog = None,
+            data_dir: o.DataDir = None, prompt_set: o.Prompts = None, vocabulary: o.Vocabulary = None,
+            filter_attributes: o.FilterAttributes = None, json_out: o.Json = False):
+    """Every prompt each task would send to the model for this dataset's shoes (no model needed)."""
+    root, _d = dataset_folder(dataset, dataset_opt, data_dir)
+    from shoefind.features.table import build_table
+    from shoefind.retrieve.prompt_listing import listing_lines, prompt_listing
+    from shoefind.retrieve.zeroshot import ZeroShotOptions
+    options = ZeroShotOptions.parse(prompts=prompt_set, vocabulary=vocabulary, filter_attributes=filter_attributes)
+    table = build_table(root, catalog=catalog)
+    listing = prompt_listing(table.shoes, options, table.attributes) | {"dataset": str(root)}
+    if json_out:
+        print_json(listing)
+    else:
+        print("\n".join(listing_lines(listing)))

@@ -52,7 +52,8 @@ def infer(photos: Annotated[List[Path], typer.Argument(help="photos, or folders 
           k: o.TopK = 5,
           results: int = typer.Option(10, "--results", min=1, help="how many changed shoes to list"),
           runtime: o.RuntimeOpt = None, device: o.DeviceOpt = None,
-          json_out: o.Json = False, csv_out: Annotated[Optional[Path], typer.Option(
+          prompts: o.Prompts = None, vocabulary: o.Vocabulary = None, filter_attributes: o.FilterAttributes = None,
+          fallback: o.Fallback = None, json_out: o.Json = False, csv_out: Annotated[Optional[Path], typer.Option(
               "--csv", help="also write the answers to this CSV file (one row per photo and result)",
               show_default=False)] = None, prefect: o.Prefect = False):
     """Which shoe is this? Top shoes, brand/colour/top/sole with confidences, nearest catalog photos.
@@ -65,19 +66,22 @@ def infer(photos: Annotated[List[Path], typer.Argument(help="photos, or folders 
     folder_given = any(Path(p).is_dir() for p in photos)
     options = dict(change=change, method=method, change_method=change_method, k=k, results=results,
                    text_weight=text_weight)
+    zeroshot = o.zeroshot(prompts, vocabulary, filter_attributes, fallback)
     if api := prefect_api(prefect):
         answer = run_flow("flows.infer:infer_flow", api, image=[str(p) for p in photos], dataset=str(root),
-                          data_dir=str(d), model=model, **options)
+                          data_dir=str(d), model=model, zeroshot=zeroshot, **options)
     else:
         from shoefind.retrieve.answer import answer_photos, expand_photos
+        from shoefind.retrieve.zeroshot import ZeroShotOptions
         paths = expand_photos(photos)
         encoder, catalog = _open(model, root, d, runtime, device)
         if folder_given:
             from shoefind.cli.common import progress_bar
             with progress_bar("identifying photos", len(paths)) as advance:
-                answer = answer_photos(encoder, catalog, paths, progress=advance, **options)
+                answer = answer_photos(encoder, catalog, paths, progress=advance, **options,
+                                       options=ZeroShotOptions.of(zeroshot))
         else:
-            answer = answer_photos(encoder, catalog, paths, **options)
+            answer = answer_photos(encoder, catalog, paths, **options, options=ZeroShotOptions.of(zeroshot))
     if csv_out is not None:
         written = write_csv(answer_rows(answer), INFER_COLUMNS, csv_out)
         err.print(f"answers written to {written}", highlight=False)
@@ -185,7 +189,8 @@ def search(text: str = typer.Argument(..., help='what to look for, e.g. "white h
            sole: str = typer.Option(None, help="only this sole"),
            dataset: o.DatasetOpt = None, model: o.Model = None, data_dir: o.DataDir = None,
            k: Annotated[int, typer.Option("-k", min=1, help="how many shoes to list")] = 10,
-           runtime: o.RuntimeOpt = None, device: o.DeviceOpt = None, json_out: o.Json = False,
+           runtime: o.RuntimeOpt = None, device: o.DeviceOpt = None, prompts: o.Prompts = None,
+           json_out: o.Json = False,
            csv_out: Annotated[Optional[Path], typer.Option(
                "--csv", help="also write the results to this CSV file (one row per result)",
                show_default=False)] = None):
@@ -198,7 +203,7 @@ def search(text: str = typer.Argument(..., help='what to look for, e.g. "white h
     text = text.removeprefix(_TEXT_MARK)
     filters = read_filters({"brand": brand, "color": color, "hightop": top, "sole": sole})
     encoder, catalog = _open(model, root, d, runtime, device)
-    found = search_catalog(encoder, catalog, text, filters, k=k)
+    found = search_catalog(encoder, catalog, text, filters, k=k, prompts=prompts)
     if csv_out is not None:
         written = write_csv(search_rows(found, text), SEARCH_COLUMNS, csv_out)
         err.print(f"results written to {written}", highlight=False)

@@ -19,12 +19,13 @@ def learn(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model:
           max_epochs: int = typer.Option(50, "--max-epochs", min=1,
                                          help="CoOp epochs at most (early stop on a validation fold)"),
           batch_size: o.BatchSize = 32, cluster: o.Cluster = None, runtime: o.RuntimeOpt = None,
-          device: o.DeviceOpt = None, json_out: o.Json = False, prefect: o.Prefect = False):
+          device: o.DeviceOpt = None, prompts: o.Prompts = None, vocabulary: o.Vocabulary = None,
+          json_out: o.Json = False, prefect: o.Prefect = False):
     """Learn few-shot and CoOp classifiers from the labeled photos, compare them with zero-shot on a held-out
     split, and save them for inference (the best one is used)."""
     root, d = dataset_folder(dataset, dataset_opt, data_dir)
     run_dir = run_stage("learn", prefect, dataset=str(root), data_dir=str(d), model=model,
                         catalog=str(catalog) if catalog else None, method=method, shots=shots, seed=seed,
                         n_ctx=n_ctx, class_specific=class_specific, max_epochs=max_epochs, batch_size=batch_size,
-                        cluster=cluster, runtime=runtime, device=device)
+                        cluster=cluster, runtime=runtime, device=device, zeroshot=o.zeroshot(prompts, vocabulary))
     show_run(Path(run_dir), json_out)

@@ -23,6 +23,7 @@ COMMANDS = {
     "table":    dataset.table,             # the feature table of a labeled photo folder
     "embed":    dataset.embed,             # cache image embeddings
     "evaluate": dataset.evaluate,          # top-1/top-5 per attribute, method comparisons
+    "prompts":  dataset.prompts,           # every prompt each task sends to the model
     "learn":    learn.learn,               # few-shot, CoOp: learn from the labeled photos
     "infer":    infer.infer,               # which shoe is this photo (and change it in words)
     "search":   infer.search,              # find shoes by words

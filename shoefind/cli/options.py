@@ -26,6 +26,8 @@ Runtime = Literal["auto", "torch", "bf16", "onnx", "onnx-int8"]
 Device = Literal["auto", "cpu", "cuda"]
 EvaluateTask = Literal["zeroshot", "change"]
 ChangeMethod = Literal["constraints", "fusion", "baseline"]
+VocabularyChoice = Literal["catalog", "full"]
+FallbackChoice = Literal["name", "relax"]
 ReviewStatus = Literal["review", "accepted", "rejected", "purged", "all"]
 
 
@@ -97,3 +99,48 @@ Methods = Annotated[Optional[str], typer.Option(
     "--method", show_default=False,
     help="comma list of zeroshot, fewshot, coop (compared on one held-out k-shot split)")]
 Seed = Annotated[int, typer.Option("--seed", min=0, help="random seed (the split is saved with the run)")]
+
+
+# --- zero-shot identification (the 5-step method) and its prompts ------------------------------
+def _prompt_set(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from shoefind.prompts import prompt_set_names
+    if value not in prompt_set_names():
+        raise typer.BadParameter(f"'{value}': choose a prompt set: {', '.join(prompt_set_names())} "
+                                 "(rules/prompts_NAME.yaml)")
+    return value
+
+
+def _filter_attributes(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from shoefind.vocab import ATTRIBUTES
+    names = [v.strip().lower() for v in value.split(",") if v.strip()]
+    if unknown := [v for v in names if v not in ATTRIBUTES]:
+        raise typer.BadParameter(f"'{unknown[0]}': give a comma list of {', '.join(ATTRIBUTES)}")
+    return ",".join(names)
+
+
+Prompts = Annotated[Optional[str], typer.Option(
+    "--prompts", callback=_prompt_set, show_default=False,
+    help="prompt set: shoefind (default) or seed (the seed project's templates verbatim); rules/prompts_NAME.yaml")]
+Vocabulary = Annotated[Optional[VocabularyChoice], typer.Option(
+    "--vocabulary", show_default=False,
+    help="attribute classes the 5-step method scores: catalog (the values the catalog's shoes have; default) "
+         "or full (every vocabulary value)")]
+FilterAttributes = Annotated[Optional[str], typer.Option(
+    "--filter-attributes", callback=_filter_attributes, show_default=False,
+    help="attributes the 5-step filter matches, a comma list (default brand,color,hightop; add sole to use it)")]
+Fallback = Annotated[Optional[FallbackChoice], typer.Option(
+    "--fallback", show_default=False,
+    help="when the 5-step filter keeps no shoe: name (the best name match, as the seed; default) or relax "
+         "(drop the least confident attribute until a shoe is left)")]
+
+
+def zeroshot(prompts: str | None = None, vocabulary: str | None = None, filter_attributes: str | None = None,
+             fallback: str | None = None) -> dict | None:
+    """The zero-shot options as stages and flows take them (None: every default)."""
+    given = {"prompts": prompts, "vocabulary": vocabulary, "filter_attributes": filter_attributes,
+             "fallback": fallback}
+    return {k: v for k, v in given.items() if v is not None} or None

@@ -26,7 +26,8 @@ def _slug(text: str) -> str:
 
 
 def metrics_markdown(metrics: pd.DataFrame, title: str, notes: list[str] = ()) -> str:
-    lines = [f"# {title}", ""] + [f"> {n}" for n in notes] + ([""] if notes else [])
+    # one quoted line per note ("  " ends a markdown line, so the notes do not run together)
+    lines = [f"# {title}", ""] + [f"> {n}  " for n in notes] + ([""] if notes else [])
     lines += ["| task | classes | images | top-1 | top-5 |", "|---|---:|---:|---:|---:|"]
     for r in metrics.itertuples():
         lines.append(f"| {r.task} | {r.classes} | {r.images} | {_percent(r.top1)} | {_percent(r.top5)} |")

@@ -42,15 +42,16 @@ def _loaded(table_dir, data_dir, model, runtime=None, device=None):
 
 
 def evaluate_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, model: str | None = None,
-                   runtime: str | None = None, device: str | None = None) -> RunReport:
+                   runtime: str | None = None, device: str | None = None, zeroshot: dict | None = None) -> RunReport:
     """Zero-shot top-1/top-5 per attribute and shoe name of every embedded image."""
     from shoefind.evaluate.attributes import evaluate_zero_shot
     from shoefind.evaluate.report import metrics_markdown, new_run_dir, write_evaluation
     encoder, table, cache = _loaded(table_dir, data_dir, model, runtime, device)
-    evaluation = evaluate_zero_shot(encoder, table, cache)
+    from shoefind.retrieve.zeroshot import ZeroShotOptions
+    evaluation = evaluate_zero_shot(encoder, table, cache, ZeroShotOptions.of(zeroshot))
     run_dir = new_run_dir(Path(data_dir), "evaluate", table.root.name)
     write_evaluation(run_dir, evaluation, str(table.root))
-    notes = [f"model: {evaluation.model_id}", f"reports: {run_dir}"]
+    notes = [f"model: {evaluation.model_id}", f"reports: {run_dir}"] + list(evaluation.notes)
     if evaluation.random_weights:
         notes.insert(1, "RANDOM weights: the accuracy below means nothing")
     return RunReport(run_dir, evaluation.metrics,
@@ -61,7 +62,8 @@ def evaluate_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, mo
 
 def compare_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, model: str | None = None,
                   method: str | None = None, shots: str | None = None, seed: int = 0,
-                  coop_options: dict | None = None, save: bool = False, log: Log | None = None) -> RunReport:
+                  coop_options: dict | None = None, save: bool = False, log: Log | None = None,
+                  zeroshot: dict | None = None) -> RunReport:
     """Fit and score the methods at each k on one split; write the run folder (and, with save, the
     learned classifiers that inference then uses)."""
     from shoefind.evaluate.methods import compare_methods, default_methods
@@ -70,8 +72,9 @@ def compare_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, mod
     from shoefind.features.splits import parse_shots
     encoder, table, cache = _loaded(table_dir, data_dir, model)
     methods = [m for m in (method or default_methods(encoder)).replace(" ", "").split(",") if m]
+    from shoefind.retrieve.zeroshot import ZeroShotOptions
     comparison = compare_methods(encoder, table, cache, methods, parse_shots(shots), seed=seed,
-                                 coop_options=coop_options, log=log)
+                                 coop_options=coop_options, log=log, options=ZeroShotOptions.of(zeroshot))
     run_dir = new_run_dir(Path(data_dir), "learn" if save else "compare", table.root.name)
     write_comparison(run_dir, comparison, str(table.root), methods)
     extra = {}
@@ -91,14 +94,17 @@ def compare_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, mod
 
 
 def evaluate_change_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, model: str | None = None,
-                          runtime: str | None = None, device: str | None = None) -> RunReport:
+                          runtime: str | None = None, device: str | None = None,
+                          zeroshot: dict | None = None) -> RunReport:
     """Recall@1/5/10 and MRR of every change-in-words method."""
     from shoefind.evaluate.change import evaluate_change
     from shoefind.evaluate.change_report import change_markdown, write_change_benchmark
     from shoefind.evaluate.report import new_run_dir
     from shoefind.features.catalog import catalog_from_table
     encoder, table, cache = _loaded(table_dir, data_dir, model, runtime, device)
-    bench = evaluate_change(encoder, catalog_from_table(table, cache, encoder.model_id))
+    from shoefind.retrieve.zeroshot import ZeroShotOptions
+    bench = evaluate_change(encoder, catalog_from_table(table, cache, encoder.model_id),
+                            options=ZeroShotOptions.of(zeroshot))
     run_dir = new_run_dir(Path(data_dir), "evaluate-change", table.root.name)
     write_change_benchmark(run_dir, bench, str(table.root))
     return RunReport(run_dir, bench.metrics,
@@ -161,8 +167,9 @@ def evaluate_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, mo
                      catalog: str | os.PathLike | None = None, batch_size: int = 32, task: str = "zeroshot",
                      method: str = "zeroshot", shots: str | None = None, seed: int = 0,
                      cluster: str | None = None, runtime: str | None = None, device: str | None = None,
-                     progress=None, log: Log | None = None) -> RunReport:
+                     zeroshot: dict | None = None, progress=None, log: Log | None = None) -> RunReport:
     """The whole evaluate stage in this process: table -> embeddings -> scores -> run folder.
+    `zeroshot`: the zero-shot options (prompt set, vocabulary, filter, fallback) as a dict.
 
     An image-only model (no text side) is compared with the learned methods it can run.
     """
@@ -180,10 +187,13 @@ def evaluate_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, mo
         raise UserError("--method and --shots apply to the zeroshot task (attribute and name classification)")
     if compare:
         methods_check(model, method)
+    from shoefind.retrieve.zeroshot import ZeroShotOptions
+    zeroshot = ZeroShotOptions.of(zeroshot).describe()      # a bad option fails before any work
     embedded = embed_dataset(dataset, data_dir, model, catalog, batch_size, cluster=cluster, runtime=runtime,
                              device=device, progress=progress, log=log)
     if task == "change":
-        return evaluate_change_table(embedded["table"], data_dir, model, runtime, device)
+        return evaluate_change_table(embedded["table"], data_dir, model, runtime, device, zeroshot)
     if compare:
-        return compare_table(embedded["table"], data_dir, model, method, shots or "16", seed, log=log)
-    return evaluate_table(embedded["table"], data_dir, model, runtime, device)
+        return compare_table(embedded["table"], data_dir, model, method, shots or "16", seed, log=log,
+                             zeroshot=zeroshot)
+    return evaluate_table(embedded["table"], data_dir, model, runtime, device, zeroshot)

@@ -21,10 +21,14 @@ def open_model_and_catalog(model: str | None, dataset: str | os.PathLike, data_d
 def infer_photos(photos: Sequence[str | os.PathLike], dataset: str | os.PathLike, data_dir: str | os.PathLike,
                  model: str | None = None, change: str | None = None, method: str = "auto",
                  change_method: str = "constraints", k: int = 5, results: int = 10,
-                 text_weight: float | None = None, runtime: str | None = None, device: str | None = None) -> dict:
-    """Answers for every photo (a folder stands for its photos); an unusable photo gets an `error`."""
+                 text_weight: float | None = None, runtime: str | None = None, device: str | None = None,
+                 zeroshot: dict | None = None) -> dict:
+    """Answers for every photo (a folder stands for its photos); an unusable photo gets an `error`.
+    `zeroshot`: the zero-shot options (prompt set, vocabulary, filter, fallback) as a dict."""
     from shoefind.retrieve.answer import answer_photos, expand_photos
+    from shoefind.retrieve.zeroshot import ZeroShotOptions
+    options = ZeroShotOptions.of(zeroshot)
     paths = expand_photos(photos)
     encoder, catalog = open_model_and_catalog(model, dataset, data_dir, runtime, device)
     return answer_photos(encoder, catalog, paths, change=change, method=method, change_method=change_method,
-                         k=k, results=results, text_weight=text_weight)
+                         k=k, results=results, text_weight=text_weight, options=options)

@@ -66,6 +66,14 @@ class ZeroShotOptions:
                 raise UserError(f"unknown filter attribute '{unknown[0]}' (known: {', '.join(ATTRIBUTES)})")
         return cls(prompts, vocabulary, attrs, fallback)
 
+    @classmethod
+    def of(cls, value: "ZeroShotOptions | dict | None") -> "ZeroShotOptions":
+        """Options from what stages and flows pass around: None (defaults), a dict as `describe`
+        gives (checked), or options."""
+        if isinstance(value, cls):
+            return value
+        return cls.parse(**(value or {}))
+
     @property
     def prompt_set(self) -> PromptSet:
         return load_prompt_set(self.prompts)

@@ -1,0 +1,55 @@
+"""`shoefind prompts` lists every prompt; `--prompts/--vocabulary/--filter-attributes/--fallback` are read
+while parsing; `evaluate --prompts seed` shows both 5-step rows."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import REPO, make_labeled_dataset
+from tests.unit.test_prompt_sets import problems
+
+
+def shoefind(*args, env=None):
+    done = subprocess.run([sys.executable, "-m", "shoefind.cli.main", *map(str, args)], cwd=REPO, text=True,
+                          capture_output=True, timeout=300, env=env)
+    return done.returncode, done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("args, word", [
+    (["prompts", "--prompts", "nope"], "seed, shoefind"),
+    (["evaluate", "--prompts", "nope"], "seed, shoefind"),
+    (["infer", "x.jpg", "--vocabulary", "some"], "catalog"),
+    (["evaluate", "--filter-attributes", "brand,size"], "size"),
+    (["infer", "x.jpg", "--fallback", "drop"], "relax"),
+])
+def test_bad_zero_shot_options_are_one_line_and_exit_2(args, word, tmp_path):
+    code, out, err = shoefind(*args, "--data-dir", tmp_path)
+    assert code == 2 and word in err and "Traceback" not in err
+
+
+def test_prompts_json_lists_every_task_with_clean_prompts(tmp_path):
+    root = make_labeled_dataset(tmp_path / "ds", n_per_shoe=1)
+    code, out, err = shoefind("prompts", root, "--prompts", "seed", "--filter-attributes", "brand,color,hightop,sole",
+                              "--json", "--data-dir", tmp_path / "data")
+    assert code == 0, err
+    listing = json.loads(out)
+    assert listing["prompt_set"] == "seed" and listing["options"]["filter_attributes"][-1] == "sole"
+    assert listing["tasks"]["hightop"]["prompts"]["High"][0] == "a photo of the Hightop shoes."
+    texts = [t for task in ("brand", "color", "hightop", "sole", "filtered", "name")
+             for ts in listing["tasks"][task]["prompts"].values() for t in ts]
+    assert len(texts) > 30 and not [t for t in texts if problems(t)]
+
+
+def test_evaluate_with_the_seeds_prompts_shows_both_five_step_rows(tiny_model, tmp_path):
+    root = make_labeled_dataset(tmp_path / "ds", n_per_shoe=1)
+    code, out, err = shoefind("evaluate", root, "--prompts", "seed", "--model", tiny_model, "--json",
+                              "--data-dir", tmp_path / "data")
+    assert code == 0, err
+    tasks = {m["task"]: m for m in json.loads(out)["metrics"]}
+    assert {"name (5-step)", "name (5-step, seed's oracle rule)"} <= set(tasks)
+    assert tasks["name (5-step, seed's oracle rule)"]["top1"] >= tasks["name (5-step)"]["top1"]
+    report = next((tmp_path / "data" / "runs").glob("*evaluate*")) / "report.md"
+    assert "prompts: seed" in report.read_text() and "upper bound" in report.read_text()
