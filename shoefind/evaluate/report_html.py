@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-FIVE_STEP_EXPLAINED = ("'name (5-step)' identifies a shoe in five steps: classify brand, colour, top and sole; "
-                       "keep the catalog shoes that match them; score those with prompts naming their attributes; "
-                       "score every shoe with name prompts; keep the better of the two scores.")
+FIVE_STEP_EXPLAINED = ("'name (5-step)' identifies a shoe in five steps, as the seed project does: classify brand, "
+                       "colour, top and sole; keep the catalog shoes whose brand, colour and top match; score those "
+                       "with prompts naming their attributes; score every shoe with name prompts; answer the better "
+                       "of the two (the best name match when no shoe matched).")
 RANDOM_WARNING = "RANDOM weights (a tiny test model): every figure in this report means nothing."
 TRIVIAL_TOP5 = 5          # with this many classes or fewer, top-5 holds the right answer by construction
 WORST = 10
@@ -182,7 +183,7 @@ def report_markdown(content: ReportContent, embed_plots_from: Path | None = None
     """report.md: plots linked by file name, or embedded (data URIs) when embed_plots_from is the run folder."""
     lines = [f"# {content.title}", ""]
     lines += [f"> **Warning:** {w}" for w in content.warnings] + ([""] if content.warnings else [])
-    lines += [f"> {n}" for n in content.notes] + [""]
+    lines += [f"> {n}  " for n in content.notes] + [""]     # "  ": one line per note
     if content.extra_markdown:
         lines += [content.extra_markdown.strip(), ""]
     if len(content.summary):
