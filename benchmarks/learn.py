@@ -1,10 +1,16 @@
-"""Learning speed: CoOp training time and few-shot inference latency on this CPU.
+"""Learning speed: CoOp, LiT and fine-tuning training speed, and few-shot inference latency.
 
-CoOp runs on the full ViT-B/32 text tower (random weights: the time does not depend on
-them) with synthetic cached image embeddings, 28 classes x 16 shots; few-shot latency is
-per photo at batch 1, from an embedding (the image encoder's own time is printed beside it
-for efficientnet-lite0; CLIP's is in benchmarks/embed.py).
-    .venv/bin/python benchmarks/learn.py [--classes 28] [--shots 16] [--epochs 50] [--threads 2] [--class-specific]
+Everything runs on the full ViT-B/32 architecture with random weights (`make_full_random`;
+the time does not depend on the weights):
+- CoOp: the text tower with synthetic cached image embeddings, 28 classes x 16 shots;
+- LiT: training images/s of the text tower against cached image embeddings (no pixels), a
+  contrastive step over a batch of photos and their captions, fp32 and bf16 autocast;
+- finetune: training images/s from pixels (224 px), the text tower + the last `--blocks`
+  visual blocks trainable, fp32 and bf16 autocast;
+- few-shot latency per photo at batch 1, from an embedding (efficientnet-lite0's own
+  encoding time beside it; CLIP's is in benchmarks/embed.py).
+    .venv/bin/python benchmarks/learn.py [--parts coop,lit,finetune,fewshot] [--classes 28] [--shots 16]
+        [--epochs 50] [--steps 3] [--batch 32] [--blocks 2] [--threads 2] [--class-specific]
 """
 from __future__ import annotations
 
@@ -24,7 +30,8 @@ from shoefind.evaluate.methods import TaskSpec  # noqa: E402
 from shoefind.learn.coop import train_coop  # noqa: E402
 from shoefind.learn.fewshot import PrototypeClassifier, TipAdapter  # noqa: E402
 from shoefind.encoders.load import load_model  # noqa: E402
-from shoefind.encoders.tiny import make_full_random
+from shoefind.encoders.tiny import make_full_random  # noqa: E402
+from shoefind.learn.finetune import _image_features, _text_features, trainable_parameters  # noqa: E402
 from shoefind.prompts import name_prompts  # noqa: E402
 
 NAMES = ["Yeezy Boost 350 v2 Beluga", "Yeezy Boost 350 v2 Bone", "Yeezy Boost 350 v2 Zebra",
@@ -56,8 +63,76 @@ def per_image_ms(fn, x: np.ndarray, repeats: int = 200) -> float:
     return (time.perf_counter() - start) / repeats * 1000
 
 
+def _autocast(precision: str):
+    import contextlib
+    import torch
+    return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+
+
+def training_images_per_s(step, batch: int, steps: int) -> float:
+    """Images per second over `steps` steps, after one warm-up step."""
+    step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return round(batch * steps / (time.perf_counter() - start), 2)
+
+
+def lit_speed(model, names: list[str], batch: int, steps: int, precision: str) -> float:
+    """LiT with CLIP's text tower: photos' cached embeddings against their captions, contrastive loss."""
+    import copy
+    import torch
+    m = copy.deepcopy(model).float()
+    for name, p in m.named_parameters():
+        p.requires_grad_(not name.startswith("visual."))
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-5)
+    images, _ = synthetic_embeddings(batch, 1, int(m.text_projection.shape[1]))
+    x = torch.from_numpy(images)
+    captions = [f"a photo of a {names[i % len(names)]} shoe." for i in range(batch)]
+    target = torch.arange(batch)
+
+    def step():
+        with _autocast(precision):
+            logits = 100.0 * x @ _text_features(m, captions).T
+            loss = (torch.nn.functional.cross_entropy(logits.float(), target)
+                    + torch.nn.functional.cross_entropy(logits.float().T, target)) / 2
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return training_images_per_s(step, batch, steps)
+
+
+def finetune_speed(model, names: list[str], batch: int, steps: int, blocks: int, precision: str) -> float:
+    """Fine-tuning from pixels: text tower + last `blocks` visual blocks, prompts of every class."""
+    import copy
+    import torch
+    m = copy.deepcopy(model).float()
+    params = trainable_parameters(m, blocks)
+    for name, p in m.named_parameters():
+        p.requires_grad_(name in params)
+    opt = torch.optim.AdamW(list(params.values()), lr=1e-5)
+    res = int(m.visual.input_resolution)
+    pixels = torch.randn(batch, 3, res, res, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(batch) % len(names)
+    captions = [f"a photo of a {n} shoe." for n in names]
+
+    def step():
+        with _autocast(precision):
+            logits = 100.0 * _image_features(m, pixels) @ _text_features(m, captions).T
+            loss = torch.nn.functional.cross_entropy(logits.float(), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return training_images_per_s(step, batch, steps)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--parts", default="coop,lit,finetune,fewshot")
+    ap.add_argument("--steps", type=int, default=3, help="timed training steps for lit and finetune")
+    ap.add_argument("--batch", type=int, default=32, help="photos per lit / finetune step")
+    ap.add_argument("--blocks", type=int, default=2, help="visual blocks fine-tuned")
+    ap.add_argument("--precisions", default="fp32,bf16")
     ap.add_argument("--classes", type=int, default=28)
     ap.add_argument("--shots", type=int, default=16)
     ap.add_argument("--epochs", type=int, default=50)
@@ -66,6 +141,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
     torch.set_num_threads(args.threads)
+    parts = set(args.parts.split(","))
     out: dict = {"classes": args.classes, "shots": args.shots, "threads": args.threads}
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = make_full_random(Path(tmp) / "vit-b32-random.pt")
@@ -82,25 +158,42 @@ def main() -> None:
     train_x, train_y = synthetic_embeddings(args.classes, args.shots, encoder.embed_dim)
     test_x, _ = synthetic_embeddings(args.classes, 4, encoder.embed_dim, seed=1)
 
-    for label, class_specific in (("shared", False), ("class-specific", True))[:1 + args.class_specific]:
+    for precision in args.precisions.split(","):
+        if "lit" in parts:
+            ips = lit_speed(encoder.model, names, args.batch, args.steps, precision)
+            out[f"lit_train_images_per_s_{precision}"] = ips
+            print(f"LiT (ViT-B/32 text tower, cached image embeddings) {precision}: {ips} images/s "
+                  f"(batch {args.batch})", flush=True)
+        if "finetune" in parts:
+            ips = finetune_speed(encoder.model, names, args.batch, args.steps, args.blocks, precision)
+            out[f"finetune_train_images_per_s_{precision}"] = ips
+            print(f"finetune (ViT-B/32 from pixels, text tower + last {args.blocks} visual blocks) {precision}: "
+                  f"{ips} images/s (batch {args.batch}, {args.classes} class prompts per step)", flush=True)
+
+    for label, class_specific in (("shared", False), ("class-specific", True))[:(1 + args.class_specific)
+                                                                                * ("coop" in parts)]:
         start = time.perf_counter()
         clf = train_coop(encoder, spec, train_x, train_y, class_specific=class_specific, max_epochs=args.epochs,
                          progress=False)
         seconds = time.perf_counter() - start
         t = clf.training
-        out[f"coop_{label}"] = {"train_s": round(seconds, 2), "epochs": t["epochs_run"],
-                                "s_per_epoch": round(t["seconds"] / max(t["epochs_run"], 1), 3),
-                                "stopped_early": t["stopped_early"]}
+        epochs = t["epochs_run"] + (t.get("validation_epochs_run") or 0)
+        out[f"coop_{label}"] = {"train_s": round(seconds, 2), "epochs": epochs,
+                                "s_per_epoch": round(t["seconds"] / max(epochs, 1), 3),
+                                "chosen_epochs": t["best_epoch"]}
         print(f"CoOp ({label} context) {args.classes} classes x {args.shots} shots: {seconds:.1f} s "
-              f"({t['epochs_run']} epochs, {out[f'coop_{label}']['s_per_epoch']} s/epoch)", flush=True)
+              f"({epochs} epochs with validation and refit, {out[f'coop_{label}']['s_per_epoch']} s/epoch)",
+              flush=True)
 
+    if "fewshot" not in parts:
+        print(json.dumps(out))
+        return
     tip = TipAdapter.fit(train_x, train_y, names, text, encoder.logit_scale)
     proto = PrototypeClassifier.fit(train_x, train_y, names, text, encoder.logit_scale)
     out["tip_adapter_ms_per_image"] = round(per_image_ms(tip.predict_proba, test_x), 4)
     out["prototype_ms_per_image"] = round(per_image_ms(proto.predict_proba, test_x), 4)
-    out["coop_ms_per_image"] = round(per_image_ms(clf.predict_proba, test_x), 4)
     print(f"few-shot inference from an embedding, batch 1: Tip-Adapter {out['tip_adapter_ms_per_image']} ms, "
-          f"prototype {out['prototype_ms_per_image']} ms, CoOp {out['coop_ms_per_image']} ms")
+          f"prototype {out['prototype_ms_per_image']} ms")
 
     from PIL import Image
     backbone = load_model("efficientnet-lite0")

@@ -23,7 +23,7 @@ from .embed import embedding_cache
 @task(name="compare-methods", cache_policy=NO_CACHE)
 def compare_methods_task(table_dir: str, data_dir: str, model: str | None = None, method: str | None = None,
                          shots: str | None = None, seed: int = 0, coop_options: dict | None = None,
-                         save: bool = False, zeroshot: dict | None = None) -> str:
+                         save: bool = False, zeroshot: dict | None = None, views: int = 0) -> str:
     """Fit and score the methods at each k on one split; write the run folder (and, if save, the
     learned classifiers for inference); returns the run folder."""
     log = get_run_logger()
@@ -32,7 +32,7 @@ def compare_methods_task(table_dir: str, data_dir: str, model: str | None = None
     methods = [m for m in (method or default_methods(encoder)).replace(" ", "").split(",") if m]
     comparison = compare_methods(encoder, table, embedding_cache(data_dir, encoder), methods, parse_shots(shots),
                                  seed=seed, coop_options=coop_options, log=log.info,
-                                 options=ZeroShotOptions.of(zeroshot))
+                                 options=ZeroShotOptions.of(zeroshot), views=views)
     run_dir = new_run_dir(Path(data_dir), "learn" if save else "compare", table.root.name)
     write_comparison(run_dir, comparison, str(table.root), methods)
     if save:

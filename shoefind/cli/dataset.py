@@ -57,10 +57,13 @@ def evaluate(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, mod
              method: o.Methods = None, shots: o.Shots = None, seed: o.Seed = 0,
              cluster: o.Cluster = None, runtime: o.RuntimeOpt = None, device: o.DeviceOpt = None,
              prompts: o.Prompts = None, vocabulary: o.Vocabulary = None, filter_attributes: o.FilterAttributes = None,
-             fallback: o.Fallback = None, json_out: o.Json = False, prefect: o.Prefect = False):
+             fallback: o.Fallback = None, views: o.Views = 0, tta: o.Tta = None, json_out: o.Json = False,
+             prefect: o.Prefect = False):
     """Top-1/top-5 per attribute and shoe name (zero-shot, or --method/--shots to compare learned methods)."""
+    from shoefind.encoders.names import is_image_backbone   # no torch: bad paths are refused first
     root, d = dataset_folder(dataset, dataset_opt, data_dir)
-    comparing = bool(method and method != "zeroshot") or bool(shots) or model == "efficientnet-lite0"
+    model = o.with_tta(model, tta)
+    comparing = bool(method and method != "zeroshot") or bool(shots) or is_image_backbone(model)
     if task == "change" and comparing:
         fail("--method and --shots apply to --task zeroshot (attribute and name classification)")
     common = dict(dataset=str(root), data_dir=str(d), model=model, catalog=str(catalog) if catalog else None,
@@ -69,7 +72,8 @@ def evaluate(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, mod
     if task == "change":
         run_dir = run_stage("evaluate-change", prefect, **common)
     else:
-        run_dir = run_stage("evaluate", prefect, **common, method=method or "zeroshot", shots=shots, seed=seed)
+        run_dir = run_stage("evaluate", prefect, **common, method=method or "zeroshot", shots=shots, seed=seed,
+                            **({"views": views} if views else {}))
     show_run(Path(run_dir), json_out)
 
 

@@ -1,31 +1,60 @@
-"""`shoefind learn`: few-shot and CoOp classifiers learned from the labeled photos, compared and saved."""
+"""`shoefind learn`: few-shot, CoOp and CoCoOp classifiers learned from the labeled photos, compared and
+saved; or (`--method finetune`) the CLIP model itself fine-tuned into a new checkpoint."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, Optional
 
 import typer
 
 from shoefind.cli import options as o
-from shoefind.cli.common import dataset_folder, show_run
+from shoefind.cli.common import dataset_folder, print_json, show_run
 from shoefind.cli.execution import run_stage
 
 
 def learn(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model: o.Model = None,
           data_dir: o.DataDir = None, catalog: o.Catalog = None, method: o.Methods = None,
           shots: o.Shots = "16", seed: o.Seed = 0,
-          n_ctx: int = typer.Option(4, "--n-ctx", min=1, help="CoOp context tokens"),
+          n_ctx: int = typer.Option(4, "--n-ctx", min=1, max=32, help="CoOp/CoCoOp context tokens (the paper: 16)"),
+          ctx_init: str = typer.Option("a photo of a", "--ctx-init",
+                                       help="CoOp context start: a phrase (fills the last tokens) or 'random'"),
           class_specific: bool = typer.Option(False, "--class-specific/--shared",
-                                              help="CoOp context per class, or shared by all classes"),
-          max_epochs: int = typer.Option(50, "--max-epochs", min=1,
-                                         help="CoOp epochs at most (early stop on a validation fold)"),
+                                              help="CoOp context per class (starts random), or shared by all"),
+          schedule: Literal["fast", "paper"] = typer.Option(
+              "fast", "--schedule",
+              help="CoOp training: fast (full-batch Adam, a validation fold picks the epochs, then refit on "
+                   "every photo) or paper (SGD 0.002, cosine, warm-up, batch 32, 200/100/50 epochs by shots)"),
+          max_epochs: Optional[int] = typer.Option(None, "--max-epochs", min=1, show_default=False,
+                                                   help="CoOp epochs (default: the schedule's)"),
+          views: o.Views = 0, tta: o.Tta = None,
+          blocks: int = typer.Option(2, "--blocks", min=0, help="finetune: last visual blocks trained"),
+          alpha: float = typer.Option(0.5, "--alpha", min=0.0, max=1.0,
+                                      help="finetune: WiSE-FT weight of the fine-tuned model (0 original, 1 tuned)"),
+          epochs: int = typer.Option(5, "--epochs", min=1, help="finetune: epochs"),
+          lr: float = typer.Option(1e-5, "--lr", min=0.0, help="finetune: learning rate (AdamW)"),
+          out: Optional[Path] = typer.Option(None, "--out", show_default=False,
+                                             help="finetune: checkpoint path (default DATA_DIR/models/<dataset>-finetune.pt)"),
           batch_size: o.BatchSize = 32, cluster: o.Cluster = None, runtime: o.RuntimeOpt = None,
           device: o.DeviceOpt = None, prompts: o.Prompts = None, vocabulary: o.Vocabulary = None,
           json_out: o.Json = False, prefect: o.Prefect = False):
-    """Learn few-shot and CoOp classifiers from the labeled photos, compare them with zero-shot on a held-out
-    split, and save them for inference (the best one is used)."""
+    """Learn few-shot, CoOp and CoCoOp classifiers from the labeled photos, compare them with zero-shot on a
+    held-out split, and save them for inference (the best one is used). `--method finetune` fine-tunes
+    the CLIP model (text tower + last --blocks visual blocks, WiSE-FT --alpha) into a checkpoint for --model."""
     root, d = dataset_folder(dataset, dataset_opt, data_dir)
+    model = o.with_tta(model, tta)
+    if method == "finetune":
+        result = run_stage("learn", prefect, dataset=str(root), data_dir=str(d), model=model,
+                           catalog=str(catalog) if catalog else None, method=method, seed=seed, blocks=blocks,
+                           alpha=alpha, epochs=epochs, lr=lr, out=str(out) if out else None, batch_size=batch_size,
+                           device=device)
+        if json_out:
+            print_json({"checkpoint": result["checkpoint"], "heldout": result["heldout"]})
+        else:
+            print(Path(result["manifest"]).with_suffix(".md").read_text())
+        return
     run_dir = run_stage("learn", prefect, dataset=str(root), data_dir=str(d), model=model,
                         catalog=str(catalog) if catalog else None, method=method, shots=shots, seed=seed,
                         n_ctx=n_ctx, class_specific=class_specific, max_epochs=max_epochs, batch_size=batch_size,
-                        cluster=cluster, runtime=runtime, device=device, zeroshot=o.zeroshot(prompts, vocabulary))
+                        cluster=cluster, runtime=runtime, device=device, zeroshot=o.zeroshot(prompts, vocabulary),
+                        schedule=schedule, ctx_init=ctx_init, views=views)
     show_run(Path(run_dir), json_out)

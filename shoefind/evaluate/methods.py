@@ -1,7 +1,11 @@
-"""Method comparison: zero-shot, few-shot (prototype, Tip-Adapter) and CoOp on one held-out split.
+"""Method comparison: zero-shot, few-shot (prototype, Tip-Adapter, Tip-Adapter-F), CoOp and CoCoOp
+on one held-out split.
 
 For every k the methods are fitted on the k-shot training photos and all scored on the
 same test photos (see shoefind.features.splits), per task: brand, color, hightop, sole, name.
+With `views` > 0, that many augmented views of every training photo are encoded once and
+cached (shoefind.features.views): Tip-Adapter averages its keys over them, CoOp, CoCoOp and
+Tip-Adapter-F draw one per photo and epoch.
 """
 from __future__ import annotations
 
@@ -21,20 +25,21 @@ from shoefind.features.table import FeatureTable
 from shoefind.retrieve.zeroshot import ZeroShotModel, ZeroShotOptions, attribute_classes, top_k
 from shoefind.errors import UserError
 
-METHOD_CHOICES = ("zeroshot", "fewshot", "coop")
-TEXT_METHODS = ("zeroshot", "coop")
+METHOD_CHOICES = ("zeroshot", "fewshot", "tip-adapter-f", "coop", "cocoop")
+TEXT_METHODS = ("zeroshot", "coop", "cocoop")
+VIEW_METHODS = ("tip-adapter", "tip-adapter-f", "coop", "cocoop")   # the methods that use augmented views
 METRIC_COLUMNS = ["method", "shots", "task", "classes", "train_images", "images", "top1", "top5"]
 
 
 def expand_methods(methods: list[str] | str) -> list[str]:
-    """CLI method names -> the classifiers run ('fewshot' is the prototype and Tip-Adapter)."""
+    """CLI method names -> the classifiers run ('fewshot' is the prototype, Tip-Adapter and Tip-Adapter-F)."""
     if isinstance(methods, str):
         methods = [m for m in methods.replace(" ", "").split(",") if m]
     out = []
     for m in methods:
         if m not in METHOD_CHOICES:
             raise UserError(f"unknown method '{m}': choose from {', '.join(METHOD_CHOICES)}")
-        out += ["prototype", "tip-adapter"] if m == "fewshot" else [m]
+        out += ["prototype", "tip-adapter", "tip-adapter-f"] if m == "fewshot" else [m]
     return list(dict.fromkeys(out))
 
 
@@ -135,7 +140,7 @@ class Comparison:
 
 
 def fit_classifier(method: str, spec: TaskSpec, train_x: np.ndarray, train_y: np.ndarray, encoder,
-                   coop_options: dict | None = None):
+                   coop_options: dict | None = None, views: np.ndarray | None = None):
     if method == "zeroshot":
         return ZeroShotClassifier(spec.classes, spec.text, encoder.logit_scale)
     text = spec.text
@@ -147,11 +152,13 @@ def fit_classifier(method: str, spec: TaskSpec, train_x: np.ndarray, train_y: np
     scale = encoder.logit_scale if encoder.has_text else 100.0
     if method == "prototype":
         return PrototypeClassifier.fit(train_x, train_y, spec.classes, text, scale)
-    if method == "tip-adapter":
-        return TipAdapter.fit(train_x, train_y, spec.classes, text, scale)
-    if method == "coop":
+    if method in ("tip-adapter", "tip-adapter-f"):
+        return TipAdapter.fit(train_x, train_y, spec.classes, text, scale, views=views,
+                              finetune=method == "tip-adapter-f")
+    if method in ("coop", "cocoop"):
         from shoefind.learn.coop import train_coop
-        return train_coop(encoder, spec, train_x, train_y, **(coop_options or {}))
+        return train_coop(encoder, spec, train_x, train_y, views=views, conditional=method == "cocoop",
+                          **(coop_options or {}))
     raise UserError(f"unknown method '{method}'")
 
 
@@ -164,8 +171,11 @@ def score(classifier, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 def compare_methods(encoder, table: FeatureTable, cache: EmbeddingCache, methods: list[str], shots: list[int],
                     seed: int = 0, coop_options: dict | None = None,
-                    log: Callable[[str], None] | None = None, options: ZeroShotOptions | None = None) -> Comparison:
-    """Fit every method at every usable k and score it on the split's test photos."""
+                    log: Callable[[str], None] | None = None, options: ZeroShotOptions | None = None,
+                    views: int = 0) -> Comparison:
+    """Fit every method at every usable k and score it on the split's test photos.
+
+    views: augmented views per training photo (0: none), encoded once into their own cache."""
     methods = expand_methods(methods)
     check_methods(encoder, methods)
     labeled = table.labeled_images()
@@ -183,18 +193,31 @@ def compare_methods(encoder, table: FeatureTable, cache: EmbeddingCache, methods
     specs = task_specs(encoder, table, options)
     rows, fitted, details, support, confusion, predictions = [], {}, {}, {}, {}, {}
     say = log or (lambda _m: None)
+    view_store = None
+    if views and usable and any(m in VIEW_METHODS for m in methods):
+        from shoefind.features.views import embed_views, view_cache
+        view_store = view_cache(cache.dir.parent, encoder)
+        pool = split.train(max(usable))
+        say(f"augmented views: {views} per training photo ({len(pool)} photos)")
+        embed_views(encoder, view_store, [(str(table.root / p), s) for p, s in zip(pool["path"], pool["sha256"])],
+                    views, seed)
 
     for method in methods:
         for k in ([0] if method == "zeroshot" else usable):
             train = split.train(k).merge(attrs, on="path") if k else test.iloc[:0]
             train_x = cache.matrix(train["sha256"].tolist()) if len(train) else np.zeros((0, test_x.shape[1]),
                                                                                          np.float32)
+            train_views = None
+            if view_store is not None and method in VIEW_METHODS and len(train):
+                from shoefind.features.views import view_matrix
+                train_views = view_matrix(view_store, train["sha256"].tolist(), views, seed)
             for spec in specs:
                 ty = spec.labels(test)
                 keep = ty >= 0
                 tr_y = spec.labels(train)
                 tr_keep = tr_y >= 0
-                clf = fit_classifier(method, spec, train_x[tr_keep], tr_y[tr_keep], encoder, coop_options)
+                clf = fit_classifier(method, spec, train_x[tr_keep], tr_y[tr_keep], encoder, coop_options,
+                                     None if train_views is None else train_views[tr_keep])
                 top1, top5 = score(clf, test_x[keep], ty[keep])
                 rows.append({"method": method, "shots": k, "task": spec.task, "classes": len(spec.classes),
                              "train_images": int(tr_keep.sum()), "images": int(keep.sum()),

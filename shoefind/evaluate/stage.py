@@ -63,9 +63,9 @@ def evaluate_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, mo
 def compare_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, model: str | None = None,
                   method: str | None = None, shots: str | None = None, seed: int = 0,
                   coop_options: dict | None = None, save: bool = False, log: Log | None = None,
-                  zeroshot: dict | None = None) -> RunReport:
+                  zeroshot: dict | None = None, views: int = 0) -> RunReport:
     """Fit and score the methods at each k on one split; write the run folder (and, with save, the
-    learned classifiers that inference then uses)."""
+    learned classifiers that inference then uses). views: augmented views per training photo."""
     from shoefind.evaluate.methods import compare_methods, default_methods
     from shoefind.evaluate.methods_report import comparison_markdown, write_comparison
     from shoefind.evaluate.report import new_run_dir
@@ -74,7 +74,8 @@ def compare_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, mod
     methods = [m for m in (method or default_methods(encoder)).replace(" ", "").split(",") if m]
     from shoefind.retrieve.zeroshot import ZeroShotOptions
     comparison = compare_methods(encoder, table, cache, methods, parse_shots(shots), seed=seed,
-                                 coop_options=coop_options, log=log, options=ZeroShotOptions.of(zeroshot))
+                                 coop_options=coop_options, log=log, options=ZeroShotOptions.of(zeroshot),
+                                 views=views)
     run_dir = new_run_dir(Path(data_dir), "learn" if save else "compare", table.root.name)
     write_comparison(run_dir, comparison, str(table.root), methods)
     extra = {}
@@ -167,7 +168,8 @@ def evaluate_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, mo
                      catalog: str | os.PathLike | None = None, batch_size: int = 32, task: str = "zeroshot",
                      method: str = "zeroshot", shots: str | None = None, seed: int = 0,
                      cluster: str | None = None, runtime: str | None = None, device: str | None = None,
-                     zeroshot: dict | None = None, progress=None, log: Log | None = None) -> RunReport:
+                     zeroshot: dict | None = None, progress=None, log: Log | None = None,
+                     views: int = 0) -> RunReport:
     """The whole evaluate stage in this process: table -> embeddings -> scores -> run folder.
     `zeroshot`: the zero-shot options (prompt set, vocabulary, filter, fallback) as a dict.
 
@@ -195,5 +197,5 @@ def evaluate_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, mo
         return evaluate_change_table(embedded["table"], data_dir, model, runtime, device, zeroshot)
     if compare:
         return compare_table(embedded["table"], data_dir, model, method, shots or "16", seed, log=log,
-                             zeroshot=zeroshot)
+                             zeroshot=zeroshot, views=views)
     return evaluate_table(embedded["table"], data_dir, model, runtime, device, zeroshot)

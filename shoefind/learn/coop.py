@@ -37,7 +37,7 @@ from shoefind.retrieve.zeroshot import softmax
 from shoefind.errors import UserError
 
 ARTIFACT_FORMAT = "shoefind-coop"
-ARTIFACT_VERSION = 1
+ARTIFACT_VERSION = 2   # 2: CoCoOp (conditional + meta_net); v1 files still load
 INIT_CONTEXT = "a photo of a"   # CoOp's initialisation for 4 context tokens
 
 
@@ -46,11 +46,23 @@ def coop_class_texts(task: str, classes: list[str], prompts: str | None = None) 
     return load_prompt_set(prompts).coop_texts(task, classes)
 
 
+def _meta_hidden(dim: int) -> int:
+    return max(4, dim // 16)   # CoCoOp's bottleneck: embedding dim / 16
+
+
 class PromptLearner(nn.Module):
-    """Text features of `class_texts` with learnable context, through a frozen CLIP text tower."""
+    """Text features of `class_texts` with learnable context, through a frozen CLIP text tower.
+
+    init: a phrase (its word embeddings fill the last context slots, any slots before them
+    start random, as CoOp does for fewer words than tokens) or None / "random" (N(0, 0.02)).
+    Class-specific context always starts random (the paper's setting). With `conditional`
+    (CoCoOp) a meta-network maps each image embedding to one token added to every context
+    vector, so `forward(images)` returns per-image class features.
+    """
 
     def __init__(self, clip_model, class_texts: list[str], template: str = "{}.", n_ctx: int = 4,
-                 class_specific: bool = False, init: str | None = INIT_CONTEXT):
+                 class_specific: bool = False, init: str | None = INIT_CONTEXT, conditional: bool = False,
+                 seed: int = 0):
         super().__init__()
         self.clip = clip_model
         for p in clip_model.parameters():
@@ -66,26 +78,42 @@ class PromptLearner(nn.Module):
         self.register_buffer("suffix", emb[:, 1 + n_ctx:], persistent=False)  # class tokens, '.', [EOS]
         width = emb.shape[-1]
         self.n_ctx, self.class_specific, self.n_classes = n_ctx, class_specific, len(class_texts)
-        self.ctx = nn.Parameter(self._initial_context(clip_model, n_ctx, width, init))
+        self.conditional = conditional
+        gen = torch.Generator().manual_seed(seed)
         if class_specific:
-            self.ctx = nn.Parameter(self.ctx.detach().unsqueeze(0).repeat(len(class_texts), 1, 1).clone())
+            self.ctx = nn.Parameter(torch.randn(len(class_texts), n_ctx, width, generator=gen) * 0.02)
+        else:
+            self.ctx = nn.Parameter(self._initial_context(clip_model, n_ctx, width, init, gen))
+        self.meta_net = None
+        if conditional:
+            dim = int(clip_model.text_projection.shape[1])
+            torch.manual_seed(seed)
+            self.meta_net = nn.Sequential(nn.Linear(dim, _meta_hidden(dim)), nn.ReLU(inplace=True),
+                                          nn.Linear(_meta_hidden(dim), width))
         mask = torch.full((length, length), float("-inf")).triu_(1)
         self.register_buffer("mask", mask, persistent=False)
 
     @staticmethod
-    def _initial_context(clip_model, n_ctx: int, width: int, init: str | None) -> torch.Tensor:
-        if init:
+    def _initial_context(clip_model, n_ctx: int, width: int, init: str | None, gen) -> torch.Tensor:
+        ctx = torch.randn(n_ctx, width, generator=gen) * 0.02
+        if init and init != "random":
             ids = clip.tokenize(init)[0]
             words = ids[1:int(ids.argmax())]
-            if len(words) == n_ctx:
-                with torch.no_grad():
-                    return clip_model.token_embedding(words).float().clone()
-        gen = torch.Generator().manual_seed(0)
-        return torch.randn(n_ctx, width, generator=gen) * 0.02
+            if len(words) > n_ctx:
+                raise UserError(f"--ctx-init '{init}' is {len(words)} tokens, more than --n-ctx {n_ctx}")
+            with torch.no_grad():
+                ctx[n_ctx - len(words):] = clip_model.token_embedding(words).float()
+        return ctx
 
-    def forward(self) -> torch.Tensor:
+    def forward(self, images: torch.Tensor | None = None) -> torch.Tensor:
+        """(C, D) class features; with `conditional`, (B, C, D) for the B image embeddings given."""
+        if self.conditional:
+            if images is None:
+                raise ValueError("a conditional (CoCoOp) prompt learner needs the image embeddings")
+            shift = self.meta_net(images.float())                  # (B, width)
+            return self._forward_shared_prefix(self.ctx.unsqueeze(0) + shift[:, None, :])
         if not self.class_specific:
-            return self._forward_shared_prefix()
+            return self._forward_shared_prefix(self.ctx.unsqueeze(0))[0]
         m = self.clip
         ctx = self.ctx   # (classes, n_ctx, width)
         x = torch.cat([self.prefix, ctx, self.suffix], dim=1)
@@ -99,19 +127,21 @@ class PromptLearner(nn.Module):
         feats = x[torch.arange(x.shape[0]), self.eot] @ m.text_projection
         return nn.functional.normalize(feats.float(), dim=-1)
 
-
-    def _forward_shared_prefix(self) -> torch.Tensor:
-        """The same features, computing [SOS] + shared context once instead of once per class.
+    def _forward_shared_prefix(self, ctx: torch.Tensor) -> torch.Tensor:
+        """Features for H context sets (H, n_ctx, W) -> (H, C, D), computing [SOS] + context once
+        per set instead of once per class.
 
         Causal attention: those first tokens never see the class tokens, so their hidden states
         are the same for every class; the class tokens attend to them as keys and values.
         """
         m = self.clip
+        n_sets = ctx.shape[0]
         n_prefix = 1 + self.n_ctx
         pos = m.positional_embedding.float()
-        head = torch.cat([self.prefix[:1], self.ctx.unsqueeze(0)], dim=1) + pos[:n_prefix]      # (1, P, W)
-        tail = self.suffix + pos[n_prefix: n_prefix + self.suffix.shape[1]]                     # (C, S, W)
+        head = torch.cat([self.prefix[:1].expand(n_sets, -1, -1), ctx], dim=1) + pos[:n_prefix]   # (H, P, W)
+        tail = self.suffix + pos[n_prefix: n_prefix + self.suffix.shape[1]]                         # (C, S, W)
         n_classes, n_tail, width = tail.shape
+        tail = tail.unsqueeze(0).expand(n_sets, -1, -1, -1).reshape(n_sets * n_classes, n_tail, width)
         tail_mask = torch.cat([torch.zeros(n_tail, n_prefix), self.mask[n_prefix:, n_prefix:]], dim=1)
         for block in m.transformer.resblocks:
             attn = block.attn
@@ -125,8 +155,8 @@ class PromptLearner(nn.Module):
             qt, kt, vt = (split(t) for t in nn.functional.linear(block.ln_1(tail), attn.in_proj_weight,
                                                                   attn.in_proj_bias).chunk(3, dim=-1))
             out_head = nn.functional.scaled_dot_product_attention(qh, kh, vh, is_causal=True)
-            keys = torch.cat([kh.expand(n_classes, -1, -1, -1), kt], dim=2)
-            values = torch.cat([vh.expand(n_classes, -1, -1, -1), vt], dim=2)
+            keys = torch.cat([kh.repeat_interleave(n_classes, dim=0), kt], dim=2)
+            values = torch.cat([vh.repeat_interleave(n_classes, dim=0), vt], dim=2)
             out_tail = nn.functional.scaled_dot_product_attention(qt, keys, values, attn_mask=tail_mask)
 
             def merge(t):
@@ -137,16 +167,75 @@ class PromptLearner(nn.Module):
             head = head + block.mlp(block.ln_2(head))
             tail = tail + block.mlp(block.ln_2(tail))
         x = m.ln_final(tail)
-        feats = x[torch.arange(n_classes), self.eot - n_prefix] @ m.text_projection
-        return nn.functional.normalize(feats.float(), dim=-1)
+        eot = (self.eot - n_prefix).repeat(n_sets)
+        feats = x[torch.arange(n_sets * n_classes), eot] @ m.text_projection
+        return nn.functional.normalize(feats.float(), dim=-1).view(n_sets, n_classes, -1)
+
+    def logits(self, x: torch.Tensor, scale: float) -> torch.Tensor:
+        """(B, C) logits of image embeddings x (B, D) against the learned class features."""
+        if self.conditional:
+            return scale * torch.einsum("bd,bcd->bc", x, self(x))
+        return scale * x @ self().T
+
+
+@dataclass
+class Schedule:
+    """How the context is optimised. `paper` is CoOp's published recipe; `fast` is full-batch Adam
+    whose epoch count a validation fold picks, then refitted on every photo."""
+    name: str
+    optimizer: str            # adam | sgd
+    lr: float
+    epochs: int
+    batch_size: int | None    # None: full batch
+    warmup_epochs: int = 0
+    warmup_lr: float = 1e-5
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    cosine: bool = False
+    validate: bool = False    # pick the epoch count on a held-out fold, then refit on all photos
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of 0-based `epoch`: constant warm-up, then cosine (Dassl's schedule)."""
+        if epoch < self.warmup_epochs:
+            return self.warmup_lr
+        if not self.cosine:
+            return self.lr
+        return 0.5 * self.lr * (1 + math.cos(math.pi * epoch / self.epochs))
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+SCHEDULES = ("fast", "paper")
+DEFAULT_SCHEDULE = "fast"
+
+
+def paper_epochs(shots: int) -> int:
+    """CoOp's epochs for k shots: 200 at 16, 100 at 4-8, 50 at 1-2."""
+    return 200 if shots >= 16 else 100 if shots >= 4 else 50
+
+
+def make_schedule(name: str, shots: int, epochs: int | None = None, lr: float | None = None,
+                  conditional: bool = False) -> Schedule:
+    if name == "paper":
+        if conditional:   # CoCoOp's recipe: SGD lr 0.002, 10 epochs, batch 1 (the meta-net sees one image a step)
+            return Schedule("paper", "sgd", lr or 0.002, epochs or 10, 1, 1, 1e-5, 0.9, 5e-4, True)
+        return Schedule("paper", "sgd", lr or 0.002, epochs or paper_epochs(shots), 32, 1, 1e-5, 0.9, 5e-4, True)
+    if name == "fast":
+        return Schedule("fast", "adam", lr or 5e-3, epochs or 50, None, validate=True)
+    raise UserError(f"unknown CoOp schedule '{name}': choose from {', '.join(SCHEDULES)}")
 
 
 @dataclass
 class CoopClassifier:
-    """Learned text features for the trained classes, zero-shot prompt features for the others."""
+    """Learned text features for the trained classes, zero-shot prompt features for the others.
+
+    CoCoOp (`conditional`): every class, trained or not, is scored through the learned context
+    plus the image's meta-token, so `logits` runs the text tower per photo.
+    """
     task: str
     classes: list[str]
-    text: np.ndarray                 # (C, D) the features every photo is compared with
+    text: np.ndarray                 # (C, D) the features every photo is compared with (CoOp)
     trained: np.ndarray              # (C,) bool: learned (True) or zero-shot fallback (False)
     logit_scale: float
     ctx: torch.Tensor
@@ -156,11 +245,25 @@ class CoopClassifier:
     trained_classes: list[str]
     model_id: str
     training: dict = field(default_factory=dict)
+    learner: PromptLearner | None = None    # CoCoOp: built for `classes`, with its meta-network
 
-    name = "coop"
+    @property
+    def name(self) -> str:
+        return "cocoop" if self.conditional else "coop"
 
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        return self.logit_scale * np.asarray(x, np.float32) @ self.text.T
+    @property
+    def conditional(self) -> bool:
+        return self.learner is not None and self.learner.conditional
+
+    def logits(self, x: np.ndarray, batch: int = 64) -> np.ndarray:
+        x = np.asarray(x, np.float32)
+        if not self.conditional:
+            return self.logit_scale * x @ self.text.T
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(x), batch):
+                out.append(self.learner.logits(torch.from_numpy(x[i:i + batch]), self.logit_scale).numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         return softmax(self.logits(x))
@@ -173,6 +276,9 @@ class CoopClassifier:
                    "class_texts": coop_class_texts(self.task, self.trained_classes, self.training.get("prompts")),
                    "template": self.template,
                    "n_ctx": self.n_ctx, "class_specific": self.class_specific, "ctx": self.ctx.detach().cpu(),
+                   "conditional": self.conditional,
+                   "meta_net": ({k: v.detach().cpu() for k, v in self.learner.meta_net.state_dict().items()}
+                                if self.conditional else None),
                    "training": self.training, "created": datetime.now(timezone.utc).isoformat()}
         tmp = path.with_name(f".{path.name}.tmp")
         torch.save(payload, tmp)
@@ -207,22 +313,91 @@ def _validation_fold(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     return val
 
 
+def _optimizer(params, schedule: Schedule):
+    if schedule.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=schedule.lr, momentum=schedule.momentum,
+                               weight_decay=schedule.weight_decay)
+    return torch.optim.Adam(params, lr=schedule.lr, weight_decay=schedule.weight_decay)
+
+
+def train_loop(learner: PromptLearner, x: torch.Tensor, y: torch.Tensor, schedule: Schedule, scale: float,
+               epochs: int, seed: int = 0, views: torch.Tensor | None = None,
+               val: tuple[torch.Tensor, torch.Tensor] | None = None, eval_every: int = 5, patience: int = 3,
+               on_epoch=None) -> dict:
+    """The one training loop of CoOp and CoCoOp, over cached embeddings (no pixels).
+
+    x: (N, D) photo embeddings; views: (N, V, D) augmented views of the same photos, one drawn
+    per photo and epoch (the paper re-augments every epoch). With `val`, every `eval_every`
+    epochs the fold is scored and training stops after `patience` checks without a lower
+    loss; returns the best epoch and its parameters' state.
+    """
+    params = [p for p in learner.parameters() if p.requires_grad]
+    opt = _optimizer(params, schedule)
+    gen = torch.Generator().manual_seed(seed)
+    n = len(x)
+    batch = schedule.batch_size or n
+    best = {"loss": math.inf, "epoch": 0, "state": None, "accuracy": None}
+    checks_without_gain, epoch = 0, 0
+    for epoch in range(1, epochs + 1):
+        learner.train()
+        for group in opt.param_groups:
+            group["lr"] = schedule.lr_at(epoch - 1)
+        if views is not None:
+            pick = torch.randint(views.shape[1], (n,), generator=gen)
+            xe = views[torch.arange(n), pick]
+        else:
+            xe = x
+        order = torch.randperm(n, generator=gen) if batch < n else torch.arange(n)
+        total = 0.0
+        for start in range(0, n, batch):
+            idx = order[start:start + batch]
+            loss = nn.functional.cross_entropy(learner.logits(xe[idx], scale), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        note = f"loss {total / n:.3f}"
+        if val is not None and len(val[0]) and (epoch % eval_every == 0 or epoch == epochs):
+            learner.eval()
+            with torch.no_grad():
+                logits = learner.logits(val[0], scale)
+                vloss = float(nn.functional.cross_entropy(logits, val[1]))
+                vacc = float((logits.argmax(1) == val[1]).float().mean())
+            note += f"  val loss {vloss:.3f} acc {vacc:.0%}"
+            if vloss < best["loss"] - 1e-4:
+                best = {"loss": vloss, "epoch": epoch, "accuracy": vacc,
+                        "state": {k: v.detach().clone() for k, v in learner.state_dict().items()
+                                  if not k.startswith("clip.")}}
+                checks_without_gain = 0
+            else:
+                checks_without_gain += 1
+        if on_epoch:
+            on_epoch(note)
+        if checks_without_gain >= patience:
+            break
+    best["epochs_run"] = epoch
+    return best
+
+
 def train_coop(encoder, spec, train_x: np.ndarray, train_y: np.ndarray, n_ctx: int = 4,
-               class_specific: bool = False, max_epochs: int = 50, lr: float = 5e-3, eval_every: int = 5,
+               class_specific: bool = False, max_epochs: int | None = None, lr: float | None = None,
+               schedule: str = DEFAULT_SCHEDULE, ctx_init: str | None = INIT_CONTEXT,
+               views: np.ndarray | None = None, conditional: bool = False, eval_every: int = 5,
                patience: int = 3, val_fraction: float = 0.25, seed: int = 0, progress: bool = True,
                threads: int | None = None) -> CoopClassifier:
-    """Learn the context for the classes of `spec` that have training photos (full-batch Adam).
+    """Learn the context (CoOp) or context + meta-network (CoCoOp, `conditional`) for the classes
+    of `spec` that have training photos, from every one of the k-shot photos.
 
-    One epoch is one pass of every class prompt through the text tower (the image side is
-    cached), so the cost is epochs x classes; starting from "a photo of a" (zero-shot
-    quality), a few dozen epochs at lr 5e-3 suffice.
+    schedule "paper": SGD momentum 0.9, wd 5e-4, lr 0.002, cosine, 1 warm-up epoch at 1e-5,
+    batch 32, epochs by shots (200 at 16, 100 at 4-8, 50 at 1-2); CoCoOp: 10 epochs, batch 1.
+    schedule "fast": full-batch Adam lr 5e-3 for at most `max_epochs` (50); a validation fold
+    (a quarter of each class's photos) picks the epoch count, then the context is refitted on
+    every photo for that many epochs. With one photo per class there is no fold: it runs them all.
 
-    Early stopping: every `eval_every` epochs the validation fold (held out of the training
-    photos) is scored; training stops after `patience` checks without a better validation
-    loss, and the best context is kept. Without a validation fold (one photo per class) it
-    runs `max_epochs` epochs.
+    views: (N, V, D) cached embeddings of augmented views of the training photos (random
+    resized crop + flip), see shoefind.features.views; one is drawn per photo and epoch.
     """
-    require_prompt_learning(encoder, "coop")
+    require_prompt_learning(encoder, "cocoop" if conditional else "coop")
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -232,60 +407,94 @@ def train_coop(encoder, spec, train_x: np.ndarray, train_y: np.ndarray, n_ctx: i
     remap = {int(c): i for i, c in enumerate(present)}
     y = torch.tensor([remap[int(c)] for c in train_y], dtype=torch.long)
     x = torch.from_numpy(np.asarray(train_x, np.float32))
-    val = _validation_fold(train_y, val_fraction, seed)
-    fit, hold = ~val, val
+    v = None if views is None else torch.from_numpy(np.asarray(views, np.float32))
+    shots = int(np.bincount(train_y).max()) if len(train_y) else 0
+    plan = make_schedule(schedule, shots, max_epochs, lr, conditional)
     prompts = getattr(spec, "prompts", None)
     template = "{}"     # the prompt set's coop texts are whole
-    learner = PromptLearner(encoder.model, coop_class_texts(spec.task, trained_classes, prompts), template, n_ctx,
-                            class_specific)
+    if class_specific and conditional:
+        raise UserError("CoCoOp learns one shared context (with a per-image token): drop --class-specific")
+    init = None if class_specific else ctx_init
+
+    def new_learner(texts):
+        return PromptLearner(encoder.model, coop_class_texts(spec.task, texts, prompts), template, n_ctx, class_specific,
+                             init, conditional=conditional, seed=seed)
+
+    learner = new_learner(trained_classes)
     scale = encoder.logit_scale
-    opt = torch.optim.Adam([learner.ctx], lr=lr)
-    best = {"loss": math.inf, "epoch": 0, "ctx": learner.ctx.detach().clone(), "accuracy": None}
-    checks_without_gain, epoch = 0, 0
     started = time.perf_counter()
-    bar = _progress(progress, f"CoOp {spec.task} ({len(trained_classes)} classes, {int(fit.sum())} photos)",
-                    max_epochs)
-    xf, yf = x[torch.from_numpy(fit)], y[torch.from_numpy(fit)]
-    xv, yv = x[torch.from_numpy(hold)], y[torch.from_numpy(hold)]
+    label = "CoCoOp" if conditional else "CoOp"
+    epochs = plan.epochs
+    val_info = {"val_loss": None, "val_accuracy": None, "val_photos": 0, "best_epoch": None}
+    bar = None
     try:
-        for epoch in range(1, max_epochs + 1):
-            learner.train()
-            feats = learner()
-            loss = nn.functional.cross_entropy(scale * xf @ feats.T, yf)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            note = f"loss {loss.item():.3f}"
-            if hold.any() and (epoch % eval_every == 0 or epoch == max_epochs):
-                with torch.no_grad():
-                    logits = scale * xv @ learner().T
-                    vloss = float(nn.functional.cross_entropy(logits, yv))
-                    vacc = float((logits.argmax(1) == yv).float().mean())
-                note += f"  val loss {vloss:.3f} acc {vacc:.0%}"
-                if vloss < best["loss"] - 1e-4:
-                    best = {"loss": vloss, "epoch": epoch, "ctx": learner.ctx.detach().clone(), "accuracy": vacc}
-                    checks_without_gain = 0
-                else:
-                    checks_without_gain += 1
-            if bar:
-                bar.update(bar.task_ids[0], advance=1, note=note)
-            if checks_without_gain >= patience:
-                break
+        if plan.validate:
+            hold = _validation_fold(train_y, val_fraction, seed)
+            if hold.any():
+                fit = torch.from_numpy(~hold)
+                bar = _progress(progress, f"{label} {spec.task}: choosing epochs on a validation fold", epochs)
+                tick = (lambda note: bar.update(bar.task_ids[0], advance=1, note=note)) if bar else None
+                best = train_loop(learner, x[fit], y[fit], plan, scale, epochs, seed,
+                                  None if v is None else v[fit], (x[~fit], y[~fit]), eval_every, patience, tick)
+                if bar:
+                    bar.stop()
+                    bar = None
+                epochs = max(1, best["epoch"])
+                val_info = {"val_loss": best["loss"], "val_accuracy": best["accuracy"],
+                            "val_photos": int(hold.sum()), "best_epoch": best["epoch"],
+                            "validation_epochs_run": best["epochs_run"]}
+                learner = new_learner(trained_classes)   # refit from scratch on every photo
+        bar = _progress(progress, f"{label} {spec.task} ({len(trained_classes)} classes, {len(x)} photos)", epochs)
+        tick = (lambda note: bar.update(bar.task_ids[0], advance=1, note=note)) if bar else None
+        fitted = train_loop(learner, x, y, plan, scale, epochs, seed, v, None, on_epoch=tick)
     finally:
         if bar:
             bar.stop()
-    if not hold.any():
-        best = {"loss": None, "epoch": epoch, "ctx": learner.ctx.detach().clone(), "accuracy": None}
+    learner.eval()
+    training = {"schedule": plan.as_dict(), "epochs_run": fitted["epochs_run"], "fit_photos": len(x),
+                "views": 0 if v is None else int(v.shape[1]), "ctx_init": init or "random",
+                "prompts": load_prompt_set(prompts).name,
+                "seconds": round(time.perf_counter() - started, 2), **val_info}
+    ctx = learner.ctx.detach().clone()
+    common = dict(ctx=ctx, n_ctx=n_ctx, class_specific=class_specific, template=template,
+                  model_id=encoder.model_id, training=training)
+    if conditional:
+        return _conditional_classifier(encoder, spec, trained_classes, learner, common)
     with torch.no_grad():
-        learner.ctx.copy_(best["ctx"])
         learned = learner().numpy()
-    training = {"epochs_run": epoch, "best_epoch": best["epoch"], "val_loss": best["loss"],
-                "val_accuracy": best["accuracy"], "val_photos": int(hold.sum()), "fit_photos": int(fit.sum()),
-                "stopped_early": epoch < max_epochs, "seconds": round(time.perf_counter() - started, 2),
-                "lr": lr, "max_epochs": max_epochs, "prompts": load_prompt_set(prompts).name}
-    return _assemble(spec.task, spec.classes, trained_classes, learned, spec.text, scale,
-                     ctx=best["ctx"], n_ctx=n_ctx, class_specific=class_specific, template=template,
-                     model_id=encoder.model_id, training=training)
+    return _assemble(spec.task, spec.classes, trained_classes, learned, spec.text, scale, **common)
+
+
+def _conditional_classifier(encoder, spec, trained_classes, trained: PromptLearner, common: dict) -> CoopClassifier:
+    """CoCoOp over every class of `spec`: the learned context and meta-network, rebuilt for all names."""
+    texts = coop_class_texts(spec.task, spec.classes, common["training"].get("prompts"))
+    full = PromptLearner(encoder.model, texts, common["template"],
+                         common["n_ctx"], False, None, conditional=True)
+    with torch.no_grad():
+        full.ctx.copy_(trained.ctx)
+        full.meta_net.load_state_dict(trained.meta_net.state_dict())
+    full.eval()
+    seen = set(trained_classes)
+    dim = int(encoder.model.text_projection.shape[1])
+    return CoopClassifier(spec.task, list(spec.classes), np.zeros((len(spec.classes), dim), np.float32),
+                          np.array([c in seen for c in spec.classes]), encoder.logit_scale,
+                          trained_classes=list(trained_classes), learner=full, **common)
+
+
+def context_features(clf: CoopClassifier, encoder, task: str, classes: list[str]) -> np.ndarray:
+    """Shared learned context applied to any class names (how CoOp is scored on new classes)."""
+    if clf.class_specific:
+        raise UserError("class-specific context has no vectors for classes it was not trained on")
+    learner = PromptLearner(encoder.model, coop_class_texts(task, classes, clf.training.get("prompts")), clf.template,
+                            clf.n_ctx, False, None)
+    with torch.no_grad():
+        learner.ctx.copy_(clf.ctx)
+        return learner().numpy()
+
+
+def train_cocoop(encoder, spec, train_x: np.ndarray, train_y: np.ndarray, **options) -> CoopClassifier:
+    """CoCoOp (Zhou et al. 2022): CoOp's loop with a meta-network token added to the context."""
+    return train_coop(encoder, spec, train_x, train_y, conditional=True, **options)
 
 
 def _progress(enabled: bool, description: str, total: int):
@@ -301,7 +510,8 @@ def _progress(enabled: bool, description: str, total: int):
 
 
 def load_coop(path: str | os.PathLike, encoder, spec) -> CoopClassifier:
-    """A saved CoOp classifier for the current classes of `spec` (new classes: zero-shot prompts)."""
+    """A saved CoOp / CoCoOp classifier for the current classes of `spec` (new classes: zero-shot
+    prompts for CoOp; the learned context with their names for CoCoOp)."""
     require_prompt_learning(encoder, "coop")
     payload = torch.load(Path(path), map_location="cpu", weights_only=True)
     if payload.get("format") != ARTIFACT_FORMAT:
@@ -314,11 +524,17 @@ def load_coop(path: str | os.PathLike, encoder, spec) -> CoopClassifier:
     if payload["task"] != spec.task:
         raise UserError(f"{path} is for task {payload['task']}, not {spec.task}")
     trained_classes = list(payload["trained_classes"])
+    conditional = bool(payload.get("conditional", False))
     learner = PromptLearner(encoder.model, list(payload["class_texts"]), payload["template"], int(payload["n_ctx"]),
-                            bool(payload["class_specific"]), init=None)
+                            bool(payload["class_specific"]), init=None, conditional=conditional)
     with torch.no_grad():
         learner.ctx.copy_(payload["ctx"])
+        if conditional:
+            learner.meta_net.load_state_dict(payload["meta_net"])
+    common = dict(ctx=payload["ctx"], n_ctx=int(payload["n_ctx"]), class_specific=bool(payload["class_specific"]),
+                  template=payload["template"], model_id=payload["model_id"], training=dict(payload["training"]))
+    if conditional:
+        return _conditional_classifier(encoder, spec, trained_classes, learner, common)
+    with torch.no_grad():
         learned = learner().numpy()
-    return _assemble(spec.task, spec.classes, trained_classes, learned, spec.text, encoder.logit_scale,
-                     ctx=payload["ctx"], n_ctx=int(payload["n_ctx"]), class_specific=bool(payload["class_specific"]),
-                     template=payload["template"], model_id=payload["model_id"], training=dict(payload["training"]))
+    return _assemble(spec.task, spec.classes, trained_classes, learned, spec.text, encoder.logit_scale, **common)

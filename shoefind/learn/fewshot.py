@@ -2,8 +2,13 @@
 
 - `TipAdapter`: a cache model (Tip-Adapter, Zhang et al. 2022): the affinity of a photo to
   the k-shot training photos, exp(-beta (1 - cos)), summed per class and blended with the
-  zero-shot prompt logits as zs + alpha * cache. alpha and beta are chosen by leave-one-out
-  accuracy on the training photos themselves, so no test photo is looked at.
+  zero-shot prompt logits as zs + alpha * cache. The cache keys are the photos' embeddings,
+  averaged over augmented views when those are cached (the paper averages 10). alpha and beta
+  are chosen on a validation fold of the training photos when every class has 4+ of them,
+  else by leave-one-out (1-2 shots), so no test photo is looked at.
+- `TipAdapter.fit(..., finetune=True)` is Tip-Adapter-F: the cache keys become parameters,
+  trained with AdamW (lr 1e-3, cosine, 20 epochs) on the training photos (a fresh augmented
+  view per epoch when cached).
 - `PrototypeClassifier`: the nearest class mean (the plain baseline).
 
 Both take the zero-shot class text embeddings when the encoder has a text side; a class
@@ -25,6 +30,8 @@ DEFAULT_ALPHA, DEFAULT_BETA = 1.0, 5.5        # Tip-Adapter's published defaults
 ALPHAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 BETAS = (1.0, 2.0, 3.5, 5.5, 8.0, 12.0, 20.0, 35.0)
 IMAGE_ONLY_SCALE = 30.0   # softmax temperature for cosine scores without CLIP's logit scale
+VALIDATION_MIN_SHOTS = 4  # below this, alpha/beta are chosen leave-one-out (too few photos to hold out)
+FINETUNE_EPOCHS, FINETUNE_LR = 20, 1e-3   # Tip-Adapter-F's recipe
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -51,6 +58,26 @@ class FeatureSpace:
         return _normalise(x - self.mean) if self.mean is not None else x
 
 
+def _fold(y: np.ndarray, fraction: float = 0.25, seed: int = 0) -> np.ndarray:
+    """Validation mask: about `fraction` of each class, at least one, never a class's last photo."""
+    rng = np.random.default_rng(seed)
+    val = np.zeros(len(y), bool)
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        if len(idx) >= 2:
+            n = min(len(idx) - 1, max(1, int(round(fraction * len(idx)))))
+            val[rng.choice(idx, size=n, replace=False)] = True
+    return val
+
+
+def average_views(x: np.ndarray, views: np.ndarray | None) -> np.ndarray:
+    """Each photo's embedding averaged with its augmented views' (N, V, D), renormalised."""
+    x = np.asarray(x, np.float32)
+    if views is None or not len(views):
+        return x
+    return _normalise(np.concatenate([x[:, None], np.asarray(views, np.float32)], axis=1).mean(axis=1))
+
+
 @dataclass
 class TipAdapter:
     classes: list[str]
@@ -61,78 +88,161 @@ class TipAdapter:
     space: FeatureSpace = field(default_factory=FeatureSpace)
     alpha: float = DEFAULT_ALPHA
     beta: float = DEFAULT_BETA
-    selection: dict = field(default_factory=dict)   # how alpha/beta were chosen
+    selection: dict = field(default_factory=dict)   # how alpha/beta were chosen (and the -F training)
+    finetuned: bool = False
 
-    name = "tip-adapter"
+    @property
+    def name(self) -> str:
+        return "tip-adapter-f" if self.finetuned else "tip-adapter"
 
     @classmethod
     def fit(cls, train_x: np.ndarray, train_y: np.ndarray, classes: list[str], text: np.ndarray | None = None,
-            logit_scale: float = 100.0, center: bool | None = None) -> "TipAdapter":
+            logit_scale: float = 100.0, center: bool | None = None, views: np.ndarray | None = None,
+            finetune: bool = False, epochs: int = FINETUNE_EPOCHS, lr: float = FINETUNE_LR,
+            seed: int = 0) -> "TipAdapter":
+        """views: (N, V, D) augmented views of the training photos (keys average them; -F trains on them)."""
+        train_x, train_y = np.asarray(train_x, np.float32), np.asarray(train_y)
         model = cls.build(train_x, train_y, classes, text, logit_scale, center=center)
-        model._choose_blend(np.asarray(train_x, np.float32), np.asarray(train_y))
+        if views is not None:
+            model.keys = model.space(average_views(train_x, views))
+        model._choose_blend(train_x, train_y, seed)
+        if views is not None:
+            model.selection["views"] = int(np.asarray(views).shape[1])
+        if finetune:
+            model._finetune(train_x, train_y, views, epochs, lr, seed)
         return model
 
     @classmethod
     def build(cls, train_x: np.ndarray, train_y: np.ndarray, classes: list[str], text: np.ndarray | None = None,
               logit_scale: float = 100.0, alpha: float = DEFAULT_ALPHA, beta: float = DEFAULT_BETA,
-              center: bool | None = None) -> "TipAdapter":
-        """The cache model with given blend weights (no search): how a saved one is rebuilt."""
+              center: bool | None = None, keys: np.ndarray | None = None, finetuned: bool = False) -> "TipAdapter":
+        """The cache model with given blend weights (no search): how a saved one is rebuilt.
+        keys: the saved cache keys (view-averaged, or trained by Tip-Adapter-F), in the feature space."""
         center = text is None if center is None else center
         space = FeatureSpace.fit(train_x, center)
-        return cls(list(classes), space(np.asarray(train_x, np.float32)), one_hot(np.asarray(train_y), len(classes)),
-                   None if text is None else np.asarray(text, np.float32),
-                   logit_scale if text is not None else IMAGE_ONLY_SCALE, space, alpha, beta)
+        model = cls(list(classes), space(np.asarray(train_x, np.float32)) if keys is None else np.asarray(keys, np.float32),
+                    one_hot(np.asarray(train_y), len(classes)), None if text is None else np.asarray(text, np.float32),
+                    logit_scale if text is not None else IMAGE_ONLY_SCALE, space, alpha, beta)
+        model.finetuned = finetuned
+        return model
 
     def _zero_shot(self, x_raw: np.ndarray) -> np.ndarray:
         if self.text is None:
             return np.zeros((len(x_raw), len(self.classes)), np.float32)
         return self.logit_scale * x_raw @ self.text.T
 
-    def _cache(self, q: np.ndarray, beta: float, leave_out_self: bool = False) -> np.ndarray:
-        affinity = np.exp(-beta * (1.0 - q @ self.keys.T))
+    def _cache(self, q: np.ndarray, beta: float, leave_out_self: bool = False, keys=None, values=None) -> np.ndarray:
+        keys = self.keys if keys is None else keys
+        affinity = np.exp(-beta * (1.0 - q @ keys.T))
         if leave_out_self:
             np.fill_diagonal(affinity, 0.0)
-        return affinity @ self.values
+        return affinity @ (self.values if values is None else values)
 
-    def _choose_blend(self, train_x: np.ndarray, train_y: np.ndarray) -> None:
-        """Grid search (alpha, beta) by leave-one-out accuracy, then log-loss, on the training photos."""
+    def _choose_blend(self, train_x: np.ndarray, train_y: np.ndarray, seed: int = 0) -> None:
+        """Grid search (alpha, beta) by accuracy, then log-loss: on a validation fold (a quarter of each
+        class, the cache built from the rest) when every class with photos has 4+, else leave-one-out."""
         counts = np.bincount(train_y, minlength=len(self.classes))
+        present = counts[counts > 0]
         if (counts >= 2).sum() == 0:
             # with one shot per class, leaving it out leaves nothing to learn from
             self.selection = {"by": "defaults (1 shot per class: leave-one-out is uninformative)"}
             return
-        keep = counts[train_y] >= 2
-        q = self.keys
-        zs = self._zero_shot(train_x) if self.text is not None else 0.0
+        if present.min() >= VALIDATION_MIN_SHOTS:
+            val = _fold(train_y, seed=seed)
+            fit = ~val
+            q, raw, y = self.space(train_x[val]), train_x[val], train_y[val]
+            keys, values = self.keys[fit], self.values[fit]
+            keep, leave_out, by = np.ones(len(y), bool), False, "a validation fold of the training photos"
+        else:
+            q, raw, y = self.keys, train_x, train_y
+            keys, values = self.keys, self.values
+            keep, leave_out, by = counts[train_y] >= 2, True, "leave-one-out on the training photos"
+        zs = self._zero_shot(raw) if self.text is not None else 0.0
         best = None
         alphas = ALPHAS if self.text is not None else (1.0,)
         for beta in BETAS:
-            cache = self._cache(q, beta, leave_out_self=True)
+            cache = self._cache(q, beta, leave_out_self=leave_out, keys=keys, values=values)
             for alpha in alphas:
-                logits = self._blend(zs, cache, alpha, leave_out_self=True)
+                logits = self._blend(zs, cache, alpha, leave_out_self=leave_out, values=values)
                 probs = softmax(logits[keep])
-                acc = float((probs.argmax(axis=1) == train_y[keep]).mean())
-                nll = float(-np.log(probs[np.arange(keep.sum()), train_y[keep]] + 1e-9).mean())
+                acc = float((probs.argmax(axis=1) == y[keep]).mean())
+                nll = float(-np.log(probs[np.arange(keep.sum()), y[keep]] + 1e-9).mean())
                 score = (acc, -nll)
                 if best is None or score > best[0]:
                     best = (score, alpha, beta)
         (acc, neg_nll), self.alpha, self.beta = best
-        self.selection = {"by": "leave-one-out on the training photos", "accuracy": acc, "log_loss": -neg_nll,
-                          "photos": int(keep.sum())}
+        self.selection = {"by": by, "accuracy": acc, "log_loss": -neg_nll, "photos": int(keep.sum())}
+
+    def _finetune(self, train_x: np.ndarray, train_y: np.ndarray, views: np.ndarray | None, epochs: int,
+                  lr: float, seed: int) -> None:
+        """Tip-Adapter-F: train the cache keys (AdamW, cosine) with the chosen alpha and beta."""
+        import torch
+        gen = torch.Generator().manual_seed(seed)
+        keys = torch.nn.Parameter(torch.from_numpy(self.keys.copy()))
+        values = torch.from_numpy(self.values)
+        counts = values.sum(0).clamp(min=1.0)
+        text = None if self.text is None else torch.from_numpy(self.text)
+        y = torch.from_numpy(np.asarray(train_y)).long()
+        x_all = torch.from_numpy(np.asarray(train_x, np.float32))
+        v_all = None if views is None else torch.from_numpy(np.asarray(views, np.float32))
+        opt = torch.optim.AdamW([keys], lr=lr, eps=1e-4)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * max(1, -(-len(y) // 256)))
+        for _epoch in range(epochs):
+            if v_all is not None:
+                x = v_all[torch.arange(len(y)), torch.randint(v_all.shape[1], (len(y),), generator=gen)]
+            else:
+                x = x_all
+            order = torch.randperm(len(y), generator=gen)
+            for start in range(0, len(y), 256):
+                idx = order[start:start + 256]
+                raw = x[idx]
+                q = torch.from_numpy(self.space(raw.numpy()))
+                k = torch.nn.functional.normalize(keys, dim=-1)
+                cache = torch.exp(-self.beta * (1.0 - q @ k.T)) @ values
+                if text is None:
+                    logits = self.logit_scale * cache / counts
+                else:
+                    logits = self.logit_scale * raw @ text.T + self.alpha * cache
+                loss = torch.nn.functional.cross_entropy(logits, y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+        self.keys = torch.nn.functional.normalize(keys.detach(), dim=-1).numpy()
+        self.finetuned = True
+        self.selection["finetune"] = {"epochs": epochs, "lr": lr, "optimizer": "AdamW", "schedule": "cosine",
+                                      "final_loss": round(float(loss.detach()), 4)}
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
         return self._blend(self._zero_shot(x), self._cache(self.space(x), self.beta), self.alpha)
 
-    def _blend(self, zs, cache: np.ndarray, alpha: float, leave_out_self: bool = False) -> np.ndarray:
+    def _blend(self, zs, cache: np.ndarray, alpha: float, leave_out_self: bool = False, values=None) -> np.ndarray:
         if self.text is None:
             # no prompts: the mean affinity per class, so classes with more photos are not favoured
-            counts = self.values.sum(axis=0)[None, :] - (self.values if leave_out_self else 0.0)
+            values = self.values if values is None else values
+            counts = values.sum(axis=0)[None, :] - (values if leave_out_self else 0.0)
             return self.logit_scale * cache / np.maximum(counts, 1.0)
         return zs + alpha * cache
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         return softmax(self.logits(x))
+
+
+def _prototype_offset(q: np.ndarray, y: np.ndarray, raw: np.ndarray, text: np.ndarray) -> float:
+    """How much closer a photo is to its class prototype than to its class prompt, measured
+    leave-one-out (the photo's own prototype is built without it; in-sample it is biased upward).
+    Classes with one photo cannot leave it out; when no class has two, in-sample is all there is."""
+    sums = np.zeros((int(y.max()) + 1, q.shape[1]), np.float32)
+    np.add.at(sums, y, q)
+    counts = np.bincount(y)
+    keep = counts[y] >= 2
+    if not keep.any():
+        protos = _normalise(sums[y])
+    else:
+        q, y, raw = q[keep], y[keep], raw[keep]
+        protos = _normalise(sums[y] - q)
+    return float(((q * protos).sum(1) - (raw * text[y]).sum(1)).mean())
 
 
 @dataclass
@@ -164,7 +274,7 @@ class PrototypeClassifier:
         offset = 0.0
         if text is not None and len(y):
             text = np.asarray(text, np.float32)
-            offset = float(((q * protos[y]).sum(1) - (np.asarray(train_x) * text[y]).sum(1)).mean())
+            offset = _prototype_offset(q, y, np.asarray(train_x, np.float32), text)
         return cls(list(classes), protos, seen, text, logit_scale if text is not None else IMAGE_ONLY_SCALE,
                    space, offset)
 

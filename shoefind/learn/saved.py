@@ -3,9 +3,11 @@
 `shoefind learn` saves, per model and dataset, in DATA_DIR/learned/<model id>/<dataset>/:
 - manifest.json: format version, model id and cache key, the classes each task was trained
   for, the comparison on the held-out split and the best method per task;
-- fewshot-<task>.npz: the k-shot support photos' embeddings and labels, with the chosen
-  Tip-Adapter blend weights (the prototype classifier is rebuilt from the same photos);
-- coop-<task>.pt: the CoOp context vectors (see shoefind.learn.coop).
+- fewshot-<task>.npz: the k-shot support photos' embeddings and labels, with Tip-Adapter's
+  cache keys and blend weights (and Tip-Adapter-F's trained keys and weights); the prototype
+  classifier is rebuilt from the same photos;
+- coop-<task>.pt / cocoop-<task>.pt: the context vectors (and CoCoOp's meta-network), see
+  shoefind.learn.coop.
 
 Loading rebuilds every classifier for the *current* catalog: a shoe added after training is
 scored by its zero-shot prompts (with a CLIP model), so nothing fails on new classes.
@@ -29,7 +31,8 @@ from shoefind.errors import UserError
 
 MANIFEST_FORMAT = "shoefind-learned"
 MANIFEST_VERSION = 1
-LEARNED_METHODS = ("prototype", "tip-adapter", "coop")
+LEARNED_METHODS = ("prototype", "tip-adapter", "tip-adapter-f", "coop", "cocoop")
+TIP_METHODS = {"tip-adapter": "", "tip-adapter-f": "_f"}   # method -> suffix of its arrays in fewshot-<task>.npz
 
 
 def learned_dir(data_dir: str | os.PathLike, model_id: str, dataset: str) -> Path:
@@ -43,18 +46,24 @@ def save_learned(data_dir: str | os.PathLike, comparison: Comparison, encoder, d
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, dict[str, str]] = {}
     for task, (x, labels) in comparison.support.items():
-        tip = comparison.fitted.get("tip-adapter", {}).get(task)
-        np.savez(out / f".fewshot-{task}.npz.tmp.npz", embeddings=x.astype(np.float32), labels=np.array(labels),
-                 alpha=np.float32(tip.alpha if tip else 1.0), beta=np.float32(tip.beta if tip else 5.5))
+        arrays = {"embeddings": x.astype(np.float32), "labels": np.array(labels),
+                  "alpha": np.float32(1.0), "beta": np.float32(5.5)}
+        for method, suffix in TIP_METHODS.items():
+            tip = comparison.fitted.get(method, {}).get(task)
+            if isinstance(tip, TipAdapter):
+                arrays.update({f"alpha{suffix}": np.float32(tip.alpha), f"beta{suffix}": np.float32(tip.beta),
+                               f"keys{suffix}": tip.keys.astype(np.float32)})
+        np.savez(out / f".fewshot-{task}.npz.tmp.npz", **arrays)
         os.replace(out / f".fewshot-{task}.npz.tmp.npz", out / f"fewshot-{task}.npz")
-        for method in ("prototype", "tip-adapter"):
+        for method in ("prototype", *TIP_METHODS):
             if task in comparison.fitted.get(method, {}):
                 files.setdefault(method, {})[task] = f"fewshot-{task}.npz"
-    for task, clf in comparison.fitted.get("coop", {}).items():
-        if not hasattr(clf, "save"):
-            continue   # a task without training photos kept its zero-shot prompts
-        clf.save(out / f"coop-{task}.pt")
-        files.setdefault("coop", {})[task] = f"coop-{task}.pt"
+    for method in ("coop", "cocoop"):
+        for task, clf in comparison.fitted.get(method, {}).items():
+            if not hasattr(clf, "save"):
+                continue   # a task without training photos kept its zero-shot prompts
+            clf.save(out / f"{method}-{task}.pt")
+            files.setdefault(method, {})[task] = f"{method}-{task}.pt"
     metrics = comparison.metrics
     best = {t: comparison.best(t) for t in sorted(set(metrics["task"]))}
     manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "model_id": encoder.model_id,
@@ -80,15 +89,17 @@ def read_manifest(folder: Path) -> dict | None:
     return manifest
 
 
-def _support(folder: Path, file: str, spec: TaskSpec) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """Support photos whose label is still a class of the current catalog, as indices."""
+def _support(folder: Path, file: str, spec: TaskSpec, suffix: str = "") -> tuple:
+    """Support photos whose label is still a class of the current catalog, as indices, with the
+    Tip-Adapter variant's (suffix) blend weights and cache keys (None in files older than keys)."""
     with np.load(folder / file, allow_pickle=False) as z:
         x, labels = z["embeddings"], [str(v) for v in z["labels"]]
-        alpha, beta = float(z["alpha"]), float(z["beta"])
+        alpha, beta = float(z.get(f"alpha{suffix}", z["alpha"])), float(z.get(f"beta{suffix}", z["beta"]))
+        keys = z[f"keys{suffix}"] if f"keys{suffix}" in z.files else None
     index = {c: i for i, c in enumerate(spec.classes)}
     keep = np.array([lab in index for lab in labels], bool)
     y = np.array([index[lab] for lab, k in zip(labels, keep) if k], dtype=int)
-    return x[keep], y, alpha, beta
+    return x[keep], y, alpha, beta, None if keys is None else keys[keep]
 
 
 def load_classifier(folder: Path, manifest: dict, method: str, spec: TaskSpec, encoder):
@@ -97,12 +108,13 @@ def load_classifier(folder: Path, manifest: dict, method: str, spec: TaskSpec, e
     if file is None:
         return None
     scale = encoder.logit_scale if encoder.has_text else 100.0
-    if method == "coop":
+    if method in ("coop", "cocoop"):
         from shoefind.learn.coop import load_coop
         return load_coop(folder / file, encoder, spec)
-    x, y, alpha, beta = _support(folder, file, spec)
-    if method == "tip-adapter":
-        return TipAdapter.build(x, y, spec.classes, spec.text, scale, alpha=alpha, beta=beta)
+    x, y, alpha, beta, keys = _support(folder, file, spec, TIP_METHODS.get(method, ""))
+    if method in TIP_METHODS:
+        return TipAdapter.build(x, y, spec.classes, spec.text, scale, alpha=alpha, beta=beta, keys=keys,
+                                finetuned=method == "tip-adapter-f")
     return PrototypeClassifier.fit(x, y, spec.classes, spec.text, scale)
 
 

@@ -70,7 +70,8 @@ def _learned_stamp(encoder, catalog: Catalog) -> float | None:
 
 
 # `--method` names shared by `learn`, `evaluate` and `infer`: a family and the saved methods it covers
-LEARNED_FAMILIES = {"fewshot": ("prototype", "tip-adapter"), "coop": ("coop",)}
+LEARNED_FAMILIES = {"fewshot": ("prototype", "tip-adapter", "tip-adapter-f"), "coop": ("coop",),
+                    "cocoop": ("cocoop",)}
 
 
 def _zero_shot(encoder, catalog: Catalog, options: ZeroShotOptions | None = None) -> ZeroShotModel:
@@ -113,6 +114,8 @@ CLASSIFIERS: dict[str, ClassifierMethod] = {
                                 lambda enc, cat: _learned(enc, cat, "fewshot") is not None, rank=9),
     "coop": ClassifierMethod("coop", lambda enc, cat: _learned(enc, cat, "coop"),
                              lambda enc, cat: _learned(enc, cat, "coop") is not None, rank=9),
+    "cocoop": ClassifierMethod("cocoop", lambda enc, cat: _learned(enc, cat, "cocoop"),
+                               lambda enc, cat: _learned(enc, cat, "cocoop") is not None, rank=9),
     "learned": ClassifierMethod("learned", _learned, lambda enc, cat: _learned(enc, cat) is not None, rank=10),
     "nearest": ClassifierMethod("nearest", lambda enc, cat: NearestPhotos(cat), lambda enc, cat: True, rank=0),
 }
@@ -122,6 +125,7 @@ DESCRIPTIONS = {
     "zeroshot": "zero-shot 5-step method (text prompts; nothing learned)",
     "fewshot": "few-shot classifier learned by `shoefind learn`",
     "coop": "CoOp prompts learned by `shoefind learn`",
+    "cocoop": "CoCoOp prompts (context + a token from each photo) learned by `shoefind learn`",
     "learned": "the best classifier learned by `shoefind learn`",
     "nearest": "nearest catalog photos (no classifier learned: `shoefind learn` trains one)",
 }

@@ -46,7 +46,7 @@ def test_fewshot_with_the_backbone_learns_colours(backbone, tmp_path):
     cache = embedded(backbone, table, tmp_path / "embeddings")
     comparison = compare_methods(backbone, table, cache, ["fewshot"], [1, 4])
     m = comparison.metrics.set_index(["method", "shots"])
-    assert set(comparison.metrics["method"]) == {"prototype", "tip-adapter"}
+    assert set(comparison.metrics["method"]) == {"prototype", "tip-adapter", "tip-adapter-f"}
     assert m.loc[("prototype", 4), "top1"] >= 0.75 and m.loc[("tip-adapter", 4), "top1"] >= 0.75
     # and far above chance at one shot too (measured values, not constants)
     chance = 1 / len(COLOURS)
@@ -63,3 +63,25 @@ def test_cli_says_the_backbone_has_no_text_side(args, tmp_path, backbone):
     res = CliRunner().invoke(app, cmd)
     assert res.exit_code == 2, res.output
     assert "no text side" in res.output
+
+
+def test_flip_tta_sees_a_photo_and_its_mirror_as_one_and_caches_apart(backbone, tmp_path):
+    from PIL import ImageOps
+    from tests.helpers import make_photo
+    flip = load_model("efficientnet-lite0+flip")
+    assert flip.model_id == "efficientnet-lite0+flip" and flip.cache_key != backbone.cache_key
+    assert flip.model is backbone.model                              # one network in memory
+    photo = make_photo(tmp_path / "p.png", seed=3, size=(224, 224))   # no resize, no crop: an exact mirror
+    from PIL import Image
+    image = Image.open(photo).convert("RGB")
+    mirror = ImageOps.mirror(image)
+    plain = backbone.encode_images([image, mirror])
+    assert not np.allclose(plain[0], plain[1], atol=1e-3)             # the plain features see the direction
+    both = flip.encode_images([image, mirror])
+    assert float(both[0] @ both[1]) > 0.9999                        # with flip TTA they are the same shoe
+
+
+def test_efficientnet_lite2_from_its_wheel():
+    lite2 = load_model("efficientnet-lite2")
+    assert lite2.input_resolution == 260 and lite2.embed_dim == 1280 and lite2.has_text is False
+    assert lite2.cache_key.startswith("efficientnet-lite2-")

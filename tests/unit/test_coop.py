@@ -17,9 +17,12 @@ def test_prompt_learner_initialised_as_text_equals_clip_encode_text(tiny_model):
     encoder = load_model(tiny_model)
     names = ["red", "Jordan1 Retro High og Chicago"]
     reference = encoder.encode_texts([f"a photo of a {n} shoe." for n in names])
+    shared = PromptLearner(encoder.model, names, "{} shoe.", n_ctx=4)
     for class_specific in (False, True):
         learner = PromptLearner(encoder.model, names, "{} shoe.", n_ctx=4, class_specific=class_specific)
         with torch.no_grad():
+            if class_specific:   # starts random (the paper's setting); give every class the phrase
+                learner.ctx.copy_(shared.ctx.expand(len(names), -1, -1))
             ours = learner().numpy()
         # prompts are cut after [EOS] (causal attention): the features must not change
         assert np.abs(ours - reference).max() < 1e-5
@@ -58,7 +61,7 @@ def test_saved_artifact_reloads_with_identical_logits_and_falls_back_for_new_cla
     assert np.array_equal(again.logits(x), clf.logits(x))
     assert again.trained_classes == [c for i, c in enumerate(spec.classes) if i != 3]
     payload = torch.load(path, weights_only=True)
-    assert payload["model_id"] == encoder.model_id and payload["version"] == 1
+    assert payload["model_id"] == encoder.model_id and payload["version"] == 2
     # a catalog that grew: the new class is scored by its prompts, the learned ones unchanged
     spec.classes = spec.classes + ["purple"]
     spec.text = np.vstack([spec.text, encoder.encode_ensemble([["a photo of a purple shoe."]])])
@@ -76,3 +79,94 @@ def test_artifact_of_another_model_is_refused(colours, tmp_path):  # noqa: F811
     path = clf.save(tmp_path / "coop-name.pt")
     with pytest.raises(ValueError, match="trained for model ViT-B-32"):
         load_coop(path, encoder, spec)
+
+
+def test_paper_schedule_is_the_papers_recipe():
+    from shoefind.learn.coop import make_schedule, paper_epochs
+    assert [paper_epochs(k) for k in (1, 2, 4, 8, 16)] == [50, 50, 100, 100, 200]
+    plan = make_schedule("paper", 16)
+    assert (plan.optimizer, plan.lr, plan.momentum, plan.weight_decay, plan.batch_size) == ("sgd", 0.002, 0.9, 5e-4, 32)
+    assert plan.lr_at(0) == 1e-5                                   # one warm-up epoch at 1e-5
+    assert plan.lr_at(1) == pytest.approx(0.002 * 0.5 * (1 + np.cos(np.pi / 200)))   # then cosine
+    assert plan.lr_at(199) < 1e-6 and plan.epochs == 200
+    with pytest.raises(ValueError, match="unknown CoOp schedule"):
+        make_schedule("slow", 4)
+
+
+def test_context_init_phrase_random_and_sixteen_tokens(tiny_model):
+    encoder = load_model(tiny_model)
+    words = encoder.model.token_embedding(torch.tensor(clip_tokens("a photo of a")))
+    phrase = PromptLearner(encoder.model, ["red"], "{} shoe.", n_ctx=16, init="a photo of a")
+    assert phrase.ctx.shape == (16, words.shape[1])
+    assert torch.allclose(phrase.ctx[-4:], words.float())          # the phrase fills the last slots
+    random = PromptLearner(encoder.model, ["red"], "{} shoe.", n_ctx=16, init="random")
+    assert float(random.ctx.detach().std()) == pytest.approx(0.02, rel=0.3)
+    specific = PromptLearner(encoder.model, ["red", "blue"], "{} shoe.", n_ctx=4, class_specific=True)
+    assert not torch.allclose(specific.ctx[0], specific.ctx[1])    # class-specific: random per class
+    with pytest.raises(ValueError, match="more than --n-ctx"):
+        PromptLearner(encoder.model, ["red"], "{} shoe.", n_ctx=2, init="a photo of a")
+
+
+def clip_tokens(text):
+    import clip
+    ids = clip.tokenize(text)[0]
+    return ids[1:int(ids.argmax())].tolist()
+
+
+def test_coop_trains_on_every_shot_after_validation_picks_the_epochs(colours):  # noqa: F811
+    encoder, table, cache = colours
+    spec = task_specs(encoder, table)[-1]
+    x = cache.matrix(table.images["sha256"].tolist())
+    y = spec.labels(table.images)
+    clf = train_coop(encoder, spec, x, y, max_epochs=20, progress=False)
+    t = clf.training
+    assert t["fit_photos"] == len(x) and t["val_photos"] == len(COLOURS) * 2
+    assert t["epochs_run"] == t["best_epoch"] >= 1                  # refit for the chosen epochs
+    paper = train_coop(encoder, spec, x, y, schedule="paper", max_epochs=6, ctx_init="random", n_ctx=16,
+                       progress=False)
+    assert paper.training["fit_photos"] == len(x) and paper.training["epochs_run"] == 6
+    assert paper.training["schedule"]["optimizer"] == "sgd" and paper.n_ctx == 16
+
+
+def test_cocoop_token_shifts_the_context_and_zero_token_is_coop(tiny_model):
+    encoder = load_model(tiny_model)
+    names = ["red", "blue", "green"]
+    plain = PromptLearner(encoder.model, names, "{} shoe.", n_ctx=4)
+    cond = PromptLearner(encoder.model, names, "{} shoe.", n_ctx=4, conditional=True)
+    images = torch.nn.functional.normalize(torch.randn(5, encoder.embed_dim), dim=-1)
+    with torch.no_grad():
+        assert cond(images).shape == (5, 3, encoder.embed_dim)
+        assert not torch.allclose(cond(images)[0], cond(images)[1])  # each image its own prompts
+        last = cond.meta_net[-1]
+        last.weight.zero_()
+        last.bias.zero_()
+        assert torch.allclose(cond(images), plain().expand(5, -1, -1), atol=1e-5)
+
+
+def test_cocoop_learns_colours_scores_unseen_classes_and_reloads(colours, tmp_path):  # noqa: F811
+    from shoefind.learn.coop import train_cocoop
+    encoder, table, cache = colours
+    spec = task_specs(encoder, table)[-1]
+    x = cache.matrix(table.images["sha256"].tolist())
+    y = spec.labels(table.images)
+    seen = y != 3
+    clf = train_cocoop(encoder, spec, x[seen], y[seen], max_epochs=30, progress=False)
+    assert clf.name == "cocoop" and clf.trained.tolist() == [c != spec.classes[3] for c in spec.classes]
+    # among the trained classes (random weights give the unseen name an arbitrary score)
+    assert (clf.logits(x[seen])[:, :3].argmax(1) == y[seen]).mean() >= 0.75
+    again = load_coop(clf.save(tmp_path / "cocoop-name.pt"), encoder, spec)
+    assert again.name == "cocoop" and np.allclose(again.logits(x), clf.logits(x), atol=1e-4)
+
+
+def test_base_to_new_comparison_holds_shoes_out_of_training(colours):  # noqa: F811
+    from shoefind.evaluate.base_new import base_new_classes, compare_base_new, harmonic_mean
+    encoder, table, cache = colours
+    base, new = base_new_classes(list(COLOURS), seed=0)
+    assert len(base) == len(new) == 2 and not set(base) & set(new)
+    rows = compare_base_new(encoder, table, cache, shots=4, coop_options={"max_epochs": 10}).set_index("method")
+    assert list(rows.index) == ["zeroshot", "coop", "cocoop"]
+    assert (rows["new_images"] == 8 * 2).all() and (rows["base_images"] == 4 * 2).all()   # new: every photo
+    assert rows.loc["coop", "base_top1"] >= 0.75                        # learned on the base shoes
+    for r in rows.itertuples():
+        assert r.harmonic == pytest.approx(harmonic_mean(r.base_top1, r.new_top1))
+    assert harmonic_mean(1.0, 0.0) == 0.0 and harmonic_mean(0.5, 0.5) == 0.5

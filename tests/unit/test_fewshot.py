@@ -51,7 +51,7 @@ def test_shots_option_and_usable_shots():
     with pytest.raises(ValueError):
         parse_shots("many")
     assert usable_shots(_images({"a": 5, "b": 2}), [1, 2, 4, 8]) == [1, 2, 4]
-    assert expand_methods("zeroshot,fewshot") == ["zeroshot", "prototype", "tip-adapter"]
+    assert expand_methods("zeroshot,fewshot") == ["zeroshot", "prototype", "tip-adapter", "tip-adapter-f"]
     with pytest.raises(ValueError):
         expand_methods(["magic"])
 
@@ -64,7 +64,46 @@ def test_cache_model_and_prototypes_learn_colours(colours, tmp_path):
     assert m.loc[("tip-adapter", 4), "top1"] >= 0.8 > chance + 0.3
     assert m.loc[("prototype", 4), "top1"] >= 0.8
     assert m.loc[("tip-adapter", 4), "images"] == m.loc[("zeroshot", 0), "images"] == 4 * 4  # one test set
+    # 4 shots: alpha/beta chosen on a validation fold; 1 shot: the defaults (nothing to leave out)
+    assert comparison.details["tip-adapter"]["name"]["by"] == "a validation fold of the training photos"
+
+
+def test_blend_is_chosen_leave_one_out_at_two_shots(colours):
+    encoder, table, cache = colours
+    comparison = compare_methods(encoder, table, cache, ["fewshot"], [2])
     assert comparison.details["tip-adapter"]["name"]["by"].startswith("leave-one-out")
+
+
+def test_tip_adapter_f_trains_its_keys_and_reloads_them(colours, tmp_path):
+    encoder, table, cache = colours
+    comparison = compare_methods(encoder, table, cache, ["fewshot", "tip-adapter-f"], [4])
+    m = comparison.metrics.set_index(["method", "shots"])
+    assert m.loc[("tip-adapter-f", 4), "top1"] >= 0.8
+    tip, tip_f = comparison.fitted["tip-adapter"]["name"], comparison.fitted["tip-adapter-f"]["name"]
+    assert tip_f.name == "tip-adapter-f" and tip_f.selection["finetune"]["optimizer"] == "AdamW"
+    assert not np.allclose(tip.keys, tip_f.keys)                     # the keys moved
+    folder = save_learned(tmp_path, comparison, encoder, str(table.root))
+    from shoefind.learn.saved import load_method, read_manifest
+    again = load_method(folder, read_manifest(folder), "tip-adapter-f", encoder, table)
+    x = cache.matrix(table.images["sha256"].tolist())
+    assert np.allclose(again.classifiers["name"].logits(x), tip_f.logits(x), atol=1e-4)
+
+
+def test_prototype_offset_for_unseen_shoes_is_measured_leave_one_out():
+    """In-sample, a photo is part of its own prototype, so it looks closer than a new photo
+    would: the offset added to prompt scores of shoes without photos is then too large."""
+    from tests.helpers.synthetic import clustered
+    x, y, text = clustered(classes=6, per_class=4, dim=32, seed=1)
+    clf = PrototypeClassifier.fit(x, y, [str(i) for i in range(6)], text, 100.0)
+    in_sample = float(((x * clf.prototypes[y]).sum(1) - (x * text[y]).sum(1)).mean())
+    held_out = []
+    for i in range(len(x)):
+        rest = np.delete(np.arange(len(x)), i)
+        mine = rest[y[rest] == y[i]]
+        proto = x[mine].mean(0)
+        held_out.append(x[i] @ (proto / np.linalg.norm(proto)) - x[i] @ text[y[i]])
+    assert clf.text_offset == pytest.approx(float(np.mean(held_out)), abs=1e-5)
+    assert clf.text_offset < in_sample - 0.05
 
 
 def test_classes_without_training_photos_fall_back_to_prompts(colours):
