@@ -62,9 +62,13 @@ class HfEncoder(FamilyEncoder):
 
 def _quiet_transformers():
     """transformers without its progress bars and notices (shoefind shows its own progress)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import transformers
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import transformers
+    except ImportError as exc:
+        raise ModelUnavailable("Hugging Face models need the package transformers: "
+                               "pip install -r requirements.txt (or pip install 'shoefind[families]')") from exc
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     return transformers

@@ -78,7 +78,11 @@ def missing_repo_message(spec: str, repo: str, files: list[str], local_dir_hint:
 
 def local_snapshot(repo: str, spec: str, files: list[str], local_dir_hint: str = "") -> Path:
     """The cached snapshot folder of `repo` (fetched first when downloading is allowed)."""
-    from huggingface_hub import snapshot_download
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as exc:
+        raise ModelUnavailable(f"{spec} needs the package huggingface_hub (with open-clip-torch / transformers): "
+                               "pip install -r requirements.txt (or pip install 'shoefind[families]')") from exc
     with hub_mode() as download:
         try:
             return Path(snapshot_download(repo, local_files_only=not download))
@@ -88,7 +92,10 @@ def local_snapshot(repo: str, spec: str, files: list[str], local_dir_hint: str =
 
 def cached_file(repo: str, filename: str) -> Path | None:
     """One file of a cached repo, or None (never touches the network)."""
-    from huggingface_hub import try_to_load_from_cache
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # the families extra is not installed: nothing of the hub can be here
+        return None
     found = try_to_load_from_cache(repo, filename, cache_dir=str(hub_cache()))
     return Path(found) if isinstance(found, str) else None
 

@@ -27,9 +27,13 @@ TINY_MARK_FILE = "shoefind-tiny.txt"
 
 
 def _open_clip():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import open_clip
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import open_clip
+    except ImportError as exc:
+        raise ModelUnavailable("open_clip models need the package open-clip-torch: "
+                               "pip install -r requirements.txt (or pip install 'shoefind[families]')") from exc
     return open_clip
 
 
@@ -204,9 +208,14 @@ def make_tiny_open_clip(path: str | Path, seed: int = 0, sigmoid: bool = False) 
                       "interpolation": "bicubic", "resize_mode": "shortest"}
     (path / CONFIG_FILE).write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": preprocess_cfg}, indent=2))
     torch.manual_seed(seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = oc.create_model(f"local-dir:{path}", pretrained=None)  # config only, no weights yet: random
+    import logging
+    logging.disable(logging.WARNING)  # open_clip logs "no weights found": random weights are the point here
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = oc.create_model(f"local-dir:{path}", pretrained=None)  # config only, no weights yet: random
+    finally:
+        logging.disable(logging.NOTSET)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(path / "open_clip_model.safetensors"))
     (path / TINY_MARK_FILE).write_text(f"{TINY_MARK}: a tiny open_clip model with RANDOM weights (seed {seed}); "

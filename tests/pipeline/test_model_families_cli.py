@@ -115,3 +115,14 @@ def test_web_page_renders_and_searches_with_another_family(models, fam, ds, tmp_
     at.text_input(key="search").input("a white converse").run()
     assert not at.exception and not at.error
     assert sum(" score " in m.value for m in at.markdown) >= 4   # a grid of catalog shoes
+
+
+def test_learn_few_shot_with_siglip_and_coop_says_it_is_clip_only(models, tmp_path):
+    from tests.helpers import make_labeled_dataset
+    dataset = make_labeled_dataset(tmp_path / "images", n_per_shoe=3)
+    res = run("learn", dataset, "--model", models["siglip"], "--shots", "1", "--data-dir", tmp_path / "data", "--json")
+    assert res.exit_code == 0, res.output
+    methods = {m["method"] for m in stdout_json(res)["comparison"]}
+    assert {"zeroshot", "prototype", "tip-adapter"} <= methods and "coop" not in methods
+    res = run("learn", dataset, "--model", models["open_clip"], "--method", "coop", "--data-dir", tmp_path / "data")
+    assert res.exit_code == 2 and "clip: model for CoOp" in " ".join(res.output.split())
