@@ -36,7 +36,7 @@ def evaluate_flow(dataset: str | None = None, data_dir: str | None = None, model
         for spec in models:
             embedded = embed_flow(dataset, data_dir, model=spec, catalog=catalog, batch_size=batch_size,
                                   cluster=cluster, runtime=runtime)
-        return compare_models_task(embedded["table"], data_dir, models=models, runtime=runtime)
+        return compare_models_task(embedded["table"], data_dir, models=models, runtime=runtime, zeroshot=zeroshot)
     if problem := dataset_problem(dataset) or model_problem(model) or methods_problem(model, method):
         return stop(problem)
     embedded = embed_flow(dataset, data_dir, model=model, catalog=catalog, batch_size=batch_size,

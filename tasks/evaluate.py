@@ -35,10 +35,11 @@ def evaluate_zero_shot_task(table_dir: str, data_dir: str, model: str | None = N
 
 
 @task(name="compare-models", cache_policy=NO_CACHE)
-def compare_models_task(table_dir: str, data_dir: str, models: list[str], runtime: str | None = None) -> str:
+def compare_models_task(table_dir: str, data_dir: str, models: list[str], runtime: str | None = None,
+                        zeroshot: dict | None = None) -> str:
     """Several models on the same table: report.md, metrics.csv/json, comparison.png, and artifacts."""
     from shoefind.evaluate.stage import compare_models_table
-    report = compare_models_table(table_dir, data_dir, models, runtime)
+    report = compare_models_table(table_dir, data_dir, models, runtime, zeroshot=zeroshot)
     publish_metrics(report.metrics, "model-comparison", report.description, report.markdown,
                     "model-comparison-report")
     get_run_logger().info("model comparison in %s", report.run_dir)

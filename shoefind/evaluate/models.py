@@ -38,7 +38,7 @@ def measure_speed(encoder, paths: list[str], sample: int = SPEED_SAMPLE) -> floa
     return len(paths) / max(time.perf_counter() - start, 1e-9)
 
 
-def evaluate_model(encoder, table, data_dir: Path, change: bool = True) -> tuple[dict, list[str]]:
+def evaluate_model(encoder, table, data_dir: Path, change: bool = True, options=None) -> tuple[dict, list[str]]:
     """One model's figures as {metric: value}, plus notes."""
     from shoefind.evaluate.attributes import evaluate_zero_shot
     from shoefind.features.cache import EmbeddingCache
@@ -50,7 +50,7 @@ def evaluate_model(encoder, table, data_dir: Path, change: bool = True) -> tuple
     if not encoder.has_text:
         notes.append(f"{encoder.model_id} is image-only: no zero-shot or change figures")
         return row, notes
-    evaluation = evaluate_zero_shot(encoder, table, EmbeddingCache.for_encoder(data_dir, encoder))
+    evaluation = evaluate_zero_shot(encoder, table, EmbeddingCache.for_encoder(data_dir, encoder), options)
     for r in evaluation.metrics.itertuples():
         row[f"{r.task} top-1"] = r.top1
         row[f"{r.task} top-5"] = r.top5
@@ -58,7 +58,7 @@ def evaluate_model(encoder, table, data_dir: Path, change: bool = True) -> tuple
         from shoefind.evaluate.change import KS, evaluate_change
         from shoefind.features.catalog import EmptyCatalog, open_catalog
         try:
-            bench = evaluate_change(encoder, open_catalog(encoder, table.root, data_dir))
+            bench = evaluate_change(encoder, open_catalog(encoder, table.root, data_dir), options=options)
         except EmptyCatalog as exc:
             notes.append(f"change: {exc}")
         else:
@@ -73,11 +73,12 @@ def evaluate_model(encoder, table, data_dir: Path, change: bool = True) -> tuple
     return row, notes
 
 
-def compare_models(encoders: list, table, data_dir: Path, change: bool = True) -> ModelComparison:
+def compare_models(encoders: list, table, data_dir: Path, change: bool = True, options=None) -> ModelComparison:
+    """options: the zero-shot options (ZeroShotOptions) every model is scored with."""
     rows, notes, names = {}, [], []
     for enc in encoders:
         name = enc.model_id if enc.model_id not in rows else f"{enc.model_id} ({len(rows) + 1})"
-        rows[name], more = evaluate_model(enc, table, Path(data_dir), change=change)
+        rows[name], more = evaluate_model(enc, table, Path(data_dir), change=change, options=options)
         names.append(name)
         notes += more
     metrics = list(dict.fromkeys(k for r in rows.values() for k in r))

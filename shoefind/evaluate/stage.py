@@ -116,7 +116,8 @@ def evaluate_change_table(table_dir: str | os.PathLike, data_dir: str | os.PathL
 
 
 def compare_models_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, models: list[str],
-                         runtime: str | None = None, device: str | None = None) -> RunReport:
+                         runtime: str | None = None, device: str | None = None,
+                         zeroshot: dict | None = None) -> RunReport:
     """Several models side by side on the same embedded table (see shoefind.evaluate.models)."""
     from shoefind.encoders.load import load_encoder
     from shoefind.evaluate.models import compare_models, comparison_markdown, write_comparison
@@ -125,7 +126,8 @@ def compare_models_table(table_dir: str | os.PathLike, data_dir: str | os.PathLi
     from shoefind.features.table import load_table
     table = load_table(table_dir)
     encoders = [load_encoder(m, **model_options(runtime, device)) for m in models]
-    comparison = compare_models(encoders, table, Path(data_dir))
+    from shoefind.retrieve.zeroshot import ZeroShotOptions
+    comparison = compare_models(encoders, table, Path(data_dir), options=ZeroShotOptions.of(zeroshot))
     run_dir = new_run_dir(Path(data_dir), "compare-models", table.root.name)
     write_comparison(run_dir, comparison, str(table.root), models)
     return RunReport(run_dir, comparison.long,
@@ -137,19 +139,21 @@ def compare_models_table(table_dir: str | os.PathLike, data_dir: str | os.PathLi
 def evaluate_models(dataset, data_dir, models: list[str], catalog=None, batch_size: int = 32,
                     task: str = "zeroshot", method: str = "zeroshot", shots: str | None = None,
                     cluster: str | None = None, runtime: str | None = None, device: str | None = None,
-                    progress=None, log: Log | None = None) -> RunReport:
+                    zeroshot: dict | None = None, progress=None, log: Log | None = None) -> RunReport:
     """`evaluate --model A,B,C`: embed the photos with each model, then one side-by-side comparison."""
+    from shoefind.retrieve.zeroshot import ZeroShotOptions
     from shoefind.encoders.load import load_encoder
     from shoefind.features.stage import embed_dataset, model_options
     if task != "zeroshot" or comparing(method, shots):
         raise UserError("--model A,B compares models (zero-shot top-1/top-5, change R@k, speed, load time); "
                         "use --task change, --method or --shots with one model at a time")
+    zeroshot = ZeroShotOptions.of(zeroshot).describe()      # a bad option fails before any work
     for spec in models:  # every model loads (or says what is missing) before any embedding starts
         load_encoder(spec, **model_options(runtime, device))
     for spec in models:
         embedded = embed_dataset(dataset, data_dir, spec, catalog, batch_size, cluster=cluster, runtime=runtime,
                                  device=device, progress=progress, log=log)
-    return compare_models_table(embedded["table"], data_dir, models, runtime, device)
+    return compare_models_table(embedded["table"], data_dir, models, runtime, device, zeroshot)
 
 
 def methods_check(model: str | None, method: str | None) -> None:
@@ -183,7 +187,7 @@ def evaluate_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, mo
         raise UserError(f"unknown task '{task}' (known: zeroshot, change)")
     if len(models := split_specs(model)) > 1:
         return evaluate_models(dataset, data_dir, models, catalog, batch_size, task, method, shots, cluster,
-                               runtime, device, progress, log)
+                               runtime, device, zeroshot, progress, log)
     compare = comparing(method, shots) or is_image_backbone(model_spec(model))
     if task == "change" and compare:
         raise UserError("--method and --shots apply to the zeroshot task (attribute and name classification)")
