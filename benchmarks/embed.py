@@ -39,10 +39,11 @@ def run_dask(ckpt: Path, items, data_dir: Path, workers: int, runtime: str) -> t
     """Wall time of the batches mapped over a fresh `local:N` cluster (start-up included)."""
     from prefect import flow
 
-    from flows.cluster import on_cluster, worker_threads
-    from flows.embed_batches import task_size
-    from tasks.batches import map_batches, split
-    from tasks.embed_batch import embed_batch
+    from flows.cluster import on_cluster
+    from shoefind.cluster import worker_threads
+    from shoefind.features.stage import split, task_size
+    from tasks.common import map_batches
+    from tasks.features import embed_batch_task as embed_batch
 
     cluster = f"local:{workers}"
 

@@ -3,47 +3,48 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import Annotated
+
 from prefect import flow, unmapped
+from pydantic import Field
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from shoefind.settings import data_dir as resolve_data_dir
-from shoefind.crawl.targets import TargetError, queries_for, read_catalog, read_shoe_list
+from shoefind.crawl.targets import crawl_queries
+from shoefind.settings import layout
 from tasks.crawl import (check_search_engine, crawl_batch, publish_crawl_report, query_from_dict,
                          query_to_dict)
 
-from .guard import stop
+from .common import CrawlCatalog, DataDir, Engine, Inbox, PerQuery, ShoeList, fails_clearly, given, stop
 
 
 # Each batch runs its own Chromium: two at a time is what a small machine takes.
 @flow(name="crawl", task_runner=ThreadPoolTaskRunner(max_workers=2))
-def crawl_flow(catalog: str | None = None, shoes: str | None = None, per_query: int = 20,
-               engine: str = "google", data_dir: str | None = None, dataset: str | None = None,
-               batch_size: int = 5, base_url: str | None = None, settings: dict | None = None,
-               retries: int = 2) -> list[dict]:
-    """Map batches of queries over crawl tasks; returns one report row per query.
-
-    settings: crawl_settings() keys (read_timeout, preview_timeout, concurrency, ...).
-    retries: of the network tasks (reachability check, each batch); a retried batch resumes.
-    """
-    data_dir = str(resolve_data_dir(data_dir))
+@fails_clearly
+def crawl_flow(catalog: CrawlCatalog = "", shoes: ShoeList = "", per_query: PerQuery = 20,
+               engine: Engine = "google", data_dir: DataDir = "", dataset: Inbox = "",
+               batch_size: Annotated[int, Field(ge=1, title="queries per task",
+                                                description="Queries crawled by one task (one browser).")] = 5,
+               base_url: Annotated[str, Field(title="base URL", description="Override the engine's base URL "
+                                              "(a local test site). Empty: the engine's own.")] = "",
+               settings: Annotated[dict, Field(title="crawl settings", description="crawl_settings() keys: "
+                                               "read_timeout, preview_timeout, concurrency, ...")] = {},
+               retries: Annotated[int, Field(ge=0, title="retries", description="Of the network tasks (the "
+                                             "reachability check, each batch); a retried batch resumes.")] = 2,
+               ) -> list[dict]:
+    """Crawl image search for the shoes into the inbox, one batch of queries per task; returns one report
+    row per query."""
+    lay = layout(given(data_dir))
+    data_dir = str(lay.root)
     # crawled images are unfiltered: they wait in the inbox until `filter` accepts them
-    dataset = str(Path(dataset).resolve() if dataset else Path(data_dir) / "inbox")
-    if bool(catalog) == bool(shoes):
-        return stop("give either catalog (CSV) or shoes (YAML list), not both or neither")
-    try:
-        targets = read_catalog(catalog) if catalog else read_shoe_list(shoes)
-    except TargetError as exc:
-        return stop(str(exc))
-    queries = [query_to_dict(q) for q in queries_for(targets)]
-    if not queries:
-        return stop("no shoes to crawl")
-    reachable = check_search_engine.with_options(retries=retries)(engine, base_url, return_state=True)
+    dataset = str(Path(dataset).expanduser().resolve() if dataset else lay.inbox)
+    queries = [query_to_dict(q) for q in crawl_queries(given(catalog), given(shoes))]
+    reachable = check_search_engine.with_options(retries=retries)(engine, given(base_url), return_state=True)
     if not reachable.is_completed():
         return stop(str(reachable.result(raise_on_failure=False)))
     settings = {**(settings or {}), "per_query": per_query}
     batches = [queries[i:i + batch_size] for i in range(0, len(queries), max(1, batch_size))]
     futures = crawl_batch.with_options(retries=retries).map(batches, unmapped(engine), unmapped(dataset), unmapped(data_dir),
-                              base_url=unmapped(base_url), settings=unmapped(settings))
+                              base_url=unmapped(given(base_url)), settings=unmapped(settings))
     rows, errors = [], []
     for batch, future in zip(batches, futures):
         future.wait()

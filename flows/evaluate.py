@@ -1,50 +1,81 @@
-"""evaluate: table -> embeddings -> zero-shot top-1/top-5 report (markdown, CSV, JSON, PNGs)."""
+"""Evaluate stage: table -> embeddings -> scores -> a run folder (report.md, metrics CSV/JSON, plots).
+
+evaluate: zero-shot top-1/top-5 per attribute and shoe name, or learned methods compared on one
+held-out k-shot split (method/shots). evaluate-change: the composed-retrieval benchmark.
+"""
 from __future__ import annotations
 
+from typing import Annotated
+
 from prefect import flow
+from pydantic import Field
 
 from shoefind.checks import dataset_problem, model_problem
+from shoefind.encoders.backbones import is_image_backbone
 from shoefind.encoders.load import split_specs
 from shoefind.evaluate.methods import methods_problem
-from shoefind.settings import data_dir as resolve_data_dir
-from tasks.evaluate import compare_models_task, evaluate_zero_shot_task
-from tasks.learn import compare_methods_task
+from shoefind.evaluate.stage import comparing
+from shoefind.settings import model_spec
+from tasks.evaluate import compare_methods_task, compare_models_task, evaluate_change_task, evaluate_zero_shot_task
 
-from .build_table import dataset_path
-from .embed import embed_flow
-from .guard import stop
+from .common import (BatchSize, Catalog, Cluster, DataDir, Dataset, Device, Model, Runtime, Seed, ZeroShot,
+                     fails_clearly, given, paths, stop, subflow)
+from .features import embed_flow
+
+Methods = Annotated[str, Field(
+    title="methods", description="zeroshot alone, or a comma list of zeroshot, fewshot, coop compared on one "
+                                 "held-out k-shot split.")]
+CompareShots = Annotated[str, Field(
+    title="shots", description="With methods: training photos per shoe (16 means k = 1, 2, 4, 8, 16; or 1,4,16). "
+                               "Empty: 16.")]
 
 
 @flow(name="evaluate")
-def evaluate_flow(dataset: str | None = None, data_dir: str | None = None, model: str | None = None,
-                  catalog: str | None = None, batch_size: int = 32,
-                  method: str = "zeroshot", shots: str | None = None, seed: int = 0, cluster: str | None = None,
-                  runtime: str | None = None, zeroshot: dict | None = None) -> str:
-    """cluster: None (this process), local:N or a Dask scheduler address (embedding runs there).
-
-    model: one spec, or several as A,B,C: each is embedded, then all are compared side by side.
-    zeroshot: prompts, vocabulary, filter_attributes, fallback (shoefind.retrieve.zeroshot.ZeroShotOptions).
-    """
-    data_dir = str(resolve_data_dir(data_dir))
-    dataset = dataset_path(dataset, data_dir)
-    models = split_specs(model)
-    if len(models) > 1:
+@fails_clearly
+def evaluate_flow(dataset: Dataset = "", data_dir: DataDir = "", model: Model = "", catalog: Catalog = "",
+                  batch_size: BatchSize = 32, method: Methods = "zeroshot", shots: CompareShots = "", seed: Seed = 0,
+                  cluster: Cluster = "", runtime: Runtime = "auto", device: Device = "auto",
+                  zeroshot: ZeroShot = {}) -> str:
+    """Top-1/top-5 per attribute and shoe name of a labeled dataset; returns the run folder.
+    Several models (model A,B,C) are each embedded, then compared side by side."""
+    dataset, data_dir = paths(dataset, data_dir)
+    model, shots = given(model), given(shots)
+    if len(models := split_specs(model)) > 1:
         if problem := dataset_problem(dataset) or next(filter(None, map(model_problem, models)), None):
             return stop(problem)
-        if method != "zeroshot" or shots:
-            return stop("--model A,B compares zero-shot figures; compare methods with one model at a time")
+        if comparing(method, shots):
+            return stop("model A,B compares zero-shot figures; compare methods with one model at a time")
         for spec in models:
-            embedded = embed_flow(dataset, data_dir, model=spec, catalog=catalog, batch_size=batch_size,
-                                  cluster=cluster, runtime=runtime)
-        return compare_models_task(embedded["table"], data_dir, models=models, runtime=runtime, zeroshot=zeroshot)
-    if problem := dataset_problem(dataset) or model_problem(model) or methods_problem(model, method):
+            embedded = subflow(embed_flow, dataset, data_dir, model=spec, catalog=catalog, batch_size=batch_size,
+                               cluster=cluster, runtime=runtime, device=device)
+        return compare_models_task(embedded["table"], data_dir, models=models, runtime=given(runtime),
+                                   device=given(device), zeroshot=zeroshot or None)
+    compare = comparing(method, shots) or is_image_backbone(model_spec(model))
+    if problem := dataset_problem(dataset) or model_problem(model) or (compare and methods_problem(model, method)):
         return stop(problem)
-    embedded = embed_flow(dataset, data_dir, model=model, catalog=catalog, batch_size=batch_size,
-                          cluster=cluster, runtime=runtime)
-    if method != "zeroshot" or shots:  # methods compared on one k-shot split (issue 6)
-        return compare_methods_task(embedded["table"], data_dir, model=model, method=method, shots=shots, seed=seed,
-                                    zeroshot=zeroshot)
-    return evaluate_zero_shot_task(embedded["table"], data_dir, model=model, runtime=runtime, zeroshot=zeroshot)
+    embedded = subflow(embed_flow, dataset, data_dir, model=model or "", catalog=catalog, batch_size=batch_size,
+                          cluster=cluster, runtime=runtime, device=device)
+    if compare:
+        return compare_methods_task(embedded["table"], data_dir, model=model, method=method, shots=shots or "16",
+                                    seed=seed, zeroshot=zeroshot or None)
+    return evaluate_zero_shot_task(embedded["table"], data_dir, model=model, runtime=given(runtime),
+                                   device=given(device), zeroshot=zeroshot or None)
+
+
+@flow(name="evaluate-change")
+@fails_clearly
+def evaluate_change_flow(dataset: Dataset = "", data_dir: DataDir = "", model: Model = "", catalog: Catalog = "",
+                         batch_size: BatchSize = 32, cluster: Cluster = "", runtime: Runtime = "auto",
+                         device: Device = "auto", zeroshot: ZeroShot = {}) -> str:
+    """Composed-retrieval benchmark (Recall@1/5/10 and MRR per method); returns the run folder."""
+    dataset, data_dir = paths(dataset, data_dir)
+    model = given(model)
+    if problem := dataset_problem(dataset) or model_problem(model):
+        return stop(problem)
+    embedded = subflow(embed_flow, dataset, data_dir, model=model or "", catalog=catalog, batch_size=batch_size,
+                          cluster=cluster, runtime=runtime, device=device)
+    return evaluate_change_task(embedded["table"], data_dir, model=model, runtime=given(runtime),
+                                device=given(device), zeroshot=zeroshot or None)
 
 
 if __name__ == "__main__":

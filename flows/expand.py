@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import Annotated
+
 from prefect import flow, get_run_logger
+from pydantic import Field
 from prefect.artifacts import create_markdown_artifact
 
-from shoefind.settings import data_dir as resolve_data_dir
 from shoefind.curate.queue import ReviewQueue
+from shoefind.settings import layout
 
-from .filter import filter_flow
+from .common import BatchSize, CrawlCatalog, DataDir, Engine, FilterModel, Inbox, PerQuery, ShoeList, given
+from .crawl import crawl_flow
+from .curate import filter_flow
+from .features import build_table_flow, embed_flow
 
 
 def _failed_message(state) -> str:
@@ -25,11 +31,6 @@ def _failed_message(state) -> str:
 def _run_crawl(stages: dict, catalog, shoes, inbox, data_dir, per_query, engine, base_url, settings) -> None:
     if not (catalog or shoes):
         stages["crawl"] = "skipped: no catalog or shoe list given; filtering what the inbox holds"
-        return
-    try:
-        from .crawl import crawl_flow  # written separately; the rest must work without it
-    except ImportError as exc:
-        stages["crawl"] = f"not available ({exc}); filtering what the inbox holds"
         return
     try:
         state = crawl_flow(catalog=catalog, shoes=shoes, per_query=per_query, engine=engine, data_dir=data_dir,
@@ -44,13 +45,8 @@ def _run_crawl(stages: dict, catalog, shoes, inbox, data_dir, per_query, engine,
         stages["crawl"] = f"failed ({_failed_message(state)}); filtering what the inbox holds"
 
 
-def _subflow(stages: dict, stage: str, module: str, name: str, **kwargs):
-    """Run flows.<module>.<name> if it can be imported; record how it went."""
-    try:
-        fn = getattr(__import__(f"flows.{module}", fromlist=[name]), name)
-    except (ImportError, AttributeError) as exc:
-        stages[stage] = f"not available ({exc})"
-        return None
+def _subflow(stages: dict, stage: str, fn, **kwargs):
+    """Run a sibling flow; record how it went."""
     state = fn(**kwargs, return_state=True)
     if not state.is_completed():
         stages[stage] = f"failed: {_failed_message(state)}"
@@ -61,15 +57,20 @@ def _subflow(stages: dict, stage: str, module: str, name: str, **kwargs):
 
 
 @flow(name="expand-dataset")
-def expand_dataset_flow(catalog: str | None = None, shoes: str | None = None, data_dir: str | None = None,
-                        inbox: str | None = None, model: str | None = None, per_query: int = 20,
-                        engine: str = "google", base_url: str | None = None, settings: dict | None = None,
-                        batch_size: int = 64) -> dict:
-    """inbox: where the crawl puts new images and the filter reads them (default DATA_DIR/inbox)."""
+def expand_dataset_flow(catalog: CrawlCatalog = "", shoes: ShoeList = "", data_dir: DataDir = "", inbox: Inbox = "",
+                        model: FilterModel = "", per_query: PerQuery = 20, engine: Engine = "google",
+                        base_url: Annotated[str, Field(title="base URL", description="Override the engine's "
+                                                       "base URL (a local test site). Empty: the engine's own.")] = "",
+                        settings: Annotated[dict, Field(title="crawl settings", description="crawl_settings() "
+                                                        "keys: read_timeout, concurrency, ...")] = {},
+                        batch_size: BatchSize = 64) -> dict:
+    """crawl -> filter -> review queue -> feature table -> embeddings; a summary artifact per run.
+    The inbox is where the crawl puts new images and the filter reads them."""
     log = get_run_logger()
-    data_dir = str(resolve_data_dir(data_dir))
-    inbox = str(Path(inbox).expanduser().resolve() if inbox else Path(data_dir) / "inbox")
-    dataset = str(Path(data_dir) / "images")
+    lay = layout(given(data_dir))
+    data_dir = str(lay.root)
+    inbox = str(Path(inbox).expanduser().resolve() if inbox else lay.inbox)
+    dataset = str(lay.images)
     stages: dict[str, str] = {}
 
     _run_crawl(stages, catalog, shoes, inbox, data_dir, per_query, engine, base_url, settings)
@@ -91,10 +92,10 @@ def expand_dataset_flow(catalog: str | None = None, shoes: str | None = None, da
                         if waiting else "nothing waits for review")
 
     if Path(dataset).is_dir() and any(Path(dataset).iterdir()):
-        table_dir = _subflow(stages, "table", "build_table", "build_table_flow", dataset=dataset, data_dir=data_dir)
+        table_dir = _subflow(stages, "table", build_table_flow, dataset=dataset, data_dir=data_dir)
         if table_dir:
             stages["table"] = f"done: {table_dir}"
-        embedded = _subflow(stages, "embed", "embed", "embed_flow", dataset=dataset, data_dir=data_dir, model=model)
+        embedded = _subflow(stages, "embed", embed_flow, dataset=dataset, data_dir=data_dir, model=model or "")
         if embedded:
             stages["embed"] = (f"done: {embedded.get('encoded', 0)} encoded, {embedded.get('cached', 0)} already cached "
                                f"({embedded.get('model', '?')})")

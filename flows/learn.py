@@ -1,41 +1,70 @@
-"""learn: table -> embeddings -> k-shot split -> few-shot and CoOp classifiers, compared and saved for inference."""
+"""Learn stage: table -> embeddings -> k-shot split -> few-shot and CoOp classifiers, compared with
+zero-shot and saved for inference."""
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 from prefect import flow
+from pydantic import Field
 
 from shoefind.checks import dataset_problem, model_problem
 from shoefind.evaluate.methods import methods_problem
-from shoefind.settings import data_dir as resolve_data_dir
-from tasks.learn import compare_methods_task
+from shoefind.learn.stage import coop_options
+from tasks.learn import finetune_task, learn_task
 
-from .build_table import dataset_path
-from .embed import embed_flow
-from .guard import stop
+from .common import (BatchSize, Catalog, Cluster, DataDir, Dataset, Device, Model, Runtime, Seed, Shots, ZeroShot,
+                     fails_clearly, given, paths, stop, subflow)
+from .features import embed_flow
+
+LearnMethods = Annotated[str, Field(
+    title="methods", description="Comma list of zeroshot, fewshot, tip-adapter-f, coop, cocoop. Empty: every "
+                                 "method the model can run (fewshot only for an image-only model). finetune: "
+                                 "fine-tune the CLIP model itself (returns its checkpoint).")]
 
 
 @flow(name="learn")
-def learn_flow(dataset: str | None = None, data_dir: str | None = None, model: str | None = None,
-               catalog: str | None = None, method: str | None = None, shots: str = "16", seed: int = 0,
-               n_ctx: int = 4, class_specific: bool = False, max_epochs: int | None = None, batch_size: int = 32,
-               zeroshot: dict | None = None, schedule: str = "fast", ctx_init: str = "a photo of a", views: int = 0,
-               blocks: int = 2, alpha: float = 0.5, epochs: int = 5, lr: float = 1e-5,
-               out: str | None = None) -> str | dict:
-    """method: comma list of zeroshot, fewshot, tip-adapter-f, coop, cocoop (default: all the model can
-    run), or finetune (fine-tune the CLIP model itself: returns its checkpoint and held-out figures);
-    shots: '16' (k = 1, 2, 4, 8, 16) or a list '1,4,16'; zeroshot: the prompt set etc. (ZeroShotOptions)."""
-    data_dir = str(resolve_data_dir(data_dir))
-    dataset = dataset_path(dataset, data_dir)
+@fails_clearly
+def learn_flow(dataset: Dataset = "", data_dir: DataDir = "", model: Model = "", catalog: Catalog = "",
+               method: LearnMethods = "", shots: Shots = "16", seed: Seed = 0,
+               n_ctx: Annotated[int, Field(ge=1, title="CoOp context tokens", description="Learned context "
+                                                                                          "tokens per prompt.")] = 4,
+               class_specific: Annotated[bool, Field(title="class-specific context", description="CoOp: one "
+                                                     "context per class instead of one shared by all.")] = False,
+               max_epochs: Annotated[int, Field(ge=0, title="CoOp epochs", description="At most this many; "
+                                                "0: the schedule's.")] = 0,
+               batch_size: BatchSize = 32, cluster: Cluster = "", runtime: Runtime = "auto",
+               device: Device = "auto", zeroshot: ZeroShot = {},
+               schedule: Annotated[Literal["fast", "paper"], Field(
+                   title="CoOp schedule", description="fast, or as in the paper.")] = "fast",
+               ctx_init: Annotated[str, Field(title="CoOp context init",
+                                              description="Words the context starts from.")] = "a photo of a",
+               views: Annotated[int, Field(ge=0, title="augmented views",
+                                           description="Augmented views per training photo (0: none).")] = 0,
+               blocks: Annotated[int, Field(ge=1, title="finetune: visual blocks",
+                                            description="Last visual blocks trained by finetune.")] = 2,
+               alpha: Annotated[float, Field(ge=0, le=1, title="finetune: WiSE-FT alpha",
+                                             description="Weight of the fine-tuned weights.")] = 0.5,
+               epochs: Annotated[int, Field(ge=1, title="finetune: epochs", description="Epochs of finetune.")] = 5,
+               lr: Annotated[float, Field(gt=0, title="finetune: learning rate", description="Of finetune.")] = 1e-5,
+               out: Annotated[str, Field(title="finetune: checkpoint", description="Where finetune writes the "
+                                         "checkpoint. Empty: DATA_DIR/models/<dataset>-finetune.pt.")] = "",
+               ) -> str | dict:
+    """Learn classifiers from the labeled photos, compare them with zero-shot, save them for `infer`;
+    returns the run folder (finetune: the checkpoint and held-out figures)."""
+    dataset, data_dir = paths(dataset, data_dir)
+    model, method = given(model), given(method)
     if method == "finetune":
-        from shoefind.learn.stage import finetune_dataset
-        return finetune_dataset(dataset, data_dir, model, catalog, seed=seed, blocks=blocks, alpha=alpha,
-                                epochs=epochs, lr=lr, batch_size=batch_size, out=out)
+        if problem := dataset_problem(dataset) or model_problem(model):
+            return stop(problem)
+        return finetune_task(dataset, data_dir, model, given(catalog), seed=seed, blocks=blocks, alpha=alpha,
+                             epochs=epochs, lr=lr, batch_size=batch_size, device=given(device), out=given(out))
     if problem := dataset_problem(dataset) or model_problem(model) or (method and methods_problem(model, method)):
         return stop(problem)
-    embedded = embed_flow(dataset, data_dir, model=model, catalog=catalog, batch_size=batch_size)
-    from shoefind.learn.stage import coop_options
-    coop = coop_options(n_ctx, class_specific, max_epochs, schedule, ctx_init)
-    return compare_methods_task(embedded["table"], data_dir, model=model, method=method, shots=shots, seed=seed,
-                                coop_options=coop, save=True, zeroshot=zeroshot, views=views)
+    embedded = subflow(embed_flow, dataset, data_dir, model=model or "", catalog=catalog, batch_size=batch_size,
+                          cluster=cluster, runtime=runtime, device=device)
+    return learn_task(embedded["table"], data_dir, model=model, method=method, shots=shots, seed=seed,
+                      coop=coop_options(n_ctx, class_specific, max_epochs or None, schedule, ctx_init),
+                      zeroshot=zeroshot or None, views=views)
 
 
 if __name__ == "__main__":

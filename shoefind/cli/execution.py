@@ -13,11 +13,11 @@ from shoefind.errors import UserError
 
 # stage -> (library function run in-process, flow module:function run on a Prefect API)
 STAGES = {
-    "embed": ("shoefind.features.stage:embed_dataset", "flows.embed:embed_flow"),
+    "embed": ("shoefind.features.stage:embed_dataset", "flows.features:embed_flow"),
     "evaluate": ("shoefind.evaluate.stage:evaluate_dataset", "flows.evaluate:evaluate_flow"),
-    "evaluate-change": ("shoefind.evaluate.stage:evaluate_dataset", "flows.change_benchmark:evaluate_change_flow"),
+    "evaluate-change": ("shoefind.evaluate.stage:evaluate_dataset", "flows.evaluate:evaluate_change_flow"),
     "learn": ("shoefind.learn.stage:learn_dataset", "flows.learn:learn_flow"),
-    "infer": ("shoefind.retrieve.stage:infer_photos", "flows.infer:infer_flow"),
+    "infer": ("shoefind.retrieve.stage:infer_photos", "flows.retrieve:infer_flow"),
 }
 
 

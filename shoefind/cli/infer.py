@@ -68,7 +68,7 @@ def infer(photos: Annotated[List[Path], typer.Argument(help="photos, or folders 
                    text_weight=text_weight)
     zeroshot = o.zeroshot(prompts, vocabulary, filter_attributes, fallback)
     if api := prefect_api(prefect):
-        answer = run_flow("flows.infer:infer_flow", api, image=[str(p) for p in photos], dataset=str(root),
+        answer = run_flow("flows.retrieve:infer_flow", api, image=[str(p) for p in photos], dataset=str(root),
                           data_dir=str(d), model=model, zeroshot=zeroshot, **options)
     else:
         from shoefind.retrieve.answer import answer_photos, expand_photos

@@ -11,7 +11,7 @@ import pytest
 
 from shoefind.features.cache import EmbeddingCache
 from shoefind.encoders.load import load_model
-from tasks.batches import split
+from shoefind.features.stage import split
 
 from tests.helpers import make_labeled_dataset
 
@@ -61,7 +61,7 @@ def test_two_workers_writing_one_cache_lose_nothing(dask_cluster, tmp_path):
 
 def test_embed_on_a_running_cluster_loads_the_model_once_per_worker(dask_cluster, tiny_model, prefect_harness,
                                                                      tmp_path):
-    from flows.embed import embed_flow
+    from flows.features import embed_flow
     dataset = make_labeled_dataset(tmp_path / "images", n_per_shoe=6)
     result = embed_flow(str(dataset), str(tmp_path / "data"), model=tiny_model, batch_size=2,
                         cluster=dask_cluster.scheduler_address)
@@ -100,8 +100,8 @@ def test_evaluate_on_local_dask_cluster_equals_single_process(tiny_model, prefec
 
 
 def test_split_and_cluster_names():
-    from flows.cluster import local_workers, worker_threads
-    from flows.embed_batches import task_size
+    from shoefind.cluster import local_workers, worker_threads
+    from shoefind.features.stage import task_size
     assert split(list(range(5)), 2) == [[0, 1], [2, 3], [4]] and split([], 3) == []
     assert local_workers("local:3") == 3 and local_workers("tcp://scheduler:8786") is None
     with pytest.raises(ValueError):
@@ -125,7 +125,7 @@ def test_map_batches_runs_any_batch_task_in_order(prefect_harness):
     from prefect import flow, task
 
     from flows.cluster import on_cluster
-    from tasks.batches import map_batches
+    from tasks.common import map_batches
 
     @task
     def total(batch: list[int], offset: int) -> int:

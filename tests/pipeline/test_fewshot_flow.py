@@ -39,7 +39,7 @@ def test_evaluate_compares_methods_on_one_split(prefect_harness, tiny_model, tmp
     for name in ("report.md", "comparison.csv", "split.csv", "split.json", "accuracy_vs_k.png"):
         assert (run_dir / name).is_file(), name
     assert "| coop | 2 |" in (run_dir / "report.md").read_text()
-    table_artifact = asyncio.run(_artifacts("method-comparison"))[0]
+    table_artifact = asyncio.run(_artifacts("method-comparison-metrics"))[0]
     assert "tip-adapter" in str(table_artifact.data)
     assert asyncio.run(_artifacts("method-comparison-report"))
 

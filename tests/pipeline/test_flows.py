@@ -7,7 +7,7 @@ from prefect.exceptions import FailedRun
 from typer.testing import CliRunner
 
 from shoefind.cli.main import app
-from flows.embed import embed_flow
+from flows.features import embed_flow
 from flows.evaluate import evaluate_flow
 
 from tests.helpers import make_labeled_dataset

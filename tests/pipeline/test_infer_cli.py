@@ -114,7 +114,7 @@ def test_search_with_filters(tiny_model, ds, data):
 
 
 def test_infer_flow_answers_and_fails_clearly(prefect_harness, tiny_model, ds, data, tmp_path):
-    from flows.infer import infer_flow
+    from flows.retrieve import infer_flow
     answer = infer_flow(str(catalog_photo(ds, "Air Test Red")), change="same brand but blue", dataset=str(ds),
                         data_dir=str(data), model=tiny_model)
     assert {r["shoe"] for r in answer["answers"][0]["change"]["results"]} == {"Dunk Test Blue", "Air Test Blue"}

@@ -1,0 +1,49 @@
+"""What every stage's tasks share: a progress bar, publishing a run's report as artifacts, and mapping
+one batch task over many batches on the flow's task runner (threads, or Dask)."""
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+from typing import Sequence
+
+from prefect import Task, unmapped
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int):
+    """A rich bar on stderr next to Prefect's logs; yields advance(n)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(file=sys.stderr), disable=total == 0) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n=1: bar.advance(task, n)
+
+
+def artifact_rows(metrics) -> list[dict]:
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else round(v, 4) if isinstance(v, float) else v)
+             for k, v in r.items()} for r in metrics.to_dict("records")]
+
+
+def publish_report(report) -> None:
+    """A run's metrics as a table artifact and its report as a markdown artifact (shoefind RunReport):
+    the run folder's report.md with its plots embedded, so the artifact shows them (and its warnings)."""
+    from shoefind.evaluate.report_html import artifact_markdown
+    create_table_artifact(artifact_rows(report.metrics), key=f"{report.artifact}-metrics",
+                          description=report.description)
+    markdown = artifact_markdown(report.run_dir) if (report.run_dir / "report.md").is_file() else report.markdown
+    create_markdown_artifact(markdown, key=f"{report.artifact}-report", description=report.description)
+
+
+def map_batches(batch_task: Task, batches: Sequence[Sequence], **shared) -> list:
+    """Run batch_task(batch, **shared) for every batch on the current task runner; results in order.
+
+    Waits for all batches before raising the first failure, so finished batches are not abandoned mid-write.
+    """
+    if not batches:
+        return []
+    futures = batch_task.map(list(batches), **{k: unmapped(v) for k, v in shared.items()})
+    futures.wait()
+    return futures.result()

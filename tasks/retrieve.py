@@ -1,0 +1,27 @@
+"""Task of the retrieve stage: answer photos against a catalog. The model and the catalog stay loaded
+in the worker process, so repeated runs there are warm."""
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from shoefind.retrieve.stage import infer_photos
+
+
+@task(name="infer", cache_policy=NO_CACHE)
+def infer_task(photos: list[str], dataset: str, data_dir: str, model: str | None = None,
+               change: str | None = None, method: str = "auto", change_method: str = "constraints",
+               k: int = 5, results: int = 10, text_weight: float | None = None, runtime: str | None = None,
+               device: str | None = None, zeroshot: dict | None = None) -> dict:
+    """Answers for every photo (a folder stands for its photos); unusable photos get an `error`."""
+    log = get_run_logger()
+    answer = infer_photos(photos, dataset, data_dir, model, change, method, change_method, k, results, text_weight,
+                          runtime, device, zeroshot)
+    if answer.get("random_weights"):
+        log.warning("model %s has RANDOM weights: its answers mean nothing", answer.get("model"))
+    for a in answer["answers"]:
+        if a["error"]:
+            log.warning("%s", a["error"])
+        else:
+            log.info("%s: %s (%.0f%%)", a["photo"], a["shoe"]["shoe"], 100 * a["shoe"]["probability"])
+    return answer
