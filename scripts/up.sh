@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 export SHOEFIND_REPO=$PWD
+# The worker runs the flows with these settings (export SHOEFIND_* before up.sh to change them).
+export SHOEFIND_DATA=${SHOEFIND_DATA:-$PWD/data}
+export DO_NOT_TRACK=1 PREFECT_CLI_PROMPT=false
 export PREFECT_HOME=${PREFECT_HOME:-$PWD/.prefect}
 PORT=${SHOEFIND_PREFECT_PORT:-4200}
 export PREFECT_API_URL=http://127.0.0.1:$PORT/api
@@ -36,7 +39,28 @@ prefect deployment ls
 
 echo
 echo "up: what this machine has"
-shoefind doctor || true
+doctor=$(shoefind doctor --json 2>/dev/null || echo '{}')
+python - "$doctor" <<'PY'
+import json, sys
+checks = json.loads(sys.argv[1] or "{}")
+for check in checks.values():
+    print(("  ok       " if check["status"] == "ok" else f"  {check['status'].upper():<9}") + check["message"])
+PY
+echo "up: the worker runs with $(env | grep '^SHOEFIND_' | grep -v '^SHOEFIND_REPO=' | sort | tr '\n' ' ')"
+
+# A first run that succeeds here: the working dataset (else the shared photos next to the checkout) with
+# the CLIP weights when doctor found them, else the offline image backbone's few-shot comparison.
+hint=(deployment run evaluate/working-dataset)
+if ! python -c 'import json,sys; sys.exit(json.loads(sys.argv[1]).get("model", {}).get("status") != "ok")' "$doctor"; then
+  hint+=(-p model=efficientnet-lite0 -p method=fewshot -p shots=4)
+fi
+if ! python -c 'import json,sys; sys.exit(json.loads(sys.argv[1]).get("dataset", {}).get("status") != "ok")' "$doctor"; then
+  if [ -d "$PWD/../shared/data/nike-silhouettes" ]; then
+    hint+=(-p "dataset=$(cd "$PWD/../shared/data/nike-silhouettes" && pwd)")
+  else
+    echo "up: put labeled photo folders in $SHOEFIND_DATA/images (Brand_Top_Color_Sole_Name/photo.jpg) first"
+  fi
+fi
 echo
-echo "up: serving; try:  PREFECT_API_URL=$PREFECT_API_URL .venv/bin/prefect deployment run evaluate/working-dataset"
+echo "up: serving; try:  PREFECT_API_URL=$PREFECT_API_URL .venv/bin/prefect ${hint[*]} --watch"
 prefect worker start --pool shoefind --type process

@@ -1,6 +1,7 @@
 """The main job as users meet it: scripts/up.sh brings up a real Prefect server on 127.0.0.1,
 registers every deployment of prefect.yaml and serves them with a worker; then
 `prefect deployment run evaluate/working-dataset` completes."""
+import json
 import os
 import signal
 import socket
@@ -75,6 +76,41 @@ def test_main_job_says_what_is_missing(main_job):
         assert status + message in text, text[-3000:]
 
 
+def test_deployment_names_never_look_alike():
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    names = [d["name"] for d in spec["deployments"]]
+    assert len(set(names)) == len(names), names
+
+
+def test_the_run_form_explains_itself(main_job):
+    """The evaluate deployment's parameter schema, as the UI's run form reads it: every field described,
+    choices as enums, no field typed None."""
+    env, _ = main_job
+    code = ("import asyncio, json\nfrom prefect.client.orchestration import get_client\n"
+            "async def main():\n    async with get_client() as c:\n"
+            "        d = await c.read_deployment_by_name('evaluate/working-dataset')\n"
+            "        print(json.dumps(d.parameter_openapi_schema))\nasyncio.run(main())\n")
+    done = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-c", code], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    props = json.loads(done.stdout.strip().splitlines()[-1])["properties"]
+    assert {"dataset", "model", "method", "runtime", "device", "batch_size"} <= set(props)
+    assert all(p.get("description") for p in props.values()), [k for k, p in props.items() if not p.get("description")]
+    assert "bf16" in props["runtime"]["enum"] and props["device"]["enum"] == ["auto", "cpu", "cuda"]
+    assert props["batch_size"]["minimum"] == 1
+    assert "null" not in json.dumps(props), "a field typed None shows 'Property is type None' in the form"
+
+
+def test_up_prints_a_first_run_hint_with_the_worker_settings(main_job):
+    env, home = main_job
+    text = (home / "up.log").read_text()
+    assert "the worker runs with SHOEFIND_DATA=" in text
+    hint = next(line for line in text.splitlines() if "up: serving; try:" in line)
+    assert "deployment run evaluate/working-dataset" in hint
+    if "MISSING  model" in text:           # no CLIP weights here: the offline backbone's few-shot path
+        assert "model=efficientnet-lite0" in hint and "method=fewshot" in hint
+
+
 def test_deployment_run_evaluate_completes(main_job, tiny_model, tmp_path):
     env, _ = main_job
     ds = make_labeled_dataset(tmp_path / "ds")
@@ -97,7 +133,7 @@ def test_deployment_run_infer_answers_a_photo(main_job, tiny_model, tmp_path):
     env, _ = main_job
     ds = make_labeled_dataset(tmp_path / "ds")
     photo = next(ds.rglob("*.jpg"))
-    res = prefect(env, "deployment", "run", "infer/working-dataset", "-p", f"image={photo}",
+    res = prefect(env, "deployment", "run", "infer/ad-hoc", "-p", f"image={photo}",
                   "-p", f"dataset={ds}", "-p", f"model={tiny_model}", "-p", f"data_dir={tmp_path / 'data'}",
                   "-p", "change=same brand but blue", "--watch", "--watch-timeout", "300")
     assert "Completed" in res.stdout + res.stderr, res.stdout[-2000:] + res.stderr[-2000:]
