@@ -41,7 +41,11 @@ def test_evaluate_compares_methods_on_one_split(prefect_harness, tiny_model, tmp
     assert "| coop | 2 |" in (run_dir / "report.md").read_text()
     table_artifact = asyncio.run(_artifacts("method-comparison-metrics"))[0]
     assert "tip-adapter" in str(table_artifact.data)
-    assert asyncio.run(_artifacts("method-comparison-report"))
+    reports = asyncio.run(_artifacts("method-comparison-report"))
+    # the markdown artifact carries the warning and shows the plots (embedded: the UI cannot read run folders)
+    assert any("RANDOM weights" in r.data and "](data:image/png;base64," in r.data and str(run_dir) in r.data
+               for r in reports)
+    assert (run_dir / "report.html").is_file()
 
 
 def test_learn_saves_what_inference_loads(tiny_model, tmp_path):
