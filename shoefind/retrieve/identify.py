@@ -70,8 +70,8 @@ def _learned_stamp(encoder, catalog: Catalog) -> float | None:
 
 
 # `--method` names shared by `learn`, `evaluate` and `infer`: a family and the saved methods it covers
-LEARNED_FAMILIES = {"fewshot": ("prototype", "tip-adapter", "tip-adapter-f"), "coop": ("coop",),
-                    "cocoop": ("cocoop",)}
+LEARNED_FAMILIES = {"fewshot": ("prototype", "tip-adapter", "tip-adapter-f"), "tip-adapter-f": ("tip-adapter-f",),
+                    "coop": ("coop",), "cocoop": ("cocoop",)}
 
 
 def _zero_shot(encoder, catalog: Catalog, options: ZeroShotOptions | None = None) -> ZeroShotModel:
@@ -112,6 +112,8 @@ CLASSIFIERS: dict[str, ClassifierMethod] = {
     "zeroshot": ClassifierMethod("zeroshot", _zero_shot, lambda enc, cat: bool(enc.has_text), rank=5),
     "fewshot": ClassifierMethod("fewshot", lambda enc, cat: _learned(enc, cat, "fewshot"),
                                 lambda enc, cat: _learned(enc, cat, "fewshot") is not None, rank=9),
+    "tip-adapter-f": ClassifierMethod("tip-adapter-f", lambda enc, cat: _learned(enc, cat, "tip-adapter-f"),
+                                      lambda enc, cat: _learned(enc, cat, "tip-adapter-f") is not None, rank=8),
     "coop": ClassifierMethod("coop", lambda enc, cat: _learned(enc, cat, "coop"),
                              lambda enc, cat: _learned(enc, cat, "coop") is not None, rank=9),
     "cocoop": ClassifierMethod("cocoop", lambda enc, cat: _learned(enc, cat, "cocoop"),
@@ -124,6 +126,7 @@ CLASSIFIERS: dict[str, ClassifierMethod] = {
 DESCRIPTIONS = {
     "zeroshot": "zero-shot 5-step method (text prompts; nothing learned)",
     "fewshot": "few-shot classifier learned by `shoefind learn`",
+    "tip-adapter-f": "Tip-Adapter-F (fine-tuned cache model) learned by `shoefind learn`",
     "coop": "CoOp prompts learned by `shoefind learn`",
     "cocoop": "CoCoOp prompts (context + a token from each photo) learned by `shoefind learn`",
     "learned": "the best classifier learned by `shoefind learn`",
@@ -175,7 +178,7 @@ def classifier_for(encoder, catalog: Catalog, method: str = "auto",
     name = choose_method(method, encoder, catalog)
     options = options or ZeroShotOptions()
     key = (name, encoder.cache_key) + ((options,) if name == "zeroshot" else ())
-    if name not in ("fewshot", "coop", "learned"):
+    if name not in ("learned", *LEARNED_FAMILIES):
         if key not in catalog.classifiers:
             build = CLASSIFIERS[name].build
             catalog.classifiers[key] = build(encoder, catalog, options) if build is _zero_shot else \
