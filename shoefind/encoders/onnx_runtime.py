@@ -27,9 +27,7 @@ import torch
 
 from shoefind.images import sha256_file
 from shoefind.encoders.openai_clip import ClipEncoder, clip
-from shoefind.errors import UserError
 
-RUNTIMES = ("torch", "onnx", "onnx-int8")
 # Bumped whenever the exported graphs change, so old exports are not reused.
 EXPORT_VERSION = 1
 OPSET = 17
@@ -43,17 +41,9 @@ def onnx_available() -> bool:
 
 
 def resolve_runtime(runtime: str | None = None, device: str = "cpu") -> str:
-    """The runtime to use: argument, then $SHOEFIND_RUNTIME, then onnx on CPU when installed."""
-    runtime = (runtime or os.environ.get("SHOEFIND_RUNTIME") or "auto").lower()
-    if runtime == "auto":
-        return "onnx" if device == "cpu" and onnx_available() else "torch"
-    if runtime not in RUNTIMES:
-        raise UserError(f"unknown runtime '{runtime}': choose one of {', '.join(RUNTIMES)}")
-    if runtime != "torch" and not onnx_available():
-        raise UserError(f"runtime '{runtime}' needs onnxruntime and onnx (pip install -r requirements.txt)")
-    if runtime != "torch" and device != "cpu":
-        raise UserError(f"runtime '{runtime}' runs on the CPU only; use --runtime torch on {device}")
-    return runtime
+    """The runtime name, checked against the device (the choice itself: shoefind.encoders.runtimes)."""
+    from shoefind.encoders.runtimes import check_runtime
+    return check_runtime(runtime, device)
 
 
 def weights_sha256(path: Path) -> str:

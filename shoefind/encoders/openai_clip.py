@@ -223,8 +223,10 @@ def _is_tiny(path: Path) -> bool:
 
 def load_clip_encoder(spec: str, device: str) -> ClipEncoder:
     """A fresh ClipEncoder for a CLIP name or checkpoint path (callers cache it)."""
-    model, preprocess = _load_clip(spec, device)
-    model.eval()
+    # fp32 on every device (clip.load would make a CUDA model fp16): fp16 is the `fp16` runtime's
+    # autocast, admitted by its fidelity check, and torch fp32 on CUDA stays exact
+    model, preprocess = _load_clip(spec, "cpu")
+    model = model.to(device).eval()
     path = resolve_checkpoint(spec)
     is_random = False
     if spec in clip.available_models():

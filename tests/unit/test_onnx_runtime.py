@@ -104,6 +104,8 @@ def test_export_falls_back_to_data_dir_when_weights_folder_is_read_only(tmp_path
 
 
 def test_unknown_runtime_is_refused():
-    with pytest.raises(ValueError, match="torch, onnx, onnx-int8"):
+    with pytest.raises(ValueError, match="torch, bf16, fp16, onnx, onnx-int8"):
         onnx_runtime.resolve_runtime("tensorrt")
-    assert onnx_runtime.resolve_runtime("ONNX") == "onnx" and onnx_runtime.resolve_runtime(None, "cuda") == "torch"
+    assert onnx_runtime.resolve_runtime("ONNX") == "onnx"
+    with pytest.raises(ValueError, match="CPU only"):
+        onnx_runtime.resolve_runtime("onnx", "cuda")
