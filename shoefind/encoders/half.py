@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import copy
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
-from shoefind.encoders.openai_clip import ClipEncoder
+from shoefind.encoders.openai_clip import ClipEncoder, _short_text_features
 
 _MATRIX_LAYERS = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear)
 _ATTENTION_TENSORS = ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight", "in_proj_bias",
@@ -52,9 +53,14 @@ def to_bf16_weights(model: torch.nn.Module) -> torch.nn.Module:
 
 @dataclass
 class HalfClipEncoder(ClipEncoder):
-    """ClipEncoder in bf16 (CPU) or fp16 autocast (CUDA)."""
+    """ClipEncoder in bf16 (CPU) or fp16 autocast (CUDA).
+
+    `model` stays the fp32 model (prompt learning trains it; metadata is read from it);
+    encoding runs `half_model`, its bf16 copy, or `model` itself under fp16 autocast.
+    """
 
     runtime: str = "bf16"
+    half_model: Any = field(default=None, repr=False)
     # set by the fidelity check: True when min cosine against fp32 >= 0.999 on this machine
     shares_exact_cache: bool = False
 
@@ -71,18 +77,24 @@ class HalfClipEncoder(ClipEncoder):
     @torch.no_grad()
     def encode_tensors(self, batch: torch.Tensor) -> np.ndarray:
         with self._autocast():
-            feats = self.model.encode_image(batch.to(self.device)).float()
+            feats = self.half_model.encode_image(batch.to(self.device)).float()
         return torch.nn.functional.normalize(feats, dim=-1).cpu().numpy()
 
     @torch.no_grad()
     def _text_features(self, tokens: torch.Tensor) -> np.ndarray:
+        out = np.zeros((len(tokens), self.embed_dim), np.float32)
+        order = tokens.argmax(dim=-1).argsort()  # as ClipEncoder: similar lengths batched together
         with self._autocast():
-            return super()._text_features(tokens)
+            for start in range(0, len(tokens), 64):
+                idx = order[start:start + 64]
+                feats = _short_text_features(self.half_model, tokens[idx].to(self.device))
+                out[idx.numpy()] = feats.float().cpu().numpy()
+        return out
 
 
 def half_encoder(base: ClipEncoder, runtime: str) -> HalfClipEncoder:
     """The bf16 (CPU) or fp16 (CUDA) variant of a loaded fp32 encoder (shares its preprocessing)."""
-    model = to_bf16_weights(base.model) if runtime == "bf16" else base.model
-    return HalfClipEncoder(model=model, preprocess=base.preprocess, model_id=base.model_id,
+    half = to_bf16_weights(base.model) if runtime == "bf16" else base.model
+    return HalfClipEncoder(model=base.model, preprocess=base.preprocess, model_id=base.model_id,
                            is_random=base.is_random, batch_size=base.batch_size, device=base.device,
-                           runtime=runtime)
+                           runtime=runtime, half_model=half)

@@ -14,7 +14,7 @@ from tests.helpers.colour_task import COLOURS, colours  # noqa: F401  (module fi
 
 
 def test_prompt_learner_initialised_as_text_equals_clip_encode_text(tiny_model):
-    encoder = load_model(tiny_model)
+    encoder = load_model(tiny_model, runtime="torch")  # exact fp32: the learner is the fp32 tower
     names = ["red", "Jordan1 Retro High og Chicago"]
     reference = encoder.encode_texts([f"a photo of a {n} shoe." for n in names])
     shared = PromptLearner(encoder.model, names, "{} shoe.", n_ctx=4)
