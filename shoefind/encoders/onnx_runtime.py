@@ -40,12 +40,6 @@ def onnx_available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
 
 
-def resolve_runtime(runtime: str | None = None, device: str = "cpu") -> str:
-    """The runtime name, checked against the device (the choice itself: shoefind.encoders.runtimes)."""
-    from shoefind.encoders.runtimes import check_runtime
-    return check_runtime(runtime, device)
-
-
 def weights_sha256(path: Path) -> str:
     return sha256_file(path)
 

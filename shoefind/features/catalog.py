@@ -3,9 +3,13 @@
 Opening a catalog reuses the saved feature table (rebuilt when the folder's photo count
 changed) and the embedding cache, encoding only the photos the cache has not seen.
 Opened catalogs are kept per process, so a server or a flow run pays for this once.
+Catalogs of at least `ann_threshold()` photos (50,000) read their embeddings as float16 from
+the cache's memory-mapped vector store and answer nearest-photo queries through its
+approximate index (shoefind.features.vector_index); smaller ones search exactly in memory.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +22,7 @@ from shoefind.features.cache import EmbeddingCache
 from shoefind.features.embed import embed_images
 from shoefind.features.table import FeatureTable, build_table, count_images, load_table, table_dir_for
 from shoefind.errors import UserError
+from shoefind.features.vector_index import EXACT_SUBSET, AnnIndex, PhotoSearch, VectorStore, ann_threshold
 
 
 class EmptyCatalog(UserError):
@@ -30,16 +35,41 @@ class Catalog:
     root: Path
     shoes: pd.DataFrame            # one row per shoe: shoe, name, brand, hightop, color, sole
     photos: pd.DataFrame           # one row per embedded photo: path (absolute), sha256, shoe_index
-    embeddings: np.ndarray         # (photos, dim), L2-normalised
+    embeddings: np.ndarray         # (photos, dim), L2-normalised (float16 memory-mapped when big)
     skipped: list[str] = field(default_factory=list)    # photos that could not be embedded
     model_id: str = ""
     table: FeatureTable | None = None          # what learned classifiers are rebuilt from
     data_dir: Path | None = None               # where `shoefind learn` saved them
     classifiers: dict = field(default_factory=dict, repr=False)   # built once per catalog (identify.py)
+    search: PhotoSearch | None = field(default=None, repr=False)  # exact, or approximate when big
 
     def __post_init__(self):
         self.photo_shoe = self.photos["shoe_index"].to_numpy(dtype=int)
         self._by_sha = {s: i for i, s in enumerate(self.photos["sha256"])}
+        if self.search is None:
+            self.search = PhotoSearch(self.embeddings)
+
+    def nearest_photos(self, query: np.ndarray, k: int, allowed_shoes: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """(photo indices, cosines) of the k photos nearest to query, best first."""
+        allowed = None if allowed_shoes is None else allowed_shoes[self.photo_shoe]
+        return self.search.top(query, k, allowed)
+
+    def shoe_scores(self, query: np.ndarray, allowed_shoes: np.ndarray | None = None, depth: int = 100
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per shoe: its best photo's cosine to query and that photo (-inf / -1 where none).
+
+        Exact for every shoe below the ANN threshold; above it, for the shoes of the best
+        photos (at least `depth` shoes when the catalog has them), the others -inf.
+        """
+        if not self.search.approximate:
+            return self.best_photo_per_shoe(self.search.scores(query), allowed_shoes)
+        per_shoe = max(1, math.ceil(len(self.photos) / max(1, len(self.shoes))))
+        photos, sims = self.nearest_photos(query, depth * per_shoe * 2, allowed_shoes)
+        scores = np.full(len(self.photos), -np.inf, np.float32)
+        scores[photos] = sims
+        best, best_photo = self.best_photo_per_shoe(scores, allowed_shoes)
+        return best, best_photo
 
     def __len__(self) -> int:
         return len(self.photos)
@@ -75,12 +105,24 @@ class Catalog:
 
 
 def catalog_from_table(table: FeatureTable, cache: EmbeddingCache, model_id: str = "",
-                       data_dir: str | os.PathLike | None = None) -> Catalog:
-    """A catalog of the table's photos that have a cached embedding."""
+                       data_dir: str | os.PathLike | None = None, threshold: int | None = None) -> Catalog:
+    """A catalog of the table's photos that have a cached embedding.
+
+    At `threshold` photos or more (default `ann_threshold()`), embeddings come from the
+    cache's float16 vector store and queries go through its approximate index.
+    """
     shoes = table.shoes.reset_index(drop=True)
     index = {s: i for i, s in enumerate(shoes["shoe"])}
     images = table.images[table.images["shoe"].isin(index)]
-    have = images["sha256"].map(lambda s: s in cache).astype(bool)
+    threshold = ann_threshold() if threshold is None else threshold
+    big = len(images) >= threshold
+    if big:
+        store = VectorStore.for_cache(cache.dir)
+        rows = store.rows_of(images["sha256"])
+        images = images.assign(_row=rows).sort_values("_row", kind="stable")   # store order: slices, not copies
+        have = (images["_row"] >= 0).to_numpy()
+    else:
+        have = images["sha256"].map(lambda s: s in cache).astype(bool).to_numpy()
     skipped = [str(table.root / p) for p in images.loc[~have, "path"]]
     images = images.loc[have]
     photos = pd.DataFrame({"path": [str(table.root / p) for p in images["path"]],
@@ -91,9 +133,16 @@ def catalog_from_table(table: FeatureTable, cache: EmbeddingCache, model_id: str
             f"the catalog {table.root} has no shoe with a usable photo ({len(shoes)} shoes, "
             f"{len(table.images)} readable photos): add labeled photo folders "
             "(Brand_Top_Color_Sole_Name/photo.jpg) or pass --dataset DIR")
-    emb = cache.matrix(photos["sha256"].tolist())
+    search = None
+    if big:
+        rows = images["_row"].to_numpy(np.int64)
+        contiguous = rows[0] == 0 and rows[-1] == len(rows) - 1
+        emb = store.vectors[:len(rows)] if contiguous else np.asarray(store.vectors[rows])
+        search = PhotoSearch(emb, rows, AnnIndex(store).ensure(), exact_subset=min(EXACT_SUBSET, threshold // 2))
+    else:
+        emb = cache.matrix(photos["sha256"].tolist())
     return Catalog(table.root, shoes, photos, emb, skipped, model_id, table,
-                   Path(data_dir) if data_dir is not None else None)
+                   Path(data_dir) if data_dir is not None else None, search=search)
 
 
 def _current_table(dataset: Path, data_dir: Path) -> FeatureTable:

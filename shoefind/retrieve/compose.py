@@ -92,9 +92,10 @@ class RetrievalResult:
                 for s, sc, p in zip(self.ranking[:k], self.scores[:k], self.best_photos[:k])]
 
 
-def _rank(catalog: Catalog, photo_scores: np.ndarray, allowed: np.ndarray, method: str,
+def _rank(catalog: Catalog, query: np.ndarray, allowed: np.ndarray, method: str,
           **extra) -> RetrievalResult:
-    best, best_photo = catalog.best_photo_per_shoe(photo_scores, allowed)
+    """Allowed shoes by their best photo's similarity to query (above the ANN threshold: the best ones)."""
+    best, best_photo = catalog.shoe_scores(query, allowed)
     order = np.argsort(-best, kind="stable")
     order = order[np.isfinite(best[order])]
     return RetrievalResult(method, order, best[order], best_photo[order], **extra)
@@ -145,18 +146,18 @@ def retrieve(encoder, catalog: Catalog, query: ChangeQuery, method: str = "const
     understood = change.understood(query.reference)
 
     if method == "photo-only":
-        return _rank(catalog, catalog.embeddings @ photo, allowed, method)
+        return _rank(catalog, photo, allowed, method)
     if method == "text-only":
         q = fuse(None, text_query_vector(encoder, change.positive_text, prompts), negative, w, wn)
-        return _rank(catalog, catalog.embeddings @ q, allowed, method)
+        return _rank(catalog, q, allowed, method)
     if method == "baseline":
         text = prompts.retrieval["baseline_template"].format(name=query.identified_name or "this shoe",
                                                  change=change.positive_text or change.text)
         q = fuse(None, encoder.encode_texts([text])[0], negative, w, wn)
-        return _rank(catalog, catalog.embeddings @ q, allowed, method, understood=[f"text: '{text}'"])
+        return _rank(catalog, q, allowed, method, understood=[f"text: '{text}'"])
     if method == "fusion":
         q = fuse(photo, text_query_vector(encoder, change.positive_text, prompts), negative, w, wn)
-        return _rank(catalog, catalog.embeddings @ q, allowed, method,
+        return _rank(catalog, q, allowed, method,
                      understood=[f"photo + text '{change.positive_text}' (text weight {w:g})"] +
                      ([f"pushed away: {', '.join(change.avoid_texts())}"] if change.avoid_texts() else []))
     if method != "constraints":
@@ -169,7 +170,7 @@ def retrieve(encoder, catalog: Catalog, query: ChangeQuery, method: str = "const
         return result
     mask, notes = constraint_mask(catalog, change, query.reference)
     q = fuse(photo, text_query_vector(encoder, change.wanted_description(), prompts), negative, w, wn)
-    result = _rank(catalog, catalog.embeddings @ q, allowed & mask, method, understood=understood, notes=notes)
+    result = _rank(catalog, q, allowed & mask, method, understood=understood, notes=notes)
     if not len(result.ranking):
         result.notes.append("no catalog shoe satisfies all of: " + "; ".join(understood))
     return result

@@ -236,7 +236,7 @@ def encode_queries(encoder, catalog: Catalog | None, photos: Sequence, batch_siz
         row = catalog.photo_index(sha) if catalog is not None else None
         if row is not None:
             rows[i] = row
-            emb[i] = catalog.embeddings[row]
+            emb[i] = catalog.embeddings[row]   # float16 rows of a big catalog become float32 here
         else:
             todo.append(i)
     advance(n - len(todo))
@@ -277,11 +277,10 @@ def describe_identification(catalog: Catalog, classifier: Classifier, result: Id
         if in_catalog:
             attributes[attr]["catalog_value"] = classes[in_catalog[0]]
             attributes[attr]["catalog_confidence"] = round(float(p[i][in_catalog[0]]), 4)
-    sims = catalog.embeddings @ query
-    nearest = [] if neighbours <= 0 else [
-        catalog.shoe_record(catalog.photo_shoe[j]) | {"path": catalog.photos["path"].iat[j],
-                                                      "similarity": round(float(sims[j]), 4)}
-               for j in top_k(sims[None], min(neighbours, len(sims)))[0]]
+    photos, sims = catalog.nearest_photos(query, neighbours) if neighbours > 0 else ([], [])
+    nearest = [catalog.shoe_record(catalog.photo_shoe[j]) | {"path": catalog.photos["path"].iat[j],
+                                                             "similarity": round(float(sim), 4)}
+               for j, sim in zip(photos, sims)]
     return {"shoe": shoes[0] if shoes else None, "top_shoes": shoes, "attributes": attributes,
             "nearest_photos": nearest}
 

@@ -53,7 +53,7 @@ def search_catalog(encoder, catalog: Catalog, text: str, filters: dict[str, str 
     rules = retrieval_rules()
     query = fuse(None, text_query_vector(encoder, request.positive_text or text, prompts),
                  negative_vector(encoder, request.avoid_texts(), prompts), 1.0, rules["negative_weight"])
-    best, best_photo = catalog.best_photo_per_shoe(catalog.embeddings @ query, mask)
+    best, best_photo = catalog.shoe_scores(query, mask, depth=max(k, 10))
     order = np.argsort(-best, kind="stable")
     order = [int(i) for i in order[np.isfinite(best[order])][:k]]
     results = [catalog.shoe_record(i) | {"score": round(float(best[i]), 4),

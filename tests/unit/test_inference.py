@@ -196,8 +196,8 @@ def test_empty_or_missing_catalog_is_a_clear_error(tiny_model, tmp_path):
         open_catalog(encoder, tmp_path / "broken", tmp_path / "data")
 
 
-def test_short_context_text_embeddings_equal_the_full_tower(setup):
-    encoder, _ = setup
+def test_short_context_text_embeddings_equal_the_full_tower(tiny_model):
+    encoder = load_model(tiny_model, runtime="torch")  # exact fp32: equality to 1e-5 is meaningful
     texts = ["a photo of a red shoe.", "Similar to Air Test Red, I want same brand but blue", "x"]
     import clip
     import torch

@@ -10,6 +10,7 @@ from shoefind.features.cache import EmbeddingCache
 from shoefind.features.embed import embed_images
 from shoefind.evaluate.attributes import evaluate_zero_shot
 from shoefind.encoders.load import load_model
+from shoefind.encoders.runtimes import check_runtime
 from shoefind.encoders.tiny import make_tiny
 from shoefind.features.table import build_table
 
@@ -105,7 +106,7 @@ def test_export_falls_back_to_data_dir_when_weights_folder_is_read_only(tmp_path
 
 def test_unknown_runtime_is_refused():
     with pytest.raises(ValueError, match="torch, bf16, fp16, onnx, onnx-int8"):
-        onnx_runtime.resolve_runtime("tensorrt")
-    assert onnx_runtime.resolve_runtime("ONNX") == "onnx"
+        check_runtime("tensorrt")
+    assert check_runtime("ONNX") == "onnx"
     with pytest.raises(ValueError, match="CPU only"):
-        onnx_runtime.resolve_runtime("onnx", "cuda")
+        check_runtime("onnx", "cuda")
