@@ -20,9 +20,9 @@ import typer
 from shoefind.errors import UserError
 
 # Runtimes and devices as choices; shoefind.encoders resolves `auto` (tests keep these lists in step).
-RUNTIME_CHOICES = ("auto", "torch", "bf16", "onnx", "onnx-int8")
+RUNTIME_CHOICES = ("auto", "torch", "bf16", "fp16", "onnx", "onnx-int8")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
-Runtime = Literal["auto", "torch", "bf16", "onnx", "onnx-int8"]
+Runtime = Literal["auto", "torch", "bf16", "fp16", "onnx", "onnx-int8"]
 Device = Literal["auto", "cpu", "cuda"]
 EvaluateTask = Literal["zeroshot", "change"]
 ChangeMethod = Literal["constraints", "fusion", "baseline"]

@@ -22,10 +22,28 @@ def _model(model: str | None) -> tuple[str, str]:
     except ModelUnavailable as exc:
         return MISSING, f"model {spec}: {exc}"
     text = "" if getattr(enc, "has_text", True) else " (image only: few-shot and nearest photos, no text prompts)"
+    choice = getattr(enc, "runtime_choice", None)
+    if choice:  # which runtime auto chose on this machine, and its recorded fidelity
+        from shoefind.encoders.runtimes import describe_choice
+        text += f"; {describe_choice(choice)}"
     if enc.is_random:
         return WARN, (f"model {spec}: loads, but has RANDOM weights ({enc.model_id}): its answers mean nothing; "
-                      "use real weights for anything but tests")
+                      f"use real weights for anything but tests{text}")
     return OK, f"model {spec}: {enc.model_id}, embed dim {enc.embed_dim}{text}"
+
+
+def _runtime() -> tuple[str, str]:
+    """This machine's capability and the order `--runtime auto` tries (the model line says what it chose)."""
+    from shoefind.encoders.capability import detect
+    from shoefind.encoders.runtimes import candidates, resolve_device
+    from shoefind.settings import current
+    settings = current()
+    device = resolve_device(settings.device)
+    order = candidates(settings.runtime, device)
+    return OK, (f"runtime: {detect().describe()}; --device {settings.device} -> {device}; --runtime "
+                f"{settings.runtime} tries {' > '.join(order)} (approximate ones only with min cosine "
+                "against fp32 >= 0.999 for bf16/fp16, >= 0.99 for int8, checked once and recorded "
+                "in DATA/embeddings/fidelity/)")
 
 
 def _browser() -> tuple[str, str]:
@@ -61,7 +79,7 @@ def _dataset(data_dir) -> tuple[str, str]:
 
 def doctor(model: o.Model = None, data_dir: o.DataDir = None, json_out: o.Json = False) -> None:
     """Say what this machine has for each pipeline stage, and how to supply what is missing."""
-    checks = {"model": _model(model), "browser": _browser(), "internet": _internet(), "dataset": _dataset(data_dir)}
+    checks = {"runtime": _runtime(), "model": _model(model), "browser": _browser(), "internet": _internet(), "dataset": _dataset(data_dir)}
     if json_out:
         from shoefind.cli.common import print_json
         print_json({k: {"status": s.strip().lower(), "message": m} for k, (s, m) in checks.items()})

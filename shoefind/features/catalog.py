@@ -64,8 +64,9 @@ class Catalog:
         """
         if not self.search.approximate:
             return self.best_photo_per_shoe(self.search.scores(query), allowed_shoes)
+        # a shoe ranks by its best photo, so the best photos name the best shoes in order
         per_shoe = max(1, math.ceil(len(self.photos) / max(1, len(self.shoes))))
-        photos, sims = self.nearest_photos(query, depth * per_shoe * 2, allowed_shoes)
+        photos, sims = self.nearest_photos(query, min(depth * per_shoe * 2, 2048), allowed_shoes)
         scores = np.full(len(self.photos), -np.inf, np.float32)
         scores[photos] = sims
         best, best_photo = self.best_photo_per_shoe(scores, allowed_shoes)

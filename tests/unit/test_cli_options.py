@@ -95,9 +95,9 @@ def test_help_and_version():
 
 def test_runtime_choices_cover_the_library():
     from shoefind.cli.options import DEVICE_CHOICES, RUNTIME_CHOICES
-    from shoefind.encoders.onnx_runtime import RUNTIMES
-    assert set(RUNTIMES) <= set(RUNTIME_CHOICES) and "auto" in RUNTIME_CHOICES
-    assert DEVICE_CHOICES == ("auto", "cpu", "cuda")
+    from shoefind.encoders.runtimes import DEVICES, RUNTIMES
+    assert set(RUNTIMES) == set(RUNTIME_CHOICES) and "auto" in RUNTIME_CHOICES
+    assert DEVICE_CHOICES == DEVICES == ("auto", "cpu", "cuda")
 
 
 def test_cluster_forms():

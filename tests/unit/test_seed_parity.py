@@ -103,7 +103,7 @@ def queries(tiny_model, tmp_path_factory):
     """Query embeddings from the real tiny CLIP: 40 generated photos (image tower) and 120 short
     shoe descriptions (text tower). A random tiny model puts every photo in nearly the same place,
     so the descriptions are what spreads the queries over brands, colours and tops."""
-    encoder = load_model(tiny_model)
+    encoder = load_model(tiny_model, runtime="torch")  # exact fp32, as the seed rule's own text tower
     folder = tmp_path_factory.mktemp("parity")
     rng = np.random.default_rng(0)
     paths = [make_photo(folder / f"{i}.png", color=tuple(int(v) for v in rng.integers(0, 256, 3)), seed=i)
