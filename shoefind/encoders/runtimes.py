@@ -28,13 +28,13 @@ log = logging.getLogger("shoefind.runtime")
 def resolve_device(device: str | None, capability: Capability | None = None) -> str:
     """cpu or cuda: auto is cuda when a GPU is usable."""
     device = (device or "auto").lower()
-    if device not in DEVICES:
-        raise UserError(f"unknown device '{device}': choose one of {', '.join(DEVICES)}")
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise UserError(f"unknown device '{device}': choose auto, cpu or cuda")
     cap = capability or detect()
     if device == "auto":
         return "cuda" if cap.cuda else "cpu"
-    if device == "cuda" and not cap.cuda:
-        raise UserError("--device cuda: torch sees no CUDA GPU on this machine (use --device cpu or auto)")
+    if device.startswith("cuda") and not cap.cuda:
+        raise UserError(f"--device {device}: torch sees no CUDA GPU on this machine (use --device cpu or auto)")
     return device
 
 
@@ -50,7 +50,7 @@ def check_runtime(runtime: str | None, device: str = "cpu") -> str:
             raise UserError(f"runtime '{runtime}' runs on the CPU only; use --runtime fp16 or torch on {device}")
     if runtime == "bf16" and device != "cpu":
         raise UserError(f"runtime 'bf16' is the CPU path; on {device} use --runtime fp16 (or torch)")
-    if runtime == "fp16" and device != "cuda":
+    if runtime == "fp16" and not device.startswith("cuda"):
         raise UserError("runtime 'fp16' needs a CUDA GPU (--device cuda); on the CPU use bf16, onnx or torch")
     return runtime
 
@@ -61,7 +61,7 @@ def candidates(runtime: str | None, device: str, capability: Capability | None =
     if runtime != "auto":
         return [runtime]
     cap = capability or detect()
-    if device == "cuda":
+    if device.startswith("cuda"):
         return ["fp16", "torch"]
     onnx = ["onnx-int8", "onnx"] if onnx_available() else []
     return (["bf16"] if cap.fast_bf16 else []) + onnx + ["torch"]

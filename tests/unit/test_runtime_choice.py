@@ -44,7 +44,7 @@ def test_impossible_choices_are_refused_with_what_to_do():
         candidates("bf16", "cuda", GPU)
     with pytest.raises(UserError, match="CUDA GPU"):
         candidates("fp16", "cpu", PLAIN)
-    with pytest.raises(UserError, match="choose one of"):
+    with pytest.raises(UserError, match="choose auto, cpu or cuda"):
         resolve_device("tpu", PLAIN)
 
 
