@@ -197,17 +197,23 @@ class AnnIndex:
         return index
 
     def ensure(self, progress=None) -> "AnnIndex":
-        """Load the index, add the store's rows it lacks (training it first if none), save."""
+        """Load the index, add the store's rows it lacks (training it first if none), save.
+
+        It is then served memory-mapped from its file, so a process holds only the lists its
+        queries read (faiss cannot add to a mapped index: adding reads it into memory first).
+        """
         import faiss
         if self.index is None and self.path.is_file():
-            self.index = faiss.read_index(str(self.path))
+            self.index = faiss.read_index(str(self.path), faiss.IO_FLAG_MMAP)
         if self.index is not None and self.index.d != self.store.dim:
             self.index = None  # another dimension: not this store's index
-        if self.index is None:
-            log.info("training an approximate index over %d vectors", self.store.rows)
-            self.index = self._train()
-        start = int(self.index.ntotal)
-        if start < self.store.rows:
+        start = int(self.index.ntotal) if self.index is not None else 0
+        if self.index is None or start < self.store.rows:
+            if self.index is not None:
+                self.index = faiss.read_index(str(self.path))   # writable
+            else:
+                log.info("training an approximate index over %d vectors", self.store.rows)
+                self.index = self._train()
             for lo in range(start, self.store.rows, 50_000):
                 hi = min(self.store.rows, lo + 50_000)
                 self.index.add_with_ids(self.store.vectors[lo:hi].astype(np.float32), np.arange(lo, hi))
@@ -216,6 +222,7 @@ class AnnIndex:
             tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp")
             faiss.write_index(self.index, str(tmp))
             os.replace(tmp, self.path)
+            self.index = faiss.read_index(str(self.path), faiss.IO_FLAG_MMAP)
         self.index.nprobe = self.nprobe or max(16, self.index.nlist // 16)
         return self
 
