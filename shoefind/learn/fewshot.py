@@ -4,7 +4,7 @@
   the k-shot training photos, exp(-beta (1 - cos)), summed per class and blended with the
   zero-shot prompt logits as zs + alpha * cache. The cache keys are the photos' embeddings,
   averaged over augmented views when those are cached (the paper averages 10). alpha and beta
-  are chosen on a validation fold of the training photos when every class has 4+ of them,
+  are chosen on 4 validation folds of the training photos when every class has 4+ of them,
   else by leave-one-out (1-2 shots), so no test photo is looked at.
 - `TipAdapter.fit(..., finetune=True)` is Tip-Adapter-F: the cache keys become parameters,
   trained with AdamW (lr 1e-3, cosine, 20 epochs) on the training photos (a fresh augmented
@@ -31,6 +31,7 @@ ALPHAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 BETAS = (1.0, 2.0, 3.5, 5.5, 8.0, 12.0, 20.0, 35.0)
 IMAGE_ONLY_SCALE = 30.0   # softmax temperature for cosine scores without CLIP's logit scale
 VALIDATION_MIN_SHOTS = 4  # below this, alpha/beta are chosen leave-one-out (too few photos to hold out)
+VALIDATION_FOLDS = 4
 FINETUNE_EPOCHS, FINETUNE_LR = 20, 1e-3   # Tip-Adapter-F's recipe
 
 
@@ -58,16 +59,14 @@ class FeatureSpace:
         return _normalise(x - self.mean) if self.mean is not None else x
 
 
-def _fold(y: np.ndarray, fraction: float = 0.25, seed: int = 0) -> np.ndarray:
-    """Validation mask: about `fraction` of each class, at least one, never a class's last photo."""
+def _folds(y: np.ndarray, n_folds: int, seed: int = 0) -> np.ndarray:
+    """A fold number per photo: each class's photos dealt round-robin in a seeded order."""
     rng = np.random.default_rng(seed)
-    val = np.zeros(len(y), bool)
+    folds = np.zeros(len(y), int)
     for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        if len(idx) >= 2:
-            n = min(len(idx) - 1, max(1, int(round(fraction * len(idx)))))
-            val[rng.choice(idx, size=n, replace=False)] = True
-    return val
+        idx = rng.permutation(np.flatnonzero(y == c))
+        folds[idx] = np.arange(len(idx)) % n_folds
+    return folds
 
 
 def average_views(x: np.ndarray, views: np.ndarray | None) -> np.ndarray:
@@ -139,39 +138,50 @@ class TipAdapter:
         return affinity @ (self.values if values is None else values)
 
     def _choose_blend(self, train_x: np.ndarray, train_y: np.ndarray, seed: int = 0) -> None:
-        """Grid search (alpha, beta) by accuracy, then log-loss: on a validation fold (a quarter of each
-        class, the cache built from the rest) when every class with photos has 4+, else leave-one-out."""
+        """Grid search (alpha, beta) by accuracy, then log-loss. With 4+ photos in every class: on
+        validation folds (4 folds, each a quarter of every class scored against a cache built from
+        the rest, so every photo validates once); with fewer: leave-one-out."""
         counts = np.bincount(train_y, minlength=len(self.classes))
         present = counts[counts > 0]
         if (counts >= 2).sum() == 0:
             # with one shot per class, leaving it out leaves nothing to learn from
             self.selection = {"by": "defaults (1 shot per class: leave-one-out is uninformative)"}
             return
-        if present.min() >= VALIDATION_MIN_SHOTS:
-            val = _fold(train_y, seed=seed)
-            fit = ~val
-            q, raw, y = self.space(train_x[val]), train_x[val], train_y[val]
-            keys, values = self.keys[fit], self.values[fit]
-            keep, leave_out, by = np.ones(len(y), bool), False, "a validation fold of the training photos"
-        else:
-            q, raw, y = self.keys, train_x, train_y
-            keys, values = self.keys, self.values
-            keep, leave_out, by = counts[train_y] >= 2, True, "leave-one-out on the training photos"
-        zs = self._zero_shot(raw) if self.text is not None else 0.0
-        best = None
         alphas = ALPHAS if self.text is not None else (1.0,)
-        for beta in BETAS:
-            cache = self._cache(q, beta, leave_out_self=leave_out, keys=keys, values=values)
-            for alpha in alphas:
-                logits = self._blend(zs, cache, alpha, leave_out_self=leave_out, values=values)
-                probs = softmax(logits[keep])
-                acc = float((probs.argmax(axis=1) == y[keep]).mean())
-                nll = float(-np.log(probs[np.arange(keep.sum()), y[keep]] + 1e-9).mean())
-                score = (acc, -nll)
-                if best is None or score > best[0]:
-                    best = (score, alpha, beta)
-        (acc, neg_nll), self.alpha, self.beta = best
-        self.selection = {"by": by, "accuracy": acc, "log_loss": -neg_nll, "photos": int(keep.sum())}
+        if present.min() >= VALIDATION_MIN_SHOTS:
+            folds = _folds(train_y, VALIDATION_FOLDS, seed)
+            by = f"{VALIDATION_FOLDS} validation folds of the training photos"
+            rounds = []
+            for f in range(VALIDATION_FOLDS):
+                val = folds == f
+                rounds.append((self.space(train_x[val]), train_x[val], train_y[val], self.keys[~val],
+                               self.values[~val], False))
+        else:
+            by = "leave-one-out on the training photos"
+            keep = counts[train_y] >= 2
+            rounds = [(self.keys[keep], train_x[keep], train_y[keep], self.keys, self.values, keep)]
+        grid = {}
+        for q, raw, y, keys, values, loo in rounds:
+            zs = self._zero_shot(raw) if self.text is not None else 0.0
+            for beta in BETAS:
+                affinity = np.exp(-beta * (1.0 - q @ keys.T))
+                if loo is not False:   # leave-one-out: a photo is not in its own cache
+                    affinity[np.arange(len(q)), np.flatnonzero(loo)] = 0.0
+                cache = affinity @ values
+                for alpha in alphas:
+                    if self.text is None:
+                        n = values.sum(axis=0)[None, :] - (values[loo] if loo is not False else 0.0)
+                        logits = self.logit_scale * cache / np.maximum(n, 1.0)
+                    else:
+                        logits = zs + alpha * cache
+                    probs = softmax(logits)
+                    hits, nll = grid.get((alpha, beta), (0.0, 0.0))
+                    grid[(alpha, beta)] = (hits + float((probs.argmax(axis=1) == y).sum()),
+                                           nll - float(np.log(probs[np.arange(len(y)), y] + 1e-9).sum()))
+        photos = sum(len(r[2]) for r in rounds)
+        (self.alpha, self.beta), (hits, nll) = max(grid.items(), key=lambda kv: (kv[1][0], -kv[1][1]))
+        acc, neg_nll = hits / photos, -nll / photos
+        self.selection = {"by": by, "accuracy": acc, "log_loss": -neg_nll, "photos": photos}
 
     def _finetune(self, train_x: np.ndarray, train_y: np.ndarray, views: np.ndarray | None, epochs: int,
                   lr: float, seed: int) -> None:

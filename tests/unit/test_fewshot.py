@@ -65,7 +65,7 @@ def test_cache_model_and_prototypes_learn_colours(colours, tmp_path):
     assert m.loc[("prototype", 4), "top1"] >= 0.8
     assert m.loc[("tip-adapter", 4), "images"] == m.loc[("zeroshot", 0), "images"] == 4 * 4  # one test set
     # 4 shots: alpha/beta chosen on a validation fold; 1 shot: the defaults (nothing to leave out)
-    assert comparison.details["tip-adapter"]["name"]["by"] == "a validation fold of the training photos"
+    assert comparison.details["tip-adapter"]["name"]["by"] == "4 validation folds of the training photos"
 
 
 def test_blend_is_chosen_leave_one_out_at_two_shots(colours):
