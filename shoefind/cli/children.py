@@ -34,16 +34,21 @@ def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
 
 def run_child(cmd: list[str], env: dict | None = None) -> int:
     """Run cmd until it exits or this process is told to stop; the child never outlives us."""
-    proc = subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent)
+    proc: subprocess.Popen | None = None
 
     def on_signal(signum, _frame):
-        _stop(proc)
+        # no waiting here (the interrupted proc.wait holds its lock): `finally` waits for the child
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
         raise SystemExit(128 + signum if signum != signal.SIGINT else 0)
 
+    # handlers first, so a signal arriving while the child starts still stops it
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
+        proc = subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent)
         return proc.wait()
     finally:
-        _stop(proc)
+        if proc is not None:
+            _stop(proc)
         for s, handler in previous.items():
             signal.signal(s, handler)
