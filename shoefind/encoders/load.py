@@ -131,7 +131,11 @@ def _load(parsed: ModelSpec, device: str, runtime: str | None, threads: int | No
     if key not in _LOADED:
         _LOADED[key] = _timed(load_clip_encoder, parsed.target, device)
     built = _LOADED.setdefault((parsed.target, device, "runtimes"), {})
-    return choose(_LOADED[key], resolve_checkpoint(parsed.target), runtime, capability, threads, built)
+    start = time.perf_counter()
+    enc = choose(_LOADED[key], resolve_checkpoint(parsed.target), runtime, capability, threads, built)
+    if enc is not _LOADED[key] and not hasattr(enc, "load_seconds"):   # torch load + runtime export (or reuse)
+        enc.load_seconds = _LOADED[key].load_seconds + time.perf_counter() - start
+    return enc
 
 
 def _timed(load, *args) -> Encoder:

@@ -37,6 +37,7 @@ def test_each_family_loads_from_its_own_format_and_encodes(models, fam, tmp_path
     assert parsed.family == FAMILIES[fam]
     enc = load_model(models[fam])
     assert enc.family == FAMILIES[fam] and enc.has_text and enc.is_random and enc.embed_dim == 32
+    assert enc.load_seconds > 0          # the model comparison reports it
     x = enc.encode_images([make_photo(tmp_path / f"{i}.jpg", seed=i) for i in range(3)], batch_size=2)
     t = enc.encode_texts(["a red shoe", "a blue high-top sneaker"])
     assert x.shape == (3, 32) and t.shape == (2, 32)
