@@ -111,7 +111,7 @@ def comparison_png(cmp: ModelComparison, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     metrics = [m for m in cmp.table["metric"] if m.endswith("top-1") or m == "change R@5"]
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(metrics) * max(1, len(cmp.models)) / 2), 4.5))
+    fig, ax = plt.subplots(figsize=(min(14, max(6, 0.5 * len(metrics) * max(1, len(cmp.models)))), 5))
     width = 0.8 / max(1, len(cmp.models))
     values = cmp.table.set_index("metric")
     for i, model in enumerate(cmp.models):
