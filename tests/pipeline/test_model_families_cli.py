@@ -86,7 +86,7 @@ def test_dask_embeds_a_transformers_model_like_this_process(prefect_harness, mod
     import pandas as pd
     from distributed import LocalCluster
 
-    from flows.embed import embed_flow
+    from flows.features import embed_flow
     from shoefind.encoders.load import load_model
     from shoefind.features.cache import EmbeddingCache
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
