@@ -27,13 +27,18 @@ def dask_cluster():
         yield cluster
 
 
+def sha(name: str) -> str:
+    """A real sha256 for a test name (the cache refuses shards whose keys are not sha256s)."""
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
 def write_shards(cache_dir: str, key: str, worker: int, start_at: float, shards: int = 30) -> int:
     """Add many small shards, half of their hashes shared with the other writer."""
     import os
     time.sleep(max(0.0, start_at - time.time()))  # both writers start together
     cache = EmbeddingCache(cache_dir, key)
     for i in range(shards):
-        shas = [f"shared-{i}-{j}" for j in range(3)] + [f"w{worker}-{i}-{j}" for j in range(3)]
+        shas = [sha(f"shared-{i}-{j}") for j in range(3)] + [sha(f"w{worker}-{i}-{j}") for j in range(3)]
         cache.add(shas, np.stack([expected_vector(s) for s in shas]))
         cache.refresh()  # reading while the other writes, as embed_images does
     return os.getpid()
@@ -52,8 +57,8 @@ def test_two_workers_writing_one_cache_lose_nothing(dask_cluster, tmp_path):
         pids = client.gather(futures)
     assert len(set(pids)) == 2, "both writers must be separate worker processes"
     cache = EmbeddingCache(tmp_path, "k|v1")
-    expected = [f"shared-{i}-{j}" for i in range(30) for j in range(3)] + \
-        [f"w{w}-{i}-{j}" for w in (0, 1) for i in range(30) for j in range(3)]
+    expected = [sha(f"shared-{i}-{j}") for i in range(30) for j in range(3)] + \
+        [sha(f"w{w}-{i}-{j}") for w in (0, 1) for i in range(30) for j in range(3)]
     assert len(cache) == len(expected) and not cache.missing(expected)
     np.testing.assert_array_equal(cache.matrix(expected), np.stack([expected_vector(s) for s in expected]))
     assert not list(cache.dir.glob(".*.tmp")), "no temporary file is left behind"
