@@ -6,7 +6,6 @@ path (`--model PATH`) or $SHOEFIND_MODEL. When they are missing and cannot be do
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import urllib.error
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ with warnings.catch_warnings():
     import clip
     from clip import model as clip_model
 
-from shoefind.encoders.base import ModelUnavailable, encode_in_batches, ensemble_means
+from shoefind.encoders.base import ModelUnavailable, encode_in_batches, ensemble_means, weights_id
 from shoefind.images import open_image
 from shoefind.settings import current
 
@@ -97,19 +96,6 @@ def _load_clip(spec: str, device: str):
         raise ModelUnavailable(f"{path} is not a CLIP checkpoint: neither a TorchScript archive nor a CLIP "
                                f"state dict ({type(exc).__name__}); pass a CLIP model name or a real "
                                "checkpoint file") from None
-
-
-def _file_id(path: Path) -> str:
-    """A short content id for a checkpoint (size + hash of head and tail, cheap for 350 MB)."""
-    h = hashlib.sha256()
-    size = path.stat().st_size
-    h.update(str(size).encode())
-    with open(path, "rb") as fh:
-        h.update(fh.read(1 << 20))
-        if size > 1 << 20:
-            fh.seek(max(0, size - (1 << 20)))
-            h.update(fh.read())
-    return h.hexdigest()[:16]
 
 
 @dataclass
@@ -232,6 +218,6 @@ def load_clip_encoder(spec: str, device: str) -> ClipEncoder:
     if spec in clip.available_models():
         model_id = spec.replace("/", "-")
     else:
-        model_id = f"{Path(spec).stem}-{_file_id(path)}"
+        model_id = f"{Path(spec).stem}-{weights_id(path)}"
         is_random = _is_tiny(path)
     return ClipEncoder(model, preprocess, model_id, is_random=is_random, device=device)
