@@ -24,9 +24,11 @@ stamp=.venv/.requirements.sha256
 want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing requirements (torch comes from the local disk; the first time takes a few minutes)"
-  .venv/bin/pip install -q --disable-pip-version-check 'setuptools<81' wheel
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
-  .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
+  # this machine's pip config names local package folders that may be absent: pip warns per package
+  pip_quiet() { .venv/bin/pip install -q --disable-pip-version-check "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+  pip_quiet 'setuptools<81' wheel
+  pip_quiet -r requirements.txt
+  pip_quiet --no-deps -e .
   echo "$want" > "$stamp"
 fi
 echo "setup: ready (.venv)"
