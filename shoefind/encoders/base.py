@@ -7,7 +7,9 @@ interface; `has_text` says whether text methods can run.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol, Sequence, runtime_checkable
@@ -214,3 +216,14 @@ def match_probability(encoder, cosines: np.ndarray) -> np.ndarray | None:
     if bias is None:
         return None
     return 1.0 / (1.0 + np.exp(-(encoder.logit_scale * np.asarray(cosines, np.float32) + bias)))
+
+
+def import_family_package(module: str, pip_name: str, family: str):
+    """Import a model family's optional package quietly, or say how to install it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return importlib.import_module(module)
+    except ImportError as exc:
+        raise ModelUnavailable(f"{family} models need the package {pip_name}: "
+                               "pip install -r requirements.txt (or pip install 'shoefind[families]')") from exc

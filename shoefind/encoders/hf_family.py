@@ -9,12 +9,11 @@ padded to the full length, as SigLIP was trained.
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import torch
 
-from shoefind.encoders.base import FamilyEncoder, ModelUnavailable, config_id, weights_id
+from shoefind.encoders.base import FamilyEncoder, ModelUnavailable, config_id, import_family_package, weights_id
 from shoefind.encoders.hub import hub_mode, local_snapshot
 
 FAMILY = "hf"
@@ -62,13 +61,7 @@ class HfEncoder(FamilyEncoder):
 
 def _quiet_transformers():
     """transformers without its progress bars and notices (shoefind shows its own progress)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import transformers
-    except ImportError as exc:
-        raise ModelUnavailable("Hugging Face models need the package transformers: "
-                               "pip install -r requirements.txt (or pip install 'shoefind[families]')") from exc
+    transformers = import_family_package("transformers", "transformers", "Hugging Face")
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     return transformers

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from shoefind.encoders.base import FamilyEncoder, ModelUnavailable, config_id, weights_id
+from shoefind.encoders.base import FamilyEncoder, ModelUnavailable, config_id, import_family_package, weights_id
 from shoefind.encoders.hub import hub_cache, hub_mode, local_snapshot, missing_repo_message
 
 FAMILY = "open_clip"
@@ -27,14 +27,7 @@ TINY_MARK_FILE = "shoefind-tiny.txt"
 
 
 def _open_clip():
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import open_clip
-    except ImportError as exc:
-        raise ModelUnavailable("open_clip models need the package open-clip-torch: "
-                               "pip install -r requirements.txt (or pip install 'shoefind[families]')") from exc
-    return open_clip
+    return import_family_package("open_clip", "open-clip-torch", "open_clip")
 
 
 def is_open_clip_folder(path: Path) -> bool:
