@@ -10,7 +10,7 @@ from pydantic import Field
 from shoefind.checks import dataset_problem, model_problem
 from shoefind.evaluate.methods import methods_problem
 from shoefind.learn.stage import coop_options
-from tasks.learn import finetune_task, learn_task
+from tasks.learn import finetune_task, learn_task, lit_task
 
 from .common import (BatchSize, Catalog, Cluster, DataDir, Dataset, Device, Model, Runtime, Seed, Shots, ZeroShot,
                      fails_clearly, given, paths, stop, subflow)
@@ -19,7 +19,8 @@ from .features import embed_flow
 LearnMethods = Annotated[str, Field(
     title="methods", description="Comma list of zeroshot, fewshot, tip-adapter-f, coop, cocoop. Empty: every "
                                  "method the model can run (fewshot only for an image-only model). finetune: "
-                                 "fine-tune the CLIP model itself (returns its checkpoint).")]
+                                 "fine-tune the CLIP model itself (returns its checkpoint). lit: train a text "
+                                 "tower against the frozen image embeddings (returns its checkpoint).")]
 
 
 @flow(name="learn")
@@ -46,13 +47,21 @@ def learn_flow(dataset: Dataset = "", data_dir: DataDir = "", model: Model = "",
                                              description="Weight of the fine-tuned weights.")] = 0.5,
                epochs: Annotated[int, Field(ge=1, title="finetune: epochs", description="Epochs of finetune.")] = 5,
                lr: Annotated[float, Field(gt=0, title="finetune: learning rate", description="Of finetune.")] = 1e-5,
-               out: Annotated[str, Field(title="finetune: checkpoint", description="Where finetune writes the "
-                                         "checkpoint. Empty: DATA_DIR/models/<dataset>-finetune.pt.")] = "",
+               out: Annotated[str, Field(title="finetune / lit: checkpoint", description="Where finetune or lit "
+                                         "writes the checkpoint. Empty: DATA_DIR/models/<dataset>-finetune.pt, "
+                                         "<dataset>-<model>-lit.lit.pt.")] = "",
+               steps: Annotated[int, Field(ge=0, title="lit: steps", description="LiT training steps; "
+                                           "0: the default (150).")] = 0,
                ) -> str | dict:
     """Learn classifiers from the labeled photos, compare them with zero-shot, save them for `infer`;
     returns the run folder (finetune: the checkpoint and held-out figures)."""
     dataset, data_dir = paths(dataset, data_dir)
     model, method = given(model), given(method)
+    if method == "lit":
+        if problem := dataset_problem(dataset) or model_problem(model):
+            return stop(problem)
+        return lit_task(dataset, data_dir, model, given(catalog), out=given(out), steps=steps or None, seed=seed,
+                        batch_size=batch_size, device=given(device), zeroshot=zeroshot or None)
     if method == "finetune":
         if problem := dataset_problem(dataset) or model_problem(model):
             return stop(problem)

@@ -63,4 +63,9 @@ if ! python -c 'import json,sys; sys.exit(json.loads(sys.argv[1]).get("dataset",
 fi
 echo
 echo "up: serving; try:  PREFECT_API_URL=$PREFECT_API_URL .venv/bin/prefect ${hint[*]} --watch"
+if ! python -c 'import json,sys; sys.exit(json.loads(sys.argv[1]).get("model", {}).get("status") != "ok")' "$doctor"; then
+  echo "up: no CLIP weights here? .venv/bin/shoefind demo data/demo  draws a demo catalog and trains an offline model"
+  echo "    that knows it (minutes); then:  .venv/bin/prefect deployment run evaluate/working-dataset \\"
+  echo "      -p dataset=$PWD/data/demo/catalog -p model=$PWD/data/demo/model/demo.lit.pt --watch"
+fi
 prefect worker start --pool shoefind --type process

@@ -174,6 +174,23 @@ class ChangePhrasesFile(Open):
     value_phrases: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
 
 
+class LitCaptionsFile(Strict):
+    phrases: list[str] = Field(min_length=1)
+    name_words: dict[str, str] = Field(default_factory=dict)
+    random_word_captions: int = Field(2000, ge=0)
+
+    @field_validator("phrases")
+    @classmethod
+    def _known_slots(cls, phrases):
+        import string
+        known = {"brand", "color", "hightop", "sole", "name"}
+        for phrase in phrases:
+            slots = {f for _, f, _, _ in string.Formatter().parse(phrase) if f}
+            if not slots or slots - known:
+                raise ValueError(f"phrase '{phrase}': slots must be some of {sorted(known)}")
+        return phrases
+
+
 SCHEMAS: dict[str, type[BaseModel]] = {
     "vocabularies": Vocabularies,
     "crawl_rules": CrawlRulesFile,
@@ -184,6 +201,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "prompts": PromptsFile,
     "retrieval_prompts": RetrievalPromptsFile,
     "change_phrases": ChangePhrasesFile,
+    "lit_captions": LitCaptionsFile,
 }
 
 

@@ -26,3 +26,21 @@ def finetune_task(dataset: str, data_dir: str, model: str | None = None, catalog
     from shoefind.learn.stage import finetune_dataset
     return finetune_dataset(dataset, data_dir, model, catalog, seed=seed, blocks=blocks, alpha=alpha, epochs=epochs,
                             lr=lr, batch_size=batch_size, device=device, out=out, log=get_run_logger().info)
+
+
+@task(name="lit", cache_policy=NO_CACHE)
+def lit_task(dataset: str, data_dir: str, model: str | None = None, catalog: str | None = None,
+             out: str | None = None, steps: int | None = None, seed: int = 0, batch_size: int = 32,
+             device: str | None = None, zeroshot: dict | None = None) -> dict:
+    """LiT (shoefind.learn.lit_stage): a text tower trained against the frozen image embeddings; returns
+    its checkpoint and held-out scores, and publishes the manifest as a markdown artifact."""
+    from prefect.artifacts import create_markdown_artifact
+
+    from shoefind.learn.checkpoint import manifest_paths
+    from shoefind.learn.lit_stage import learn_lit_dataset
+    result = learn_lit_dataset(dataset, data_dir, model=model, catalog=catalog, out=out, steps=steps, seed=seed,
+                               batch_size=batch_size, device=device, zeroshot=zeroshot,
+                               log=get_run_logger().info)
+    create_markdown_artifact(manifest_paths(result["checkpoint"])[1].read_text(), key="lit-manifest",
+                             description=f"LiT checkpoint {result['checkpoint']}")
+    return result

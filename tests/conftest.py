@@ -54,6 +54,21 @@ def tiny_model(tmp_path_factory) -> str:
     return str(make_tiny(tmp_path_factory.mktemp("model") / "tiny.pt", seed=0))
 
 
+@pytest.fixture(scope="session")
+def demo_lit():
+    """The demo model (LiT over efficientnet-lite0 on the demo catalog) with its catalog and split;
+    trained once per machine and code version (tests/helpers/trained_models.py)."""
+    from tests.helpers.trained_models import demo_model
+    return demo_model()
+
+
+@pytest.fixture(scope="session")
+def nike_lit(shared_data):
+    """LiT over efficientnet-lite0 on ../shared/data/nike-silhouettes, held out by colourway (trained once)."""
+    from tests.helpers.trained_models import nike_lit_model
+    return nike_lit_model(shared_data)
+
+
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch) -> Path:
     d = tmp_path / "data"

@@ -18,6 +18,7 @@ STAGES = {
     "evaluate-change": ("shoefind.evaluate.stage:evaluate_dataset", "flows.evaluate:evaluate_change_flow"),
     "learn": ("shoefind.learn.stage:learn_dataset", "flows.learn:learn_flow"),
     "infer": ("shoefind.retrieve.stage:infer_photos", "flows.retrieve:infer_flow"),
+    "demo": ("shoefind.demo.stage:run_demo", "flows.demo:demo_flow"),
 }
 
 

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from shoefind.cli import crawl, dataset, filter, infer, learn, model, preflight
+from shoefind.cli import crawl, dataset, demo, filter, infer, learn, model, preflight
 from shoefind.cli.common import say_error, user_errors
 
 COMMANDS = {
@@ -24,7 +24,8 @@ COMMANDS = {
     "embed":    dataset.embed,             # cache image embeddings
     "evaluate": dataset.evaluate,          # top-1/top-5 per attribute, method comparisons
     "prompts":  dataset.prompts,           # every prompt each task sends to the model
-    "learn":    learn.learn,               # few-shot, CoOp: learn from the labeled photos
+    "learn":    learn.learn,               # few-shot, CoOp, LiT: learn from the labeled photos
+    "demo":     demo.demo,                 # a demo catalog and a model that knows it (offline)
     "infer":    infer.infer,               # which shoe is this photo (and change it in words)
     "search":   infer.search,              # find shoes by words
     "web":      infer.web,                 # the web page

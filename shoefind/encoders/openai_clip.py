@@ -185,6 +185,12 @@ class ClipEncoder:
 
 
 def _short_text_features(model, tokens: torch.Tensor) -> torch.Tensor:
+    return text_features(model, tokens)
+
+
+def text_features(model, tokens: torch.Tensor, normalise: bool = True) -> torch.Tensor:
+    """CLIP's text pass on any module with CLIP's text parts (a CLIP model, a LiT text tower),
+    cut after the longest end-of-text token; differentiable (LiT trains through it)."""
     length = int(tokens.argmax(dim=-1).max()) + 1
     tokens = tokens[:, :length]
     dtype = model.text_projection.dtype
@@ -197,7 +203,7 @@ def _short_text_features(model, tokens: torch.Tensor) -> torch.Tensor:
         x = x + block.mlp(block.ln_2(x))
     x = model.ln_final(x.permute(1, 0, 2)).type(dtype)
     feats = x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)] @ model.text_projection
-    return torch.nn.functional.normalize(feats.float(), dim=-1)
+    return torch.nn.functional.normalize(feats.float(), dim=-1) if normalise else feats
 
 
 def _is_tiny(path: Path) -> bool:

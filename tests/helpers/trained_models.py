@@ -1,0 +1,110 @@
+"""Models the tests train, trained once per machine: the demo model and LiT on nike-silhouettes.
+
+Training takes minutes on two cores, so the result lands in ~/.cache/shoefind-tests/<name>-<key>/
+($SHOEFIND_TEST_CACHE overrides the root), where <key> hashes everything the model depends on:
+the source of the drawing, caption, training and encoding code, the rules they read, the
+settings, the torch version and whether bf16 is used. A second session (or a second CI job on
+the same runner) finds it and trains nothing; changing any of those files trains a new one. A
+lock file keeps two sessions from training the same model at once.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from tests.helpers import REPO
+
+DEMO_SETTINGS = {"photos_per_shoe": 10, "steps": None, "seed": 0}
+NIKE_SETTINGS = {"steps": 300, "seed": 0}
+# what the demo model is made from: a change to any of these trains a new one
+SOURCES = ("shoefind/demo", "shoefind/learn/lit.py", "shoefind/learn/captions.py", "shoefind/learn/lit_stage.py",
+           "shoefind/learn/checkpoint.py", "shoefind/encoders/lit.py", "shoefind/encoders/text_tower.py",
+           "shoefind/encoders/backbones.py", "shoefind/encoders/precision.py", "shoefind/encoders/openai_clip.py",
+           "shoefind/features/heldout.py", "shoefind/features/table.py", "shoefind/features/embed.py",
+           "shoefind/evaluate/heldout.py", "shoefind/retrieve/zeroshot.py", "shoefind/retrieve/change_words.py",
+           "shoefind/prompts.py", "rules/lit_captions.yaml", "rules/prompts_shoefind.yaml",
+           "rules/vocabularies.yaml", "rules/change_phrases.yaml")
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("SHOEFIND_TEST_CACHE") or "~/.cache/shoefind-tests").expanduser()
+
+
+def pin_bf16() -> str:
+    """Decide bf16 once from what the CPU supports (not a timing), so every session agrees."""
+    from shoefind.encoders.precision import cpu_has_bf16
+    os.environ.setdefault("SHOEFIND_BF16", "1" if cpu_has_bf16() else "0")
+    return os.environ["SHOEFIND_BF16"]
+
+
+def model_key(settings: dict) -> str:
+    import torch
+    h = hashlib.sha256()
+    for source in SOURCES:
+        path = REPO / source
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        for f in files:
+            h.update(str(f.relative_to(REPO)).encode())
+            h.update(f.read_bytes())
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    h.update(torch.__version__.encode())
+    h.update(f"bf16={os.environ.get('SHOEFIND_BF16', '')}".encode())
+    return h.hexdigest()[:16]
+
+
+def trained_once(name: str, settings: dict, train, log=print) -> tuple[Path, dict]:
+    """(folder, result): `train(folder)` run once per key; its JSON-able result kept in folder/done.json."""
+    pin_bf16()
+    folder = cache_root() / f"{name}-{model_key(settings)}"
+    done = folder / "done.json"
+    if not done.is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with open(folder.parent / f"{folder.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)          # another session training it: wait for it
+            if not done.is_file():
+                log(f"training {name} into {folder} (once per machine and code version)")
+                result = train(folder)
+                tmp = folder / ".done.json.tmp"
+                tmp.write_text(json.dumps(result, indent=2, default=str))
+                os.replace(tmp, done)
+    return folder, json.loads(done.read_text())
+
+
+@dataclass
+class TrainedModel:
+    folder: Path
+    model: Path          # the LiT checkpoint
+    catalog: Path        # the dataset it was trained on
+    data_dir: Path       # its tables and embedding cache
+    result: dict         # held-out scores, split summary
+
+    @property
+    def split(self) -> pd.DataFrame:
+        return pd.read_csv(self.result["split"]["file"], dtype={"path": str, "sha256": str, "shoe": str},
+                           keep_default_na=False)
+
+
+def demo_model(log=print) -> TrainedModel:
+    """The demo model (`shoefind demo`: LiT over efficientnet-lite0 on the demo catalog)."""
+    from shoefind.demo.stage import run_demo
+    folder, result = trained_once("demo", DEMO_SETTINGS,
+                                  lambda f: run_demo(f, f / "data", **DEMO_SETTINGS, log=log), log)
+    return TrainedModel(folder, Path(result["model"]), Path(result["catalog"]), folder / "data", result)
+
+
+def nike_lit_model(shared_data: Path, log=print) -> TrainedModel:
+    """LiT over efficientnet-lite0 on ../shared/data/nike-silhouettes, held out by colourway."""
+    from shoefind.learn.lit_stage import learn_lit_dataset
+    dataset = shared_data / "nike-silhouettes"
+
+    def train(folder: Path) -> dict:
+        return learn_lit_dataset(dataset, folder / "data", model="efficientnet-lite0",
+                                 out=folder / "nike.lit.pt", batch_size=64, log=log, **NIKE_SETTINGS)
+    folder, result = trained_once("nike-lit", NIKE_SETTINGS | {"dataset": str(dataset)}, train, log)
+    return TrainedModel(folder, Path(result["checkpoint"]), dataset, folder / "data", result)
