@@ -43,7 +43,8 @@ def _learned(encoder, catalog: Catalog, family: str = "best"):
     family "best" is the method that scored best on shoe names; "fewshot" the better of the
     prototype and Tip-Adapter; "coop" CoOp.
     """
-    key = (f"learned-{family}", encoder.cache_key, _learned_stamp(encoder, catalog))
+    # model_id too: two models may share image embeddings (a backbone and its LiT checkpoints)
+    key = (f"learned-{family}", encoder.cache_key, encoder.model_id, _learned_stamp(encoder, catalog))
     if key not in catalog.classifiers:
         found = None
         if catalog.table is not None and catalog.data_dir is not None:
@@ -177,7 +178,7 @@ def classifier_for(encoder, catalog: Catalog, method: str = "auto",
     method name ("fewshot: tip-adapter", "nearest"...)."""
     name = choose_method(method, encoder, catalog)
     options = options or ZeroShotOptions()
-    key = (name, encoder.cache_key) + ((options,) if name == "zeroshot" else ())
+    key = (name, encoder.cache_key, encoder.model_id) + ((options,) if name == "zeroshot" else ())
     if name not in ("learned", *LEARNED_FAMILIES):
         if key not in catalog.classifiers:
             build = CLASSIFIERS[name].build
