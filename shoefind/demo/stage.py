@@ -2,8 +2,9 @@
 that learned them (LiT over the offline efficientnet-lite0 backbone), and its held-out scores.
 
 Writes DIR/catalog (one folder per shoe, Brand_Top_Color_Sole_Name) and DIR/model/demo.lit.pt
-with its manifest (demo.json, demo.md); tables and embeddings go to the data folder as for any
-dataset, so `infer`, `search`, `evaluate` and the web page answer from the cache afterwards.
+with its manifest (demo.lit.pt.json, .md) and split (.split.csv); tables and embeddings go to the
+data folder as for any dataset, so `infer`, `search`, `evaluate` and the web page answer from the
+cache afterwards.
 """
 from __future__ import annotations
 

@@ -114,7 +114,9 @@ def local_models(models_dir: Path) -> list[str]:
     if not models_dir.is_dir():
         return out
     for path in sorted(models_dir.iterdir()):
-        if path.suffix in (".txt", ".part") or path.name.startswith(".") or path.name in ("onnx",):
+        # sidecars: random-weights marks, partial writes, trained models' manifests and splits
+        if path.suffix in (".txt", ".part", ".json", ".md", ".csv") or path.name.startswith(".") \
+                or path.name in ("onnx",):
             continue
         try:
             _local_family(path)

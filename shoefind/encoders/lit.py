@@ -49,17 +49,32 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 _PRECISION: dict[tuple, str] = {}
+_CHANNELS_LAST: dict[int, torch.nn.Module] = {}
+_CL_LOCK = threading.Lock()
+
+
+def channels_last(backbone):
+    """The backbone over its own channels-last copy of the network (one copy per loaded network): faster
+    on CPUs, while the shared network, fed contiguous batches elsewhere, stays as it was."""
+    import copy
+    from dataclasses import replace
+    with _CL_LOCK:
+        key = id(backbone.model)
+        if key not in _CHANNELS_LAST:
+            _CHANNELS_LAST[key] = copy.deepcopy(backbone.model).to(memory_format=torch.channels_last).eval()
+        model = _CHANNELS_LAST[key]
+    return replace(backbone, model=model)
 
 
 def image_precision(backbone) -> str:
-    """bf16 where the CPU has native bf16 and the backbone measures faster with it, else fp32
-    (decided once per process and backbone; $SHOEFIND_BF16 overrides)."""
+    """bf16 where the CPU has native bf16 and the backbone does not measure clearly slower with it, else
+    fp32 (decided once per process and backbone; $SHOEFIND_BF16 overrides)."""
     from shoefind.encoders.precision import bf16_is_fast
     key = (backbone.model_id, backbone.device)
     if key not in _PRECISION:
         res = int(backbone.input_resolution)
         dummy = torch.zeros(4, 3, res, res).contiguous(memory_format=torch.channels_last)
-        model = backbone.model.to(memory_format=torch.channels_last)
+        model = channels_last(backbone).model
 
         @torch.no_grad()
         def probe(bf16: bool) -> None:
@@ -81,7 +96,7 @@ class BackboneImages:
     backbone: object
     precision: str = "fp32"         # fp32 | bf16
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _prepared: bool = False
+    _fast: object = field(default=None, repr=False)     # the backbone over a channels-last copy
 
     # the image side of the Encoder interface, so it can fill an embedding cache on its own
     has_text = False
@@ -128,17 +143,15 @@ class BackboneImages:
 
     @torch.no_grad()
     def encode_tensors(self, batch: torch.Tensor) -> np.ndarray:
-        device = self.backbone.device
-        if device != "cpu":
+        if self.backbone.device != "cpu":
             return self.backbone.encode_tensors(batch)
         with self._lock:
-            if not self._prepared:
-                self.backbone.model.to(memory_format=torch.channels_last)
-                self._prepared = True
+            if self._fast is None:
+                self._fast = channels_last(self.backbone)
         batch = batch.contiguous(memory_format=torch.channels_last)
         context = torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16" else nullcontext()
         with context:
-            return self.backbone.encode_tensors(batch)
+            return self._fast.encode_tensors(batch)
 
 
 @dataclass
@@ -301,7 +314,8 @@ def backbone_base(backbone) -> dict:
             "cache_key": backbone.cache_key}
     try:
         from shoefind.encoders.backbones import _weights_path
-        base["sha256"] = file_sha256(_weights_path())
+        from shoefind.encoders.names import split_spec
+        base["sha256"] = file_sha256(_weights_path(split_spec(backbone.model_id)[0]))
     except Exception:  # the hash is for the manifest; a backbone without a file has none
         base["sha256"] = ""
     return base

@@ -1,8 +1,8 @@
 """Trained model files and their manifests, written so that a killed run leaves the previous ones intact.
 
 A checkpoint is written under a temporary name and renamed over the old one only when it is
-complete (a rename is atomic), then its manifest beside it, in JSON (`NAME.json`) and markdown
-(`NAME.md`): base model and its sha256, the feature table's hash, the split, hyperparameters,
+complete (a rename is atomic), then its manifest beside it, in JSON (`<checkpoint>.json`) and markdown
+(`<checkpoint>.md`): base model and its sha256, the feature table's hash, the split, hyperparameters,
 training time and held-out scores before and after. The manifest carries the checkpoint's own
 sha256, so a manifest that does not belong to the file beside it can be told.
 """
@@ -22,14 +22,9 @@ MANIFEST_FORMAT = "shoefind-trained-model"
 
 
 def manifest_paths(checkpoint: str | os.PathLike) -> tuple[Path, Path]:
-    """NAME.json and NAME.md beside the checkpoint (NAME: the file name without .pt / .lit.pt)."""
+    """<checkpoint>.json and <checkpoint>.md beside it (as `learn --method finetune` writes them)."""
     checkpoint = Path(checkpoint)
-    name = checkpoint.name
-    for suffix in (".lit.pt", ".pt"):
-        if name.endswith(suffix):
-            name = name[:-len(suffix)]
-            break
-    return checkpoint.with_name(name + ".json"), checkpoint.with_name(name + ".md")
+    return checkpoint.with_name(checkpoint.name + ".json"), checkpoint.with_name(checkpoint.name + ".md")
 
 
 def sha256_of(path: str | os.PathLike) -> str:

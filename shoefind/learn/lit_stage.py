@@ -165,7 +165,7 @@ def learn_lit_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, m
                         "(that is how --model recognises it)")
     after = heldout_metrics(base.trained_encoder(checkpoint), shoes, held_x, held["shoe"], train_x, train["shoe"],
                             options)
-    split_file = checkpoint.with_name(checkpoint.name.split(".")[0] + ".split.csv")
+    split_file = checkpoint.with_name(checkpoint.name + ".split.csv")
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     split.save(split_file)
     manifest = {

@@ -164,7 +164,7 @@ def test_a_killed_write_leaves_the_previous_checkpoint(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         write_model(path, dies_half_way, {"method": "lit"})
     assert path.read_bytes() == before and manifest_paths(path)[0].read_text() == manifest_before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.lit.pt", "m.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.lit.pt", "m.lit.pt.json", "m.lit.pt.md"]
 
 
 def test_a_checkpoint_from_another_backbone_is_refused(tmp_path):
@@ -203,7 +203,7 @@ def test_lit_over_a_clip_model_writes_a_clip_checkpoint(tmp_path, tiny_model, da
     assert not torch.equal(trained["token_embedding.weight"], base["token_embedding.weight"])
     enc = load_encoder(str(out), runtime="torch")
     assert enc.family == "clip" and enc.encode_texts(["a red shoe"]).shape == (1, 32)
-    manifest = json.loads((tmp_path / "tiny-lit.json").read_text())
+    manifest = json.loads((tmp_path / "tiny-lit.pt.json").read_text())
     assert manifest["base"]["family"] == "clip" and manifest["split"]["heldout_photos"] > 0
 
 
@@ -219,3 +219,17 @@ def test_lit_refuses_what_it_cannot_learn_from(tmp_path, tiny_model, data_dir):
     assert r.returncode == 2 and "usable photos" in r.stderr
     r = _cli("learn", str(few), "--method", "lit,fewshot", "--model", tiny_model)
     assert r.returncode == 2 and "runs alone" in r.stderr
+
+
+def test_lit_image_side_leaves_the_shared_backbone_alone_and_bf16_stays_close(tmp_path):
+    """bf16 autocast + channels-last run on a copy of the network; their features stay close to fp32's."""
+    from shoefind.encoders.backbones import load_backbone
+    from shoefind.encoders.lit import BackboneImages
+    backbone = load_backbone("efficientnet-lite0")
+    x = torch.stack([backbone.load_image(make_photo(tmp_path / f"{i}.png", seed=i)) for i in range(4)])
+    plain = backbone.encode_tensors(x)
+    for precision, bar in (("fp32", 0.99999), ("bf16", 0.99)):
+        got = BackboneImages(backbone, precision).encode_tensors(x)
+        assert float((got * plain).sum(axis=1).min()) > bar, precision
+    assert np.array_equal(backbone.encode_tensors(x), plain)
+    assert backbone.model._conv_stem.weight.is_contiguous()          # not turned channels-last in place
