@@ -73,7 +73,23 @@ def trained_once(name: str, settings: dict, train, log=print) -> tuple[Path, dic
                 tmp = folder / ".done.json.tmp"
                 tmp.write_text(json.dumps(result, indent=2, default=str))
                 os.replace(tmp, done)
+                _forget_older(name, folder)
     return folder, json.loads(done.read_text())
+
+
+def _forget_older(name: str, keep: Path) -> None:
+    """Remove this model's folders for other code versions (none in use: their lock is free)."""
+    import shutil
+    for other in cache_root().glob(f"{name}-*"):
+        if other == keep or not other.is_dir():
+            continue
+        lock_path = other.parent / f"{other.name}.lock"
+        with open(lock_path, "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue                               # another session is using or training it
+            shutil.rmtree(other, ignore_errors=True)
 
 
 @dataclass

@@ -233,3 +233,19 @@ def test_lit_image_side_leaves_the_shared_backbone_alone_and_bf16_stays_close(tm
         assert float((got * plain).sum(axis=1).min()) > bar, precision
     assert np.array_equal(backbone.encode_tensors(x), plain)
     assert backbone.model._conv_stem.weight.is_contiguous()          # not turned channels-last in place
+
+
+def test_lit_continues_from_a_lit_checkpoint(tmp_path, data_dir):
+    """--model PATH.lit.pt: its tower trains further on the dataset, over the same backbone."""
+    from shoefind.encoders.load import load_encoder
+    first, _ = _write_lit(tmp_path)
+    dataset = make_labeled_dataset(tmp_path / "ds", n_per_shoe=4)
+    out = tmp_path / "more.lit.pt"
+    r = _cli("learn", str(dataset), "--method", "lit", "--model", str(first), "--steps", "2", "--out", str(out),
+             "--json", env={"SHOEFIND_DATA": str(data_dir)})
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["heldout_before"]["zero_shot_top1"] is not None      # the checkpoint it started from has text
+    manifest = json.loads((tmp_path / "more.lit.pt.json").read_text())
+    assert manifest["base"]["continued_from"] == str(first) and manifest["base"]["spec"] == "efficientnet-lite0"
+    assert load_encoder(str(out)).tower.config.width == 32                # the checkpoint's shape, not the default
