@@ -40,6 +40,9 @@ def test_wheel_holds_only_the_project_name_and_ships_rules_and_web_page(wheel):
     rules = {Path(n).name for n in names if n.startswith("shoefind/rules/")}
     assert rules == {p.name for p in (REPO / "rules").glob("*.yaml")}
     assert "shoefind/web/app.py" in names
+    subpackages = {p.parent.name for p in (REPO / "shoefind").glob("*/__init__.py")}
+    shipped = {n.split("/")[1] for n in names if n.count("/") == 2 and n.endswith("/__init__.py")}
+    assert subpackages <= shipped, f"missing from pyproject's packages: {subpackages - shipped}"
 
 
 def test_installed_wheel_builds_a_table_from_another_folder(wheel, tmp_path):
