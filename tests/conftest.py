@@ -1,4 +1,4 @@
-"""Fixtures for every kind of test; markers by folder (unit, pipeline, e2e).
+"""Fixtures for every kind of test; markers by folder (unit, models, pipeline, e2e).
 
 With CI=true a test that skips because chromium or ../shared/data is missing fails the run:
 CI has both, so such a skip would hide a broken set-up.
@@ -15,7 +15,7 @@ from tests.helpers import SHARED_DATA
 
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
-KINDS = ("unit", "pipeline", "e2e")
+KINDS = ("unit", "models", "pipeline", "e2e")
 # Skips that mean "this machine lacks something CI always has".
 CI_REQUIRED = ("../shared/data", "chromium", "chromedriver")
 

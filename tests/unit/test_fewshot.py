@@ -11,11 +11,9 @@ import pytest
 from shoefind.evaluate.methods import compare_methods, expand_methods, task_specs
 from shoefind.learn.fewshot import PrototypeClassifier, TipAdapter
 from shoefind.learn.saved import best_method, save_learned
-from shoefind.encoders.load import load_model
 from shoefind.features.splits import Split, make_split, parse_shots, usable_shots
-from shoefind.features.table import build_table
 
-from tests.helpers.colour_task import COLOURS, colours, embedded  # noqa: F401  (colours: module fixture)
+from tests.helpers.colour_task import COLOURS, colours  # noqa: F401  (colours: module fixture)
 
 
 def _images(counts: dict[str, int]) -> pd.DataFrame:
@@ -140,19 +138,3 @@ def test_saved_fewshot_rebuilds_for_a_catalog_with_a_new_shoe(colours, tmp_path)
     ident = grown.identify(x)
     assert ident.name_scores.shape == (len(x), 5) and np.isfinite(ident.name_scores).all()
     assert best_method(tmp_path / "elsewhere", encoder, table) is None   # nothing learned: zero-shot
-
-
-def test_real_catalog_where_most_shoes_have_one_photo(shared_data, tiny_model, tmp_path):
-    """findyourshoes-labeled: 27 of 28 shoes have one photo, so they are test only and every
-    learned method must fall back to prompts for them; all five tasks are still scored."""
-    table = build_table(shared_data / "findyourshoes-labeled")
-    encoder = load_model(tiny_model)
-    cache = embedded(encoder, table, tmp_path / "embeddings")
-    comparison = compare_methods(encoder, table, cache, ["zeroshot", "fewshot", "coop"], [1, 2, 4],
-                                 coop_options={"progress": False, "max_epochs": 3})
-    m = comparison.metrics
-    assert set(m["task"]) == {"brand", "color", "hightop", "sole", "name"}
-    assert set(m.loc[m["method"] != "zeroshot", "shots"]) == {1, 2}          # k=4 is more than any shoe allows
-    assert m.groupby("task")["images"].nunique().eq(1).all()                 # one test set per task
-    assert m["top5"].notna().all()
-    assert comparison.support["name"][0].shape[0] == 2                        # the one shoe with 3 photos

@@ -1,5 +1,5 @@
 """`shoefind prompts` lists every prompt; `--prompts/--vocabulary/--filter-attributes/--fallback` are read
-while parsing; `evaluate --prompts seed` shows both 5-step rows."""
+while parsing (`evaluate --prompts seed`: tests/models/test_evaluate_runs.py)."""
 from __future__ import annotations
 
 import json
@@ -41,15 +41,3 @@ def test_prompts_json_lists_every_task_with_clean_prompts(tmp_path):
     texts = [t for task in ("brand", "color", "hightop", "sole", "filtered", "name")
              for ts in listing["tasks"][task]["prompts"].values() for t in ts]
     assert len(texts) > 30 and not [t for t in texts if problems(t)]
-
-
-def test_evaluate_with_the_seeds_prompts_shows_both_five_step_rows(tiny_model, tmp_path):
-    root = make_labeled_dataset(tmp_path / "ds", n_per_shoe=1)
-    code, out, err = shoefind("evaluate", root, "--prompts", "seed", "--model", tiny_model, "--json",
-                              "--data-dir", tmp_path / "data")
-    assert code == 0, err
-    tasks = {m["task"]: m for m in json.loads(out)["metrics"]}
-    assert {"name (5-step)", "name (5-step, seed's oracle rule)"} <= set(tasks)
-    assert tasks["name (5-step, seed's oracle rule)"]["top1"] >= tasks["name (5-step)"]["top1"]
-    report = next((tmp_path / "data" / "runs").glob("*evaluate*")) / "report.md"
-    assert "prompts: seed" in report.read_text() and "upper bound" in report.read_text()
