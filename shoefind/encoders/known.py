@@ -60,9 +60,10 @@ def where(spec: str) -> tuple[bool, str]:
 
 
 def _clip(name: str) -> tuple[bool, str]:
-    from shoefind.encoders.openai_clip import clip, clip_cache
-    if name in clip.available_models():
-        target = clip_cache() / os.path.basename(clip.clip._MODELS[name])
+    from shoefind.encoders import clip_parts
+    from shoefind.encoders.openai_clip import clip_cache
+    if name in clip_parts.available_models():
+        target = clip_cache() / clip_parts.weights_file_name(name)
         return target.is_file(), str(target)
     path = Path(name).expanduser()
     return path.is_file(), str(path)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +23,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    import clip
+# clip_parts: clip's tokenizer without torchvision's import time
+from shoefind.encoders import clip_parts as clip
 
 from shoefind.encoders.base import ModelUnavailable, encode_in_batches, ensemble_means, weights_id
 from shoefind.encoders.text_tower import TextTower, TowerConfig

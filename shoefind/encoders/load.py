@@ -63,7 +63,7 @@ def parse_spec(spec: str) -> ModelSpec:
     path = Path(spec).expanduser()
     if path.exists():
         return ModelSpec(spec, _local_family(path), str(path))
-    from shoefind.encoders.openai_clip import clip
+    from shoefind.encoders import clip_parts as clip
     if spec in clip.available_models():
         return ModelSpec(spec, "clip", spec)
     raise ModelUnavailable(

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from shoefind.images import sha256_file
-from shoefind.encoders.openai_clip import ClipEncoder, clip
+from shoefind.encoders import clip_parts as clip
+from shoefind.encoders.openai_clip import ClipEncoder
 
 # Bumped whenever the exported graphs change, so old exports are not reused.
 EXPORT_VERSION = 1

@@ -1,28 +1,25 @@
 """The CLIP model layer: load by name or checkpoint, encode images and prompt ensembles.
 
-Weights come through `clip.load`, from the standard cache (~/.cache/clip), a checkpoint
-path (`--model PATH`) or $SHOEFIND_MODEL. When they are missing and cannot be downloaded,
+Weights come from the standard cache (~/.cache/clip), a checkpoint path (`--model PATH`) or
+$SHOEFIND_MODEL, read the way `clip.load` reads them but without importing torchvision
+(shoefind.encoders.clip_parts). When they are missing and cannot be downloaded,
 `ModelUnavailable` says which file to put where.
 """
 from __future__ import annotations
 
-import os
 import urllib.error
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+import hashlib
+import json
 import warnings
 
 import numpy as np
 import torch
 
-with warnings.catch_warnings():
-    # clip imports pkg_resources (hence setuptools<81); the warning is not the user's business
-    warnings.simplefilter("ignore")
-    import clip
-    from clip import model as clip_model
-
+from shoefind.encoders import clip_parts
 from shoefind.encoders.base import ModelUnavailable, encode_in_batches, ensemble_means, weights_id
 from shoefind.images import open_image
 from shoefind.settings import current
@@ -38,7 +35,7 @@ def clip_cache() -> Path:
 
 
 def _missing_weights_message(name: str, target: Path) -> str:
-    url = clip.clip._MODELS[name]
+    url = clip_parts.model_urls()[name]
     return (
         f"CLIP weights for {name} are not on this machine (shoefind loads models only from local "
         f"caches). On a machine with internet, download {url} (e.g. `curl -L -o {target.name} {url}`) "
@@ -52,45 +49,85 @@ def _missing_weights_message(name: str, target: Path) -> str:
 
 def resolve_checkpoint(spec: str) -> Path | None:
     """The on-disk file for a model name or path, or None when a named model is not cached."""
-    if spec in clip.available_models():
-        target = clip_cache() / os.path.basename(clip.clip._MODELS[spec])
+    if spec in clip_parts.available_models():
+        target = clip_cache() / clip_parts.weights_file_name(spec)
         return target if target.is_file() else None
     path = Path(spec).expanduser()
     if not path.is_file():
         raise ModelUnavailable(
-            f"Model '{spec}' is neither a CLIP model name ({', '.join(clip.available_models())}) "
+            f"Model '{spec}' is neither a CLIP model name ({', '.join(clip_parts.available_models())}) "
             "nor an existing checkpoint file."
         )
     return path
 
 
-def _load_clip(spec: str, device: str):
-    """clip.load with its download turned into a clear message when offline."""
-    if spec in clip.available_models():
-        target = clip_cache() / os.path.basename(clip.clip._MODELS[spec])
-        if not target.is_file() and not current().download:
-            raise ModelUnavailable(_missing_weights_message(spec, target))
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load probe inside clip.load
-                return clip.load(spec, device=device, jit=False, download_root=str(clip_cache()))
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            # a half-written download is not a model
-            if target.is_file() and target.stat().st_size == 0:
-                target.unlink()
-            raise ModelUnavailable(_missing_weights_message(spec, target)) from exc
-        except RuntimeError as exc:
-            if "SHA256" in str(exc):
-                raise ModelUnavailable(
-                    f"{target} is not the right file for {spec} (checksum mismatch); "
-                    + _missing_weights_message(spec, target)
-                ) from exc
-            raise
-    path = resolve_checkpoint(spec)
+def _import_clip():
+    """The real clip package (only to download weights: it imports torchvision)."""
+    with warnings.catch_warnings():
+        # clip imports pkg_resources (hence setuptools<81); the warning is not the user's business
+        warnings.simplefilter("ignore")
+        import clip
+    return clip
+
+
+def _checksum_ok(path: Path, expected: str) -> bool:
+    """Whether the file's sha256 is `expected` (what clip.load checks on every load); the answer is
+    remembered beside the file for its size, mtime and inode, so an unchanged file is hashed once."""
+    stat = path.stat()
+    stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino, "sha256": expected}
+    memo = path.with_name(f".{path.name}.checked.json")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            return clip.load(str(path), device=device, jit=False)
+        if json.loads(memo.read_text()) == stamp:
+            return True
+    except (OSError, ValueError):
+        pass
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    if h.hexdigest() != expected:
+        return False
+    try:
+        memo.write_text(json.dumps(stamp))
+    except OSError:   # a read-only cache: check again next time
+        pass
+    return True
+
+
+def _load_clip(spec: str, device: str):
+    """The model and its preprocessing, as clip.load(jit=False) gives them; a missing or wrong
+    file is a ModelUnavailable saying what to do (downloads only with --download)."""
+    if spec in clip_parts.available_models():
+        target = clip_cache() / clip_parts.weights_file_name(spec)
+        url = clip_parts.model_urls()[spec]
+        present = target.is_file()
+        if present and _checksum_ok(target, url.split("/")[-2]):
+            pass
+        elif not current().download:
+            if present:
+                raise ModelUnavailable(f"{target} is not the right file for {spec} (checksum mismatch); "
+                                       + _missing_weights_message(spec, target))
+            raise ModelUnavailable(_missing_weights_message(spec, target))
+        else:   # clip.load downloads it (again, when the checksum is wrong)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load probe inside clip.load
+                    return _import_clip().load(spec, device=device, jit=False, download_root=str(clip_cache()))
+            except (urllib.error.URLError, OSError, TimeoutError) as exc:
+                # a half-written download is not a model
+                if target.is_file() and target.stat().st_size == 0:
+                    target.unlink()
+                raise ModelUnavailable(_missing_weights_message(spec, target)) from exc
+            except RuntimeError as exc:
+                if "SHA256" in str(exc):
+                    raise ModelUnavailable(f"{target} is not the right file for {spec} (checksum mismatch); "
+                                           + _missing_weights_message(spec, target)) from exc
+                raise
+        path = target
+    else:
+        path = resolve_checkpoint(spec)
+    try:
+        return clip_parts.load_checkpoint(path, device)
     except Exception as exc:  # torch raises many kinds for a file that is not a checkpoint
         # torch's own text advises turning off weights_only, i.e. unsafe loading: never shown
         raise ModelUnavailable(f"{path} is not a CLIP checkpoint: neither a TorchScript archive nor a CLIP "
@@ -152,7 +189,7 @@ class ClipEncoder:
         todo = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
         for start in range(0, len(todo), 256):
             chunk = todo[start:start + 256]
-            feats = self._text_features(clip.tokenize(chunk, truncate=True))
+            feats = self._text_features(clip_parts.tokenize(chunk, truncate=True))
             for t, f in zip(chunk, feats):
                 self._text_cache[t] = f
         if not texts:
@@ -221,7 +258,7 @@ def load_clip_encoder(spec: str, device: str) -> ClipEncoder:
     model = model.to(device).eval()
     path = resolve_checkpoint(spec)
     is_random = False
-    if spec in clip.available_models():
+    if spec in clip_parts.available_models():
         model_id = spec.replace("/", "-")
     else:
         model_id = f"{Path(spec).stem}-{weights_id(path)}"

@@ -9,15 +9,14 @@ so every path written for CLIP's text side runs on it unchanged: the short-conte
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from clip.model import LayerNorm, Transformer
+from shoefind.encoders.clip_parts import clip_model
+
+LayerNorm, Transformer = clip_model().LayerNorm, clip_model().Transformer
 
 VOCAB_SIZE = 49408          # CLIP's BPE vocabulary (clip.tokenize)
 CONTEXT_LENGTH = 77

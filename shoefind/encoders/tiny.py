@@ -7,15 +7,12 @@ them as random, and reports say so.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import torch
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from clip import model as clip_model
 
+from shoefind.encoders.clip_parts import clip_model as _clip_model
 from shoefind.encoders.openai_clip import TINY_MARK
 
 
@@ -26,7 +23,7 @@ def make_tiny(path: str | os.PathLike, seed: int = 0, embed_dim: int = 32, resol
     exact code path of the real models; its answers are random. A sidecar .txt says so.
     """
     torch.manual_seed(seed)
-    m = clip_model.CLIP(
+    m = _clip_model().CLIP(
         embed_dim=embed_dim, image_resolution=resolution, vision_layers=1, vision_width=64,
         vision_patch_size=16, context_length=77, vocab_size=49408, transformer_width=64,
         transformer_heads=1, transformer_layers=1,
@@ -48,7 +45,7 @@ def make_full_random(path: str | os.PathLike, name: str = "ViT-B/32", seed: int 
     cfg = {"ViT-B/32": dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768,
                             vision_patch_size=32, context_length=77, vocab_size=49408,
                             transformer_width=512, transformer_heads=8, transformer_layers=12)}[name]
-    m = clip_model.CLIP(**cfg)
+    m = _clip_model().CLIP(**cfg)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(m.state_dict(), path)

@@ -18,7 +18,6 @@ import math
 import os
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,9 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    import clip
+# clip_parts: clip's tokenizer without torchvision's import time
+from shoefind.encoders import clip_parts as clip
 
 from shoefind.encoders.base import require_prompt_learning, require_text  # noqa: F401
 from shoefind.prompts import load_prompt_set

@@ -103,8 +103,8 @@ def heldout_split(images: pd.DataFrame, fraction: float = 0.2, seed: int = 0,
 
 
 def _text_features(model, captions: list[str]) -> torch.Tensor:
-    import clip
-    tokens = clip.tokenize(captions, truncate=True).to(model.text_projection.device)
+    from shoefind.encoders.clip_parts import tokenize
+    tokens = tokenize(captions, truncate=True).to(model.text_projection.device)
     return nn.functional.normalize(model.encode_text(tokens).float(), dim=-1)
 
 

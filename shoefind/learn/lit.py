@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -25,9 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    import clip
+# clip_parts: clip's tokenizer without torchvision's import time
+from shoefind.encoders import clip_parts as clip
 
 from shoefind.encoders.openai_clip import text_features
 from shoefind.encoders.text_tower import text_parameters
