@@ -15,12 +15,13 @@ def table(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, catalo
           data_dir: o.DataDir = None, json_out: o.Json = False, prefect: o.Prefect = False):
     """Build the feature table (shoes.csv, images.csv, issues.csv) of a labeled photo folder."""
     root, d = dataset_folder(dataset, dataset_opt, data_dir)
-    from shoefind.features.table import build_table, count_images, dataset_folder_problem, table_dir_for
+    from shoefind.features.stage import save_table
+    from shoefind.features.table import count_images, dataset_folder_problem
     if problem := dataset_folder_problem(root):   # an empty folder: nothing to make a table of
         fail(problem)
     with progress_bar("reading images", count_images(root)) as advance:
-        ft = build_table(root, catalog=catalog, progress=advance)
-    out = ft.save(table_dir_for(d, root))
+        saved = save_table(root, d, catalog, progress=advance)   # reused when nothing changed
+    ft, out = saved.table, saved.folder
     for issue in ft.issues:
         err.print(str(issue), style="yellow", highlight=False, markup=False)
     summary = {"table": str(out), "layout": ft.layout, "shoes": len(ft.shoes), "images": len(ft.images),

@@ -17,6 +17,7 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 import numpy as np
 import torch
 
+from shoefind.encoders.names import weights_id  # noqa: F401  (part of this module's API)
 from shoefind.errors import UserError
 
 
@@ -52,19 +53,6 @@ def require_prompt_learning(encoder, method: str = "CoOp prompt learning") -> No
             f"{method} trains context vectors through the OpenAI CLIP text tower (clip: models and CLIP "
             f"checkpoints); {encoder.model_id} is a {getattr(encoder, 'family', 'different')} model, so it "
             "cannot run here. Use --method fewshot (Tip-Adapter, works with every family) or a clip: model.")
-
-
-def weights_id(path: Path) -> str:
-    """A short content id for a weights file (size + hash of head and tail: cheap for GB files)."""
-    h = hashlib.sha256()
-    size = path.stat().st_size
-    h.update(str(size).encode())
-    with open(path, "rb") as fh:
-        h.update(fh.read(1 << 20))
-        if size > 1 << 20:
-            fh.seek(max(0, size - (1 << 20)))
-            h.update(fh.read())
-    return h.hexdigest()[:16]
 
 
 def config_id(config) -> str:

@@ -8,7 +8,11 @@ runtime can be checked for machines with and without bf16 on any machine.
 from __future__ import annotations
 
 import functools
+import importlib.util
+import os
 import platform
+import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,9 +50,8 @@ class Capability:
 
     def machine_key(self) -> str:
         """What a fidelity result depends on: CPU model and bf16 instructions, or the GPU."""
-        import torch
         hw = f"cuda:{self.cuda}" if self.cuda else f"cpu:{self.cpu}:{','.join(sorted(self.flags)) or 'fp32'}"
-        return f"{hw}|torch-{torch.__version__}"
+        return f"{hw}|torch-{torch_version()}"
 
     def as_dict(self) -> dict:
         return {"cpu": self.cpu, "amx": self.amx, "avx512_bf16": self.avx512_bf16, "cuda": self.cuda,
@@ -89,7 +92,37 @@ def detect_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, frozenset]:
     return name, frozenset(flags & (AMX_FLAGS | {AVX512_BF16_FLAG}))
 
 
+@functools.lru_cache(maxsize=1)
+def torch_version() -> str:
+    """torch.__version__ (with its local part, e.g. 2.14.1+cu130), read from torch/version.py unless
+    torch is imported already: a command that needs no model does not pay for importing torch."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"].__version__
+    spec = importlib.util.find_spec("torch")
+    try:
+        text = (Path(list(spec.submodule_search_locations)[0]) / "version.py").read_text()
+        return re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.M).group(1)
+    except (AttributeError, TypeError, OSError):
+        import torch
+        return torch.__version__
+
+
+def no_gpu_here() -> bool:
+    """True when this Linux machine certainly has no GPU CUDA could use (no NVIDIA device node, no
+    driver, no WSL GPU): then torch need not be imported to know. False means: ask torch."""
+    if not sys.platform.startswith("linux"):
+        return False
+    return not any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/dxg"))
+
+
+def onnx_available() -> bool:
+    """Whether the onnx runtimes can run here (onnxruntime and onnx installed; nothing imported)."""
+    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
+
+
 def detect_cuda() -> str | None:
+    if no_gpu_here():
+        return None
     import torch
     try:
         return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None

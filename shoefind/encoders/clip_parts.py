@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import ast
 import functools
+import hashlib
 import importlib.util
+import json
 import os
 import sys
 import warnings
@@ -21,9 +23,20 @@ from pathlib import Path
 
 import numpy as np
 
+# Bumped whenever image preprocessing changes, so cached embeddings are recomputed.
+PREPROCESS_VERSION = "clip-center-crop-v1"
+# In the sidecar .txt of a checkpoint with random weights (shoefind.encoders.tiny): reports say so.
+TINY_MARK = "shoefind-tiny-random"
+
 # clip.clip._transform's normalisation
 MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def is_tiny(path: Path) -> bool:
+    """Whether a checkpoint is marked as random weights (its sidecar .txt says so)."""
+    marker = path.with_suffix(path.suffix + ".txt")
+    return marker.is_file() and TINY_MARK in marker.read_text(errors="ignore")
 
 
 @functools.lru_cache(maxsize=1)
@@ -126,6 +139,40 @@ class Preprocess:
 
     def __repr__(self) -> str:
         return f"Preprocess({self.n_px})"
+
+
+def _checksum_memo(path: Path, expected: str) -> tuple[Path, dict]:
+    stat = path.stat()
+    stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino, "sha256": expected}
+    return path.with_name(f".{path.name}.checked.json"), stamp
+
+
+def checksum_known_ok(path: Path, expected: str) -> bool:
+    """Whether this very version of the file (size, mtime, inode) passed checksum_ok before."""
+    memo, stamp = _checksum_memo(path, expected)
+    try:
+        return json.loads(memo.read_text()) == stamp
+    except (OSError, ValueError):
+        return False
+
+
+def checksum_ok(path: Path, expected: str) -> bool:
+    """Whether the file's sha256 is `expected` (what clip.load checks on every load); the answer is
+    remembered beside the file for its size, mtime and inode, so an unchanged file is hashed once."""
+    if checksum_known_ok(path, expected):
+        return True
+    memo, stamp = _checksum_memo(path, expected)
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    if h.hexdigest() != expected:
+        return False
+    try:
+        memo.write_text(json.dumps(stamp))
+    except OSError:   # a read-only cache: check again next time
+        pass
+    return True
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu"):

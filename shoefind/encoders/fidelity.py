@@ -17,7 +17,6 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from shoefind.images import IMAGE_SUFFIXES, ImageError
 
@@ -102,6 +101,7 @@ def measure(reference, candidate, images) -> dict:
             pixels.append(reference.preprocess(im) if hasattr(im, "mode") else reference.load_image(im))
         except ImageError:
             continue
+    import torch
     pixels = torch.stack(pixels)
     image_cos = float(_cosines(reference.encode_tensors(pixels), candidate.encode_tensors(pixels)).min())
     out = {"image_min_cosine": round(image_cos, 6), "images": len(pixels)}

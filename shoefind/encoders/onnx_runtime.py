@@ -13,7 +13,6 @@ written under temporary names then renamed, so concurrent workers never read hal
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import tempfile
 import uuid
@@ -28,6 +27,7 @@ import torch
 from shoefind.images import sha256_file
 from shoefind.encoders import clip_parts as clip
 from shoefind.encoders.openai_clip import ClipEncoder
+from shoefind.encoders.capability import onnx_available  # noqa: F401  (part of this module's API)
 
 # Bumped whenever the exported graphs change, so old exports are not reused.
 EXPORT_VERSION = 1
@@ -35,10 +35,6 @@ OPSET = 17
 # Only matrix products are quantised: they are nearly all the work, and quantising the
 # patch convolution and token lookup costs fidelity for no speed.
 INT8_OPS = ["MatMul", "Gemm"]
-
-
-def onnx_available() -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
 
 
 def weights_sha256(path: Path) -> str:

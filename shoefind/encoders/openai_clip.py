@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-import hashlib
-import json
 import warnings
 
 import numpy as np
@@ -24,9 +22,7 @@ from shoefind.encoders.base import ModelUnavailable, encode_in_batches, ensemble
 from shoefind.images import open_image
 from shoefind.settings import current
 
-# Bumped whenever image preprocessing changes, so cached embeddings are recomputed.
-PREPROCESS_VERSION = "clip-center-crop-v1"
-TINY_MARK = "shoefind-tiny-random"
+from shoefind.encoders.clip_parts import PREPROCESS_VERSION, TINY_MARK, is_tiny  # noqa: F401  (this module's API)
 
 
 def clip_cache() -> Path:
@@ -70,30 +66,6 @@ def _import_clip():
     return clip
 
 
-def _checksum_ok(path: Path, expected: str) -> bool:
-    """Whether the file's sha256 is `expected` (what clip.load checks on every load); the answer is
-    remembered beside the file for its size, mtime and inode, so an unchanged file is hashed once."""
-    stat = path.stat()
-    stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino, "sha256": expected}
-    memo = path.with_name(f".{path.name}.checked.json")
-    try:
-        if json.loads(memo.read_text()) == stamp:
-            return True
-    except (OSError, ValueError):
-        pass
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    if h.hexdigest() != expected:
-        return False
-    try:
-        memo.write_text(json.dumps(stamp))
-    except OSError:   # a read-only cache: check again next time
-        pass
-    return True
-
-
 def _load_clip(spec: str, device: str):
     """The model and its preprocessing, as clip.load(jit=False) gives them; a missing or wrong
     file is a ModelUnavailable saying what to do (downloads only with --download)."""
@@ -101,7 +73,7 @@ def _load_clip(spec: str, device: str):
         target = clip_cache() / clip_parts.weights_file_name(spec)
         url = clip_parts.model_urls()[spec]
         present = target.is_file()
-        if present and _checksum_ok(target, url.split("/")[-2]):
+        if present and clip_parts.checksum_ok(target, url.split("/")[-2]):
             pass
         elif not current().download:
             if present:
@@ -243,13 +215,6 @@ def text_features(model, tokens: torch.Tensor, normalise: bool = True) -> torch.
     return torch.nn.functional.normalize(feats.float(), dim=-1) if normalise else feats
 
 
-def _is_tiny(path: Path) -> bool:
-    marker = path.with_suffix(path.suffix + ".txt")
-    return marker.is_file() and TINY_MARK in marker.read_text(errors="ignore")
-
-
-
-
 def load_clip_encoder(spec: str, device: str) -> ClipEncoder:
     """A fresh ClipEncoder for a CLIP name or checkpoint path (callers cache it)."""
     # fp32 on every device (clip.load would make a CUDA model fp16): fp16 is the `fp16` runtime's
@@ -262,5 +227,5 @@ def load_clip_encoder(spec: str, device: str) -> ClipEncoder:
         model_id = spec.replace("/", "-")
     else:
         model_id = f"{Path(spec).stem}-{weights_id(path)}"
-        is_random = _is_tiny(path)
+        is_random = is_tiny(path)
     return ClipEncoder(model, preprocess, model_id, is_random=is_random, device=device)

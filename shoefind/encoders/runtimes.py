@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import logging
 
-from shoefind.encoders.capability import Capability, detect
+from shoefind.encoders.capability import Capability, detect, onnx_available
 from shoefind.encoders.fidelity import BARS, checked_fidelity
-from shoefind.encoders.half import half_encoder
-from shoefind.encoders.onnx_runtime import onnx_available, onnx_encoder
 from shoefind.errors import UserError
 
 RUNTIMES = ("auto", "torch", "bf16", "fp16", "onnx", "onnx-int8")
@@ -72,7 +70,9 @@ def build(base, runtime: str, checkpoint, threads: int | None):
     if runtime == "torch":
         return base
     if runtime in ("bf16", "fp16"):
+        from shoefind.encoders.half import half_encoder
         return half_encoder(base, runtime)
+    from shoefind.encoders.onnx_runtime import onnx_encoder
     return onnx_encoder(base, checkpoint, runtime, threads)
 
 

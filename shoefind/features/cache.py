@@ -28,6 +28,8 @@ import numpy as np
 
 
 log = logging.getLogger("shoefind.cache")
+# The model's embedding dimension, beside the shards (see EmbeddingCache.without_model).
+DIM_FILE = "dim.txt"
 
 
 def _safe(key: str) -> str:
@@ -90,7 +92,36 @@ class EmbeddingCache:
     def for_encoder(cls, data_dir: str | os.PathLike, encoder) -> "EmbeddingCache":
         """The cache of an encoder's embeddings in a data folder: DATA_DIR/embeddings/<cache key>."""
         dim = getattr(encoder, "embed_dim", None)
-        return cls(Path(data_dir) / "embeddings", encoder.cache_key, dim if isinstance(dim, int) else None)
+        cache = cls(Path(data_dir) / "embeddings", encoder.cache_key, dim if isinstance(dim, int) else None)
+        cache._record_dim()
+        return cache
+
+    @classmethod
+    def without_model(cls, data_dir: str | os.PathLike, key: str) -> "EmbeddingCache | None":
+        """The cache of this key opened without its model (shoefind.encoders.cache_key), or None when no
+        model ever recorded its dimension there (then the shards alone cannot say which vectors are foreign)."""
+        try:
+            dim = int((Path(data_dir) / "embeddings" / _safe(key) / DIM_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        return cls(Path(data_dir) / "embeddings", key, dim)
+
+    def _record_dim(self) -> None:
+        """The model's embedding dimension, written beside the shards for `without_model`."""
+        path = self.dir / DIM_FILE
+        if self.dim is None:
+            return
+        try:
+            if path.read_text() == str(self.dim):
+                return
+        except (OSError, ValueError):
+            pass
+        tmp = self.dir / f".{DIM_FILE}.{uuid.uuid4().hex[:8]}.tmp"
+        try:
+            tmp.write_text(str(self.dim))
+            os.replace(tmp, path)
+        except OSError:   # a read-only cache: opened with the model every time
+            tmp.unlink(missing_ok=True)
 
     def shards(self) -> list[Path]:
         return sorted(self.dir.glob("shard-*.npz"))

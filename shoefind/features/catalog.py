@@ -1,7 +1,7 @@
 """The catalog that queries are answered against: a feature table with its photo embeddings.
 
-Opening a catalog reuses the saved feature table (rebuilt when the folder's photo count
-changed) and the embedding cache, encoding only the photos the cache has not seen.
+Opening a catalog reuses the saved feature table (rebuilt when anything it was built from
+changed: shoefind.features.table_fingerprint) and the embedding cache, encoding only the photos the cache has not seen.
 Opened catalogs are kept per process, so a server or a flow run pays for this once.
 Catalogs of at least `ann_threshold()` photos (50,000) read their embeddings as float16 from
 the cache's memory-mapped vector store and answer nearest-photo queries through its
@@ -20,7 +20,8 @@ import pandas as pd
 
 from shoefind.features.cache import EmbeddingCache
 from shoefind.features.embed import embed_images
-from shoefind.features.table import FeatureTable, build_table, count_images, load_table, table_dir_for
+from shoefind.features.table import FeatureTable, build_table, saved_table_if_current, table_dir_for
+from shoefind.features.table_fingerprint import table_fingerprint
 from shoefind.errors import UserError
 from shoefind.features.vector_index import EXACT_SUBSET, AnnIndex, PhotoSearch, VectorStore, ann_threshold
 
@@ -147,15 +148,13 @@ def catalog_from_table(table: FeatureTable, cache: EmbeddingCache, model_id: str
 
 
 def _current_table(dataset: Path, data_dir: Path) -> FeatureTable:
-    """The saved table of `dataset`, rebuilt when missing, for another folder, or stale."""
+    """The saved table of `dataset`, rebuilt when missing or when anything it was built from changed."""
     out = table_dir_for(data_dir, dataset)
-    if (out / "table.json").is_file():
-        table = load_table(out)
-        unreadable = sum(1 for i in table.issues if i.kind == "unreadable-image")
-        if table.root == dataset and len(table.images) + unreadable == count_images(dataset):
-            return table
-    table = build_table(dataset)
-    table.save(out)
+    fingerprint = table_fingerprint(dataset)
+    table = saved_table_if_current(out, fingerprint)
+    if table is None:
+        table = build_table(dataset)
+        table.save(out, fingerprint)
     return table
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
-import torch
 
 from shoefind.features.cache import EmbeddingCache
 from shoefind.images import ImageError
@@ -146,6 +145,7 @@ def _encode(encoder, cache: EmbeddingCache, todo: list[tuple[str, str]], batch_s
                     ok.append(sha)
             if tensors:
                 start = time.perf_counter()
+                import torch   # here, not at the top: a report of cached images needs no torch
                 vecs = encoder.encode_tensors(torch.stack(tensors))
                 report.encode_s += time.perf_counter() - start
                 cache.add(ok, vecs)

@@ -2,8 +2,10 @@
 fill the embedding cache for it (only images not seen before are encoded).
 
 Each function is one step a flow task wraps; `embed_dataset` is the two in a row, as the CLI runs
-them in-process. The model layer (torch) is imported only by the steps that encode, so building a
-table stays light.
+them in-process. Both steps skip what is already done: an unchanged dataset's saved table is reused
+(its fingerprint, shoefind.features.table_fingerprint), and when the cache already holds every
+image (its key known without the model, shoefind.encoders.cache_key) no model is loaded and torch
+is never imported.
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from pathlib import Path
 from typing import Callable
 
 from shoefind.errors import UserError
-from shoefind.features.table import FeatureTable, build_table, count_images, load_table, table_dir_for
+from shoefind.features.table import (FeatureTable, build_table, count_images, load_table, saved_table_if_current,
+                                     table_dir_for)
+from shoefind.features.table_fingerprint import table_fingerprint
 
 Progress = Callable[[int], None]
 Log = Callable[[str], None]
@@ -34,12 +38,23 @@ class SavedTable:
 
 def save_table(dataset: str | os.PathLike, data_dir: str | os.PathLike, catalog: str | os.PathLike | None = None,
                strict: bool = False, progress: Progress | None = None) -> SavedTable:
-    """Read the labeled folder and save its table under DATA_DIR/tables/<folder>.
+    """Read the labeled folder and save its table under DATA_DIR/tables/<folder> (the saved one is
+    reused when nothing it was built from changed).
 
     strict: any listed problem is a UserError (after the table is saved, so issues.csv can be read).
     """
-    table = build_table(dataset, catalog=catalog, progress=progress)
-    saved = SavedTable(table, table.save(table_dir_for(Path(data_dir), dataset)))
+    out = table_dir_for(Path(data_dir), dataset)
+    if not Path(dataset).is_dir():
+        build_table(dataset, catalog=catalog)   # raises, saying what is wrong
+    fingerprint = table_fingerprint(dataset, catalog)   # before reading: a photo changed meanwhile is read next time
+    table = saved_table_if_current(out, fingerprint)
+    if table is not None:
+        saved = SavedTable(table, out)
+        if progress:
+            progress(count_images(dataset))
+    else:
+        table = build_table(dataset, catalog=catalog, progress=progress)
+        saved = SavedTable(table, table.save(out, fingerprint))
     if strict and table.issues:
         raise UserError(f"{len(table.issues)} problems in {dataset} (strict): see {saved.folder}/issues.csv")
     return saved
@@ -57,10 +72,36 @@ def model_options(runtime: str | None = None, device: str | None = None, threads
     return {k: v for k, v in given.items() if v is not None}
 
 
+def all_cached(items: list[tuple[str, str]], data_dir: str | os.PathLike, model: str | None = None,
+               runtime: str | None = None, device: str | None = None) -> tuple[dict | None, list[Path]]:
+    """(embed_table's report, damaged shards moved aside) when the cache holds every item already,
+    known without loading the model; (None, damaged) when the model is needed."""
+    from shoefind.encoders.cache_key import known_cache_key
+    from shoefind.features.cache import EmbeddingCache
+    from shoefind.features.embed import EmbedReport
+    known = known_cache_key(model, runtime, device)
+    cache = EmbeddingCache.without_model(data_dir, known.key) if known else None
+    if cache is None or cache.damaged or cache.missing(s for _, s in items):
+        return None, list(cache.damaged) if cache is not None else []
+    report = EmbedReport(total=len(items), cached=len(items)).as_dict()
+    return report | {"model": known.model_id, "cache": str(cache.dir), "runtime": known.runtime,
+                     "random_weights": known.is_random, "damaged_shards": []}, []
+
+
 def embed_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, model: str | None = None,
                 batch_size: int = 32, threads: int | None = None, runtime: str | None = None,
-                device: str | None = None, progress: Progress | None = None, log: Log | None = None) -> dict:
-    """Encode every image of a saved table that the cache lacks; report what was done."""
+                device: str | None = None, progress: Progress | None = None, log: Log | None = None,
+                table: FeatureTable | None = None) -> dict:
+    """Encode every image of a saved table (given, or read from table_dir) that the cache lacks;
+    report what was done. The model is loaded only when an image is missing."""
+    items = images_of(table if table is not None else load_table(table_dir))
+    done, damaged = all_cached(items, data_dir, model, runtime, device)
+    if done is not None:
+        if done["random_weights"] and log:
+            log(f"model {done['model']} has RANDOM weights: embeddings are for testing only")
+        if progress:
+            progress(len(items))
+        return done
     from shoefind.encoders.load import load_encoder
     from shoefind.features.cache import EmbeddingCache
     from shoefind.features.embed import embed_images
@@ -68,23 +109,23 @@ def embed_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, model
     if encoder.is_random and log:
         log(f"model {encoder.model_id} has RANDOM weights: embeddings are for testing only")
     cache = EmbeddingCache.for_encoder(data_dir, encoder)
-    items = images_of(load_table(table_dir))
     report = embed_images(encoder, cache, items, batch_size=batch_size, progress=progress)
     for path, reason in report.failed:
         if log:
             log(f"skipped {reason}")
-    for shard in cache.damaged:
+    damaged += cache.damaged
+    for shard in damaged:
         if log:
             log(f"damaged cache shard moved to {shard}; its images were encoded again")
     return report.as_dict() | {"model": encoder.model_id, "cache": str(cache.dir), "runtime": encoder.runtime,
                                "random_weights": bool(encoder.is_random),
-                               "damaged_shards": [str(p) for p in cache.damaged]}
+                               "damaged_shards": [str(p) for p in damaged]}
 
 
-def with_table_unreadable(result: dict, table_dir: str | os.PathLike) -> dict:
+def with_table_unreadable(result: dict, table_dir: str | os.PathLike, table: FeatureTable | None = None) -> dict:
     """An embed report that also counts the images the table step found unreadable (they never
     reach the encoder), so its unreadable count is what issues.csv lists."""
-    table = load_table(table_dir)
+    table = table if table is not None else load_table(table_dir)
     known = {f["path"] for f in result["failed"]}
     unreadable = [{"path": str(Path(table.root) / i.where), "reason": i.message} for i in table.issues
                   if i.kind == "unreadable-image" and str(Path(table.root) / i.where) not in known]
@@ -211,6 +252,7 @@ def embed_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, model
         result = embed_table_on_cluster(saved.folder, data_dir, cluster, model, batch_size, threads, runtime, device)
     else:
         result = embed_table(saved.folder, data_dir, model, batch_size, threads, runtime, device,
-                             progress=progress("embedding", len(saved.table.images)) if progress else None, log=log)
-    return with_table_unreadable(result, saved.folder) | {"table": str(saved.folder),
+                             progress=progress("embedding", len(saved.table.images)) if progress else None, log=log,
+                             table=saved.table)
+    return with_table_unreadable(result, saved.folder, saved.table) | {"table": str(saved.folder),
                                                            "issues": [str(i) for i in saved.table.issues]}

@@ -56,15 +56,20 @@ class FeatureTable:
         """Images joined with their shoe's labels."""
         return self.images.merge(self.shoes.drop(columns=["folder"]), on="shoe", how="left")
 
-    def save(self, out_dir: str | os.PathLike) -> Path:
+    def save(self, out_dir: str | os.PathLike, fingerprint: str | None = None) -> Path:
+        """Write the CSVs, then table.json (with the dataset's fingerprint, when given: see
+        saved_table_if_current). table.json goes first, so a save cut short is never reused."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        (out / "table.json").unlink(missing_ok=True)
         _atomic_csv(self.shoes, out / "shoes.csv")
         _atomic_csv(self.images, out / "images.csv")
         _atomic_csv(pd.DataFrame([asdict(i) for i in self.issues], columns=["kind", "where", "message"]),
                     out / "issues.csv")
         meta = {"root": str(self.root), "layout": self.layout, "shoes": len(self.shoes),
                 "images": len(self.images), "issues": len(self.issues)}
+        if fingerprint:
+            meta["fingerprint"] = fingerprint
         tmp = out / ".table.json.tmp"
         tmp.write_text(json.dumps(meta, indent=2))
         os.replace(tmp, out / "table.json")
@@ -86,6 +91,18 @@ def load_table(table_dir: str | os.PathLike) -> FeatureTable:
     issues_df = pd.read_csv(d / "issues.csv", dtype=str, keep_default_na=False)
     issues = [Issue(**r) for r in issues_df.to_dict("records")]
     return FeatureTable(Path(meta["root"]), shoes, images, issues, meta["layout"])
+
+
+def saved_table_if_current(table_dir: str | os.PathLike, fingerprint: str) -> FeatureTable | None:
+    """The table saved in table_dir when it was built from a dataset with this fingerprint
+    (shoefind.features.table_fingerprint), else None: build it again."""
+    d = Path(table_dir)
+    try:
+        if json.loads((d / "table.json").read_text()).get("fingerprint") != fingerprint:
+            return None
+        return load_table(d)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):   # missing, partial or foreign files
+        return None
 
 
 def parse_folder_name(name: str) -> dict | None:
