@@ -2,7 +2,10 @@
 API is configured (PREFECT_API_URL, as scripts/up.sh sets it, or --prefect), so it shows in the UI.
 
 Both paths call the same library stage functions (the flows' tasks wrap them). The CLI never starts
-a temporary Prefect server: without an API it does not touch Prefect at all.
+a temporary Prefect server: without an API it does not touch Prefect at all. The flows live in the
+checkout (flows/), not in the installed package: where they cannot be imported (shoefind installed
+from a wheel), the command triggers the flow's deployment by name instead (`run_deployment`),
+which a worker of that API runs, as `scripts/up.sh` sets them up.
 """
 from __future__ import annotations
 
@@ -19,6 +22,17 @@ STAGES = {
     "learn": ("shoefind.learn.stage:learn_dataset", "flows.learn:learn_flow"),
     "infer": ("shoefind.retrieve.stage:infer_photos", "flows.retrieve:infer_flow"),
     "demo": ("shoefind.demo.stage:run_demo", "flows.demo:demo_flow"),
+}
+
+
+# flow -> the deployment of prefect.yaml that runs it (flow name/deployment name; a test keeps them in step)
+DEPLOYMENTS = {
+    "flows.features:embed_flow": "embed/working-dataset-embeddings",
+    "flows.evaluate:evaluate_flow": "evaluate/working-dataset",
+    "flows.evaluate:evaluate_change_flow": "evaluate-change/working-dataset-change-retrieval",
+    "flows.learn:learn_flow": "learn/working-dataset-classifiers",
+    "flows.retrieve:infer_flow": "infer/ad-hoc",
+    "flows.demo:demo_flow": "demo/offline",
 }
 
 
@@ -89,9 +103,8 @@ def run_flow(target: str, api: str, **params):
     try:
         flow = _function(target)
     except ModuleNotFoundError as exc:
-        if exc.name and exc.name.split(".")[0] == "flows":
-            raise UserError(f"the Prefect flows live in the shoefind checkout (flows/); run from there, or "
-                            f"unset PREFECT_API_URL to run in this process ({exc})") from None
+        if exc.name and exc.name.split(".")[0] == "flows" and target in DEPLOYMENTS:
+            return run_deployment_named(DEPLOYMENTS[target], api, **params)
         raise
     err.print(f"running the {flow.name} flow on the Prefect API at {api}", style="dim", highlight=False)
     given = {k: v for k, v in params.items() if v is not None}
@@ -102,3 +115,44 @@ def run_flow(target: str, api: str, **params):
         raise UserError(state.message or f"the {flow.name} flow run ended {state.name}")
     return state.result()
 
+
+
+def run_deployment_named(name: str, api: str, **params):
+    """Trigger the deployment `name` (flow/deployment) on `api` and wait for its run; its result when
+    the API stored one, else the command ends after saying where the run is. Problems are one line."""
+    quiet_prefect()
+    import httpx
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    from shoefind.cli.common import err
+    given = {k: v for k, v in params.items() if v is not None}
+    try:
+        with get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name(name)
+    except ObjectNotFound:
+        raise UserError(f"the Prefect flows are not installed with this shoefind (they live in its checkout, flows/), "
+                        f"and the API at {api} has no deployment {name} to run instead: register the deployments "
+                        "from a checkout (`bash scripts/up.sh`), run from a checkout, or unset PREFECT_API_URL "
+                        "to run in this process") from None
+    except (httpx.HTTPError, OSError) as exc:
+        raise UserError(f"cannot reach the Prefect API at {api} ({type(exc).__name__}): start it "
+                        "(`bash scripts/up.sh`) or unset PREFECT_API_URL to run in this process") from None
+    known = set((deployment.parameter_openapi_schema or {}).get("properties", {}))
+    if unknown := sorted(set(given) - known):
+        raise UserError(f"the deployment {name} does not take {', '.join(unknown)}: leave them out with a Prefect API")
+    err.print(f"the flows are not installed here: running the deployment {name} on the Prefect API at {api} "
+              "(a worker of that API runs it)", style="dim", highlight=False)
+    run = run_deployment(name, parameters=given, timeout=None)
+    state = run.state
+    if state is None or not state.is_completed():
+        raise UserError((state.message if state else None) or f"the {name} flow run ended "
+                        f"{state.name if state else 'without a state'}")
+    try:
+        return state.result()
+    except Exception:   # results are not stored on the API unless persisted: the run itself is the answer
+        import typer
+        err.print(f"flow run {run.name} of {name} completed; its result is on the worker and in the Prefect UI "
+                  f"(flow run {run.id})", highlight=False)
+        raise typer.Exit(0)

@@ -22,6 +22,7 @@ from shoefind.features.cache import EmbeddingCache
 from shoefind.features.embed import embed_images
 from shoefind.features.table import FeatureTable, build_table, saved_table_if_current, table_dir_for
 from shoefind.features.table_fingerprint import table_fingerprint
+from shoefind.features.text_cache import load_texts, save_texts
 from shoefind.errors import UserError
 from shoefind.features.vector_index import EXACT_SUBSET, AnnIndex, PhotoSearch, VectorStore, ann_threshold
 
@@ -43,6 +44,7 @@ class Catalog:
     data_dir: Path | None = None               # where `shoefind learn` saved them
     classifiers: dict = field(default_factory=dict, repr=False)   # built once per catalog (identify.py)
     search: PhotoSearch | None = field(default=None, repr=False)  # exact, or approximate when big
+    cache_dir: Path | None = None              # the embedding cache: prompt embeddings are kept there too
 
     def __post_init__(self):
         self.photo_shoe = self.photos["shoe_index"].to_numpy(dtype=int)
@@ -178,11 +180,19 @@ def open_catalog(encoder, dataset: str | os.PathLike, data_dir: str | os.PathLik
         raise EmptyCatalog(f"the catalog {dataset} has no shoes: add labeled photo folders "
                            "(Brand_Top_Color_Sole_Name/photo.jpg) or pass --dataset DIR")
     cache = EmbeddingCache.for_encoder(data_dir, encoder)
+    load_texts(encoder, cache.dir)   # prompts a process before encoded: no tokenizer or text tower for them
     items = [(str(table.root / p), s) for p, s in zip(table.images["path"], table.images["sha256"])]
     embed_images(encoder, cache, items, batch_size=encoder.batch_size, progress=progress)
     catalog = catalog_from_table(table, cache, encoder.model_id, data_dir)
+    catalog.cache_dir = cache.dir
     _OPEN[key] = (stamp, catalog)
     return catalog
+
+
+def remember_prompts(encoder, catalog: Catalog) -> None:
+    """Keep the prompt embeddings this process encoded for the next one (shoefind.features.text_cache)."""
+    if catalog.cache_dir is not None:
+        save_texts(encoder, catalog.cache_dir)
 
 
 def _folder_stamp(folder: Path) -> float:

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from shoefind.features.catalog import Catalog
+from shoefind.features.catalog import Catalog, remember_prompts
 from shoefind.retrieve.change_words import parse_change
 from shoefind.retrieve.identify import (classifier_for, describe_identification, describe_method, encode_queries,
                                         reference_attributes)
@@ -71,6 +71,7 @@ def answer_photos(encoder, catalog: Catalog, photos: Sequence, change: str | Non
                                               queries.catalog_rows[i], int(np.argmax(ident.combined_scores[j])),
                                               change_method, results, text_weight, options.prompts)
         answers.append(answer)
+    remember_prompts(encoder, catalog)   # the next process needs no text tower for these prompts
     return {"catalog": str(catalog.root), "model": catalog.model_id,
             "random_weights": bool(getattr(encoder, "is_random", False)), "answers": answers}
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from shoefind.features.catalog import Catalog
+from shoefind.features.catalog import Catalog, remember_prompts
 from shoefind.retrieve.change_words import ATTRIBUTE_NAMES, parse_change
 from shoefind.retrieve.compose import fuse, negative_vector, retrieval_rules, text_query_vector
 from shoefind.vocab import vocabularies
@@ -60,4 +60,5 @@ def search_catalog(encoder, catalog: Catalog, text: str, filters: dict[str, str 
                                          "photo": catalog.photos["path"].iat[best_photo[i]]} for i in order]
     notes = [] if results else ["no catalog shoe matches the filters"]
     pushed = request.avoid_texts()
+    remember_prompts(encoder, catalog)
     return {"query": text, "filters": wanted, "pushed_away": pushed, "results": results, "notes": notes}

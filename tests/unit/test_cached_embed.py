@@ -85,3 +85,27 @@ def test_cached_rerun_loads_no_model_and_reuses_the_table_until_a_photo_or_the_m
     forget_loaded()
     retrained = embed_dataset(ds, data_dir, model, runtime="torch")
     assert retrained["cache"] != first["cache"] and retrained["encoded"] == 8
+
+
+def test_prompt_embeddings_are_kept_for_the_next_process(tiny_model, tmp_path, data_dir):
+    """A cold infer reads the catalog's prompt embeddings from disk: the same answer, no text tower."""
+    from shoefind.features.catalog import open_catalog
+    from shoefind.features.text_cache import load_texts
+    from shoefind.retrieve.answer import answer_photos
+    ds = make_labeled_dataset(tmp_path / "ds", n_per_shoe=1)
+    photo = make_photo(tmp_path / "query.jpg", color=(30, 40, 200), seed=5)
+    enc = load_encoder(tiny_model, runtime="torch")
+    enc._text_cache.clear()
+    catalog = open_catalog(enc, ds, data_dir)
+    first = answer_photos(enc, catalog, [str(photo)])
+    saved = len(enc._text_cache)
+    assert saved > 20
+    forget_loaded()
+    fresh = load_encoder(tiny_model, runtime="torch")          # as a new process has it: nothing in memory
+    assert not fresh._text_cache and load_texts(fresh, catalog.cache_dir) == saved
+
+    def no_text_tower(*args):
+        raise AssertionError("a prompt was encoded again")
+    fresh._text_features = no_text_tower
+    again = answer_photos(fresh, open_catalog(fresh, ds, data_dir), [str(photo)])
+    assert again["answers"][0]["top_shoes"] == first["answers"][0]["top_shoes"]
