@@ -40,3 +40,15 @@ def test_same_model_tokens_and_pixels_as_clip(tiny_model, tmp_path):
             assert torch.equal(clip_parts.Preprocess(n_px)(image), clip.clip._transform(n_px)(image)), (photo, n_px)
     grey = Image.new("L", (224, 224), 128)
     assert torch.equal(clip_parts.Preprocess(224)(grey), clip.clip._transform(224)(grey))
+
+
+def test_a_named_models_checksum_is_computed_once_per_file_version(tmp_path):
+    import hashlib
+    weights = tmp_path / "ViT-B-32.pt"
+    weights.write_bytes(b"weights" * 1000)
+    right = hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert not clip_parts.checksum_known_ok(weights, right)
+    assert clip_parts.checksum_ok(weights, right) and clip_parts.checksum_known_ok(weights, right)
+    assert not clip_parts.checksum_ok(weights, "0" * 64)
+    weights.write_bytes(b"other weights" * 1000)       # replaced: hashed again, and found wrong
+    assert not clip_parts.checksum_known_ok(weights, right) and not clip_parts.checksum_ok(weights, right)
