@@ -137,8 +137,20 @@ class Preprocess:
         std = torch.as_tensor(STD, dtype=pixels.dtype).view(-1, 1, 1)
         return pixels.sub_(mean).div_(std)
 
+    @property
+    def transforms(self) -> list:
+        """The same steps as torchvision transforms, for code that rebuilds the pipeline (augmented views
+        swap the resize and crop for a random one); only this imports torchvision."""
+        from torchvision import transforms as T
+        return [T.Resize(self.n_px, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(self.n_px),
+                _convert_image_to_rgb, T.ToTensor(), T.Normalize(MEAN, STD)]
+
     def __repr__(self) -> str:
         return f"Preprocess({self.n_px})"
+
+
+def _convert_image_to_rgb(image):
+    return image.convert("RGB")
 
 
 def _checksum_memo(path: Path, expected: str) -> tuple[Path, dict]:

@@ -40,6 +40,9 @@ def test_same_model_tokens_and_pixels_as_clip(tiny_model, tmp_path):
             assert torch.equal(clip_parts.Preprocess(n_px)(image), clip.clip._transform(n_px)(image)), (photo, n_px)
     grey = Image.new("L", (224, 224), 128)
     assert torch.equal(clip_parts.Preprocess(224)(grey), clip.clip._transform(224)(grey))
+    # its torchvision form (what augmentation rebuilds) is clip's pipeline too
+    from torchvision import transforms as T
+    assert torch.equal(T.Compose(clip_parts.Preprocess(32).transforms)(image), clip.clip._transform(32)(image))
 
 
 def test_a_named_models_checksum_is_computed_once_per_file_version(tmp_path):
