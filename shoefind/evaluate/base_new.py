@@ -6,6 +6,10 @@ scored on the base classes' held-out photos among the base classes, and on every
 the new shoes among the new classes; the harmonic mean H = 2 b n / (b + n) rewards doing
 well on both. Prompt learners score new classes through their learned context with the new
 names (CoOp) or context plus each photo's meta-token (CoCoOp); zero-shot uses its prompts.
+
+With `heldout` (the photos a LiT or fine-tuned model never trained on, from its split file),
+only those photos are tested and the k shots come from the others: the base classes are half
+of the shoes that have such training photos, and every other shoe is new.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import pandas as pd
 
 from shoefind.errors import UserError
 from shoefind.evaluate.methods import task_specs
-from shoefind.features.splits import make_split
+from shoefind.features.splits import _order_key, make_split
 
 BASE_NEW_METHODS = ("zeroshot", "coop", "cocoop")
 
@@ -32,26 +36,48 @@ def base_new_classes(classes: list[str], seed: int = 0, base_fraction: float = 0
     return [c for c in classes if c in base], [c for c in classes if c not in base]
 
 
+def pick_shots(images: pd.DataFrame, shots: int, seed: int = 0) -> pd.DataFrame:
+    """The first `shots` photos of each shoe in a seeded order by content hash (all of a shoe's
+    photos when it has fewer): a k-shot training set drawn from a pool that has no test photo."""
+    keys = [_order_key(seed, s, p) for s, p in zip(images["sha256"], images["path"])]
+    ordered = images.assign(_key=keys).sort_values(["shoe", "_key"])
+    return ordered.groupby("shoe", sort=True).head(shots).drop(columns="_key").reset_index(drop=True)
+
+
 def _top1(logits: np.ndarray, y: np.ndarray) -> float:
     return float((logits.argmax(1) == y).mean()) if len(y) else float("nan")
 
 
 def compare_base_new(encoder, table, cache, methods=BASE_NEW_METHODS, shots: int = 16, seed: int = 0,
-                     coop_options: dict | None = None, views: int = 0) -> pd.DataFrame:
-    """One row per method: base top-1, new top-1, harmonic mean (task: which shoe)."""
+                     coop_options: dict | None = None, views: int = 0,
+                     heldout: set[str] | None = None) -> pd.DataFrame:
+    """One row per method: base top-1, new top-1, harmonic mean (task: which shoe).
+
+    heldout: sha256 of the only photos to test (the k shots come from the rest), see above."""
     from shoefind.learn.coop import context_features, train_coop
     spec = task_specs(encoder, table)[-1]
     if spec.text is None:
         raise UserError(f"{encoder.model_id} has no text side: base-to-new needs prompts for the new shoes")
     labeled = table.labeled_images()
     labeled = labeled[labeled["sha256"].map(lambda s: s in cache)].reset_index(drop=True)
-    base, new = base_new_classes(spec.classes, seed)
+    if heldout is None:
+        base, new = base_new_classes(spec.classes, seed)
+        base_images = labeled[labeled["shoe"].isin(base)]
+        split = make_split(base_images[["path", "sha256", "shoe"]], [shots], seed)
+        train, test = split.train(shots), split.test()
+        new_images = labeled[labeled["shoe"].isin(new)]
+    else:
+        tested = labeled["sha256"].isin(heldout)
+        trainable = set(labeled.loc[~tested, "shoe"])
+        base, _ = base_new_classes([c for c in spec.classes if c in trainable], seed)
+        new = [c for c in spec.classes if c not in set(base)]
+        train = pick_shots(labeled[~tested & labeled["shoe"].isin(base)], shots, seed)
+        test = labeled[tested & labeled["shoe"].isin(base)]
+        new_images = labeled[tested & labeled["shoe"].isin(new)]
+    if not len(test) or not len(new_images):
+        raise UserError("base-to-new needs test photos of both base and new shoes")
     index = {c: i for i, c in enumerate(spec.classes)}
     base_idx, new_idx = np.array([index[c] for c in base]), np.array([index[c] for c in new])
-    base_images = labeled[labeled["shoe"].isin(base)]
-    split = make_split(base_images[["path", "sha256", "shoe"]], [shots], seed)
-    train, test = split.train(shots), split.test()
-    new_images = labeled[labeled["shoe"].isin(new)]
     x_train = cache.matrix(train["sha256"].tolist())
     y_train = spec.labels(train)
     x_base, x_new = cache.matrix(test["sha256"].tolist()), cache.matrix(new_images["sha256"].tolist())

@@ -170,3 +170,17 @@ def test_base_to_new_comparison_holds_shoes_out_of_training(colours):  # noqa: F
     for r in rows.itertuples():
         assert r.harmonic == pytest.approx(harmonic_mean(r.base_top1, r.new_top1))
     assert harmonic_mean(1.0, 0.0) == 0.0 and harmonic_mean(0.5, 0.5) == 0.5
+
+
+def test_base_to_new_on_a_models_heldout_photos_trains_on_none_of_them(colours):  # noqa: F811
+    from shoefind.evaluate.base_new import base_new_classes, compare_base_new, pick_shots
+    encoder, table, cache = colours
+    images = table.images
+    held = set(images.groupby("shoe").head(3)["sha256"])          # 3 photos a shoe the "model" never saw
+    rows = compare_base_new(encoder, table, cache, methods=("zeroshot",), shots=4, heldout=held).set_index("method")
+    base, new = base_new_classes(list(COLOURS), seed=0)
+    assert rows.loc["zeroshot", "base_images"] == 3 * len(base) and rows.loc["zeroshot", "new_images"] == 3 * len(new)
+    shots = pick_shots(images[~images["sha256"].isin(held)], 2, seed=1)
+    assert not set(shots["sha256"]) & held and (shots.groupby("shoe").size() == 2).all()
+    assert shots.equals(pick_shots(images[~images["sha256"].isin(held)], 2, seed=1))
+    assert set(shots["sha256"]) <= set(pick_shots(images[~images["sha256"].isin(held)], 3, seed=1)["sha256"])
