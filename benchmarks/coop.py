@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from shoefind.encoders.load import load_model  # noqa: E402
-from shoefind.evaluate.base_new import compare_base_new, pick_shots  # noqa: E402
+from shoefind.evaluate.base_new import BASE_NEW_METHODS, compare_base_new, pick_shots  # noqa: E402
 from shoefind.evaluate.methods import task_specs  # noqa: E402
 from shoefind.features.cache import EmbeddingCache  # noqa: E402
 from shoefind.features.embed import embed_images  # noqa: E402
@@ -88,11 +88,12 @@ def schedules(encoder, table, cache, heldout, shots: int, seeds: list[int], name
     return pd.DataFrame(rows)
 
 
-def base_new(encoder, table, cache, heldout, shots: int, seeds: list[int], names: list[str]) -> pd.DataFrame:
+def base_new(encoder, table, cache, heldout, shots: int, seeds: list[int], names: list[str],
+             methods=BASE_NEW_METHODS) -> pd.DataFrame:
     frames = []
     for seed in seeds:
         options = {"schedule": names[0]} if names else {}
-        rows = compare_base_new(encoder, table, cache, shots=shots, seed=seed, coop_options=options,
+        rows = compare_base_new(encoder, table, cache, methods, shots=shots, seed=seed, coop_options=options,
                                 heldout=heldout)
         frames.append(rows.assign(seed=seed, schedule=options.get("schedule", "default")))
         for r in rows.itertuples():
@@ -115,10 +116,11 @@ def main() -> None:
                          "at least one test photo)")
     ap.add_argument("--shots", type=int, default=16)
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--schedules", default=",".join(SCHEDULES),
-                    help="schedules compared (schedules) or the one CoOp/CoCoOp use (base-new: the first)")
+    ap.add_argument("--schedules", help="schedules compared (schedules: fast,paper) or the one CoOp and CoCoOp "
+                                        "both use (base-new; default: each method's own default)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1: on a busy small CPU more threads make these tiny steps far slower)")
+    ap.add_argument("--methods", default=",".join(BASE_NEW_METHODS), help="base-new: the methods compared")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.known:
@@ -135,9 +137,11 @@ def main() -> None:
                              .reset_index(drop=True), [], table.layout)
         heldout = None
     seeds = [int(s) for s in args.seeds.split(",")]
-    names = [s for s in args.schedules.split(",") if s]
-    run = schedules if args.what == "schedules" else base_new
-    frame = run(encoder, table, cache, heldout, args.shots, seeds, names)
+    names = [s for s in (args.schedules or ("" if args.what == "base-new" else ",".join(SCHEDULES))).split(",") if s]
+    if args.what == "schedules":
+        frame = schedules(encoder, table, cache, heldout, args.shots, seeds, names)
+    else:
+        frame = base_new(encoder, table, cache, heldout, args.shots, seeds, names, args.methods.split(","))
     if args.json:
         print(frame.to_json(orient="records", indent=2))
         return

@@ -35,8 +35,9 @@ def learn_flow(dataset: Dataset = "", data_dir: DataDir = "", model: Model = "",
                                                 "0: the schedule's.")] = 0,
                batch_size: BatchSize = 32, cluster: Cluster = "", runtime: Runtime = "auto",
                device: Device = "auto", zeroshot: ZeroShot = {},
-               schedule: Annotated[Literal["fast", "paper"], Field(
-                   title="CoOp schedule", description="fast, or as in the paper.")] = "fast",
+               schedule: Annotated[Literal["", "fast", "paper"], Field(
+                   title="CoOp schedule", description="fast, or as in the paper; empty: fast for CoOp, "
+                                                      "the paper's for CoCoOp.")] = "",
                ctx_init: Annotated[str, Field(title="CoOp context init",
                                               description="Words the context starts from.")] = "a photo of a",
                views: Annotated[int, Field(ge=0, title="augmented views",
@@ -72,7 +73,7 @@ def learn_flow(dataset: Dataset = "", data_dir: DataDir = "", model: Model = "",
     embedded = subflow(embed_flow, dataset, data_dir, model=model or "", catalog=catalog, batch_size=batch_size,
                           cluster=cluster, runtime=runtime, device=device)
     return learn_task(embedded["table"], data_dir, model=model, method=method, shots=shots, seed=seed,
-                      coop=coop_options(n_ctx, class_specific, max_epochs or None, schedule, ctx_init),
+                      coop=coop_options(n_ctx, class_specific, max_epochs or None, schedule or None, ctx_init),
                       zeroshot=zeroshot or None, views=views)
 
 

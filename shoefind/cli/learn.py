@@ -22,10 +22,11 @@ def learn(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model:
                                        help="CoOp context start: a phrase (fills the last tokens) or 'random'"),
           class_specific: bool = typer.Option(False, "--class-specific/--shared",
                                               help="CoOp context per class (starts random), or shared by all"),
-          schedule: Literal["fast", "paper"] = typer.Option(
-              "fast", "--schedule",
+          schedule: Optional[Literal["fast", "paper"]] = typer.Option(
+              None, "--schedule", show_default=False,
               help="CoOp training: fast (full-batch Adam, a validation fold picks the epochs, then refit on "
-                   "every photo) or paper (SGD 0.002, cosine, warm-up, batch 32, 200/100/50 epochs by shots)"),
+                   "every photo) or paper (SGD 0.002, cosine, warm-up, batch 32, 200/100/50 epochs by shots; "
+                   "CoCoOp: batch 1, 10 epochs). Default: fast for CoOp, paper for CoCoOp"),
           max_epochs: Optional[int] = typer.Option(None, "--max-epochs", min=1, show_default=False,
                                                    help="CoOp epochs (default: the schedule's)"),
           views: o.Views = 0, tta: o.Tta = None,

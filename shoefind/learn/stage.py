@@ -9,8 +9,9 @@ from shoefind.evaluate.stage import RunReport, compare_table, methods_check
 
 
 def coop_options(n_ctx: int = 4, class_specific: bool = False, max_epochs: int | None = None,
-                 schedule: str = "fast", ctx_init: str = "a photo of a") -> dict:
-    """CoOp / CoCoOp settings (see shoefind.learn.coop.train_coop); max_epochs None: the schedule's."""
+                 schedule: str | None = None, ctx_init: str = "a photo of a") -> dict:
+    """CoOp / CoCoOp settings (see shoefind.learn.coop.train_coop); max_epochs None: the schedule's;
+    schedule None: each method's default (fast for CoOp, the paper's recipe for CoCoOp)."""
     return {"n_ctx": n_ctx, "class_specific": class_specific, "max_epochs": max_epochs, "schedule": schedule,
             "ctx_init": ctx_init}
 
@@ -30,7 +31,7 @@ def learn_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, model
                   batch_size: int = 32, cluster: str | None = None, runtime: str | None = None,
                   device: str | None = None, zeroshot: dict | None = None, progress=None,
                   log: Callable[[str], None] | None = None,
-                  schedule: str = "fast", ctx_init: str = "a photo of a", views: int = 0, blocks: int = 2,
+                  schedule: str | None = None, ctx_init: str = "a photo of a", views: int = 0, blocks: int = 2,
                   alpha: float = 0.5, epochs: int = 5, lr: float = 1e-5, out: str | None = None,
                   steps: int | None = None):
     """The whole learn stage in this process: table -> embeddings -> fit, compare, save.
