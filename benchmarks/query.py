@@ -9,9 +9,13 @@ written as embedding-cache shards, then read the way a big catalog reads them: f
 memory-mapped from the cache's vector store, through the approximate index when the catalog
 reaches the ANN threshold (50,000 photos). Every query uses a new photo and new words, so no
 text or image result is served from a memo. Prints median and p95 per query kind, the
-process's peak RSS, and the index's recall@10 against exact search.
+process's RSS (anonymous memory and mapped file pages apart), and the index's recall@10
+against exact search. The "(vector)" rows time the catalog search alone, given a query
+vector: the nearest photos, the shoe ranking (each shoe by its best photo), and the shoe
+ranking restricted to 10% of the shoes (a filter, applied inside the index).
     .venv/bin/python benchmarks/query.py [--catalog 5000] [--shoes 1000] [--queries 30] [--threads 2]
     .venv/bin/python benchmarks/query.py --catalog 1000000 --keep /var/tmp/q1m   # build once, reuse
+    .venv/bin/python benchmarks/query.py --catalog 1000000 --keep /var/tmp/q1m --search-only  # no model
 """
 from __future__ import annotations
 
@@ -104,9 +108,10 @@ def peak_rss_mb() -> float:
     return float("nan")
 
 
-def rss_mb() -> float:
+def rss_mb(field: str = "VmRSS") -> float:
+    """Resident MB now: VmRSS (all), RssAnon (the process's own memory), RssFile (mapped file pages)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -163,37 +168,52 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runtime", default=None, help="torch | onnx | onnx-int8 (default: load_model's choice)")
     ap.add_argument("--checkpoint", default=None, help="reuse a full random checkpoint (written if absent)")
+    ap.add_argument("--search-only", action="store_true", help="no model: time the catalog search of query vectors")
+    ap.add_argument("--dim", type=int, default=512, help="vector size with --search-only")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "query.json"))
     args = ap.parse_args()
 
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="shoefind-query-"))
     tmp.mkdir(parents=True, exist_ok=True)
-    ckpt = Path(args.checkpoint or tmp / "vit-b32-random.pt")
-    if not ckpt.is_file():
-        make_full_random(ckpt)
-    kwargs = {"runtime": args.runtime} if args.runtime else {}
-    start = time.perf_counter()
-    enc = load_model(str(ckpt), threads=args.threads, **kwargs)
-    load_s = time.perf_counter() - start
-    cache_dir = tmp / "embeddings" / f"synthetic-{args.photos}-{args.shoes}-{enc.embed_dim}"
+    enc, load_s, dim = None, 0.0, args.dim
+    if not args.search_only:
+        ckpt = Path(args.checkpoint or tmp / "vit-b32-random.pt")
+        if not ckpt.is_file():
+            make_full_random(ckpt)
+        kwargs = {"runtime": args.runtime} if args.runtime else {}
+        start = time.perf_counter()
+        enc = load_model(str(ckpt), threads=args.threads, **kwargs)
+        load_s, dim = time.perf_counter() - start, enc.embed_dim
+    cache_dir = tmp / "embeddings" / f"synthetic-{args.photos}-{args.shoes}-{dim}"
     start = time.perf_counter()
     if not (cache_dir / "vector-store" / "state.json").is_file():
-        write_cache_shards(cache_dir, enc.embed_dim, args.photos, args.shoes)
-    catalog = synthetic_catalog(cache_dir, enc.embed_dim, args.photos, args.shoes)
+        write_cache_shards(cache_dir, dim, args.photos, args.shoes)
+    catalog = synthetic_catalog(cache_dir, dim, args.photos, args.shoes)
     index_s = time.perf_counter() - start
-    start = time.perf_counter()
-    classifier_for(enc, catalog)          # class prompt embeddings: once per catalog and process
-    build_s = time.perf_counter() - start
 
-    photos = query_photos(tmp, args.queries + 3)
-    changes, searches = change_texts(), search_texts()
+    vectors = new_photo_vectors(dim, args.queries + 3, args.shoes)
+    some_shoes = np.arange(args.shoes) % 10 == 0
     kinds = {
-        "identify": lambda i: answer_photos(enc, catalog, [photos[i % len(photos)]]),
-        "change (constraints)": lambda i: answer_photos(enc, catalog, [photos[i % len(photos)]], change=next(changes)),
-        "change (fusion)": lambda i: answer_photos(enc, catalog, [photos[i % len(photos)]], change=next(changes),
-                                                   change_method="fusion"),
-        "text search": lambda i: search_catalog(enc, catalog, next(searches), {"hightop": "high"} if i % 2 else None),
+        "nearest photos (vector)": lambda i: catalog.nearest_photos(vectors[i % len(vectors)], 10),
+        "shoe ranking (vector)": lambda i: catalog.shoe_scores(vectors[i % len(vectors)]),
+        "shoe ranking, 10% of shoes (vector)": lambda i: catalog.shoe_scores(vectors[i % len(vectors)], some_shoes),
     }
+    build_s = 0.0
+    if enc is not None:
+        start = time.perf_counter()
+        classifier_for(enc, catalog)          # class prompt embeddings: once per catalog and process
+        build_s = time.perf_counter() - start
+        photos = query_photos(tmp, args.queries + 3)
+        changes, searches = change_texts(), search_texts()
+        kinds |= {
+            "identify": lambda i: answer_photos(enc, catalog, [photos[i % len(photos)]]),
+            "change (constraints)": lambda i: answer_photos(enc, catalog, [photos[i % len(photos)]],
+                                                            change=next(changes)),
+            "change (fusion)": lambda i: answer_photos(enc, catalog, [photos[i % len(photos)]], change=next(changes),
+                                                       change_method="fusion"),
+            "text search": lambda i: search_catalog(enc, catalog, next(searches),
+                                                    {"hightop": "high"} if i % 2 else None),
+        }
     for fn in kinds.values():       # warm-up: first calls allocate and compile
         timed(fn, 3)
     rows = []
@@ -202,23 +222,26 @@ def main() -> None:
         rows.append({"query": kind, "n": len(ms), "median_ms": round(float(np.median(ms)), 1),
                      "p95_ms": round(float(np.percentile(ms, 95)), 1), "max_ms": round(float(ms.max()), 1)})
     # RSS before the recall check: its exact search reads every stored vector, which no query does
-    rss_now, rss_peak = rss_mb(), peak_rss_mb()
+    rss_now, rss_peak, rss_anon, rss_file = rss_mb(), peak_rss_mb(), rss_mb("RssAnon"), rss_mb("RssFile")
     recall = None
     if catalog.search.approximate:
-        recall = recall_at_k(catalog.search, new_photo_vectors(enc.embed_dim, 50, args.shoes), 10)
-    result = {"rss_mb": round(rss_now), "peak_rss_mb": round(rss_peak),
+        recall = recall_at_k(catalog.search, new_photo_vectors(dim, 50, args.shoes), 10)
+    runtime = "none (--search-only)" if enc is None else f"{type(enc).__name__} ({enc.runtime})"
+    result = {"rss_mb": round(rss_now), "peak_rss_mb": round(rss_peak), "rss_anon_mb": round(rss_anon),
+              "rss_file_mb": round(rss_file),
               "approximate_index": catalog.search.approximate, "recall_at_10": recall,
               "store_and_index_s": round(index_s, 1),
-              "model": f"{enc.model_id} (ViT-B/32 architecture, random weights)",
-              "runtime": type(enc).__name__, "threads": args.threads, "catalog_photos": args.photos,
+              "model": "ViT-B/32 architecture, random weights" if enc else None,
+              "runtime": runtime, "threads": args.threads, "catalog_photos": args.photos,
               "catalog_shoes": args.shoes, "model_load_s": round(load_s, 1),
               "catalog_prompts_s": round(build_s, 1), "latency": rows}
     print(pd.DataFrame(rows).to_string(index=False))
     print(f"model load {load_s:.1f} s, catalog prompt embeddings {build_s:.1f} s (once per process); "
-          f"{type(enc).__name__} ({enc.runtime}), {args.threads} threads")
+          f"{runtime}, {args.threads} threads")
     print(f"{args.photos:,} photos ({'approximate index' if catalog.search.approximate else 'exact search'}"
           f"{f', recall@10 {recall:.3f} against exact' if recall is not None else ''}); store + index "
-          f"{index_s:.1f} s (this run); RSS after the queries {rss_now:.0f} MB, peak {rss_peak:.0f} MB")
+          f"{index_s:.1f} s (this run); RSS after the queries {rss_now:.0f} MB (own memory {rss_anon:.0f} MB, "
+          f"mapped file pages {rss_file:.0f} MB), peak {rss_peak:.0f} MB")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
 

@@ -24,7 +24,8 @@ from shoefind.features.table import FeatureTable, build_table, saved_table_if_cu
 from shoefind.features.table_fingerprint import table_fingerprint
 from shoefind.features.text_cache import load_texts, save_texts
 from shoefind.errors import UserError
-from shoefind.features.vector_index import EXACT_SUBSET, AnnIndex, PhotoSearch, VectorStore, ann_threshold
+from shoefind.features.vector_index import (EXACT_SUBSET, AnnIndex, PhotoSearch, VectorStore, ann_threshold,
+                                            single_threaded_blas)
 
 
 class EmptyCatalog(UserError):
@@ -47,6 +48,7 @@ class Catalog:
     cache_dir: Path | None = None              # the embedding cache: prompt embeddings are kept there too
 
     def __post_init__(self):
+        single_threaded_blas()      # queries against it are matrix-vector products
         self.photo_shoe = self.photos["shoe_index"].to_numpy(dtype=int)
         self._by_sha = {s: i for i, s in enumerate(self.photos["sha256"])}
         if self.search is None:
@@ -69,10 +71,12 @@ class Catalog:
             return self.best_photo_per_shoe(self.search.scores(query), allowed_shoes)
         # a shoe ranks by its best photo, so the best photos name the best shoes in order
         per_shoe = max(1, math.ceil(len(self.photos) / max(1, len(self.shoes))))
-        photos, sims = self.nearest_photos(query, min(depth * per_shoe * 2, 2048), allowed_shoes)
-        scores = np.full(len(self.photos), -np.inf, np.float32)
-        scores[photos] = sims
-        best, best_photo = self.best_photo_per_shoe(scores, allowed_shoes)
+        allowed = None if allowed_shoes is None else allowed_shoes[self.photo_shoe]
+        photos, sims = self.search.best_per_group(query, self.photo_shoe, min(depth * per_shoe * 2, 2048), allowed)
+        best = np.full(len(self.shoes), -np.inf, dtype=np.float32)
+        best_photo = np.full(len(self.shoes), -1, dtype=int)
+        shoes = self.photo_shoe[photos]
+        best[shoes], best_photo[shoes] = sims, photos
         return best, best_photo
 
     def __len__(self) -> int:

@@ -32,9 +32,27 @@ import numpy as np
 ANN_THRESHOLD = 50_000
 STORE_DIR = "vector-store"
 INDEX_FILE = "ivf-sq8.faiss"
-# An allowed subset this small is searched exactly (a filter the index cannot apply cheaply).
+# An allowed subset this small is searched exactly (cheaper than probing the index for it).
 EXACT_SUBSET = 20_000
+READ_SUBSET = 4_096
 log = logging.getLogger("shoefind.vector_index")
+
+
+_BLAS_LIMITED = False
+
+
+def single_threaded_blas() -> None:
+    """Run numpy's BLAS on one thread in this process (once).
+
+    A query's products are matrix-vector sized: OpenBLAS's threads only wait for each other,
+    and on a machine whose cores are busy a 5,000 x 512 product took 40 ms on 2 threads
+    against 0.2 ms on 1. torch (the encoders) keeps its own threads.
+    """
+    global _BLAS_LIMITED
+    if not _BLAS_LIMITED:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(1, user_api="blas")
+        _BLAS_LIMITED = True
 
 
 def ann_threshold() -> int:
@@ -110,6 +128,29 @@ class VectorStore:
     @property
     def shas(self) -> np.ndarray:
         return self._open()[1]
+
+    def read_rows(self, rows: np.ndarray) -> np.ndarray:
+        """The vectors of some rows (float16), read with pread rather than through the memory map.
+
+        A page fault on a file mapping maps its neighbours too (the kernel's fault-around,
+        64 KB), so re-scoring a few thousand scattered rows through the map would make most
+        of the file resident in this process; reads go through the page cache and leave it out.
+        """
+        rows = np.asarray(rows, np.int64)
+        order = np.argsort(rows, kind="stable")      # in file order: the disk and page cache like it
+        out = np.empty((len(rows), self.dim), np.float16)
+        if not len(rows):
+            return out
+        row_bytes = self.dim * 2
+        view = memoryview(out).cast("B")
+        fd = os.open(self.folder / "vectors.f16", os.O_RDONLY)
+        try:
+            for i, row in zip(order.tolist(), rows[order].tolist()):
+                if os.preadv(fd, [view[i * row_bytes:(i + 1) * row_bytes]], row * row_bytes) != row_bytes:
+                    raise OSError(f"{self.folder / 'vectors.f16'} is shorter than its {self.rows} rows")
+        finally:
+            os.close(fd)
+        return out
 
     def rows_of(self, shas) -> np.ndarray:
         """The store row of each sha (-1 where it is not stored)."""
@@ -226,10 +267,30 @@ class AnnIndex:
         self.index.nprobe = self.nprobe or max(16, self.index.nlist // 16)
         return self
 
-    def search(self, query: np.ndarray, k: int) -> np.ndarray:
-        """Store rows of about the k best vectors for one query (-1 padding when fewer)."""
-        _, rows = self.index.search(np.ascontiguousarray(query[None], dtype=np.float32), int(k))
-        return rows[0]
+    def search(self, query: np.ndarray, k: int, allowed_rows: np.ndarray | None = None,
+               share: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """(approximate scores, store rows) of about the k best vectors for one query (-1 padding).
+
+        `allowed_rows` (a bit per store row, np.packbits little-endian) restricts the search
+        inside the index (a faiss IDSelectorBitmap): the lists are scanned as usual but only
+        allowed rows are scored. `share` (allowed rows / all rows) widens the probe, so about
+        as many allowed vectors are seen as an unfiltered search sees vectors.
+        """
+        import faiss
+        q = np.ascontiguousarray(query[None], dtype=np.float32)
+        if allowed_rows is None:
+            scores, rows = self.index.search(q, int(k))
+            return scores[0], rows[0]
+        selector = faiss.IDSelectorBitmap(self.store.rows, faiss.swig_ptr(allowed_rows))
+        nprobe = int(min(self.index.nlist, math.ceil(self.index.nprobe / max(share, 1e-6))))
+        while True:
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+            scores, rows = self.index.search(q, int(k), params=params)
+            found = int((rows[0] >= 0).sum())
+            # too few allowed vectors in the probed lists: probe more (all lists = every allowed row)
+            if found >= k or nprobe >= self.index.nlist:
+                return scores[0], rows[0]
+            nprobe = min(self.index.nlist, nprobe * 4)
 
 
 class PhotoSearch:
@@ -239,10 +300,19 @@ class PhotoSearch:
                  exact_subset: int = EXACT_SUBSET):
         self.embeddings = embeddings          # (photos, dim) in catalog order, float32 or float16
         self.ann = ann
-        self.exact_subset = exact_subset      # allowed photos up to this many: searched exactly
+        # allowed photos up to this many: searched exactly (with an index, only as many as one
+        # query re-scores anyway; the index's own filter is cheaper than reading more)
+        self.exact_subset = exact_subset if ann is None else min(exact_subset, READ_SUBSET)
         if ann is not None:
+            self.store_rows = np.asarray(store_rows, np.int64)
             self.photo_of_row = np.full(ann.store.rows, -1, np.int64)
             self.photo_of_row[store_rows] = np.arange(len(store_rows))
+            # a catalog of part of the store (the cache holds other folders' photos too): search only its rows
+            self.catalog_rows = None
+            if len(self.store_rows) < ann.store.rows:
+                bits = np.zeros(ann.store.rows, bool)
+                bits[self.store_rows] = True
+                self.catalog_rows = np.packbits(bits, bitorder="little")
 
     @property
     def approximate(self) -> bool:
@@ -256,6 +326,8 @@ class PhotoSearch:
         if rows is None:
             scores = self.scores(query)
             rows = np.arange(len(scores))
+        elif self.ann is not None:   # a few photos of the memory-mapped store: read, not mapped
+            scores = self.ann.store.read_rows(self.store_rows[rows]).astype(np.float32) @ query
         else:
             scores = dot(self.embeddings[rows], query) if len(rows) else np.zeros(0, np.float32)
         k = min(k, len(rows))
@@ -266,27 +338,66 @@ class PhotoSearch:
         return rows[part], scores[part]
 
     def top(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(photo indices, exact scores) of the k best photos, best first; `allowed` masks photos."""
+        """(photo indices, exact scores) of the k best photos, best first; `allowed` masks photos.
+
+        Through the index, a filter is applied inside it (only allowed photos are scored), so
+        a filtered query costs about what an unfiltered one does; up to `exact_subset`
+        allowed photos are searched exactly instead.
+        """
         query = np.asarray(query, np.float32)
         n_allowed = len(self.embeddings) if allowed is None else int(allowed.sum())
         if self.ann is None or n_allowed <= self.exact_subset:
             return self._exact_top(query, k, None if allowed is None else np.flatnonzero(allowed))
-        share = n_allowed / len(self.embeddings)
-        fetch = int(min(self.ann.store.rows, max(64, 4 * k / share)))
-        while True:
-            rows = self.ann.search(query, fetch)
-            photos = self.photo_of_row[rows[rows >= 0]]
-            photos = photos[photos >= 0]
-            if allowed is not None:
-                photos = photos[allowed[photos]]
-            photos = np.unique(photos)
-            if len(photos) >= k or fetch >= min(self.ann.store.rows, 16_384):
-                break
-            fetch = min(self.ann.store.rows, fetch * 4)
-        if len(photos) < min(k, n_allowed):
-            # the filter keeps too few of the index's candidates: answer exactly (slow, but right)
-            return self._exact_top(query, k, np.flatnonzero(allowed) if allowed is not None else None)
-        return self._exact_top(query, k, photos)
+        # candidates to re-score exactly: 4x for a short list (recall at its end), a quarter
+        # more for a long one
+        fetch = int(min(self.ann.store.rows, max(64, 4 * min(k, 256), k + k // 4)))
+        photos, _ = self.candidates(query, fetch, allowed, n_allowed)
+        return self._exact_top(query, k, np.sort(photos))
+
+    def candidates(self, query: np.ndarray, fetch: int, allowed: np.ndarray | None = None,
+                   n_allowed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(photo indices, approximate scores) of about the `fetch` best photos, from the index."""
+        if allowed is None:
+            scores, rows = self.ann.search(query, fetch, self.catalog_rows,
+                                           share=len(self.store_rows) / self.ann.store.rows)
+        else:
+            n_allowed = int(allowed.sum()) if n_allowed is None else n_allowed
+            allowed_rows = np.zeros(self.ann.store.rows, bool)
+            allowed_rows[self.store_rows[allowed]] = True
+            scores, rows = self.ann.search(query, fetch, np.packbits(allowed_rows, bitorder="little"),
+                                           share=n_allowed / self.ann.store.rows)
+        keep = rows >= 0
+        photos, scores = self.photo_of_row[rows[keep]], scores[keep]
+        keep = photos >= 0
+        photos, scores = photos[keep], scores[keep]
+        if allowed is not None:
+            keep = allowed[photos]
+            photos, scores = photos[keep], scores[keep]
+        return photos, scores
+
+    def best_per_group(self, query: np.ndarray, group_of_photo: np.ndarray, fetch: int,
+                       allowed: np.ndarray | None = None, per_group: int = 2) -> tuple[np.ndarray, np.ndarray]:
+        """(photo indices, exact scores) of the best photo of each group (shoe) among the index's
+        `fetch` best, best first.
+
+        Only each group's `per_group` best candidates by the index's 8-bit scores are re-scored
+        exactly (their error, ~1e-3, rarely reorders a shoe's best photos), not all `fetch`.
+        """
+        query = np.asarray(query, np.float32)
+        n_allowed = len(self.embeddings) if allowed is None else int(allowed.sum())
+        if self.ann is None or n_allowed <= self.exact_subset:
+            photos, scores = self._exact_top(query, fetch, None if allowed is None else np.flatnonzero(allowed))
+        else:
+            photos, approx = self.candidates(query, fetch, allowed, n_allowed)
+            order = np.lexsort((-approx, group_of_photo[photos]))       # by group, best first within
+            groups = group_of_photo[photos[order]]
+            rank = np.arange(len(order)) - np.searchsorted(groups, groups, side="left")
+            photos = photos[order[rank < per_group]]
+            photos, scores = self._exact_top(query, len(photos), np.sort(photos))
+        groups = group_of_photo[photos]
+        _, first = np.unique(groups, return_index=True)     # photos come best first
+        first = np.sort(first)
+        return photos[first], scores[first]
 
 
 def recall_at_k(search: PhotoSearch, queries: np.ndarray, k: int = 10) -> float:

@@ -215,7 +215,9 @@ def _not_finite(shard):
 @pytest.mark.parametrize("damage", [_truncate, _flip_a_data_byte, _foreign_dimension, _random_bytes, _empty,
                                     _wrong_arrays, _not_finite])
 def test_damaged_shard_is_moved_aside_and_its_images_encoded_again(tiny_model, tmp_path, caplog, damage):
-    enc = load_model(tiny_model)
+    # exact runtime: onnx-int8 (auto's choice on some CPUs) quantises each batch as a whole, so
+    # re-encoding in other batches moves a vector by ~1e-3, more than this comparison allows
+    enc = load_model(tiny_model, runtime="torch")
     items = photos(tmp_path / "img", 8)
     cache = EmbeddingCache.for_encoder(tmp_path, enc)
     embed_images(enc, cache, items[:4], batch_size=4)

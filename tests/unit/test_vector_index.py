@@ -95,3 +95,27 @@ def test_identify_search_and_change_use_the_index_above_the_threshold(tiny_model
     changed = [{s["name"] for s in c.answer["change"]["results"]} for c in (big, exact)]
     assert changed[0] == changed[1] and changed[0]
     assert {s["name"] for s in big.found} == {s["name"] for s in exact.found} and big.found
+
+
+def test_a_filter_is_applied_inside_the_index_and_shoes_rank_by_their_best_photo(tmp_path):
+    cache = EmbeddingCache(tmp_path, "model|pre")
+    cache.add(shas(0, 5000), shoe_photos(5000))
+    store = VectorStore.for_cache(cache.dir)
+    search = PhotoSearch(store.vectors, np.arange(store.rows), AnnIndex(store).ensure(), exact_subset=0)
+    exact = PhotoSearch(np.asarray(store.vectors, np.float32))
+    group = np.arange(store.rows) % 100
+    allowed = group % 10 == 0            # 10% of the photos, spread over the whole index
+    hits = []
+    for q in shoe_photos(30, seed=7, shoes=1200):
+        want = exact._exact_top(q, 10, np.flatnonzero(allowed))[0]
+        got, sims = search.top(q, 10, allowed)
+        assert allowed[got].all() and len(got) == 10 and (np.diff(sims) <= 0).all()
+        hits.append(len(set(want) & set(got)) / 10)
+        # each group's best photo, best first: the same 5 groups as exact search, with exact scores
+        photos, best = search.best_per_group(q, group, 500, allowed)
+        scores = np.where(allowed, exact.scores(q), -np.inf)
+        exact_best = np.full(100, -np.inf)
+        np.maximum.at(exact_best, group, scores)
+        assert group[photos[:5]].tolist() == np.argsort(-exact_best)[:5].tolist()
+        np.testing.assert_allclose(best[:5], np.sort(exact_best)[::-1][:5], atol=2e-3)
+    assert np.mean(hits) >= 0.95
