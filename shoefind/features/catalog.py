@@ -50,7 +50,7 @@ class Catalog:
     def __post_init__(self):
         single_threaded_blas()      # queries against it are matrix-vector products
         self.photo_shoe = self.photos["shoe_index"].to_numpy(dtype=int)
-        self._by_sha = {s: i for i, s in enumerate(self.photos["sha256"])}
+        self._by_sha = None      # sha -> photo, built on first use (a big catalog asks its store instead)
         if self.search is None:
             self.search = PhotoSearch(self.embeddings)
 
@@ -89,6 +89,12 @@ class Catalog:
         return [a for a in ATTRIBUTES if a in self.shoes and self.shoes[a].astype(str).str.len().gt(0).any()]
 
     def photo_index(self, sha256: str) -> int | None:
+        if self.search.approximate:   # the store's sorted sha index: no million-entry dict in memory
+            row = self.search.ann.store.row_of(sha256)
+            photo = int(self.search.photo_of_row[row]) if row >= 0 else -1
+            return photo if photo >= 0 else None
+        if self._by_sha is None:
+            self._by_sha = {s: i for i, s in enumerate(self.photos["sha256"])}
         return self._by_sha.get(sha256)
 
     def shoe_record(self, i: int) -> dict:

@@ -152,6 +152,18 @@ class VectorStore:
             os.close(fd)
         return out
 
+    def row_of(self, sha: str) -> int:
+        """The store row of one sha (-1 if not stored): a binary search over the mapped sorted order."""
+        _, stored, order = self._open()
+        wanted, lo, hi = sha.encode() if isinstance(sha, str) else bytes(sha), 0, len(order)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if stored[order[mid]] < wanted:
+                lo = mid + 1
+            else:
+                hi = mid
+        return int(order[lo]) if lo < len(order) and stored[order[lo]] == wanted else -1
+
     def rows_of(self, shas) -> np.ndarray:
         """The store row of each sha (-1 where it is not stored)."""
         wanted = np.asarray(list(shas), dtype="S64")

@@ -44,6 +44,7 @@ def test_store_is_float16_memory_mapped_and_synced_from_cache_shards(tmp_path):
     assert store.rows == 300 and isinstance(store.vectors, np.memmap) and store.vectors.dtype == np.float16
     np.testing.assert_allclose(store.vectors[250], vectors[250], atol=1e-3)
     assert store.rows_of([shas(250, 1)[0], "f" * 64, shas(3, 1)[0]]).tolist() == [250, -1, 3]
+    assert [store.row_of(s) for s in (shas(250, 1)[0], "f" * 64, shas(0, 1)[0], shas(299, 1)[0])] == [250, -1, 0, 299]
     # written once: a second look adds nothing, a re-encoded (already stored) photo is skipped
     assert VectorStore.for_cache(cache.dir).rows == 300
     cache.add(shas(300, 10), shoe_photos(10, seed=1))

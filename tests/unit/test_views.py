@@ -23,7 +23,8 @@ def test_views_are_cached_apart_reproducible_and_differ_from_the_plain_photo(col
     plain = cache.matrix([s for _, s in items])
     assert not np.allclose(v[:, 0], plain, atol=1e-4)                            # a crop, not the photo
     other = view_cache(tmp_path / "again", encoder)
-    embed_views(encoder, other, items[:1], n_views=3)
+    # the same batches as above: onnx-int8 (auto on some CPUs) quantises a batch as a whole
+    embed_views(encoder, other, items, n_views=3)
     assert np.allclose(view_matrix(other, [items[0][1]], 3), v[:1], atol=1e-5)   # same seed, same views
 
 
