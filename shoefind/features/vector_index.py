@@ -15,7 +15,8 @@ ranges (usearch's i8 maps [-1, 1] and loses most of a unit vector's precision). 
 store, so the order of what it returns is exact.
 
 `PhotoSearch` is what a catalog asks: the k best photos for a query (optionally among
-allowed photos), exact below the threshold (SHOEFIND_ANN_THRESHOLD, default 50,000 photos),
+allowed photos: the filter is applied inside the index, a faiss IDSelectorBitmap), or each
+shoe's best photo (shoe ranking), exact below the threshold (SHOEFIND_ANN_THRESHOLD, default 50,000 photos),
 approximate above it.
 """
 from __future__ import annotations
