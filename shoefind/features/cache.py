@@ -31,6 +31,9 @@ log = logging.getLogger("shoefind.cache")
 # The model's embedding dimension, beside the shards (see EmbeddingCache.without_model).
 DIM_FILE = "dim.txt"
 
+# A photo's sha256, optionally with a suffix naming a variant of it (augmented views: "<sha>#v3s0").
+KEY_PATTERN = re.compile(r"[0-9a-f]{64}(#[A-Za-z0-9]+)?")
+
 
 def _safe(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", key)
@@ -52,7 +55,7 @@ def read_shard(path: Path) -> tuple[list[str], np.ndarray]:
         raise DamagedShard(f"{len(shas)} hashes but vectors of shape {vectors.shape}")
     if not np.issubdtype(vectors.dtype, np.floating) or not np.isfinite(vectors).all():
         raise DamagedShard(f"vectors are not finite floats ({vectors.dtype})")
-    if any(not re.fullmatch(r"[0-9a-f]{64}", s) for s in shas):
+    if any(not KEY_PATTERN.fullmatch(s) for s in shas):
         raise DamagedShard("a hash is not a sha256")
     return shas, vectors.astype(np.float32, copy=False)
 

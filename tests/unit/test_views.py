@@ -18,6 +18,8 @@ def test_views_are_cached_apart_reproducible_and_differ_from_the_plain_photo(col
     assert store.dir != EmbeddingCache(tmp_path, encoder.cache_key).dir          # never mixed with plain ones
     assert embed_views(encoder, store, items, n_views=3) == 9
     assert embed_views(encoder, store, items, n_views=3) == 0                    # cached: no pixels read again
+    reopened = view_cache(tmp_path, encoder)                                     # a later run reads them back
+    assert embed_views(encoder, reopened, items, n_views=3) == 0 and not reopened.damaged
     v = view_matrix(store, [s for _, s in items], 3)
     assert v.shape == (3, 3, encoder.embed_dim)
     plain = cache.matrix([s for _, s in items])
