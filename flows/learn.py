@@ -17,7 +17,7 @@ from .common import (BatchSize, Catalog, Cluster, DataDir, Dataset, Device, Mode
 from .features import embed_flow
 
 LearnMethods = Annotated[str, Field(
-    title="methods", description="Comma list of zeroshot, fewshot, tip-adapter-f, coop, cocoop. Empty: every "
+    title="methods", description="Comma list of zeroshot, fewshot, tip-adapter-f, linear-probe, coop, cocoop. Empty: every "
                                  "method the model can run (fewshot only for an image-only model). finetune: "
                                  "fine-tune the CLIP model itself (returns its checkpoint). lit: train a text "
                                  "tower against the frozen image embeddings (returns its checkpoint).")]

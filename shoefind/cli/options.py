@@ -97,7 +97,8 @@ Shots = Annotated[Optional[str], typer.Option(
     help="training photos per shoe: 16 = k 1,2,4,8,16; or a list 1,4,16")]
 Methods = Annotated[Optional[str], typer.Option(
     "--method", show_default=False,
-    help="comma list of zeroshot, fewshot (prototype, Tip-Adapter, Tip-Adapter-F), tip-adapter-f, coop, cocoop "
+    help="comma list of zeroshot, fewshot (prototype, Tip-Adapter, Tip-Adapter-F, linear probe), tip-adapter-f, "
+         "linear-probe, coop, cocoop "
          "(compared on one held-out k-shot split); learn also takes lit or finetune (alone): train a model, "
          "write its checkpoint")]
 Tta = Annotated[Optional[Literal["flip"]], typer.Option(

@@ -1,11 +1,11 @@
-"""Method comparison: zero-shot, few-shot (prototype, Tip-Adapter, Tip-Adapter-F), CoOp and CoCoOp
+"""Method comparison: zero-shot, few-shot (prototype, Tip-Adapter, Tip-Adapter-F, linear probe), CoOp and CoCoOp
 on one held-out split.
 
 For every k the methods are fitted on the k-shot training photos and all scored on the
 same test photos (see shoefind.features.splits), per task: brand, color, hightop, sole, name.
 With `views` > 0, that many augmented views of every training photo are encoded once and
 cached (shoefind.features.views): Tip-Adapter averages its keys over them, CoOp, CoCoOp and
-Tip-Adapter-F draw one per photo and epoch.
+Tip-Adapter-F draw one per photo and epoch, the linear probe trains on them as extra samples.
 """
 from __future__ import annotations
 
@@ -19,27 +19,29 @@ from shoefind.encoders.base import require_text
 from shoefind.errors import ShoefindError
 from shoefind.features.cache import EmbeddingCache
 from shoefind.evaluate.attributes import accuracy_at, confusion_matrix
-from shoefind.learn.fewshot import PrototypeClassifier, TipAdapter, ZeroShotClassifier
+from shoefind.learn.fewshot import LinearProbe, PrototypeClassifier, TipAdapter, ZeroShotClassifier
 from shoefind.features.splits import Split, make_split, usable_shots
 from shoefind.features.table import FeatureTable
 from shoefind.retrieve.zeroshot import ZeroShotModel, ZeroShotOptions, attribute_classes, top_k
 from shoefind.errors import UserError
 
-METHOD_CHOICES = ("zeroshot", "fewshot", "tip-adapter-f", "coop", "cocoop")
+METHOD_CHOICES = ("zeroshot", "fewshot", "tip-adapter-f", "linear-probe", "coop", "cocoop")
+FEWSHOT_METHODS = ("prototype", "tip-adapter", "tip-adapter-f", "linear-probe")   # what 'fewshot' runs
 TEXT_METHODS = ("zeroshot", "coop", "cocoop")
-VIEW_METHODS = ("tip-adapter", "tip-adapter-f", "coop", "cocoop")   # the methods that use augmented views
+VIEW_METHODS = ("tip-adapter", "tip-adapter-f", "linear-probe", "coop", "cocoop")   # the methods that use augmented views
 METRIC_COLUMNS = ["method", "shots", "task", "classes", "train_images", "images", "top1", "top5"]
 
 
 def expand_methods(methods: list[str] | str) -> list[str]:
-    """CLI method names -> the classifiers run ('fewshot' is the prototype, Tip-Adapter and Tip-Adapter-F)."""
+    """CLI method names -> the classifiers run ('fewshot' is the prototype, Tip-Adapter, Tip-Adapter-F and
+    the linear probe)."""
     if isinstance(methods, str):
         methods = [m for m in methods.replace(" ", "").split(",") if m]
     out = []
     for m in methods:
         if m not in METHOD_CHOICES:
             raise UserError(f"unknown method '{m}': choose from {', '.join(METHOD_CHOICES)}")
-        out += ["prototype", "tip-adapter", "tip-adapter-f"] if m == "fewshot" else [m]
+        out += list(FEWSHOT_METHODS) if m == "fewshot" else [m]
     return list(dict.fromkeys(out))
 
 
@@ -155,6 +157,8 @@ def fit_classifier(method: str, spec: TaskSpec, train_x: np.ndarray, train_y: np
     if method in ("tip-adapter", "tip-adapter-f"):
         return TipAdapter.fit(train_x, train_y, spec.classes, text, scale, views=views,
                               finetune=method == "tip-adapter-f")
+    if method == "linear-probe":
+        return LinearProbe.fit(train_x, train_y, spec.classes, text, scale, views=views)
     if method in ("coop", "cocoop"):
         from shoefind.learn.coop import train_coop
         return train_coop(encoder, spec, train_x, train_y, views=views, conditional=method == "cocoop",

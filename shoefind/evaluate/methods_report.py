@@ -13,7 +13,7 @@ from shoefind.evaluate.report_html import (RANDOM_WARNING, ReportContent, chance
                                            split_warnings, worst_confusions, write_reports)
 
 TASK_ORDER = ["brand", "color", "hightop", "sole", "name"]
-METHOD_ORDER = ["zeroshot", "prototype", "tip-adapter", "tip-adapter-f", "coop", "cocoop"]
+METHOD_ORDER = ["zeroshot", "prototype", "tip-adapter", "tip-adapter-f", "linear-probe", "coop", "cocoop"]
 
 
 def _pct(v: float) -> str:

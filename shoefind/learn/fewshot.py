@@ -9,6 +9,12 @@
 - `TipAdapter.fit(..., finetune=True)` is Tip-Adapter-F: the cache keys become parameters,
   trained with AdamW (lr 1e-3, cosine, 20 epochs) on the training photos (a fresh augmented
   view per epoch when cached).
+- `LinearProbe`: multinomial logistic regression on the embeddings (the CLIP paper's linear
+  probe). Its L2 penalty pulls the weights towards the class prompt embeddings when there are
+  prompts (so a strong penalty is zero-shot), else towards zero; the penalty is chosen on the
+  same validation folds as Tip-Adapter's blend. With an image-only backbone it is the best
+  few-shot learner here (nike-silhouettes, 16 shots, efficientnet-lite0: about 0.81 top-1
+  against Tip-Adapter-F's 0.75 over 5 splits).
 - `PrototypeClassifier`: the nearest class mean (the plain baseline).
 
 Both take the zero-shot class text embeddings when the encoder has a text side; a class
@@ -33,6 +39,10 @@ IMAGE_ONLY_SCALE = 30.0   # softmax temperature for cosine scores without CLIP's
 VALIDATION_MIN_SHOTS = 4  # below this, alpha/beta are chosen leave-one-out (too few photos to hold out)
 VALIDATION_FOLDS = 4
 FINETUNE_EPOCHS, FINETUNE_LR = 20, 1e-3   # Tip-Adapter-F's recipe
+# Linear probe: L2 penalties tried, strongest first (each fit starts from the previous one's weights).
+PROBE_DECAYS = tuple(float(f"{10 ** (e / 2):.3g}") for e in range(2, -9, -1))   # 10 ... 1e-4
+PROBE_DEFAULT_DECAY = {"text": 1.0, "image-only": 1e-2}   # one shot per class: nothing to validate on
+PROBE_MAX_ITER = 100
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -237,6 +247,112 @@ class TipAdapter:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         return softmax(self.logits(x))
+
+
+@dataclass
+class LinearProbe:
+    """Multinomial logistic regression: logits = scale * space(x) @ weights + bias.
+
+    The penalty decay * ||weights - anchor||^2 pulls towards the class prompt embeddings (with a
+    text side: a strong penalty is the zero-shot classifier, and a class without training photos
+    keeps its prompt) or towards zero (image-only, on features centred on the training mean).
+    decay is chosen on validation folds of the training photos (accuracy, then log-loss); augmented
+    views, when given, are extra training samples of their photo (never of a validation one).
+    """
+    classes: list[str]
+    weights: np.ndarray                  # (D, C)
+    bias: np.ndarray                     # (C,)
+    logit_scale: float
+    space: FeatureSpace = field(default_factory=FeatureSpace)
+    decay: float = 0.0
+    selection: dict = field(default_factory=dict)
+
+    name = "linear-probe"
+
+    @classmethod
+    def fit(cls, train_x: np.ndarray, train_y: np.ndarray, classes: list[str], text: np.ndarray | None = None,
+            logit_scale: float = 100.0, center: bool | None = None, views: np.ndarray | None = None,
+            seed: int = 0) -> "LinearProbe":
+        train_x, train_y = np.asarray(train_x, np.float32), np.asarray(train_y)
+        center = text is None if center is None else center
+        space = FeatureSpace.fit(train_x, center)
+        scale = logit_scale if text is not None else IMAGE_ONLY_SCALE
+        n_classes = len(classes)
+        anchor = (np.asarray(text, np.float32).T.copy() if text is not None
+                  else np.zeros((train_x.shape[1], n_classes), np.float32))
+        q = space(train_x)
+        qv = None if views is None or not len(views) else space(np.asarray(views, np.float32).reshape(-1, q.shape[1]))
+        yv = None if qv is None else np.repeat(train_y, np.asarray(views).shape[1])
+        photo_of_view = None if qv is None else np.repeat(np.arange(len(train_y)), np.asarray(views).shape[1])
+
+        def samples(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            if qv is None:
+                return q[mask], train_y[mask]
+            keep = mask[photo_of_view]
+            return np.concatenate([q[mask], qv[keep]]), np.concatenate([train_y[mask], yv[keep]])
+
+        counts = np.bincount(train_y, minlength=n_classes)
+        present = counts[counts > 0]
+        n_folds = min(VALIDATION_FOLDS, int(present.min())) if len(present) else 0
+        selection: dict = {}
+        if n_folds >= 2:
+            folds = _folds(train_y, n_folds, seed)
+            grid = {d: [0.0, 0.0] for d in PROBE_DECAYS}
+            for f in range(n_folds):
+                x_fit, y_fit = samples(folds != f)
+                w, b = anchor.copy(), np.zeros(n_classes, np.float32)
+                val = folds == f
+                for decay in PROBE_DECAYS:   # strongest first, warm-started
+                    w, b = _train_probe(x_fit, y_fit, n_classes, decay, scale, anchor, w, b)
+                    probs = softmax(scale * q[val] @ w + b)
+                    grid[decay][0] += float((probs.argmax(1) == train_y[val]).sum())
+                    grid[decay][1] -= float(np.log(probs[np.arange(val.sum()), train_y[val]] + 1e-9).sum())
+            decay, (hits, nll) = max(grid.items(), key=lambda kv: (kv[1][0], -kv[1][1]))
+            selection = {"by": f"{n_folds} validation folds of the training photos", "accuracy": hits / len(train_y),
+                         "log_loss": nll / len(train_y), "photos": int(len(train_y))}
+        else:
+            decay = PROBE_DEFAULT_DECAY["text" if text is not None else "image-only"]
+            selection = {"by": "default (1 shot per class: nothing to validate on)"}
+        x_fit, y_fit = samples(np.ones(len(train_y), bool))
+        w, b = anchor.copy(), np.zeros(n_classes, np.float32)
+        for d in PROBE_DECAYS[:PROBE_DECAYS.index(decay) + 1] if decay in PROBE_DECAYS else (decay,):
+            w, b = _train_probe(x_fit, y_fit, n_classes, d, scale, anchor, w, b)
+        seen = counts > 0
+        if len(y_fit) and not seen.all():
+            # a class without photos learned only "not these photos": with prompts it keeps its prompt
+            # and an average bias; image-only, it can never win
+            w[:, ~seen] = anchor[:, ~seen]
+            b[~seen] = b[seen].mean() if text is not None else b[seen].min() - 10.0
+        selection |= {"decay": decay}
+        if qv is not None:
+            selection["views"] = int(np.asarray(views).shape[1])
+        return cls(list(classes), w, b, scale, space, decay, selection)
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return self.logit_scale * self.space(np.asarray(x, np.float32)) @ self.weights + self.bias
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return softmax(self.logits(x))
+
+
+def _train_probe(x: np.ndarray, y: np.ndarray, n_classes: int, decay: float, scale: float, anchor: np.ndarray,
+                 w0: np.ndarray, b0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cross-entropy + decay * ||w - anchor||^2, full batch L-BFGS from (w0, b0)."""
+    import torch
+    xs, ys = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.asarray(y)).long()
+    a = torch.from_numpy(anchor)
+    w = torch.tensor(w0, requires_grad=True)
+    b = torch.tensor(b0, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=PROBE_MAX_ITER, history_size=10,
+                            line_search_fn="strong_wolfe", tolerance_grad=1e-5, tolerance_change=1e-7)
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(scale * xs @ w + b, ys) + decay * ((w - a) ** 2).sum()
+        loss.backward()
+        return loss
+    opt.step(closure)
+    return w.detach().numpy().copy(), b.detach().numpy().copy()
 
 
 def _prototype_offset(q: np.ndarray, y: np.ndarray, raw: np.ndarray, text: np.ndarray) -> float:

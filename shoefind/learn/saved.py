@@ -4,8 +4,9 @@
 - manifest.json: format version, model id and cache key, the classes each task was trained
   for, the comparison on the held-out split and the best method per task;
 - fewshot-<task>.npz: the k-shot support photos' embeddings and labels, with Tip-Adapter's
-  cache keys and blend weights (and Tip-Adapter-F's trained keys and weights); the prototype
-  classifier is rebuilt from the same photos;
+  cache keys and blend weights (and Tip-Adapter-F's trained keys and weights), and the linear
+  probe's weights, bias, classes and feature mean; the prototype classifier is rebuilt from the
+  same photos;
 - coop-<task>.pt / cocoop-<task>.pt: the context vectors (and CoCoOp's meta-network), see
   shoefind.learn.coop.
 
@@ -24,14 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from shoefind.evaluate.methods import Comparison, TaskSpec, task_specs
-from shoefind.learn.fewshot import PrototypeClassifier, TipAdapter, ZeroShotClassifier
+from shoefind.learn.fewshot import LinearProbe, PrototypeClassifier, TipAdapter, ZeroShotClassifier
 from shoefind.features.table import FeatureTable
 from shoefind.retrieve.zeroshot import Identification, softmax
 from shoefind.errors import UserError
 
 MANIFEST_FORMAT = "shoefind-learned"
 MANIFEST_VERSION = 1
-LEARNED_METHODS = ("prototype", "tip-adapter", "tip-adapter-f", "coop", "cocoop")
+LEARNED_METHODS = ("prototype", "tip-adapter", "tip-adapter-f", "linear-probe", "coop", "cocoop")
 TIP_METHODS = {"tip-adapter": "", "tip-adapter-f": "_f"}   # method -> suffix of its arrays in fewshot-<task>.npz
 
 
@@ -53,9 +54,16 @@ def save_learned(data_dir: str | os.PathLike, comparison: Comparison, encoder, d
             if isinstance(tip, TipAdapter):
                 arrays.update({f"alpha{suffix}": np.float32(tip.alpha), f"beta{suffix}": np.float32(tip.beta),
                                f"keys{suffix}": tip.keys.astype(np.float32)})
+        probe = comparison.fitted.get("linear-probe", {}).get(task)
+        if isinstance(probe, LinearProbe):
+            arrays.update({"probe_weights": probe.weights.astype(np.float32), "probe_bias": probe.bias.astype(np.float32),
+                           "probe_classes": np.array(probe.classes), "probe_scale": np.float32(probe.logit_scale),
+                           "probe_decay": np.float32(probe.decay)})
+            if probe.space.mean is not None:
+                arrays["probe_mean"] = probe.space.mean.astype(np.float32)
         np.savez(out / f".fewshot-{task}.npz.tmp.npz", **arrays)
         os.replace(out / f".fewshot-{task}.npz.tmp.npz", out / f"fewshot-{task}.npz")
-        for method in ("prototype", *TIP_METHODS):
+        for method in ("prototype", *TIP_METHODS, "linear-probe"):
             if task in comparison.fitted.get(method, {}):
                 files.setdefault(method, {})[task] = f"fewshot-{task}.npz"
     for method in ("coop", "cocoop"):
@@ -111,11 +119,39 @@ def load_classifier(folder: Path, manifest: dict, method: str, spec: TaskSpec, e
     if method in ("coop", "cocoop"):
         from shoefind.learn.coop import load_coop
         return load_coop(folder / file, encoder, spec)
+    if method == "linear-probe":
+        return _probe(folder / file, spec)
     x, y, alpha, beta, keys = _support(folder, file, spec, TIP_METHODS.get(method, ""))
     if method in TIP_METHODS:
         return TipAdapter.build(x, y, spec.classes, spec.text, scale, alpha=alpha, beta=beta, keys=keys,
                                 finetuned=method == "tip-adapter-f")
     return PrototypeClassifier.fit(x, y, spec.classes, spec.text, scale)
+
+
+def _probe(path: Path, spec: TaskSpec) -> LinearProbe | None:
+    """The saved linear probe, its columns put in the current catalog's class order. A class it was
+    not trained on keeps its prompt (with a text side, as in training) or can never win (image-only)."""
+    from shoefind.learn.fewshot import FeatureSpace
+    with np.load(path, allow_pickle=False) as z:
+        if "probe_weights" not in z.files:
+            return None
+        w, b, saved = z["probe_weights"], z["probe_bias"], [str(c) for c in z["probe_classes"]]
+        scale, decay = float(z["probe_scale"]), float(z["probe_decay"])
+        mean = z["probe_mean"] if "probe_mean" in z.files else None
+    column = {c: i for i, c in enumerate(saved)}
+    known = np.array([c in column for c in spec.classes], bool)
+    weights = np.zeros((w.shape[0], len(spec.classes)), np.float32)
+    bias = np.zeros(len(spec.classes), np.float32)
+    order = [column[c] for c in np.array(spec.classes)[known]]
+    weights[:, known], bias[known] = w[:, order], b[order]
+    if not known.all():
+        if spec.text is not None:
+            weights[:, ~known] = np.asarray(spec.text, np.float32)[~known].T
+            bias[~known] = b.mean()
+        else:
+            bias[~known] = b.min() - 10.0
+    return LinearProbe(list(spec.classes), weights, bias, scale, FeatureSpace(mean), decay,
+                       {"by": "saved", "decay": decay})
 
 
 @dataclass

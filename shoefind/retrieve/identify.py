@@ -71,7 +71,8 @@ def _learned_stamp(encoder, catalog: Catalog) -> float | None:
 
 
 # `--method` names shared by `learn`, `evaluate` and `infer`: a family and the saved methods it covers
-LEARNED_FAMILIES = {"fewshot": ("prototype", "tip-adapter", "tip-adapter-f"), "tip-adapter-f": ("tip-adapter-f",),
+LEARNED_FAMILIES = {"fewshot": ("prototype", "tip-adapter", "tip-adapter-f", "linear-probe"),
+                    "tip-adapter-f": ("tip-adapter-f",), "linear-probe": ("linear-probe",),
                     "coop": ("coop",), "cocoop": ("cocoop",)}
 
 
@@ -115,6 +116,8 @@ CLASSIFIERS: dict[str, ClassifierMethod] = {
                                 lambda enc, cat: _learned(enc, cat, "fewshot") is not None, rank=9),
     "tip-adapter-f": ClassifierMethod("tip-adapter-f", lambda enc, cat: _learned(enc, cat, "tip-adapter-f"),
                                       lambda enc, cat: _learned(enc, cat, "tip-adapter-f") is not None, rank=8),
+    "linear-probe": ClassifierMethod("linear-probe", lambda enc, cat: _learned(enc, cat, "linear-probe"),
+                                     lambda enc, cat: _learned(enc, cat, "linear-probe") is not None, rank=8),
     "coop": ClassifierMethod("coop", lambda enc, cat: _learned(enc, cat, "coop"),
                              lambda enc, cat: _learned(enc, cat, "coop") is not None, rank=9),
     "cocoop": ClassifierMethod("cocoop", lambda enc, cat: _learned(enc, cat, "cocoop"),
@@ -128,6 +131,7 @@ DESCRIPTIONS = {
     "zeroshot": "zero-shot 5-step method (text prompts; nothing learned)",
     "fewshot": "few-shot classifier learned by `shoefind learn`",
     "tip-adapter-f": "Tip-Adapter-F (fine-tuned cache model) learned by `shoefind learn`",
+    "linear-probe": "linear probe (logistic regression on the embeddings) learned by `shoefind learn`",
     "coop": "CoOp prompts learned by `shoefind learn`",
     "cocoop": "CoCoOp prompts (context + a token from each photo) learned by `shoefind learn`",
     "learned": "the best classifier learned by `shoefind learn`",

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from shoefind.evaluate.methods import compare_methods, expand_methods, task_specs
-from shoefind.learn.fewshot import PrototypeClassifier, TipAdapter
+from shoefind.learn.fewshot import PROBE_DECAYS, LinearProbe, PrototypeClassifier, TipAdapter
 from shoefind.learn.saved import best_method, save_learned
 from shoefind.features.splits import Split, make_split, parse_shots, usable_shots
 
@@ -49,7 +49,8 @@ def test_shots_option_and_usable_shots():
     with pytest.raises(ValueError):
         parse_shots("many")
     assert usable_shots(_images({"a": 5, "b": 2}), [1, 2, 4, 8]) == [1, 2, 4]
-    assert expand_methods("zeroshot,fewshot") == ["zeroshot", "prototype", "tip-adapter", "tip-adapter-f"]
+    assert expand_methods("zeroshot,fewshot") == ["zeroshot", "prototype", "tip-adapter", "tip-adapter-f",
+                                                  "linear-probe"]
     with pytest.raises(ValueError):
         expand_methods(["magic"])
 
@@ -87,6 +88,31 @@ def test_tip_adapter_f_trains_its_keys_and_reloads_them(colours, tmp_path):
     assert np.allclose(again.classifiers["name"].logits(x), tip_f.logits(x), atol=1e-4)
 
 
+def test_linear_probe_learns_colours_on_validation_folds_and_reloads(colours, tmp_path):
+    encoder, table, cache = colours
+    comparison = compare_methods(encoder, table, cache, ["linear-probe"], [1, 4])
+    m = comparison.metrics.set_index(["method", "shots"])
+    assert m.loc[("linear-probe", 4), "top1"] >= 0.8
+    probe = comparison.fitted["linear-probe"]["name"]
+    assert probe.selection["by"] == "4 validation folds of the training photos" and probe.decay in PROBE_DECAYS
+    folder = save_learned(tmp_path, comparison, encoder, str(table.root))
+    from shoefind.learn.saved import load_method, read_manifest
+    again = load_method(folder, read_manifest(folder), "linear-probe", encoder, table)
+    x = cache.matrix(table.images["sha256"].tolist())
+    assert np.allclose(again.classifiers["name"].logits(x), probe.logits(x), atol=1e-4)
+
+
+def test_linear_probe_without_prompts_centres_and_never_picks_a_class_without_photos():
+    from tests.helpers.synthetic import clustered
+    x, y, _text = clustered(classes=4, per_class=8, dim=32, seed=2)
+    x = x + 0.5    # pooled CNN features share a direction: centring removes it
+    seen = y != 3
+    probe = LinearProbe.fit(x[seen], y[seen], list("abcd"))
+    assert probe.space.mean is not None and probe.logit_scale == 30.0
+    predicted = probe.logits(x).argmax(axis=1)
+    assert (predicted[seen] == y[seen]).mean() >= 0.9 and not (predicted == 3).any()
+
+
 def test_prototype_offset_for_unseen_shoes_is_measured_leave_one_out():
     """In-sample, a photo is part of its own prototype, so it looks closer than a new photo
     would: the offset added to prompt scores of shoes without photos is then too large."""
@@ -110,14 +136,15 @@ def test_classes_without_training_photos_fall_back_to_prompts(colours):
     x = cache.matrix(table.images["sha256"].tolist())
     y = spec.labels(table.images)
     seen = y != 0                                   # class 0 gets no training photo
-    for cls in (TipAdapter, PrototypeClassifier):
+    for cls in (TipAdapter, PrototypeClassifier, LinearProbe):
         clf = cls.fit(x[seen], y[seen], spec.classes, spec.text, encoder.logit_scale)
         probs = clf.predict_proba(x)
         assert probs.shape == (len(x), len(spec.classes)) and np.isfinite(probs).all()
     zs_rank = (x @ spec.text.T)[:, 0]
-    proto = PrototypeClassifier.fit(x[seen], y[seen], spec.classes, spec.text, encoder.logit_scale)
     # the unseen class is scored by its prompt: same order as zero-shot
-    assert np.array_equal(np.argsort(proto.logits(x)[:, 0]), np.argsort(zs_rank))
+    for cls in (PrototypeClassifier, LinearProbe):
+        clf = cls.fit(x[seen], y[seen], spec.classes, spec.text, encoder.logit_scale)
+        assert np.array_equal(np.argsort(clf.logits(x)[:, 0]), np.argsort(zs_rank)), cls.__name__
 
 
 def test_saved_fewshot_rebuilds_for_a_catalog_with_a_new_shoe(colours, tmp_path):
