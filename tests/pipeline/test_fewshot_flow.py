@@ -31,7 +31,8 @@ def test_evaluate_compares_methods_on_one_split(prefect_harness, tiny_model, tmp
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout[res.stdout.index("{"):])
     rows = payload["comparison"]
-    assert {r["method"] for r in rows} == {"zeroshot", "prototype", "tip-adapter", "tip-adapter-f", "coop"}
+    assert {r["method"] for r in rows} == {"zeroshot", "prototype", "tip-adapter", "tip-adapter-f", "linear-probe",
+                                          "coop"}
     assert {r["task"] for r in rows} == {"brand", "color", "hightop", "sole", "name"}
     assert {r["shots"] for r in rows if r["method"] != "zeroshot"} == {1, 2}
     assert len({r["images"] for r in rows if r["task"] == "name"}) == 1          # one test set for all
@@ -60,7 +61,8 @@ def test_learn_saves_what_inference_loads(tiny_model, tmp_path):
     table = load_table(data / "tables" / "ds")
     learned = best_method(data, encoder, table)
     manifest = read_manifest(learned.folder)
-    assert manifest["model_id"] == encoder.model_id and set(manifest["files"]) == {"prototype", "tip-adapter", "tip-adapter-f", "coop"}
+    assert manifest["model_id"] == encoder.model_id
+    assert set(manifest["files"]) == {"prototype", "tip-adapter", "tip-adapter-f", "linear-probe", "coop"}
     assert learned.method == manifest["best"]["name"]
     assert (Path(learned.folder) / "coop-name.pt").is_file()
     ident = learned.identify(encoder.encode_images([str(table.root / table.images["path"][0])]))

@@ -26,3 +26,18 @@ def test_search_jordan_1_mid_on_held_out_photos(nike_lit):
     top = np.argsort(-(x @ text_query_vector(encoder, "jordan 1 mid")))[:10]
     precision = float((held["shoe"].to_numpy()[top] == "j1_mid").mean())
     assert precision >= 0.8, precision
+
+
+def test_sixteen_shot_linear_probe_on_the_offline_backbone(nike_lit):
+    """Issue 15, point 7: few-shot on efficientnet-lite0 alone (no text), 16 photos per class, scored on
+    the rest (every photo is its own colourway). The probe's penalty is chosen on the training photos."""
+    from shoefind.encoders.load import load_encoder
+    from shoefind.evaluate.methods import compare_methods
+    from shoefind.features.cache import EmbeddingCache
+    from shoefind.features.table import load_table
+    lit = load_encoder(str(nike_lit.model))
+    table = load_table(nike_lit.data_dir / "tables" / "nike-silhouettes")
+    cache = EmbeddingCache.for_encoder(nike_lit.data_dir, lit)          # the frozen backbone's embeddings
+    comparison = compare_methods(lit.backbone, table, cache, ["fewshot"], [16])
+    top1 = comparison.metrics.set_index("method")["top1"]
+    assert top1["linear-probe"] >= 0.75 and top1["linear-probe"] >= top1["prototype"] + 0.05, top1.to_dict()

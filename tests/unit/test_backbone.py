@@ -46,8 +46,9 @@ def test_fewshot_with_the_backbone_learns_colours(backbone, tmp_path):
     cache = embedded(backbone, table, tmp_path / "embeddings")
     comparison = compare_methods(backbone, table, cache, ["fewshot"], [1, 4])
     m = comparison.metrics.set_index(["method", "shots"])
-    assert set(comparison.metrics["method"]) == {"prototype", "tip-adapter", "tip-adapter-f"}
+    assert set(comparison.metrics["method"]) == {"prototype", "tip-adapter", "tip-adapter-f", "linear-probe"}
     assert m.loc[("prototype", 4), "top1"] >= 0.75 and m.loc[("tip-adapter", 4), "top1"] >= 0.75
+    assert m.loc[("linear-probe", 4), "top1"] >= 0.75
     # and far above chance at one shot too (measured values, not constants)
     chance = 1 / len(COLOURS)
     assert m.loc[("prototype", 1), "top1"] >= chance + 0.3 and m.loc[("tip-adapter", 1), "top1"] >= chance + 0.3
