@@ -5,7 +5,7 @@ For every k the methods are fitted on the k-shot training photos and all scored 
 same test photos (see shoefind.features.splits), per task: brand, color, hightop, sole, name.
 With `views` > 0, that many augmented views of every training photo are encoded once and
 cached (shoefind.features.views): Tip-Adapter averages its keys over them, CoOp, CoCoOp and
-Tip-Adapter-F draw one per photo and epoch, the linear probe trains on them as extra samples.
+Tip-Adapter-F draw one per photo and epoch.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from shoefind.errors import UserError
 METHOD_CHOICES = ("zeroshot", "fewshot", "tip-adapter-f", "linear-probe", "coop", "cocoop")
 FEWSHOT_METHODS = ("prototype", "tip-adapter", "tip-adapter-f", "linear-probe")   # what 'fewshot' runs
 TEXT_METHODS = ("zeroshot", "coop", "cocoop")
-VIEW_METHODS = ("tip-adapter", "tip-adapter-f", "linear-probe", "coop", "cocoop")   # the methods that use augmented views
+VIEW_METHODS = ("tip-adapter", "tip-adapter-f", "coop", "cocoop")   # the methods that use augmented views
 METRIC_COLUMNS = ["method", "shots", "task", "classes", "train_images", "images", "top1", "top5"]
 
 
@@ -158,7 +158,7 @@ def fit_classifier(method: str, spec: TaskSpec, train_x: np.ndarray, train_y: np
         return TipAdapter.fit(train_x, train_y, spec.classes, text, scale, views=views,
                               finetune=method == "tip-adapter-f")
     if method == "linear-probe":
-        return LinearProbe.fit(train_x, train_y, spec.classes, text, scale, views=views)
+        return LinearProbe.fit(train_x, train_y, spec.classes, text, scale)
     if method in ("coop", "cocoop"):
         from shoefind.learn.coop import train_coop
         return train_coop(encoder, spec, train_x, train_y, views=views, conditional=method == "cocoop",
