@@ -179,6 +179,16 @@ def test_a_checkpoint_from_another_backbone_is_refused(tmp_path):
     torch.save({"format": "something-else"}, other)
     with pytest.raises(ModelUnavailable, match="not a LiT checkpoint"):
         load_lit(other)
+    # the commands say so in one line (exit code 2)
+    from typer.testing import CliRunner
+    from shoefind.cli.main import app
+    dataset = make_labeled_dataset(tmp_path / "ds", n_per_shoe=1)
+    for args in (["search", "red shoe"], ["evaluate"]):
+        res = CliRunner().invoke(app, [*args, "--model", str(path), "--dataset", str(dataset),
+                                       "--data-dir", str(tmp_path / "data")])
+        assert res.exit_code == 2 and "trained on the image backbone efficientnet-lite0" in res.output, res.output
+        errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+        assert "Traceback" not in res.output and len(errors) == 1, res.output
 
 
 def _cli(*args, env=None):
