@@ -40,7 +40,7 @@ def test_readme_offline_commands_identify_without_clip(prefect_harness, tmp_path
     # before `learn`: the nearest catalog photos answer, and say so
     assert f"{query}: blue" in said[0] and "nearest" in said[0]
     # after `learn`: the learned few-shot classifier answers, under the name `learn --method` uses
-    assert f"{query}: blue" in said[2] and re.search(r"fewshot: (tip-adapter|prototype)", said[2])
+    assert f"{query}: blue" in said[2] and re.search(r"fewshot: (tip-adapter|prototype|linear-probe)", said[2])
 
 
 def test_infer_method_names_match_learn_and_errors_are_sentences(prefect_harness, tmp_path, monkeypatch):
