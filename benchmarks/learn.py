@@ -3,14 +3,18 @@
 Everything runs on the full ViT-B/32 architecture with random weights (`make_full_random`;
 the time does not depend on the weights):
 - CoOp: the text tower with synthetic cached image embeddings, 28 classes x 16 shots;
-- LiT: training images/s of the text tower against cached image embeddings (no pixels), a
-  contrastive step over a batch of photos and their captions, fp32 and bf16 autocast;
+- LiT: training images/s of `learn --method lit`'s own loop (shoefind.learn.lit.train_text_tower:
+  captions from labels, multi-positive contrastive loss) against cached image embeddings (no
+  pixels), with CLIP's ViT-B/32 text tower and with the small tower trained from scratch over an
+  image-only backbone (1280-d, width 128, 3 layers), fp32 and bf16 autocast;
 - finetune: training images/s from pixels (224 px), the text tower + the last `--blocks`
   visual blocks trainable, fp32 and bf16 autocast;
 - few-shot latency per photo at batch 1, from an embedding (efficientnet-lite0's own
   encoding time beside it; CLIP's is in benchmarks/embed.py).
     .venv/bin/python benchmarks/learn.py [--parts coop,lit,finetune,fewshot] [--classes 28] [--shots 16]
         [--epochs 50] [--steps 3] [--batch 32] [--blocks 2] [--threads 2] [--class-specific]
+It ends with a table of the training speeds (images/s, fp32 and bf16, and their ratio) and a JSON
+line. On a shared machine the figures are noisy: run it on an idle one to compare.
 """
 from __future__ import annotations
 
@@ -78,28 +82,61 @@ def training_images_per_s(step, batch: int, steps: int) -> float:
     return round(batch * steps / (time.perf_counter() - start), 2)
 
 
-def lit_speed(model, names: list[str], batch: int, steps: int, precision: str) -> float:
-    """LiT with CLIP's text tower: photos' cached embeddings against their captions, contrastive loss."""
-    import copy
-    import torch
-    m = copy.deepcopy(model).float()
-    for name, p in m.named_parameters():
-        p.requires_grad_(not name.startswith("visual."))
-    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-5)
-    images, _ = synthetic_embeddings(batch, 1, int(m.text_projection.shape[1]))
-    x = torch.from_numpy(images)
-    captions = [f"a photo of a {names[i % len(names)]} shoe." for i in range(batch)]
-    target = torch.arange(batch)
+COLOURS = ("Black", "White", "Red", "Blue", "Green", "Grey", "Yellow", "Brown")
 
-    def step():
-        with _autocast(precision):
-            logits = 100.0 * x @ _text_features(m, captions).T
-            loss = (torch.nn.functional.cross_entropy(logits.float(), target)
-                    + torch.nn.functional.cross_entropy(logits.float().T, target)) / 2
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return training_images_per_s(step, batch, steps)
+
+def catalog_labels(names: list[str]):
+    """Labels for the synthetic catalog (brand from the name, colours and tops dealt in turn), as
+    shoefind.learn.captions reads them."""
+    import pandas as pd
+    return pd.DataFrame([{"shoe": n, "name": n, "brand": n.split()[0], "color": COLOURS[i % len(COLOURS)],
+                          "hightop": ("High", "Low")[i % 2], "sole": "Plain Sole"} for i, n in enumerate(names)])
+
+
+def lit_speed(tower, names: list[str], shots: int, batch: int, steps: int, precision: str) -> float:
+    """`learn --method lit`'s training loop on `tower` (a CLIP model or a TextTower), photos' cached
+    embeddings (synthetic, `shots` per shoe) against captions of their labels; images/s over the
+    steps after a one-step warm-up (tokenising and caption building are not timed)."""
+    import copy
+    from shoefind.learn.captions import build_captions
+    from shoefind.learn.lit import LitSettings, train_text_tower
+    dim = int(tower.text_projection.shape[1])
+    x, photo_shoe = synthetic_embeddings(len(names), shots, dim)
+    captions = build_captions(catalog_labels(names), photo_shoe)
+    settings = LitSettings(steps=1, batch_size=batch, negatives=min(64, batch), precision=precision)
+    train_text_tower(copy.deepcopy(tower), x, captions, settings)      # warm-up
+    report = train_text_tower(copy.deepcopy(tower), x, captions,
+                              LitSettings(**{**settings.as_dict(), "steps": steps}))
+    return round(batch * steps / report.seconds, 2)
+
+
+def small_tower(dim: int = 1280):
+    """The text tower `learn --method lit` trains from scratch over efficientnet-lite0/lite2."""
+    import torch
+    from shoefind.encoders.text_tower import TextTower, TowerConfig
+    from shoefind.learn.lit import LitSettings
+    s = LitSettings()
+    torch.manual_seed(0)
+    return TextTower(TowerConfig(dim, width=s.width, layers=s.layers, heads=s.heads))
+
+
+def speed_table(out: dict, precisions: list[str]) -> str:
+    """Training images/s per part and precision, with bf16's speed-up over fp32."""
+    rows = [("LiT, CLIP ViT-B/32 text tower (cached image embeddings)", "lit"),
+            ("LiT, small text tower over an image-only backbone (cached embeddings)", "lit_small"),
+            ("finetune, ViT-B/32 from 224 px pixels (text + last visual blocks)", "finetune")]
+    head = ["training images/s"] + precisions + (["bf16 / fp32"] if {"fp32", "bf16"} <= set(precisions) else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, key in rows:
+        values = [out.get(f"{key}_train_images_per_s_{p}") for p in precisions]
+        if all(v is None for v in values):
+            continue
+        cells = [label] + ["-" if v is None else f"{v:g}" for v in values]
+        if len(head) > len(precisions) + 1:
+            fp32, bf16 = out.get(f"{key}_train_images_per_s_fp32"), out.get(f"{key}_train_images_per_s_bf16")
+            cells.append(f"{bf16 / fp32:.2f}x" if fp32 and bf16 else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def finetune_speed(model, names: list[str], batch: int, steps: int, blocks: int, precision: str) -> float:
@@ -158,17 +195,26 @@ def main() -> None:
     train_x, train_y = synthetic_embeddings(args.classes, args.shots, encoder.embed_dim)
     test_x, _ = synthetic_embeddings(args.classes, 4, encoder.embed_dim, seed=1)
 
-    for precision in args.precisions.split(","):
+    precisions = args.precisions.split(",")
+    for precision in precisions:
         if "lit" in parts:
-            ips = lit_speed(encoder.model, names, args.batch, args.steps, precision)
+            ips = lit_speed(encoder.model, names, args.shots, args.batch, args.steps, precision)
             out[f"lit_train_images_per_s_{precision}"] = ips
             print(f"LiT (ViT-B/32 text tower, cached image embeddings) {precision}: {ips} images/s "
+                  f"(batch {args.batch})", flush=True)
+            ips = lit_speed(small_tower(), names, args.shots, args.batch, args.steps, precision)
+            out[f"lit_small_train_images_per_s_{precision}"] = ips
+            print(f"LiT (small text tower from scratch, 1280-d cached embeddings) {precision}: {ips} images/s "
                   f"(batch {args.batch})", flush=True)
         if "finetune" in parts:
             ips = finetune_speed(encoder.model, names, args.batch, args.steps, args.blocks, precision)
             out[f"finetune_train_images_per_s_{precision}"] = ips
             print(f"finetune (ViT-B/32 from pixels, text tower + last {args.blocks} visual blocks) {precision}: "
                   f"{ips} images/s (batch {args.batch}, {args.classes} class prompts per step)", flush=True)
+
+    if parts & {"lit", "finetune"}:
+        print(f"\nTraining speed, {args.threads} threads (noisy on a shared machine):")
+        print(speed_table(out, precisions), flush=True)
 
     for label, class_specific in (("shared", False), ("class-specific", True))[:(1 + args.class_specific)
                                                                                 * ("coop" in parts)]:
