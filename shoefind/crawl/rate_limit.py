@@ -11,10 +11,10 @@ class HostRateLimiter:
         self._next_slot: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def wait(self, host: str) -> None:
-        """Block until this thread may send its next request to `host`."""
+    def wait(self, host: str) -> float:
+        """Block until this thread may send its next request to `host`; the slot granted (monotonic)."""
         if self.interval == 0:
-            return
+            return time.monotonic()
         with self._lock:
             # Reserve the next free slot under the lock, sleep outside it so other hosts proceed.
             now = time.monotonic()
@@ -22,3 +22,4 @@ class HostRateLimiter:
             self._next_slot[host] = slot + self.interval
         if slot > now:
             time.sleep(slot - now)
+        return slot
