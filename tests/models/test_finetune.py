@@ -79,3 +79,12 @@ def test_bad_input_is_one_clear_error(colour_table, tiny_model, tmp_path):
     one = build_table(colour_dataset(tmp_path / "one", per_class=1))
     with pytest.raises(UserError, match="too few photos"):
         finetune_clip(load_model(tiny_model), None, one, tmp_path / "x.pt")
+
+
+def test_too_few_photos_from_the_cli_is_one_line(tiny_model, tmp_path):
+    from typer.testing import CliRunner
+    from shoefind.cli.main import app
+    one = colour_dataset(tmp_path / "one", per_class=1)
+    res = CliRunner().invoke(app, ["learn", str(one), "--method", "finetune", "--model", tiny_model,
+                                   "--data-dir", str(tmp_path / "d")])
+    assert res.exit_code == 2 and "too few photos" in res.output and "Traceback" not in res.output, res.output

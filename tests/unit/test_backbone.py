@@ -86,3 +86,14 @@ def test_efficientnet_lite2_from_its_wheel():
     lite2 = load_model("efficientnet-lite2")
     assert lite2.input_resolution == 260 and lite2.embed_dim == 1280 and lite2.has_text is False
     assert lite2.cache_key.startswith("efficientnet-lite2-")
+
+
+@pytest.mark.parametrize("args", [["evaluate", "--method", "fewshot"], ["learn"]])
+def test_too_few_photos_to_split_is_one_line(args, tmp_path, backbone):
+    colour_dataset(tmp_path / "photos", per_class=1)      # one photo per shoe: nothing to hold out
+    cmd = [args[0], str(tmp_path / "photos"), "--model", "efficientnet-lite0", "--data-dir", str(tmp_path / "d"),
+           *args[1:]]
+    res = CliRunner().invoke(app, cmd)
+    assert res.exit_code == 2, res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "more than one" in errors[0] and "Traceback" not in res.output, res.output
