@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import ast
 import functools
-import hashlib
 import importlib.util
-import json
 import os
 import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from shoefind.encoders.names import known_sha256, remembered_sha256
 
 # Bumped whenever image preprocessing changes, so cached embeddings are recomputed.
 PREPROCESS_VERSION = "clip-center-crop-v1"
@@ -153,38 +153,15 @@ def _convert_image_to_rgb(image):
     return image.convert("RGB")
 
 
-def _checksum_memo(path: Path, expected: str) -> tuple[Path, dict]:
-    stat = path.stat()
-    stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino, "sha256": expected}
-    return path.with_name(f".{path.name}.checked.json"), stamp
-
-
 def checksum_known_ok(path: Path, expected: str) -> bool:
-    """Whether this very version of the file (size, mtime, inode) passed checksum_ok before."""
-    memo, stamp = _checksum_memo(path, expected)
-    try:
-        return json.loads(memo.read_text()) == stamp
-    except (OSError, ValueError):
-        return False
+    """Whether this very version of the file (size, mtime, inode) was hashed before, to `expected`."""
+    return known_sha256(path) == expected
 
 
 def checksum_ok(path: Path, expected: str) -> bool:
-    """Whether the file's sha256 is `expected` (what clip.load checks on every load); the answer is
-    remembered beside the file for its size, mtime and inode, so an unchanged file is hashed once."""
-    if checksum_known_ok(path, expected):
-        return True
-    memo, stamp = _checksum_memo(path, expected)
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    if h.hexdigest() != expected:
-        return False
-    try:
-        memo.write_text(json.dumps(stamp))
-    except OSError:   # a read-only cache: check again next time
-        pass
-    return True
+    """Whether the file's sha256 is `expected` (what clip.load checks on every load), hashed once per
+    version of the file (shoefind.encoders.names.remembered_sha256)."""
+    return remembered_sha256(path) == expected
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu"):
