@@ -62,7 +62,7 @@ def known_cache_key(spec: str | None = None, runtime: str | None = None, device:
                     capability: Capability | None = None) -> KnownKey | None:
     """The cache key load_encoder(spec, device=device, runtime=runtime) would give, or None when it
     cannot be known without loading the model (see the module docstring)."""
-    from shoefind.encoders.fidelity import BARS, read_records, record_path
+    from shoefind.encoders.fidelity import BARS, read_records, record_entry_key, record_path
     from shoefind.encoders.runtimes import candidates
     target = _clip_target(model_spec(spec).strip())
     named = _model_id(target) if target else None
@@ -87,13 +87,13 @@ def known_cache_key(spec: str | None = None, runtime: str | None = None, device:
     for i, name in enumerate(options):
         if name not in BARS:                       # exact runtimes share the fp32 cache
             return KnownKey(base, model_id, name, is_random)
-        entry = records.get(f"{name}|{cap.machine_key()}")
+        entry = records.get(record_entry_key(name, cap))
         if not isinstance(entry, dict) or "min_cosine" not in entry:
             return None    # never checked on this machine: the load checks and records it
         passed = entry["min_cosine"] >= BARS[name]
         if not passed and asked == "auto" and i + 1 < len(options):
             continue
         if name == "onnx-int8":
-            return KnownKey(f"{base}|int8", model_id, name, is_random)
+            return KnownKey(f"{base}|int8r", model_id, name, is_random)
         return KnownKey(base if passed else f"{base}|{name}", model_id, name, is_random)
     return None

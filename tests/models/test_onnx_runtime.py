@@ -65,7 +65,12 @@ def test_top1_answers_unchanged(tiny_model, tmp_path, runtime):
         preds = evaluate_zero_shot(enc, table, cache).predictions
         answers[name] = preds[[c for c in preds.columns if c.endswith("_pred")]]
     assert len(answers["torch"].columns) >= 5
-    assert answers["torch"].equals(answers[runtime])
+    if runtime == "onnx":
+        assert answers["torch"].equals(answers[runtime])
+    else:   # int8 is approximate and the random tiny model's top two are often near-tied (1 of 16 names
+        # flipped on an AVX2 CPU): most answers, not all; a broken path (wrong tokens, scale) flips most
+        agree = (answers["torch"] == answers[runtime]).mean()
+        assert agree.min() >= 0.9, agree.to_dict()
 
 
 def test_cache_key_changes_only_with_int8(tiny_model):
@@ -79,7 +84,7 @@ def test_export_is_cached_beside_the_weights_and_reused(tmp_path):
     base = load_model(str(weights), runtime="torch")
     onnx_runtime.onnx_encoder(base, weights, "onnx-int8")
     exports = sorted((tmp_path / "models" / "onnx").rglob("*.onnx"))
-    assert [p.name for p in exports] == ["image-int8.onnx", "image.onnx", "text-int8.onnx", "text.onnx"]
+    assert [p.name for p in exports] == ["image-int8r.onnx", "image.onnx", "text-int8r.onnx", "text.onnx"]
     assert exports[0].parent.name.startswith(onnx_runtime.weights_sha256(weights)[:32])
     stamps = {p: p.stat().st_mtime_ns for p in exports}
     again = onnx_runtime.onnx_encoder(base, weights, "onnx-int8")  # a new process would do the same
