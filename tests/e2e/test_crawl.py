@@ -161,8 +161,11 @@ def test_interrupted_and_killed_crawls_resume_without_loss_or_duplicates(images,
         env = {**os.environ, "PYTHONPATH": str(REPO)}
 
         # Ctrl-C: one clear line, exit 130, running downloads finish and are recorded
+        # Ctrl-C as at a terminal: a runner that started the tests in the background (bash `&`)
+        # has SIGINT ignored, which children inherit and Python then keeps (seen: exit 0, not 130)
         proc = subprocess.Popen(_cli(site, tmp_path), cwd=REPO, env=env, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         _wait_for_downloads(data_dir, dataset, 1, proc)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
