@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 args=()
 for a in "$@"; do
-  if [ "$a" = "--fast" ]; then args+=(tests/unit -m unit -n auto); else args+=("$a"); fi
+  if [ "$a" = "--fast" ]; then args+=(tests/unit -m unit -n auto --dist worksteal); else args+=("$a"); fi
 done
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "${args[@]}"

@@ -9,7 +9,7 @@ from shoefind.evaluate.methods import compare_methods
 from shoefind.features.table import build_table
 from tests.helpers import make_labeled_dataset
 from tests.helpers.colour_task import embedded
-from tests.unit.test_prompts_cli import shoefind
+from tests.helpers.cli import shoefind
 
 
 def test_real_catalog_where_most_shoes_have_one_photo(shared_data, tiny_model, tmp_path):

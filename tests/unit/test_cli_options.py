@@ -9,13 +9,7 @@ import sys
 import pytest
 
 from tests.helpers import REPO, make_labeled_dataset
-
-
-def shoefind(*args, env=None):
-    """`shoefind ARGS` as a user runs it: (exit code, stdout, stderr)."""
-    done = subprocess.run([sys.executable, "-m", "shoefind.cli.main", *map(str, args)], cwd=REPO, text=True,
-                          capture_output=True, timeout=120, env=env)
-    return done.returncode, done.stdout, done.stderr
+from tests.helpers.cli import shoefind, shoefind_here
 
 
 BAD = [
@@ -41,12 +35,18 @@ BAD = [
 
 
 @pytest.mark.parametrize("args,names", BAD, ids=[" ".join(a) for a, _ in BAD])
-def test_bad_option_values_exit_2_with_one_line(args, names):
-    code, out, err = shoefind(*args)
+def test_bad_option_values_exit_2_with_one_line(args, names, capfd):
+    code, out, err = shoefind_here(capfd, *args)   # a fresh process: test_bad_option_in_a_new_process_is_one_line
     assert code == 2, (out, err)
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and names in lines[0], err
     assert "Traceback" not in err
+
+
+def test_bad_option_in_a_new_process_is_one_line():
+    code, out, err = shoefind("embed", "--runtime", "tensorrt")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and "onnx-int8" in lines[0], err
 
 
 def test_missing_paths_are_refused_before_any_model_loads(tmp_path):
@@ -75,21 +75,21 @@ def test_table_imports_neither_torch_nor_prefect(tmp_path):
     assert json.loads(done.stdout[:done.stdout.rindex("}") + 1])["images"] == 4
 
 
-def test_the_dataset_is_given_the_same_way_everywhere(tmp_path):
+def test_the_dataset_is_given_the_same_way_everywhere(tmp_path, capfd):
     dataset = make_labeled_dataset(tmp_path / "ds", n_per_shoe=1)
     for args in (["table", dataset], ["table", "--dataset", dataset], ["table", "-d", dataset]):
-        code, out, err = shoefind(*args, "--data-dir", tmp_path / "d", "--json")
+        code, out, err = shoefind_here(capfd, *args, "--data-dir", tmp_path / "d", "--json")
         assert code == 0 and json.loads(out)["shoes"] == 4, err
-    code, out, err = shoefind("table", dataset, "--dataset", tmp_path, "--data-dir", tmp_path / "d")
+    code, out, err = shoefind_here(capfd, "table", dataset, "--dataset", tmp_path, "--data-dir", tmp_path / "d")
     assert code == 2 and "two datasets" in err
 
 
-def test_help_and_version():
+def test_help_and_version(capfd):
     code, out, _ = shoefind("-h")
     assert code == 0 and "infer" in out and "doctor" in out
-    code, out, _ = shoefind("--version")
+    code, out, _ = shoefind_here(capfd, "--version")
     assert code == 0 and out.startswith("shoefind")
-    code, out, _ = shoefind("embed", "-h")
+    code, out, _ = shoefind_here(capfd, "embed", "-h")
     assert code == 0 and "--batch-size" in out and "--dataset" in out
 
 

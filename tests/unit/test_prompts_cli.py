@@ -3,19 +3,12 @@ while parsing (`evaluate --prompts seed`: tests/models/test_evaluate_runs.py).""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from tests.helpers import REPO, make_labeled_dataset
+from tests.helpers import make_labeled_dataset
+from tests.helpers.cli import shoefind_here
 from tests.unit.test_prompt_sets import problems
-
-
-def shoefind(*args, env=None):
-    done = subprocess.run([sys.executable, "-m", "shoefind.cli.main", *map(str, args)], cwd=REPO, text=True,
-                          capture_output=True, timeout=300, env=env)
-    return done.returncode, done.stdout, done.stderr
 
 
 @pytest.mark.parametrize("args, word", [
@@ -25,14 +18,14 @@ def shoefind(*args, env=None):
     (["evaluate", "--filter-attributes", "brand,size"], "size"),
     (["infer", "x.jpg", "--fallback", "drop"], "relax"),
 ])
-def test_bad_zero_shot_options_are_one_line_and_exit_2(args, word, tmp_path):
-    code, out, err = shoefind(*args, "--data-dir", tmp_path)
+def test_bad_zero_shot_options_are_one_line_and_exit_2(args, word, tmp_path, capfd):
+    code, out, err = shoefind_here(capfd, *args, "--data-dir", tmp_path)
     assert code == 2 and word in err and "Traceback" not in err
 
 
-def test_prompts_json_lists_every_task_with_clean_prompts(tmp_path):
+def test_prompts_json_lists_every_task_with_clean_prompts(tmp_path, capfd):
     root = make_labeled_dataset(tmp_path / "ds", n_per_shoe=1)
-    code, out, err = shoefind("prompts", root, "--prompts", "seed", "--filter-attributes", "brand,color,hightop,sole",
+    code, out, err = shoefind_here(capfd, "prompts", root, "--prompts", "seed", "--filter-attributes", "brand,color,hightop,sole",
                               "--json", "--data-dir", tmp_path / "data")
     assert code == 0, err
     listing = json.loads(out)
