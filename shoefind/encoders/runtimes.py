@@ -9,7 +9,8 @@ order of speed:
 Why AVX512-BF16 alone does not put bf16 first: its dot-product instructions double the
 fp32 rate at best, while AMX tiles multiply whole blocks. Measured with benchmarks/embed.py
 (ViT-B/32, batch 32, against torch fp32): Xeon with AMX, bf16 5.0x vs onnx-int8 3.3x; AMD
-EPYC with AVX512-BF16 and no AMX, bf16 1.6x, onnx 1.7x, onnx-int8 5.7x.
+EPYC with AVX512-BF16 and no AMX, bf16 1.6x, onnx 1.7x, onnx-int8 5.7x; AMD EPYC with AVX2
+only, onnx-int8 1.9x, onnx 1.1x, bf16 0.15x (emulated).
 An approximate runtime (bf16, fp16, onnx-int8) is taken only when its recorded fidelity
 check passes (shoefind.encoders.fidelity); below the bar, the next one is tried and the
 encoder's `runtime_choice` says why. Exact runtimes (torch, onnx) need no check.
