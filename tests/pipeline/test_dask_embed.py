@@ -68,18 +68,21 @@ def test_embed_on_a_running_cluster_loads_the_model_once_per_worker(dask_cluster
                                                                      tmp_path):
     from flows.features import embed_flow
     dataset = make_labeled_dataset(tmp_path / "images", n_per_shoe=6)
+    # exact runtime: onnx-int8 (auto on CPUs without bf16) quantises each batch's activations, so its
+    # vectors depend on the batching, and this test is about the cluster, not the runtime
     result = embed_flow(str(dataset), str(tmp_path / "data"), model=tiny_model, batch_size=2,
-                        cluster=dask_cluster.scheduler_address)
+                        cluster=dask_cluster.scheduler_address, runtime="torch")
     assert (result["total"], result["encoded"], result["failed"]) == (24, 24, [])
     assert len(result["workers"]) == 2, "both workers took batches"
     assert set(result["model_loads"].values()) == {1}, "one model load per worker process, not per batch"
     # same vectors as this process computes, every entry intact although two workers wrote at once
-    enc = load_model(tiny_model)
+    enc = load_model(tiny_model, runtime="torch")
     table = pd.read_csv(tmp_path / "data" / "tables" / "images" / "images.csv")
     cache = EmbeddingCache(tmp_path / "data" / "embeddings", enc.cache_key)
     np.testing.assert_allclose(cache.matrix(table.sha256.tolist()),
                                enc.encode_images([str(dataset / p) for p in table.path]), atol=1e-5)
-    again = embed_flow(str(dataset), str(tmp_path / "data"), model=tiny_model, cluster=dask_cluster.scheduler_address)
+    again = embed_flow(str(dataset), str(tmp_path / "data"), model=tiny_model, cluster=dask_cluster.scheduler_address,
+                       runtime="torch")
     assert (again["encoded"], again["cached"], again["workers"]) == (0, 24, [])
 
 
