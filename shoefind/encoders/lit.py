@@ -12,7 +12,6 @@ text-dependent (learned classifiers, reports).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from contextlib import nullcontext
@@ -28,6 +27,7 @@ from shoefind.encoders import clip_parts as clip
 
 from shoefind.encoders.base import ModelUnavailable, encode_in_batches, ensemble_means, weights_id
 from shoefind.encoders.text_tower import TextTower, TowerConfig
+from shoefind.images import sha256_file
 
 LIT_FORMAT = "shoefind-lit"
 LIT_VERSION = 1
@@ -36,14 +36,6 @@ LIT_SUFFIX = ".lit.pt"
 
 def is_lit_path(path: str | os.PathLike) -> bool:
     return str(path).endswith(LIT_SUFFIX)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 _PRECISION: dict[tuple, str] = {}
@@ -313,7 +305,7 @@ def backbone_base(backbone) -> dict:
     try:
         from shoefind.encoders.backbones import _weights_path
         from shoefind.encoders.names import split_spec
-        base["sha256"] = file_sha256(_weights_path(split_spec(backbone.model_id)[0]))
+        base["sha256"] = sha256_file(_weights_path(split_spec(backbone.model_id)[0]))
     except Exception:  # the hash is for the manifest; a backbone without a file has none
         base["sha256"] = ""
     return base

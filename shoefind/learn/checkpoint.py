@@ -17,6 +17,7 @@ from typing import Callable
 import pandas as pd
 
 from shoefind.evaluate.heldout import METRIC_ORDER
+from shoefind.images import sha256_file
 
 MANIFEST_FORMAT = "shoefind-trained-model"
 
@@ -25,14 +26,6 @@ def manifest_paths(checkpoint: str | os.PathLike) -> tuple[Path, Path]:
     """<checkpoint>.json and <checkpoint>.md beside it (as `learn --method finetune` writes them)."""
     checkpoint = Path(checkpoint)
     return checkpoint.with_name(checkpoint.name + ".json"), checkpoint.with_name(checkpoint.name + ".md")
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def table_hash(images: pd.DataFrame, labels: pd.DataFrame) -> str:
@@ -58,7 +51,7 @@ def write_model(checkpoint: str | os.PathLike, write: Callable[[Path], None], ma
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        digest = sha256_of(tmp)
+        digest = sha256_file(tmp)
         os.replace(tmp, checkpoint)
     finally:
         tmp.unlink(missing_ok=True)

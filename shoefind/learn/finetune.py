@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from shoefind.errors import UserError
+from shoefind.images import sha256_file
 
 MANIFEST_FORMAT = "shoefind-finetune"
 MANIFEST_VERSION = 1
@@ -123,14 +124,6 @@ def zero_shot_top1(model, pixels: torch.Tensor, labels: torch.Tensor, captions: 
         pred = (_image_features(model, pixels[i:i + batch]) @ text.T).argmax(1)
         hits += int((pred.cpu() == labels[i:i + batch]).sum())
     return hits / len(labels)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def table_hash(images: pd.DataFrame) -> str:
@@ -229,7 +222,7 @@ def finetune_clip(encoder, base_checkpoint: str | os.PathLike | None, table, out
         "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "method": "finetune",
         "checkpoint": str(out), "created": datetime.now(timezone.utc).isoformat(),
         "base_model": {"id": encoder.model_id, "path": str(base_path) if base_path else None,
-                       "sha256": file_sha256(base_path) if base_path and base_path.is_file() else None},
+                       "sha256": sha256_file(base_path) if base_path and base_path.is_file() else None},
         "dataset": str(table.root), "table_sha256": table_hash(labeled),
         "split": {"seed": seed, "heldout_fraction": heldout_fraction, "heldout_shoes": heldout_shoes or [],
                   "train_photos": int(len(train_idx)), "heldout_photos": int(len(held_idx)),

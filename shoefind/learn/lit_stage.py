@@ -98,12 +98,12 @@ class _Base:
 
 
 def _clip_base(encoder, spec: str) -> dict:
-    from shoefind.encoders.lit import file_sha256
+    from shoefind.images import sha256_file
     from shoefind.encoders.load import parse_spec
     from shoefind.encoders.openai_clip import resolve_checkpoint
     path = resolve_checkpoint(parse_spec(spec).target)
     return {"family": "clip", "spec": spec, "model_id": encoder.model_id, "cache_key": encoder.cache_key,
-            "sha256": file_sha256(path) if path else "", "is_random": bool(encoder.is_random)}
+            "sha256": sha256_file(path) if path else "", "is_random": bool(encoder.is_random)}
 
 
 def learn_lit_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, model: str | None = None,
