@@ -29,6 +29,13 @@ def make_photo(path: Path, color=(200, 30, 30), size=(320, 240), fmt=None, seed:
     return path
 
 
+def photo_items(folder: Path, n: int) -> list[tuple[str, str]]:
+    """n distinct generated photos in `folder`, as (path, sha256) items for embed_images."""
+    from shoefind.images import sha256_file
+    paths = [make_photo(folder / f"p{i}.jpg", seed=i, color=(i * 6 % 255, 90, 200)) for i in range(n)]
+    return [(str(p), sha256_file(p)) for p in paths]
+
+
 def make_labeled_dataset(root: Path, n_per_shoe: int = 2) -> Path:
     """A small dataset in the Brand_Top_Color_Sole_Name convention with generated photos."""
     shoes = [("Nike", "High", "Red", "Plain Sole", "Air Test Red", (200, 30, 30)),

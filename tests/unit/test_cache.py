@@ -1,11 +1,6 @@
 import json
 import logging
 import os
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,33 +8,27 @@ import pytest
 
 from shoefind.features.cache import EmbeddingCache
 from shoefind.features.embed import embed_images
-from shoefind.images import sha256_file
 from shoefind.encoders.load import load_model
 
-from tests.helpers import REPO, make_photo
-
-
-def photos(folder, n):
-    paths = [make_photo(folder / f"p{i}.jpg", seed=i, color=(i * 6 % 255, 90, 200)) for i in range(n)]
-    return [(str(p), sha256_file(p)) for p in paths]
+from tests.helpers import photo_items
 
 
 def test_second_run_encodes_nothing(tiny_model, tmp_path):
     enc = load_model(tiny_model)
-    items = photos(tmp_path / "img", 10)
+    items = photo_items(tmp_path / "img", 10)
     cache = EmbeddingCache(tmp_path / "emb", enc.cache_key)
     first = embed_images(enc, cache, items, batch_size=4)
     assert (first.encoded, first.cached) == (10, 0)
     again = embed_images(enc, EmbeddingCache(tmp_path / "emb", enc.cache_key), items, batch_size=4)
     assert (again.encoded, again.cached) == (0, 10)
-    more = items + photos(tmp_path / "img2", 13)[10:]
+    more = items + photo_items(tmp_path / "img2", 13)[10:]
     third = embed_images(enc, EmbeddingCache(tmp_path / "emb", enc.cache_key), more, batch_size=4)
     assert (third.encoded, third.cached) == (3, 10)
 
 
 def test_cached_vectors_equal_fresh_encoding(tiny_model, tmp_path):
     enc = load_model(tiny_model)
-    items = photos(tmp_path / "img", 3)
+    items = photo_items(tmp_path / "img", 3)
     cache = EmbeddingCache(tmp_path / "emb", enc.cache_key)
     embed_images(enc, cache, items)
     fresh = enc.encode_images([p for p, _ in items])
@@ -48,7 +37,7 @@ def test_cached_vectors_equal_fresh_encoding(tiny_model, tmp_path):
 
 def test_unreadable_images_are_reported_and_skipped(tiny_model, tmp_path):
     enc = load_model(tiny_model)
-    items = photos(tmp_path / "img", 3)
+    items = photo_items(tmp_path / "img", 3)
     bad = tmp_path / "img" / "bad.jpg"
     bad.write_bytes(b"<html>404</html>")
     report = embed_images(enc, EmbeddingCache(tmp_path / "emb", enc.cache_key), items + [(str(bad), "f" * 64)])
@@ -57,120 +46,9 @@ def test_unreadable_images_are_reported_and_skipped(tiny_model, tmp_path):
 
 def test_cache_is_keyed_by_model(tiny_model, tmp_path):
     enc = load_model(tiny_model)
-    items = photos(tmp_path / "img", 2)
+    items = photo_items(tmp_path / "img", 2)
     embed_images(enc, EmbeddingCache(tmp_path / "emb", enc.cache_key), items)
     assert len(EmbeddingCache(tmp_path / "emb", "other-model|v1")) == 0
-
-
-def test_killed_run_loses_nothing_and_rerun_continues(tiny_model, tmp_path):
-    items = photos(tmp_path / "img", 24)
-    script = textwrap.dedent(f"""
-        import time, sys
-        sys.path.insert(0, {str(REPO)!r})
-        from shoefind.features.cache import EmbeddingCache
-        from shoefind.features.embed import embed_images
-        from shoefind.encoders.load import load_model
-        enc = load_model({tiny_model!r})
-        items = {items!r}
-        embed_images(enc, EmbeddingCache({str(tmp_path / 'emb')!r}, enc.cache_key), items, batch_size=4,
-                     progress=lambda n: time.sleep(0.15 * n))
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", script])
-    enc = load_model(tiny_model)
-    shard_dir = EmbeddingCache(tmp_path / "emb", enc.cache_key).dir
-    deadline = time.time() + 60
-    while len(list(shard_dir.glob("shard-*.npz"))) < 2 and time.time() < deadline:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    survived = len(EmbeddingCache(tmp_path / "emb", enc.cache_key))
-    assert 8 <= survived < 24
-    cache = EmbeddingCache(tmp_path / "emb", enc.cache_key)
-    report = embed_images(enc, cache, items, batch_size=4)
-    assert report.cached == survived and report.encoded == 24 - survived
-    assert len(EmbeddingCache(tmp_path / "emb", enc.cache_key)) == 24
-
-
-def _shard_rows(cache_dir):
-    rows = 0
-    for shard in cache_dir.glob("shard-*.npz"):
-        with np.load(shard) as z:
-            rows += len(z["sha256"])
-    return rows
-
-
-CONCURRENT = """
-import json, sys, time
-from pathlib import Path
-sys.path.insert(0, {repo!r})
-from shoefind.features.cache import EmbeddingCache
-from shoefind.features.embed import embed_images
-from shoefind.encoders.load import load_model
-enc = load_model({model!r})
-items = {items!r}
-me, folder = sys.argv[1], Path({signals!r})
-(folder / f"ready-{{me}}").touch()
-while not (folder / "go").exists():   # both start together, so their work overlaps
-    time.sleep(0.01)
-report = embed_images(enc, EmbeddingCache({emb!r}, enc.cache_key), items, batch_size=2,
-                      progress=lambda n: time.sleep(0.03 * n))
-print(json.dumps(report.as_dict()))
-"""
-
-
-def _start_together(procs, signals, deadline_s=120):
-    deadline = time.time() + deadline_s
-    while len(list(signals.glob("ready-*"))) < len(procs) and time.time() < deadline:
-        time.sleep(0.05)
-    (signals / "go").touch()
-
-
-def test_concurrent_embeds_encode_each_image_once(tiny_model, tmp_path):
-    items = photos(tmp_path / "img", 16)
-    signals = tmp_path / "signals"
-    signals.mkdir()
-    script = CONCURRENT.format(repo=str(REPO), model=tiny_model, items=items, signals=str(signals),
-                               emb=str(tmp_path / "emb"))
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(i)], stdout=subprocess.PIPE, text=True)
-             for i in (0, 1)]
-    _start_together(procs, signals)
-    outs = [p.communicate(timeout=180)[0] for p in procs]
-    assert all(p.returncode == 0 for p in procs)
-    reports = [json.loads(o.strip().splitlines()[-1]) for o in outs]
-    # every image encoded by exactly one of the two runs; both runs end with all 16 known
-    assert sum(r["encoded"] for r in reports) == 16
-    assert all(r["encoded"] + r["cached"] == 16 for r in reports)
-    assert all(r["encoded"] > 0 for r in reports)   # the work was shared, not serialised
-    enc = load_model(tiny_model)
-    cache = EmbeddingCache(tmp_path / "emb", enc.cache_key)
-    assert _shard_rows(cache.dir) == 16 and not cache.missing([s for _, s in items])
-    assert not list((cache.dir / "claims").iterdir())   # no claim left behind
-    assert cache.compact() == 1 and len(EmbeddingCache(tmp_path / "emb", enc.cache_key)) == 16
-
-
-def test_claims_of_a_killed_run_are_taken_over(tiny_model, tmp_path):
-    # a process holding claims dies: its lock goes with it, so the next run encodes its images
-    enc = load_model(tiny_model)
-    items = photos(tmp_path / "img", 6)
-    cache_dir = EmbeddingCache(tmp_path / "emb", enc.cache_key).dir
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import sys, time
-        sys.path.insert(0, {str(REPO)!r})
-        from shoefind.features.cache import EmbeddingCache
-        c = EmbeddingCache({str(tmp_path / 'emb')!r}, {enc.cache_key!r})
-        print(c.claim({[s for _, s in items[:3]]!r}), flush=True)
-        time.sleep(60)
-    """)], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().startswith("([")
-    probe = EmbeddingCache(tmp_path / "emb", enc.cache_key)
-    claimed, busy = probe.claim([s for _, s in items])
-    assert sorted(busy) == sorted(s for _, s in items[:3])   # held by the other process
-    assert sorted(claimed) == sorted(s for _, s in items[3:])
-    probe.release_all()
-    os.kill(holder.pid, signal.SIGKILL)
-    holder.wait()
-    report = embed_images(enc, EmbeddingCache(tmp_path / "emb", enc.cache_key), items, batch_size=4)
-    assert (report.encoded, report.cached) == (6, 0) and _shard_rows(cache_dir) == 6
 
 
 # --- damaged shards: moved aside, their images encoded again, nothing else lost ---------------
@@ -218,7 +96,7 @@ def test_damaged_shard_is_moved_aside_and_its_images_encoded_again(tiny_model, t
     # exact runtime: onnx-int8 (auto's choice on some CPUs) quantises each batch as a whole, so
     # re-encoding in other batches moves a vector by ~1e-3, more than this comparison allows
     enc = load_model(tiny_model, runtime="torch")
-    items = photos(tmp_path / "img", 8)
+    items = photo_items(tmp_path / "img", 8)
     cache = EmbeddingCache.for_encoder(tmp_path, enc)
     embed_images(enc, cache, items[:4], batch_size=4)
     embed_images(enc, cache, items[4:], batch_size=4)
@@ -237,7 +115,7 @@ def test_damaged_shard_is_moved_aside_and_its_images_encoded_again(tiny_model, t
 
 def test_shard_of_another_dimension_goes_even_when_it_is_read_first(tiny_model, tmp_path):
     enc = load_model(tiny_model)
-    items = photos(tmp_path / "img", 3)
+    items = photo_items(tmp_path / "img", 3)
     cache = EmbeddingCache.for_encoder(tmp_path, enc)
     foreign = cache.dir / "shard-00000000000000000001-aaaaaaaa.npz"   # sorts first
     np.savez(foreign, sha256=np.array(["e" * 64]), vectors=np.ones((1, enc.embed_dim + 5), np.float32))
