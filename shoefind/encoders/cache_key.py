@@ -26,6 +26,9 @@ class KnownKey:
     model_id: str
     runtime: str      # the runtime the loaded encoder would run
     is_random: bool   # random test weights (reports say so)
+    checkpoint: Path | None = None   # the weights file
+    fidelity: dict | None = None     # the recorded check of an approximate runtime
+    fell_back_from: tuple = ()       # approximate runtimes skipped: below their bar here
 
 
 def _clip_target(spec: str) -> str | None:
@@ -44,18 +47,18 @@ def _clip_target(spec: str) -> str | None:
     return spec if spec in clip_parts.available_models() else None
 
 
-def _model_id(target: str) -> tuple[str, bool] | None:
-    """(model_id, random weights) as load_clip_encoder names the model; None when loading it would
-    have something to say (a missing file, a named model's file not verified yet)."""
+def _model_id(target: str) -> tuple[str, bool, Path] | None:
+    """(model_id, random weights, weights file) as load_clip_encoder names the model; None when
+    loading it would have something to say (a missing file, a named model's file not verified yet)."""
     if target in clip_parts.available_models():
         path = current().clip_cache / clip_parts.weights_file_name(target)
         if not (path.is_file() and clip_parts.checksum_known_ok(path, clip_parts.model_urls()[target].split("/")[-2])):
             return None
-        return target.replace("/", "-"), False
+        return target.replace("/", "-"), False, path
     path = Path(target).expanduser()
     if not path.is_file():
         return None
-    return f"{Path(target).stem}-{weights_id(path)}", clip_parts.is_tiny(path)
+    return f"{Path(target).stem}-{weights_id(path)}", clip_parts.is_tiny(path), path
 
 
 def known_cache_key(spec: str | None = None, runtime: str | None = None, device: str | None = None,
@@ -68,7 +71,7 @@ def known_cache_key(spec: str | None = None, runtime: str | None = None, device:
     named = _model_id(target) if target else None
     if named is None:
         return None
-    model_id, is_random = named
+    model_id, is_random, checkpoint = named
     device = (device or current().device or "auto").lower()
     if device == "auto" and capability is None and no_gpu_here():
         device = "cpu"
@@ -83,17 +86,20 @@ def known_cache_key(spec: str | None = None, runtime: str | None = None, device:
     except UserError:
         return None        # the loading path says what is wrong
     base = f"{model_id}|{clip_parts.PREPROCESS_VERSION}"
-    records = read_records(record_path(base))
+    path = record_path(base)
+    records = read_records(path)
+    skipped = []
     for i, name in enumerate(options):
         if name not in BARS:                       # exact runtimes share the fp32 cache
-            return KnownKey(base, model_id, name, is_random)
+            return KnownKey(base, model_id, name, is_random, checkpoint, None, tuple(skipped))
         entry = records.get(record_entry_key(name, cap))
         if not isinstance(entry, dict) or "min_cosine" not in entry:
             return None    # never checked on this machine: the load checks and records it
         passed = entry["min_cosine"] >= BARS[name]
+        fidelity = dict(entry, bar=BARS[name], passed=passed, recorded=str(path), reused=True)
         if not passed and asked == "auto" and i + 1 < len(options):
+            skipped.append({"runtime": name, "min_cosine": entry["min_cosine"], "bar": BARS[name]})
             continue
-        if name == "onnx-int8":
-            return KnownKey(f"{base}|int8r", model_id, name, is_random)
-        return KnownKey(base if passed else f"{base}|{name}", model_id, name, is_random)
+        key = f"{base}|int8r" if name == "onnx-int8" else base if passed else f"{base}|{name}"
+        return KnownKey(key, model_id, name, is_random, checkpoint, fidelity, tuple(skipped))
     return None

@@ -98,11 +98,16 @@ def _tokenizer():
 def tokenize(texts, context_length: int = 77, truncate: bool = False):
     """clip.tokenize: a (len(texts), context_length) int64 tensor."""
     import torch
+    return torch.from_numpy(tokenize_numpy(texts, context_length, truncate))
+
+
+def tokenize_numpy(texts, context_length: int = 77, truncate: bool = False) -> np.ndarray:
+    """clip.tokenize as an int64 numpy array (no torch)."""
     if isinstance(texts, str):
         texts = [texts]
     tok = _tokenizer()
     sot, eot = tok.encoder["<|startoftext|>"], tok.encoder["<|endoftext|>"]
-    result = torch.zeros(len(texts), context_length, dtype=torch.long)
+    result = np.zeros((len(texts), context_length), dtype=np.int64)
     for i, text in enumerate(texts):
         tokens = [sot] + tok.encode(text) + [eot]
         if len(tokens) > context_length:
@@ -110,7 +115,7 @@ def tokenize(texts, context_length: int = 77, truncate: bool = False):
                 raise RuntimeError(f"Input {text} is too long for context length {context_length}")
             tokens = tokens[:context_length]
             tokens[-1] = eot
-        result[i, :len(tokens)] = torch.tensor(tokens)
+        result[i, :len(tokens)] = tokens
     return result
 
 
@@ -122,6 +127,24 @@ class Preprocess:
 
     def __call__(self, image):
         import torch
+        n = self.n_px
+        pixels = torch.from_numpy(self._rgb(image)).view(n, n, 3).permute((2, 0, 1)).contiguous()
+        pixels = pixels.to(dtype=torch.get_default_dtype()).div(255)
+        mean = torch.as_tensor(MEAN, dtype=pixels.dtype).view(-1, 1, 1)
+        std = torch.as_tensor(STD, dtype=pixels.dtype).view(-1, 1, 1)
+        return pixels.sub_(mean).div_(std)
+
+    def numpy(self, image) -> np.ndarray:
+        """The same pixels as a float32 (3, n, n) numpy array, without torch (the same float32
+        operations in the same order: equal bit for bit)."""
+        pixels = self._rgb(image).transpose(2, 0, 1).astype(np.float32)
+        pixels /= np.float32(255)
+        pixels -= np.asarray(MEAN, np.float32).reshape(-1, 1, 1)
+        pixels /= np.asarray(STD, np.float32).reshape(-1, 1, 1)
+        return pixels
+
+    def _rgb(self, image) -> np.ndarray:
+        """Resized, centre-cropped RGB uint8 pixels (n, n, 3)."""
         from PIL import Image
         n = self.n_px
         w, h = image.size
@@ -131,11 +154,7 @@ class Preprocess:
             image = image.resize((new_w, new_h), Image.BICUBIC)
         top, left = int(round((new_h - n) / 2.0)), int(round((new_w - n) / 2.0))
         image = image.crop((left, top, left + n, top + n)).convert("RGB")
-        pixels = torch.from_numpy(np.array(image, np.uint8, copy=True)).view(n, n, 3).permute((2, 0, 1)).contiguous()
-        pixels = pixels.to(dtype=torch.get_default_dtype()).div(255)
-        mean = torch.as_tensor(MEAN, dtype=pixels.dtype).view(-1, 1, 1)
-        std = torch.as_tensor(STD, dtype=pixels.dtype).view(-1, 1, 1)
-        return pixels.sub_(mean).div_(std)
+        return np.array(image, np.uint8, copy=True).reshape(n, n, 3)
 
     @property
     def transforms(self) -> list:

@@ -18,14 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
+from shoefind.encoders.onnx_files import EXPORT_VERSION
 from shoefind.images import IMAGE_SUFFIXES, ImageError
 
 # Lowest acceptable cosine against fp32, per approximate runtime.
 BARS = {"bf16": 0.999, "fp16": 0.999, "onnx-int8": 0.99}
 SAMPLE_IMAGES = 8
 # Record names of runtimes whose output changed: onnx-int8 with 7-bit weights since records
-# of the full-range int8 (which saturated on CPUs without VNNI) are no guide to it.
-RECORD_NAMES = {"onnx-int8": "onnx-int8r"}
+# of the full-range int8 (which saturated on CPUs without VNNI) are no guide to it, and with the
+# export version (v2's text tower quantises the activations of the prompt's tokens only).
+RECORD_NAMES = {"onnx-int8": f"onnx-int8r-e{EXPORT_VERSION}"}
 
 
 def record_entry_key(runtime: str, capability) -> str:

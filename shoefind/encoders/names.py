@@ -10,6 +10,11 @@ EFFICIENTNET_LITE0 = "efficientnet-lite0"
 EFFICIENTNET_LITE2 = "efficientnet-lite2"
 IMAGE_BACKBONES = (EFFICIENTNET_LITE0, EFFICIENTNET_LITE2)
 TTA_SUFFIXES = {"+flip": "flip"}
+LIT_SUFFIX = ".lit.pt"   # a LiT checkpoint (shoefind.encoders.lit)
+
+
+def is_lit_path(path) -> bool:
+    return str(path).endswith(LIT_SUFFIX)
 
 
 def split_spec(spec: str | None) -> tuple[str | None, str | None]:

@@ -17,8 +17,8 @@ written under temporary names then renamed, so concurrent workers never read hal
 """
 from __future__ import annotations
 
+import json
 import os
-import tempfile
 import uuid
 import warnings
 from dataclasses import dataclass, field
@@ -28,43 +28,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from shoefind.encoders.names import remembered_sha256
 from shoefind.encoders import clip_parts as clip
 from shoefind.encoders.openai_clip import ClipEncoder
 from shoefind.encoders.capability import onnx_available  # noqa: F401  (part of this module's API)
-
-# Bumped whenever the exported graphs change, so old exports are not reused.
-EXPORT_VERSION = 1
-OPSET = 17
-# Only matrix products are quantised: they are nearly all the work, and quantising the
-# patch convolution and token lookup costs fidelity for no speed.
-INT8_OPS = ["MatMul", "Gemm"]
-INT8_SUFFIX = "int8r"   # 7-bit weights (reduce_range); "int8" files were full-range, not reused
-
-
-def weights_sha256(path: Path) -> str:
-    return remembered_sha256(path)   # hashed once per version of the file
-
-
-def _writable(folder: Path) -> bool:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder):
-            return True
-    except OSError:
-        return False
-
-
-def export_dir(checkpoint: Path, data_dir: Path | None = None) -> Path:
-    """Where the exports of these weights live (created)."""
-    from shoefind.settings import data_dir as default_data_dir
-    name = f"{weights_sha256(checkpoint)[:32]}-v{EXPORT_VERSION}"
-    beside = checkpoint.parent / "onnx" / name
-    if _writable(beside):
-        return beside
-    fallback = Path(data_dir or default_data_dir()) / "models" / "onnx" / name
-    fallback.mkdir(parents=True, exist_ok=True)
-    return fallback
+from shoefind.encoders.onnx_files import (EXPORT_VERSION, INT8_OPS, INT8_SUFFIX, META_FILE, OPSET,  # noqa: F401
+                                          export_dir, normalise as _normalise, open_session as _session,
+                                          run_text_session, tower_path, weights_sha256)
 
 
 class _ImageTower(torch.nn.Module):
@@ -77,12 +46,38 @@ class _ImageTower(torch.nn.Module):
 
 
 class _TextTower(torch.nn.Module):
+    """encode_text over tokens cut after the longest end-of-text token (any length up to the
+    context): the causal transformer is read at end-of-text, so the padding never mattered."""
+
     def __init__(self, model):
         super().__init__()
         self.model = model
+        context = int(model.positional_embedding.shape[0])
+        self.register_buffer("mask", torch.full((context, context), float("-inf")).triu_(1), persistent=False)
 
     def forward(self, tokens):
-        return self.model.encode_text(tokens)
+        # CLIP's text pass (shoefind.encoders.openai_clip.text_pass) with attention written out:
+        # nn.MultiheadAttention's traced reshapes keep the example's length as a constant
+        m = self.model
+        length = tokens.shape[1]
+        dtype = m.text_projection.dtype
+        x = m.token_embedding(tokens).type(dtype) + m.positional_embedding[:length].type(dtype)
+        mask = self.mask[:length, :length]
+        for block in m.transformer.resblocks:
+            x = x + _attention(block.attn, block.ln_1(x), mask)
+            x = x + block.mlp(block.ln_2(x))
+        x = m.ln_final(x).type(dtype)
+        return x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)] @ m.text_projection
+
+
+def _attention(attn: torch.nn.MultiheadAttention, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """attn(x, x, x, attn_mask=mask)[0] for x of shape (batch, length, width), shapes left symbolic."""
+    heads, width = attn.num_heads, attn.embed_dim
+    q, k, v = torch.nn.functional.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+    q, k, v = (t.reshape(t.shape[0], -1, heads, width // heads).transpose(1, 2) for t in (q, k, v))
+    weights = torch.softmax(q @ k.transpose(-1, -2) * (width // heads) ** -0.5 + mask, dim=-1)
+    out = (weights @ v).transpose(1, 2).reshape(x.shape[0], -1, width)
+    return attn.out_proj(out)
 
 
 def _publish(write, target: Path) -> Path:
@@ -97,6 +92,8 @@ def _publish(write, target: Path) -> Path:
 
 
 def _export(tower: torch.nn.Module, example: torch.Tensor, input_name: str, target: Path) -> Path:
+    axes = {0: "batch", 1: "length"} if input_name == "tokens" else {0: "batch"}
+
     def write(tmp: Path):
         with torch.no_grad(), warnings.catch_warnings():
             # the TorchScript-based exporter is deprecated but writes one self-contained file,
@@ -104,8 +101,19 @@ def _export(tower: torch.nn.Module, example: torch.Tensor, input_name: str, targ
             warnings.simplefilter("ignore")
             torch.onnx.export(tower.eval(), (example,), str(tmp), input_names=[input_name],
                               output_names=["features"], opset_version=OPSET, dynamo=False,
-                              dynamic_axes={input_name: {0: "batch"}, "features": {0: "batch"}})
+                              dynamic_axes={input_name: axes, "features": {0: "batch"}})
     return _publish(write, target)
+
+
+def _write_meta(model, folder: Path) -> None:
+    """What a torch-free process needs besides the graphs (shoefind.encoders.onnx_sessions)."""
+    meta = {"input_resolution": int(model.visual.input_resolution),
+            "embed_dim": int(model.text_projection.shape[1]),
+            "logit_scale": float(model.logit_scale.exp().item()),
+            "context_length": int(model.positional_embedding.shape[0]), "export_version": EXPORT_VERSION}
+    if (folder / META_FILE).is_file():
+        return
+    _publish(lambda tmp: tmp.write_text(json.dumps(meta, indent=2)), folder / META_FILE)
 
 
 def _quantise(source: Path, target: Path) -> Path:
@@ -132,38 +140,21 @@ def exported_towers(model, checkpoint: Path, int8: bool, data_dir: Path | None =
     # examples made only when exporting: the tokenizer alone takes ~0.4 s to build
     for tower, example, input_name in (
         ("image", lambda: torch.zeros(2, 3, res, res), "pixels"),
-        ("text", lambda: clip.tokenize(["a shoe", "a photo of a shoe"]), "tokens"),
+        # cut after the end-of-text token, as every caller gives them
+        ("text", lambda: clip.tokenize(["a shoe", "a photo of a shoe"])[:, :7], "tokens"),
     ):
-        fp32 = folder / f"{tower}.onnx"
+        fp32 = tower_path(folder, tower, int8=False)
         if not fp32.is_file():
             module = _ImageTower(model) if tower == "image" else _TextTower(model)
             _export(module, example(), input_name, fp32)
         paths[tower] = fp32
         if int8:
-            q = folder / f"{tower}-{INT8_SUFFIX}.onnx"
+            q = tower_path(folder, tower, int8=True)
             if not q.is_file():
                 _quantise(fp32, q)
             paths[tower] = q
+    _write_meta(model, folder)   # last: its presence says the folder is complete for fp32
     return paths["image"], paths["text"]
-
-
-def _session(path: Path, threads: int | None):
-    import onnxruntime as ort
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = threads or torch.get_num_threads()
-    opts.inter_op_num_threads = 1
-    # don't busy-wait between batches: the decode threads need those cores
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    # no memory arena: it keeps the peak of the largest batch for the process's life (~1 GB
-    # after a catalog's class prompts with ViT-B/32, measured), which a warm server cannot spare
-    opts.enable_cpu_mem_arena = False
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def _normalise(feats: np.ndarray) -> np.ndarray:
-    feats = feats.astype(np.float32, copy=False)
-    return feats / np.maximum(np.linalg.norm(feats, axis=-1, keepdims=True), 1e-12)
 
 
 @dataclass
@@ -188,7 +179,7 @@ class OnnxClipEncoder(ClipEncoder):
         # int8 keeps its quantised tower so text and images stay in one approximation
         if self.runtime != "onnx-int8":
             return super()._text_features(tokens)
-        return _normalise(self.text_session.run(None, {"tokens": tokens.to(torch.int64).numpy()})[0])
+        return run_text_session(self.text_session, tokens.to(torch.int64).numpy())
 
 
 def onnx_encoder(base: ClipEncoder, checkpoint: Path, runtime: str, threads: int | None = None,

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from shoefind.encoders.base import FamilyEncoder, ModelUnavailable, config_id, import_family_package, weights_id
+from shoefind.encoders.base import ModelUnavailable, config_id, import_family_package, weights_id
+from shoefind.encoders.family_encoder import FamilyEncoder
 from shoefind.encoders.hub import hub_cache, hub_mode, local_snapshot, missing_repo_message
 
 FAMILY = "open_clip"

@@ -202,17 +202,23 @@ def text_features(model, tokens: torch.Tensor, normalise: bool = True) -> torch.
     cut after the longest end-of-text token; differentiable (LiT trains through it)."""
     length = int(tokens.argmax(dim=-1).max()) + 1
     tokens = tokens[:, :length]
+    mask = torch.full((length, length), float("-inf"), device=tokens.device).triu_(1)
+    feats = text_pass(model, tokens, mask)
+    return torch.nn.functional.normalize(feats.float(), dim=-1) if normalise else feats
+
+
+def text_pass(model, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """CLIP's text transformer over tokens already cut to their length, with its causal mask
+    (that length square); unnormalised features. The ONNX text export traces this very code."""
     dtype = model.text_projection.dtype
-    x = model.token_embedding(tokens).type(dtype) + model.positional_embedding[:length].type(dtype)
+    x = model.token_embedding(tokens).type(dtype) + model.positional_embedding[:tokens.shape[1]].type(dtype)
     x = x.permute(1, 0, 2)  # (length, batch, width), as CLIP's blocks expect
-    mask = torch.full((length, length), float("-inf"), device=x.device).triu_(1)
     for block in model.transformer.resblocks:
         h = block.ln_1(x)
         x = x + block.attn(h, h, h, need_weights=False, attn_mask=mask.to(h.dtype))[0]
         x = x + block.mlp(block.ln_2(x))
     x = model.ln_final(x.permute(1, 0, 2)).type(dtype)
-    feats = x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)] @ model.text_projection
-    return torch.nn.functional.normalize(feats.float(), dim=-1) if normalise else feats
+    return x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)] @ model.text_projection
 
 
 def load_clip_encoder(spec: str, device: str) -> ClipEncoder:

@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from shoefind.encoders.base import stack_pixels
 from shoefind.features.cache import EmbeddingCache
 from shoefind.images import ImageError
 
@@ -145,8 +146,7 @@ def _encode(encoder, cache: EmbeddingCache, todo: list[tuple[str, str]], batch_s
                     ok.append(sha)
             if tensors:
                 start = time.perf_counter()
-                import torch   # here, not at the top: a report of cached images needs no torch
-                vecs = encoder.encode_tensors(torch.stack(tensors))
+                vecs = encoder.encode_tensors(stack_pixels(tensors))
                 report.encode_s += time.perf_counter() - start
                 cache.add(ok, vecs)
                 report.encoded += len(ok)

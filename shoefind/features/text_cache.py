@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-# Bumped whenever the text side changes (tokenising, the short-context pass), so old files are ignored.
-TEXT_VERSION = "v1"
+# Bumped whenever the text side changes (tokenising, the short-context pass, the ONNX text export),
+# so old files are ignored.
+TEXT_VERSION = "v2"
 
 
 def _file(cache_dir: Path) -> Path:
@@ -22,8 +23,8 @@ def _file(cache_dir: Path) -> Path:
 
 
 def _memo(encoder) -> dict | None:
-    from shoefind.encoders.openai_clip import ClipEncoder
-    return encoder._text_cache if isinstance(encoder, ClipEncoder) else None
+    # the torch ClipEncoders and the torch-free SessionEncoder (same texts, same vectors)
+    return vars(encoder).get("_text_cache") if getattr(encoder, "family", None) == "clip" else None
 
 
 def load_texts(encoder, cache_dir: str | os.PathLike) -> int:

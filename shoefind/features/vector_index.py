@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -71,6 +72,8 @@ def dot(matrix, query: np.ndarray, chunk: int = 65_536) -> np.ndarray:
     """matrix @ query for a float32 or float16 (memory-mapped) matrix, chunked, in float32."""
     if matrix.dtype == np.float32:
         return matrix @ query
+    if len(matrix) <= chunk and "torch" not in sys.modules:   # small: not worth importing torch for
+        return np.asarray(matrix, np.float32) @ np.asarray(query, np.float32)
     import torch
     q = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32))
     out = np.empty((len(matrix),) + q.shape[1:], np.float32)

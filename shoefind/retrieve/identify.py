@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
 import numpy as np
-import torch
 
 from shoefind.features.catalog import Catalog
-from shoefind.encoders.base import require_text
+from shoefind.encoders.base import require_text, stack_pixels
 from shoefind.errors import UserError
 from shoefind.images import ImageError, sha256_bytes, sha256_file
 from shoefind.retrieve.zeroshot import Identification, ZeroShotModel, ZeroShotOptions, softmax, top_k
@@ -255,7 +254,7 @@ def encode_queries(encoder, catalog: Catalog | None, photos: Sequence, batch_siz
             except ImageError as exc:
                 errors[i] = str(exc)
         if tensors:
-            emb[chunk] = encoder.encode_tensors(torch.stack(tensors))
+            emb[chunk] = encoder.encode_tensors(stack_pixels(tensors))
         advance(len(todo[start:start + bs]))
     return QueryPhotos(labels, emb, errors, rows)
 

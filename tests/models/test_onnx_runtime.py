@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from shoefind.encoders import onnx_runtime
+from shoefind.encoders import onnx_files, onnx_runtime
 from shoefind.features.cache import EmbeddingCache
 from shoefind.features.embed import embed_images
 from shoefind.evaluate.attributes import evaluate_zero_shot
@@ -67,10 +67,23 @@ def test_top1_answers_unchanged(tiny_model, tmp_path, runtime):
     assert len(answers["torch"].columns) >= 5
     if runtime == "onnx":
         assert answers["torch"].equals(answers[runtime])
-    else:   # int8 is approximate and the random tiny model's top two are often near-tied (1 of 16 names
-        # flipped on an AVX2 CPU): most answers, not all; a broken path (wrong tokens, scale) flips most
+    else:   # int8 is approximate and the random tiny model's names are near-tied (4 to 5 of 16 flipped on
+        # an AVX2 CPU): the attributes, whose classes are further apart, agree; names are checked by margin
         agree = (answers["torch"] == answers[runtime]).mean()
-        assert agree.min() >= 0.9, agree.to_dict()
+        attributes = [c for c in agree.index if not c.startswith("name")]
+        assert agree[attributes].min() >= 0.9, agree.to_dict()
+        photos = [str(table.root / p) for p in table.images.path]
+        prompts = [[f"a photo of the {n} shoe.", f"{n}", f"a photo of {n}, a sneaker."] for n in table.shoes.name]
+        scores = {}
+        for name in ("torch", runtime):
+            enc = load_model(tiny_model, runtime=name)
+            scores[name] = enc.encode_images(photos) @ enc.encode_ensemble(prompts).T
+        shift = np.abs(scores[runtime] - scores["torch"]).max()
+        top2 = np.sort(scores["torch"], axis=1)[:, -2:]
+        clear = top2[:, 1] - top2[:, 0] > 2 * shift     # no int8 error can reorder these
+        assert clear.sum() >= 3, (shift, top2[:, 1] - top2[:, 0])
+        same = scores["torch"].argmax(1) == scores[runtime].argmax(1)
+        assert same[clear].all() and shift < 0.05, shift
 
 
 def test_cache_key_changes_only_with_int8(tiny_model):
@@ -89,7 +102,8 @@ def test_export_is_cached_beside_the_weights_and_reused(tmp_path):
     stamps = {p: p.stat().st_mtime_ns for p in exports}
     again = onnx_runtime.onnx_encoder(base, weights, "onnx-int8")  # a new process would do the same
     assert {p: p.stat().st_mtime_ns for p in exports} == stamps, "second load reads, does not re-export"
-    assert sorted((tmp_path / "models" / "onnx").rglob("*")) == sorted(exports + [exports[0].parent])
+    meta = exports[0].parent / "meta.json"   # what a torch-free process needs besides the graphs
+    assert sorted((tmp_path / "models" / "onnx").rglob("*")) == sorted(exports + [exports[0].parent, meta])
     assert again.encode_texts(["a shoe"]).shape == (1, 32)
 
 
@@ -102,9 +116,9 @@ def test_new_weights_get_a_new_export(tmp_path):
 
 def test_export_falls_back_to_data_dir_when_weights_folder_is_read_only(tmp_path, monkeypatch):
     weights = make_tiny(tmp_path / "ro" / "w.pt", seed=3)
-    real = onnx_runtime._writable
+    real = onnx_files._writable
     # tests run as root, for whom chmod does not stop writes: say the folder is read-only
-    monkeypatch.setattr(onnx_runtime, "_writable", lambda d: real(d) and tmp_path / "ro" not in d.parents)
+    monkeypatch.setattr(onnx_files, "_writable", lambda d: real(d) and tmp_path / "ro" not in d.parents)
     folder = onnx_runtime.export_dir(weights, data_dir=tmp_path / "data")
     assert folder.parent == tmp_path / "data" / "models" / "onnx"
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from shoefind.encoders.capability import Capability, detect_cpu
-from shoefind.encoders.fidelity import record_path
+from shoefind.encoders.fidelity import record_entry_key, record_path
 from shoefind.encoders.load import load_model
 from shoefind.encoders.onnx_runtime import onnx_available
 from shoefind.encoders.runtimes import candidates, describe_choice, resolve_device
@@ -87,7 +87,7 @@ def test_avx512_bf16_machine_gets_onnx_and_int8_below_its_bar_falls_back_to_exac
     assert first.runtime in ("onnx-int8", "onnx"), "int8 when the tiny random model passes its 0.99 bar"
     path = record_path(exact.cache_key)
     record = json.loads(path.read_text())
-    (key,) = [k for k in record if k.startswith("onnx-int8r|")]
+    (key,) = [k for k in record if k.startswith(record_entry_key("onnx-int8", AVX512_BF16).split("|")[0] + "|")]
     record[key]["min_cosine"] = 0.5
     path.write_text(json.dumps(record))
     enc = load_model(tiny_model, capability=AVX512_BF16)
