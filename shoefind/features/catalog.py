@@ -82,11 +82,31 @@ class Catalog:
     def __len__(self) -> int:
         return len(self.photos)
 
+    def _shoe_memo(self) -> dict:
+        """Per-catalog answers about its shoes, worked out once (a query asks them several times: pandas
+        costs ~1 ms each), dropped if `shoes` is replaced."""
+        memo = self.__dict__.get("_memo")
+        if memo is None or memo["shoes"] is not self.shoes:
+            memo = self.__dict__["_memo"] = {"shoes": self.shoes, "labels": {}, "records": {}}
+        return memo
+
     @property
     def attributes(self) -> list[str]:
         """The attributes the catalog has labels for."""
-        from shoefind.vocab import ATTRIBUTES
-        return [a for a in ATTRIBUTES if a in self.shoes and self.shoes[a].astype(str).str.len().gt(0).any()]
+        memo = self._shoe_memo()
+        if "attributes" not in memo:
+            from shoefind.vocab import ATTRIBUTES
+            memo["attributes"] = [a for a in ATTRIBUTES if a in self.shoes and (self.labels(a) != "").any()]
+        return list(memo["attributes"])
+
+    def labels(self, attr: str) -> np.ndarray:
+        """Every shoe's `attr` label as a string array (read-only, shared)."""
+        labels = self._shoe_memo()["labels"]
+        if attr not in labels:
+            values = self.shoes[attr].astype(str).to_numpy()
+            values.flags.writeable = False
+            labels[attr] = values
+        return labels[attr]
 
     def photo_index(self, sha256: str) -> int | None:
         if self.search.approximate:   # the store's sorted sha index: no million-entry dict in memory
@@ -98,8 +118,11 @@ class Catalog:
         return self._by_sha.get(sha256)
 
     def shoe_record(self, i: int) -> dict:
-        row = self.shoes.iloc[int(i)]
-        return {k: str(row[k]) for k in ("shoe", "name", "brand", "color", "hightop", "sole") if k in row}
+        records = self._shoe_memo()["records"]
+        if int(i) not in records:
+            row = self.shoes.iloc[int(i)]
+            records[int(i)] = {k: str(row[k]) for k in ("shoe", "name", "brand", "color", "hightop", "sole") if k in row}
+        return dict(records[int(i)])    # a copy: callers add their own keys
 
     def best_photo_per_shoe(self, photo_scores: np.ndarray, allowed_shoes: np.ndarray | None = None
                             ) -> tuple[np.ndarray, np.ndarray]:

@@ -126,8 +126,8 @@ def constraint_mask(catalog: Catalog, change: ChangeRequest, reference: dict) ->
         if (rule.keep or rule.differ) and not rule.want and ref is None:
             notes.append(f"the photo's {name} is unknown: 'same/different {name}' was ignored")
             continue
-        values = catalog.shoes[attr].astype(str).to_numpy()
-        mask &= np.array([rule.allows(v, ref) for v in values])
+        values, shoe_value = np.unique(catalog.labels(attr), return_inverse=True)   # each value judged once
+        mask &= np.array([rule.allows(v, ref) for v in values], dtype=bool)[shoe_value]
     return mask, notes
 
 

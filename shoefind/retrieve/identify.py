@@ -276,7 +276,7 @@ def describe_identification(catalog: Catalog, classifier: Classifier, result: Id
                             "alternatives": [{"value": classes[j], "confidence": round(float(p[i][j]), 4)}
                                              for j in order[1:]]}
         # the most likely value some catalog shoe has: what "same brand" can keep
-        present = set(catalog.shoes[attr].astype(str)) if attr in catalog.shoes else set()
+        present = set(catalog.labels(attr)) if attr in catalog.shoes else set()
         in_catalog = [j for j in np.argsort(-p[i]) if classes[j] in present]
         if in_catalog:
             attributes[attr]["catalog_value"] = classes[in_catalog[0]]

@@ -34,10 +34,10 @@ def filter_mask(catalog: Catalog, filters: dict[str, str], avoid: dict[str, list
     for attr, value in filters.items():
         if attr not in catalog.attributes:
             raise UserError(f"the catalog {catalog.root} has no {ATTRIBUTE_NAMES[attr]} labels to filter by")
-        mask &= (catalog.shoes[attr].astype(str) == value).to_numpy()
+        mask &= catalog.labels(attr) == value
     for attr, values in (avoid or {}).items():
         if attr in catalog.attributes and values:
-            mask &= ~catalog.shoes[attr].astype(str).isin(values).to_numpy()
+            mask &= ~np.isin(catalog.labels(attr), list(values))
     return mask
 
 

@@ -162,8 +162,12 @@ class ZeroShotModel:
         return Identification(probs, name_scores, combined, filtered_best)
 
     def _shoe_class_index(self, attr: str) -> np.ndarray:
-        index = {c: j for j, c in enumerate(self.classes[attr])}
-        return self.shoes[attr].astype(str).map(lambda v: index.get(v, -1)).to_numpy(dtype=int)
+        """Each shoe's class number for attr (-1: not a class), worked out once per model."""
+        memo = self.__dict__.setdefault("_class_index", {})
+        if attr not in memo:
+            index = {c: j for j, c in enumerate(self.classes[attr])}
+            memo[attr] = self.shoes[attr].astype(str).map(lambda v: index.get(v, -1)).to_numpy(dtype=int)
+        return memo[attr]
 
     def _matching_shoes(self, probs: dict[str, np.ndarray]) -> np.ndarray:
         """(N, S): the catalog shoes whose attributes match each photo's predicted ones (steps 1-2).
