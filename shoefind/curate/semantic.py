@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+from shoefind.encoders.base import stack_pixels
 
 from shoefind.settings import load_rules
 from shoefind.images import ImageError
@@ -60,7 +60,7 @@ class SemanticChecker:
         if not tensors:
             return out
         bs = self.encoder.batch_size
-        feats = np.concatenate([self.encoder.encode_tensors(torch.stack(tensors[s:s + bs]))
+        feats = np.concatenate([self.encoder.encode_tensors(stack_pixels(tensors[s:s + bs]))
                                 for s in range(0, len(tensors), bs)])
         logits = self.encoder.logit_scale * feats @ self.text.T
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))

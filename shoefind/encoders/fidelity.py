@@ -110,8 +110,8 @@ def measure(reference, candidate, images) -> dict:
             pixels.append(reference.preprocess(im) if hasattr(im, "mode") else reference.load_image(im))
         except ImageError:
             continue
-    import torch
-    pixels = torch.stack(pixels)
+    from shoefind.encoders.base import stack_pixels
+    pixels = stack_pixels(pixels)
     image_cos = float(_cosines(reference.encode_tensors(pixels), candidate.encode_tensors(pixels)).min())
     out = {"image_min_cosine": round(image_cos, 6), "images": len(pixels)}
     worst = image_cos

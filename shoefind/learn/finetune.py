@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from shoefind.encoders.base import stack_pixels
 from shoefind.errors import UserError
 from shoefind.images import sha256_file
 
@@ -170,7 +171,7 @@ def finetune_clip(encoder, base_checkpoint: str | os.PathLike | None, table, out
     index = {s: i for i, s in enumerate(shoes)}
     captions = [caption(s) for s in shoes]
     labels = torch.tensor([index[s] for s in labeled["shoe"]])
-    pixels = torch.stack([encoder.load_image(table.root / p) for p in labeled["path"]])
+    pixels = torch.as_tensor(stack_pixels([encoder.load_image(table.root / p) for p in labeled["path"]]))
 
     import copy
     model = copy.deepcopy(encoder.model).float().to(device)
