@@ -109,6 +109,20 @@ def stack_pixels(pixels: Sequence):
     return torch.stack(list(pixels))
 
 
+def memoised_texts(memo: dict, texts: Sequence[str], encode_new: Callable[[list[str]], np.ndarray], dim: int,
+                   chunk: int = 256) -> np.ndarray:
+    """Normalised embeddings of texts (float32, in order), encoding only those not in `memo` (in chunks,
+    with `encode_new(list) -> normalised vectors`) and keeping them there: prompts repeat a lot."""
+    todo = [t for t in dict.fromkeys(texts) if t not in memo]
+    for start in range(0, len(todo), chunk):
+        part = todo[start:start + chunk]
+        for text, vec in zip(part, encode_new(part)):
+            memo[text] = vec
+    if not texts:
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.stack([memo[t] for t in texts]).astype(np.float32)
+
+
 def ensemble_means(emb: np.ndarray, prompt_lists: Sequence[Sequence[str]], dim: int) -> np.ndarray:
     """One embedding per class: the renormalised mean of its normalised prompt embeddings."""
     out, i = [], 0

@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from shoefind.encoders.base import encode_in_batches, ensemble_means
+from shoefind.encoders.base import encode_in_batches, ensemble_means, memoised_texts
 
 
 @dataclass
@@ -68,16 +68,10 @@ class FamilyEncoder:
 
     @torch.no_grad()
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Normalised text embeddings (memoised per process: prompts repeat a lot)."""
-        todo = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
-        for start in range(0, len(todo), 128):
-            chunk = todo[start:start + 128]
-            feats = torch.nn.functional.normalize(self._text_features(chunk).float(), dim=-1).cpu().numpy()
-            for t, f in zip(chunk, feats):
-                self._text_cache[t] = f
-        if not texts:
-            return np.zeros((0, self.embed_dim), dtype=np.float32)
-        return np.stack([self._text_cache[t] for t in texts]).astype(np.float32)
+        """Normalised text embeddings (memoised per process)."""
+        def encode(chunk: list[str]) -> np.ndarray:
+            return torch.nn.functional.normalize(self._text_features(chunk).float(), dim=-1).cpu().numpy()
+        return memoised_texts(self._text_cache, texts, encode, self.embed_dim, chunk=128)
 
     def encode_ensemble(self, prompt_lists: Sequence[Sequence[str]]) -> np.ndarray:
         flat = [p for prompts in prompt_lists for p in prompts]

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from shoefind.encoders.base import encode_in_batches, ensemble_means, memoised_texts
 from shoefind.encoders.clip_parts import PREPROCESS_VERSION, Preprocess, tokenize_numpy
 from shoefind.encoders.onnx_files import (existing_export_dir, normalise, open_session, read_meta,
                                           run_text_session, tower_path)
@@ -85,24 +86,16 @@ class SessionEncoder:
         return normalise(self.image_session.run(None, {"pixels": pixels})[0])
 
     def encode_images(self, images: Sequence, batch_size: int | None = None, progress=None) -> np.ndarray:
-        from shoefind.encoders.base import encode_in_batches
         return encode_in_batches(self, images, batch_size or self.batch_size, progress)
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Normalised text embeddings (memoised per process: prompts repeat a lot)."""
-        todo = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
-        for start in range(0, len(todo), 256):
-            chunk = todo[start:start + 256]
-            feats = run_text_session(self.text_session, tokenize_numpy(chunk, self.meta["context_length"],
-                                                                        truncate=True))
-            for t, f in zip(chunk, feats):
-                self._text_cache[t] = f
-        if not texts:
-            return np.zeros((0, self.embed_dim), dtype=np.float32)
-        return np.stack([self._text_cache[t] for t in texts]).astype(np.float32)
+        """Normalised text embeddings (memoised per process)."""
+        def encode(chunk: list[str]) -> np.ndarray:
+            tokens = tokenize_numpy(chunk, self.meta["context_length"], truncate=True)
+            return run_text_session(self.text_session, tokens)
+        return memoised_texts(self._text_cache, texts, encode, self.embed_dim)
 
     def encode_ensemble(self, prompt_lists: Sequence[Sequence[str]]) -> np.ndarray:
-        from shoefind.encoders.base import ensemble_means
         flat = [p for prompts in prompt_lists for p in prompts]
         return ensemble_means(self.encode_texts(flat), prompt_lists, self.embed_dim)
 
