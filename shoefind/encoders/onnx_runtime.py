@@ -18,6 +18,7 @@ written under temporary names then renamed, so concurrent workers never read hal
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 import warnings
@@ -34,6 +35,8 @@ from shoefind.encoders.capability import onnx_available  # noqa: F401  (part of 
 from shoefind.encoders.onnx_files import (EXPORT_VERSION, INT8_OPS, INT8_SUFFIX, META_FILE, OPSET,  # noqa: F401
                                           export_dir, normalise as _normalise, open_session as _session,
                                           run_text_session, tower_path, weights_sha256)
+
+log = logging.getLogger("shoefind.onnx")
 
 
 class _ImageTower(torch.nn.Module):
@@ -185,8 +188,18 @@ class OnnxClipEncoder(ClipEncoder):
 def onnx_encoder(base: ClipEncoder, checkpoint: Path, runtime: str, threads: int | None = None,
                  data_dir: Path | None = None) -> OnnxClipEncoder:
     """An ONNX Runtime encoder for the weights `base` was loaded from."""
-    image, text = exported_towers(base.model, checkpoint, int8=runtime == "onnx-int8", data_dir=data_dir)
+    int8 = runtime == "onnx-int8"
+    for attempt in (1, 2):
+        image, text = exported_towers(base.model, checkpoint, int8=int8, data_dir=data_dir)
+        try:
+            sessions = _session(image, threads), _session(text, threads)
+            break
+        except Exception as exc:   # a damaged export (truncated, overwritten): export again, once
+            if attempt == 2:
+                raise
+            log.warning("ONNX export in %s cannot be opened (%s): exporting it again", image.parent, exc)
+            for path in {image, text, image.parent / "image.onnx", image.parent / "text.onnx"}:
+                path.unlink(missing_ok=True)
     return OnnxClipEncoder(model=base.model, preprocess=base.preprocess, model_id=base.model_id,
                            is_random=base.is_random, batch_size=base.batch_size, device=base.device,
-                           runtime=runtime, image_session=_session(image, threads),
-                           text_session=_session(text, threads))
+                           runtime=runtime, image_session=sessions[0], text_session=sessions[1])

@@ -136,7 +136,10 @@ def session_encoder(spec: str, runtime: str | None, load_full: Callable, threads
     cap = capability or detect()
     choice = {"asked": (runtime or "auto").lower(), "runtime": known.runtime, "device": "cpu",
               "machine": cap.describe(), "fidelity": known.fidelity, "fell_back_from": list(known.fell_back_from)}
+    try:
+        sessions = open_session(paths[0], threads), open_session(paths[1], threads)
+    except Exception:   # a damaged export: the full load exports it again
+        return None
     return SessionEncoder(spec=spec, model_id=known.model_id, is_random=known.is_random, runtime=known.runtime,
-                          cache_key=known.key, meta=meta, image_session=open_session(paths[0], threads),
-                          text_session=open_session(paths[1], threads), threads=threads, runtime_choice=choice,
-                          load_full=load_full)
+                          cache_key=known.key, meta=meta, image_session=sessions[0], text_session=sessions[1],
+                          threads=threads, runtime_choice=choice, load_full=load_full)

@@ -3,6 +3,7 @@ files alone, with the embeddings and answers of the torch-backed encoder that ma
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -88,3 +89,18 @@ def test_a_cold_infer_imports_no_torch_and_answers_as_the_full_model(weights, tm
     assert [s["shoe"] for s in a["top_shoes"]] == [s["shoe"] for s in b["top_shoes"]]
     assert [s["score"] for s in a["top_shoes"]] == pytest.approx([s["score"] for s in b["top_shoes"]], abs=1e-4)
     assert {k: v["value"] for k, v in a["attributes"].items()} == {k: v["value"] for k, v in b["attributes"].items()}
+
+
+def test_a_damaged_export_is_made_again(weights):
+    forget_loaded()
+    first = load_model(weights, runtime="onnx-int8")
+    image = first.image_session._model_path
+    forget_loaded()
+    with open(image, "r+b") as fh:        # a crash or a disk error left half a file
+        fh.truncate(1000)
+    again = load_model(weights, runtime="onnx-int8")    # the sessions cannot open it: the full load re-exports
+    assert type(again).__name__ == "OnnxClipEncoder"
+    assert os.path.getsize(image) > 100_000, "exported again"
+    assert again.encode_texts(["a red shoe"]).shape == (1, again.embed_dim)
+    forget_loaded()
+    assert type(load_model(weights, runtime="onnx-int8")).__name__ == "SessionEncoder"
