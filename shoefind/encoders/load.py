@@ -161,18 +161,19 @@ def _load(parsed: ModelSpec, device: str, runtime: str | None, threads: int | No
 
 def _load_sessions(parsed: ModelSpec, runtime: str | None, threads: int | None,
                    capability: Capability | None) -> Encoder | None:
-    """The torch-free encoder of an exported CLIP model, or None (see load_encoder)."""
+    """The torch-free encoder of an exported CLIP model, or None (see load_encoder). Asked once per
+    process: when it is None, the process keeps the torch-backed encoder it loads instead."""
     from shoefind.encoders.onnx_sessions import session_encoder
     key = (parsed.target, "sessions", (runtime or "auto").lower(), threads, capability)
     if key not in _LOADED:
         start = time.perf_counter()
+
         def load_full(batch_size: int = 32) -> Encoder:
             return load_encoder(parsed.text, device="cpu", threads=threads, batch_size=batch_size,
                                 runtime=runtime, capability=capability, torch_free=False)
         enc = session_encoder(parsed.text, runtime, load_full, threads, capability)
-        if enc is None:
-            return None
-        enc.load_seconds = time.perf_counter() - start
+        if enc is not None:
+            enc.load_seconds = time.perf_counter() - start
         _LOADED[key] = enc
     return _LOADED[key]
 

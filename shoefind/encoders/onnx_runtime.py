@@ -110,12 +110,12 @@ def _export(tower: torch.nn.Module, example: torch.Tensor, input_name: str, targ
 
 def _write_meta(model, folder: Path) -> None:
     """What a torch-free process needs besides the graphs (shoefind.encoders.onnx_sessions)."""
+    if (folder / META_FILE).is_file():
+        return
     meta = {"input_resolution": int(model.visual.input_resolution),
             "embed_dim": int(model.text_projection.shape[1]),
             "logit_scale": float(model.logit_scale.exp().item()),
             "context_length": int(model.positional_embedding.shape[0]), "export_version": EXPORT_VERSION}
-    if (folder / META_FILE).is_file():
-        return
     _publish(lambda tmp: tmp.write_text(json.dumps(meta, indent=2)), folder / META_FILE)
 
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from shoefind.encoders.base import encode_in_batches, ensemble_means, memoised_texts
-from shoefind.encoders.clip_parts import PREPROCESS_VERSION, Preprocess, tokenize_numpy
+from shoefind.encoders.clip_parts import Preprocess, tokenize_numpy
 from shoefind.encoders.onnx_files import (existing_export_dir, normalise, open_session, read_meta,
                                           run_text_session, tower_path)
 from shoefind.images import open_image
@@ -129,8 +129,6 @@ def session_encoder(spec: str, runtime: str | None, load_full: Callable, threads
     int8 = known.runtime == "onnx-int8"
     paths = [tower_path(folder, t, int8) for t in ("image", "text")] if meta else []
     if not meta or not all(p.is_file() for p in paths):
-        return None
-    if not known.key.startswith(f"{known.model_id}|{PREPROCESS_VERSION}"):
         return None
     from shoefind.encoders.capability import detect
     cap = capability or detect()
