@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from shoefind.encoders.load import load_model  # noqa: E402
 from shoefind.evaluate.base_new import BASE_NEW_METHODS, compare_base_new, pick_shots  # noqa: E402
-from shoefind.evaluate.methods import task_specs  # noqa: E402
+from shoefind.learn.methods import task_specs  # noqa: E402
 from shoefind.features.cache import EmbeddingCache  # noqa: E402
 from shoefind.features.embed import embed_images  # noqa: E402
 from shoefind.features.splits import make_split  # noqa: E402

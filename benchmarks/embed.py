@@ -46,7 +46,7 @@ def run_dask(ckpt: Path, items, data_dir: Path, workers: int, runtime: str) -> t
 
     from flows.cluster import on_cluster
     from shoefind.cluster import worker_threads
-    from shoefind.features.stage import split, task_size
+    from shoefind.stages.features import split, task_size
     from tasks.common import map_batches
     from tasks.features import embed_batch_task as embed_batch
 

@@ -2,7 +2,7 @@
 linear probe) at k shots per shoe, one evaluate split per seed, for one or more models.
 
 Each seed is `shoefind evaluate DATASET --model M --method fewshot --shots K --seed S` (the same
-split and classifiers, shoefind.evaluate.methods.compare_methods); this prints the top-1 on the
+split and classifiers, shoefind.learn.methods.compare_methods); this prints the top-1 on the
 shoe name per seed and the mean and spread, so a method is not chosen on one split's luck.
 Embeddings are cached in --data-dir (a later run encodes nothing).
 
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from shoefind.encoders.load import load_encoder  # noqa: E402
-from shoefind.evaluate.methods import compare_methods  # noqa: E402
+from shoefind.learn.methods import compare_methods  # noqa: E402
 from shoefind.features.cache import EmbeddingCache  # noqa: E402
 from shoefind.features.embed import embed_images  # noqa: E402
 from shoefind.features.table import build_table  # noqa: E402

@@ -27,7 +27,7 @@ from shoefind.evaluate.attributes import evaluate_zero_shot  # noqa: E402
 from shoefind.features.cache import EmbeddingCache  # noqa: E402
 from shoefind.features.embed import embed_images  # noqa: E402
 from shoefind.features.table import FeatureTable, build_table  # noqa: E402
-from shoefind.retrieve.zeroshot import ZeroShotOptions  # noqa: E402
+from shoefind.scoring.zeroshot import ZeroShotOptions  # noqa: E402
 
 SETTINGS = {
     "before": dict(prompts="shoefind", vocabulary="full", filter_attributes="brand,color,hightop,sole",

@@ -30,7 +30,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from shoefind.evaluate.methods import TaskSpec  # noqa: E402
+from shoefind.learn.methods import TaskSpec  # noqa: E402
 from shoefind.learn.coop import train_coop  # noqa: E402
 from shoefind.learn.fewshot import PrototypeClassifier, TipAdapter  # noqa: E402
 from shoefind.encoders.load import load_model  # noqa: E402

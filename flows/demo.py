@@ -13,7 +13,7 @@ from .common import DataDir, Device, Seed, fails_clearly, given, paths
 @task(name="demo", cache_policy=NO_CACHE)
 def demo_task(folder: str, data_dir: str, photos_per_shoe: int | None = None, steps: int | None = None,
               seed: int = 0, device: str | None = None) -> dict:
-    from shoefind.demo.stage import run_demo
+    from shoefind.stages.demo import run_demo
     return run_demo(folder, data_dir, photos_per_shoe=photos_per_shoe, steps=steps, seed=seed, device=device,
                     log=get_run_logger().info)
 

@@ -13,8 +13,8 @@ from pydantic import Field
 from shoefind.checks import dataset_problem, model_problem
 from shoefind.encoders.backbones import is_image_backbone
 from shoefind.encoders.load import split_specs
-from shoefind.evaluate.methods import methods_problem
-from shoefind.evaluate.stage import comparing
+from shoefind.learn.methods import methods_problem
+from shoefind.stages.evaluate import comparing
 from shoefind.settings import model_spec
 from tasks.evaluate import compare_methods_task, compare_models_task, evaluate_change_task, evaluate_zero_shot_task
 

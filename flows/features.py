@@ -8,7 +8,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from shoefind.checks import dataset_problem, model_problem
-from shoefind.features.stage import merge_batch_reports, plan_batches, with_table_unreadable
+from shoefind.stages.features import merge_batch_reports, plan_batches, with_table_unreadable
 from tasks.common import map_batches
 from tasks.features import build_table_task, embed_batch_task, embed_table_task
 

@@ -8,8 +8,8 @@ from prefect import flow
 from pydantic import Field
 
 from shoefind.checks import dataset_problem, model_problem
-from shoefind.evaluate.methods import methods_problem
-from shoefind.learn.stage import coop_options
+from shoefind.learn.methods import methods_problem
+from shoefind.stages.learn import coop_options
 from tasks.learn import finetune_task, learn_task, lit_task
 
 from .common import (BatchSize, Catalog, Cluster, DataDir, Dataset, Device, Model, Runtime, Seed, Shots, ZeroShot,

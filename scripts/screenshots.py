@@ -79,7 +79,7 @@ def review_page(out: Path, work: Path) -> Path:
 
 def report(out: Path, work: Path) -> Path:
     from shoefind.encoders.load import load_model
-    from shoefind.evaluate.methods import compare_methods
+    from shoefind.learn.methods import compare_methods
     from shoefind.evaluate.methods_report import write_comparison
     from shoefind.features.cache import EmbeddingCache
     from shoefind.features.embed import embed_images

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from shoefind.evaluate.stage import compare_models_table, compare_table, evaluate_change_table, evaluate_table
+from shoefind.stages.evaluate import compare_models_table, compare_table, evaluate_change_table, evaluate_table
 
 from .common import publish_report
 

@@ -6,7 +6,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from shoefind.features.stage import embed_batch, embed_table, save_table
+from shoefind.stages.features import embed_batch, embed_table, save_table
 from shoefind.features.table import count_images
 
 from .common import progress_bar

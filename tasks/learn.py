@@ -4,7 +4,7 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from shoefind.learn.stage import learn_table
+from shoefind.stages.learn import learn_table
 
 from .evaluate import _finish
 
@@ -23,7 +23,7 @@ def finetune_task(dataset: str, data_dir: str, model: str | None = None, catalog
                   blocks: int = 2, alpha: float = 0.5, epochs: int = 5, lr: float = 1e-5, batch_size: int = 32,
                   device: str | None = None, out: str | None = None) -> dict:
     """Fine-tune the CLIP model itself; returns its checkpoint and held-out figures."""
-    from shoefind.learn.stage import finetune_dataset
+    from shoefind.stages.learn import finetune_dataset
     return finetune_dataset(dataset, data_dir, model, catalog, seed=seed, blocks=blocks, alpha=alpha, epochs=epochs,
                             lr=lr, batch_size=batch_size, device=device, out=out, log=get_run_logger().info)
 
@@ -32,12 +32,12 @@ def finetune_task(dataset: str, data_dir: str, model: str | None = None, catalog
 def lit_task(dataset: str, data_dir: str, model: str | None = None, catalog: str | None = None,
              out: str | None = None, steps: int | None = None, seed: int = 0, batch_size: int = 32,
              device: str | None = None, zeroshot: dict | None = None) -> dict:
-    """LiT (shoefind.learn.lit_stage): a text tower trained against the frozen image embeddings; returns
+    """LiT (shoefind.stages.lit): a text tower trained against the frozen image embeddings; returns
     its checkpoint and held-out scores, and publishes the manifest as a markdown artifact."""
     from prefect.artifacts import create_markdown_artifact
 
     from shoefind.learn.checkpoint import manifest_paths
-    from shoefind.learn.lit_stage import learn_lit_dataset
+    from shoefind.stages.lit import learn_lit_dataset
     result = learn_lit_dataset(dataset, data_dir, model=model, catalog=catalog, out=out, steps=steps, seed=seed,
                                batch_size=batch_size, device=device, zeroshot=zeroshot,
                                log=get_run_logger().info)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from shoefind.retrieve.stage import infer_photos
+from shoefind.stages.infer import infer_photos
 
 
 @task(name="infer", cache_policy=NO_CACHE)

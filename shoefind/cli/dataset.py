@@ -15,7 +15,7 @@ def table(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, catalo
           data_dir: o.DataDir = None, json_out: o.Json = False, prefect: o.Prefect = False):
     """Build the feature table (shoes.csv, images.csv, issues.csv) of a labeled photo folder."""
     root, d = dataset_folder(dataset, dataset_opt, data_dir)
-    from shoefind.features.stage import save_table
+    from shoefind.stages.features import save_table
     from shoefind.features.table import count_images, dataset_folder_problem
     if problem := dataset_folder_problem(root):   # an empty folder: nothing to make a table of
         fail(problem)
@@ -85,7 +85,7 @@ def prompts(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, cata
     root, _d = dataset_folder(dataset, dataset_opt, data_dir)
     from shoefind.features.table import build_table
     from shoefind.retrieve.prompt_listing import listing_lines, prompt_listing
-    from shoefind.retrieve.zeroshot import ZeroShotOptions
+    from shoefind.scoring.zeroshot import ZeroShotOptions
     options = ZeroShotOptions.parse(prompts=prompt_set, vocabulary=vocabulary, filter_attributes=filter_attributes)
     table = build_table(root, catalog=catalog)
     listing = prompt_listing(table.shoes, options, table.attributes) | {"dataset": str(root)}

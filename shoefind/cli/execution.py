@@ -16,12 +16,12 @@ from shoefind.errors import UserError
 
 # stage -> (library function run in-process, flow module:function run on a Prefect API)
 STAGES = {
-    "embed": ("shoefind.features.stage:embed_dataset", "flows.features:embed_flow"),
-    "evaluate": ("shoefind.evaluate.stage:evaluate_dataset", "flows.evaluate:evaluate_flow"),
-    "evaluate-change": ("shoefind.evaluate.stage:evaluate_dataset", "flows.evaluate:evaluate_change_flow"),
-    "learn": ("shoefind.learn.stage:learn_dataset", "flows.learn:learn_flow"),
-    "infer": ("shoefind.retrieve.stage:infer_photos", "flows.retrieve:infer_flow"),
-    "demo": ("shoefind.demo.stage:run_demo", "flows.demo:demo_flow"),
+    "embed": ("shoefind.stages.features:embed_dataset", "flows.features:embed_flow"),
+    "evaluate": ("shoefind.stages.evaluate:evaluate_dataset", "flows.evaluate:evaluate_flow"),
+    "evaluate-change": ("shoefind.stages.evaluate:evaluate_dataset", "flows.evaluate:evaluate_change_flow"),
+    "learn": ("shoefind.stages.learn:learn_dataset", "flows.learn:learn_flow"),
+    "infer": ("shoefind.stages.infer:infer_photos", "flows.retrieve:infer_flow"),
+    "demo": ("shoefind.stages.demo:run_demo", "flows.demo:demo_flow"),
 }
 
 

@@ -31,7 +31,7 @@ def _catalog_folder(dataset: Path | None, data_dir: Path | None) -> tuple[Path, 
 
 def _open(model, dataset: Path, data_dir: Path, runtime=None, device=None):
     """The model and catalog, loaded in this process."""
-    from shoefind.retrieve.stage import open_model_and_catalog
+    from shoefind.stages.infer import open_model_and_catalog
     with err.status("loading the model and the catalog (photos not seen before are embedded)"):
         encoder, catalog = open_model_and_catalog(model, dataset, data_dir, runtime, device)
     if encoder.is_random:
@@ -72,7 +72,7 @@ def infer(photos: Annotated[List[Path], typer.Argument(help="photos, or folders 
                           data_dir=str(d), model=model, zeroshot=zeroshot, **options)
     else:
         from shoefind.retrieve.answer import answer_photos, expand_photos
-        from shoefind.retrieve.zeroshot import ZeroShotOptions
+        from shoefind.scoring.zeroshot import ZeroShotOptions
         paths = expand_photos(photos)
         encoder, catalog = _open(model, root, d, runtime, device)
         if folder_given:

@@ -61,7 +61,7 @@ def list_models(json_out: o.Json = False):
 def check(model: o.Model = None, runtime: o.RuntimeOpt = None, device: o.DeviceOpt = None):
     """Load the model and say where it came from."""
     from shoefind.encoders.load import load_encoder
-    from shoefind.features.stage import model_options
+    from shoefind.stages.features import model_options
     enc = load_encoder(model, **model_options(runtime, device))
     note = " (RANDOM weights: answers are meaningless)" if enc.is_random else ""
     family = getattr(enc, "family", "clip")

@@ -8,7 +8,8 @@ import pandas as pd
 
 from shoefind.features.cache import EmbeddingCache
 from shoefind.features.table import FeatureTable
-from shoefind.retrieve.zeroshot import ZeroShotModel, ZeroShotOptions, oracle_correct, top_k
+from shoefind.scoring.metrics import accuracy_at, confusion_matrix
+from shoefind.scoring.zeroshot import ZeroShotModel, ZeroShotOptions, oracle_correct, top_k
 
 FIVE_STEP = "name (5-step)"
 FIVE_STEP_ORACLE = "name (5-step, seed's oracle rule)"
@@ -27,18 +28,6 @@ class Evaluation:
     random_weights: bool = False
     options: dict = field(default_factory=dict)         # the zero-shot options used (prompts, ...)
     notes: list[str] = field(default_factory=list)      # what a reader needs to read the table
-
-
-def accuracy_at(truth_idx: np.ndarray, ranked: np.ndarray, k: int) -> float:
-    if len(truth_idx) == 0:
-        return float("nan")
-    return float((ranked[:, :k] == truth_idx[:, None]).any(axis=1).mean())
-
-
-def confusion_matrix(truth: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
-    m = np.zeros((n, n), dtype=int)
-    np.add.at(m, (truth, pred), 1)
-    return m
 
 
 def evaluate_zero_shot(encoder, table: FeatureTable, cache: EmbeddingCache,

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from shoefind.errors import UserError
-from shoefind.evaluate.methods import task_specs
+from shoefind.learn.methods import task_specs
 from shoefind.features.splits import _order_key, make_split
 
 BASE_NEW_METHODS = ("zeroshot", "coop", "cocoop")

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from shoefind.features.catalog import Catalog
-from shoefind.retrieve.change_words import parse_change
+from shoefind.scoring.change_words import parse_change
 from shoefind.settings import load_rules
-from shoefind.retrieve.zeroshot import ZeroShotOptions
+from shoefind.scoring.zeroshot import ZeroShotOptions
 from shoefind.retrieve.identify import classifier_for, describe_identification, reference_attributes
 from shoefind.prompts import class_text
 from shoefind.retrieve.compose import BASELINES, METHODS, ChangeQuery, retrieve

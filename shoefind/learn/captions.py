@@ -9,7 +9,7 @@ match nor a non-match for captions about that slot (`match` = -1): partial label
 they say and nothing more.
 
 Classes-layout datasets (one folder per class, no attribute columns) get the labels their class
-names state ("j1_high" -> top High), read like a change request (shoefind.retrieve.change_words).
+names state ("j1_high" -> top High), read like a change request (shoefind.scoring.change_words).
 """
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def shoe_labels(shoes: pd.DataFrame) -> pd.DataFrame:
     for attr in ATTRIBUTES:
         out[attr] = shoes[attr].fillna("").astype(str) if attr in shoes else ""
     if not any(out[a].str.len().gt(0).any() for a in ATTRIBUTES):
-        from shoefind.retrieve.change_words import parse_change
+        from shoefind.scoring.change_words import parse_change
         for i, name in enumerate(out["name"]):
             rules = parse_change(readable_name(name)).rules
             for attr in ATTRIBUTES:

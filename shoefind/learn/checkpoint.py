@@ -16,7 +16,7 @@ from typing import Callable
 
 import pandas as pd
 
-from shoefind.evaluate.heldout import METRIC_ORDER
+from shoefind.learn.heldout import METRIC_ORDER
 from shoefind.images import sha256_file
 
 MANIFEST_FORMAT = "shoefind-trained-model"

@@ -31,7 +31,7 @@ from shoefind.encoders import clip_parts as clip
 
 from shoefind.encoders.base import require_prompt_learning, require_text  # noqa: F401
 from shoefind.prompts import load_prompt_set
-from shoefind.retrieve.zeroshot import softmax
+from shoefind.scoring.zeroshot import softmax
 from shoefind.errors import UserError
 
 ARTIFACT_FORMAT = "shoefind-coop"

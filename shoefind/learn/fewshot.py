@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shoefind.retrieve.zeroshot import softmax
+from shoefind.scoring.zeroshot import softmax
 
 DEFAULT_ALPHA, DEFAULT_BETA = 1.0, 5.5        # Tip-Adapter's published defaults
 ALPHAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)

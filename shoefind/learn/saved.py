@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from shoefind.evaluate.methods import Comparison, TaskSpec, task_specs
+from shoefind.learn.methods import Comparison, TaskSpec, task_specs
 from shoefind.learn.fewshot import LinearProbe, PrototypeClassifier, TipAdapter, ZeroShotClassifier
 from shoefind.features.table import FeatureTable
-from shoefind.retrieve.zeroshot import Identification, softmax
+from shoefind.scoring.zeroshot import Identification, softmax
 from shoefind.errors import UserError
 
 MANIFEST_FORMAT = "shoefind-learned"
@@ -213,7 +213,7 @@ def _best_among(manifest: dict, task: str, among: tuple[str, ...]) -> str | None
 
 def load_method(folder: Path, manifest: dict, method: str, encoder, table: FeatureTable) -> LearnedClassifier:
     classifiers = {}
-    from shoefind.retrieve.zeroshot import ZeroShotOptions
+    from shoefind.scoring.zeroshot import ZeroShotOptions
     options = ZeroShotOptions.parse(**(manifest.get("zeroshot_options") or {}))   # the prompts it learned with
     for spec in task_specs(encoder, table, options):
         clf = load_classifier(folder, manifest, method, spec, encoder)

@@ -12,12 +12,12 @@ from typing import Sequence
 import numpy as np
 
 from shoefind.features.catalog import Catalog, remember_prompts
-from shoefind.retrieve.change_words import parse_change
+from shoefind.scoring.change_words import parse_change
 from shoefind.retrieve.identify import (classifier_for, describe_identification, describe_method, encode_queries,
                                         reference_attributes)
 from shoefind.images import is_image_name
 from shoefind.retrieve.compose import ChangeQuery, retrieve
-from shoefind.retrieve.zeroshot import ZeroShotOptions
+from shoefind.scoring.zeroshot import ZeroShotOptions
 from shoefind.errors import UserError
 from shoefind.walk import list_files
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from shoefind.features.catalog import Catalog
 from shoefind.prompts import PromptSet, load_prompt_set
-from shoefind.retrieve.change_words import ATTRIBUTE_NAMES, ChangeRequest
+from shoefind.scoring.change_words import ATTRIBUTE_NAMES, ChangeRequest
 from shoefind.settings import load_rules
 from shoefind.errors import UserError
 

@@ -17,7 +17,7 @@ from shoefind.features.catalog import Catalog
 from shoefind.encoders.base import require_text, stack_pixels
 from shoefind.errors import UserError
 from shoefind.images import ImageError, sha256_bytes, sha256_file
-from shoefind.retrieve.zeroshot import Identification, ZeroShotModel, ZeroShotOptions, softmax, top_k
+from shoefind.scoring.zeroshot import Identification, ZeroShotModel, ZeroShotOptions, softmax, top_k
 
 
 class Classifier(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from shoefind.retrieve.zeroshot import ZeroShotOptions, attribute_classes
+from shoefind.scoring.zeroshot import ZeroShotOptions, attribute_classes
 from shoefind.vocab import ATTRIBUTES
 
 TASK_STEPS = {

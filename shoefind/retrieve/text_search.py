@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from shoefind.features.catalog import Catalog, remember_prompts
-from shoefind.retrieve.change_words import ATTRIBUTE_NAMES, parse_change
+from shoefind.scoring.change_words import ATTRIBUTE_NAMES, parse_change
 from shoefind.retrieve.compose import fuse, negative_vector, retrieval_rules, text_query_vector
 from shoefind.vocab import vocabularies
 from shoefind.errors import UserError

@@ -16,7 +16,7 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))   # `streamlit run` starts outside the repo
 
 from shoefind.features.catalog import EmptyCatalog, open_catalog  # noqa: E402
-from shoefind.retrieve.change_words import ATTRIBUTE_NAMES  # noqa: E402
+from shoefind.scoring.change_words import ATTRIBUTE_NAMES  # noqa: E402
 from shoefind.settings import data_dir as resolve_data_dir  # noqa: E402
 from shoefind.images import ImageError, open_image  # noqa: E402
 from shoefind.retrieve.answer import answer_photos  # noqa: E402

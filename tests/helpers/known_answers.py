@@ -62,7 +62,7 @@ def heldout_catalog(encoder, demo):
 
 def measure(encoder, demo, coop_epochs: int = 30) -> dict:
     """Every known-answer score of `encoder` on the held-out demo photos."""
-    from shoefind.evaluate.heldout import heldout_metrics
+    from shoefind.learn.heldout import heldout_metrics
     catalog, table, cache = heldout_catalog(encoder, demo)
     x = catalog.embeddings
     photo_shoes = catalog.shoes["shoe"].to_numpy()[catalog.photo_shoe]
@@ -76,7 +76,7 @@ def measure(encoder, demo, coop_epochs: int = 30) -> dict:
 def _same_but_blue(encoder, catalog) -> dict:
     """Each held-out photo of a non-blue shoe, as a new photo (its catalog labels unused), changed
     'same shoe but blue': is the top result the blue version of the same shoe?"""
-    from shoefind.retrieve.change_words import parse_change
+    from shoefind.scoring.change_words import parse_change
     from shoefind.retrieve.compose import ChangeQuery, retrieve
     from shoefind.retrieve.identify import classifier_for, describe_identification, reference_attributes
     request = parse_change("same shoe but blue")
@@ -114,7 +114,7 @@ def _search(encoder, catalog, text: str, wanted: dict, k: int) -> dict:
 
 def _methods(encoder, table, cache, coop_epochs: int) -> dict:
     """Few-shot and CoOp against zero-shot on a k-shot split of the held-out photos (shoe names)."""
-    from shoefind.evaluate.methods import compare_methods
+    from shoefind.learn.methods import compare_methods
     methods = ["zeroshot", "fewshot"] + (["coop"] if getattr(encoder, "supports_prompt_learning", False) else [])
     comparison = compare_methods(encoder, table, cache, methods, [4], seed=0,
                                  coop_options={"max_epochs": coop_epochs})

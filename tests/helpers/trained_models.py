@@ -23,11 +23,11 @@ from tests.helpers import REPO
 DEMO_SETTINGS = {"photos_per_shoe": 10, "steps": None, "seed": 0}
 NIKE_SETTINGS = {"steps": 300, "seed": 0}
 # what the demo model is made from: a change to any of these trains a new one
-SOURCES = ("shoefind/demo", "shoefind/learn/lit.py", "shoefind/learn/captions.py", "shoefind/learn/lit_stage.py",
+SOURCES = ("shoefind/demo", "shoefind/learn/lit.py", "shoefind/learn/captions.py", "shoefind/stages/lit.py",
            "shoefind/learn/checkpoint.py", "shoefind/encoders/lit.py", "shoefind/encoders/text_tower.py",
            "shoefind/encoders/backbones.py", "shoefind/encoders/precision.py", "shoefind/encoders/openai_clip.py",
            "shoefind/features/heldout.py", "shoefind/features/table.py", "shoefind/features/embed.py",
-           "shoefind/evaluate/heldout.py", "shoefind/retrieve/zeroshot.py", "shoefind/retrieve/change_words.py",
+           "shoefind/learn/heldout.py", "shoefind/scoring/zeroshot.py", "shoefind/scoring/change_words.py",
            "shoefind/prompts.py", "rules/lit_captions.yaml", "rules/prompts_shoefind.yaml",
            "rules/vocabularies.yaml", "rules/change_phrases.yaml")
 
@@ -108,7 +108,7 @@ class TrainedModel:
 
 def demo_model(log=print) -> TrainedModel:
     """The demo model (`shoefind demo`: LiT over efficientnet-lite0 on the demo catalog)."""
-    from shoefind.demo.stage import run_demo
+    from shoefind.stages.demo import run_demo
     folder, result = trained_once("demo", DEMO_SETTINGS,
                                   lambda f: run_demo(f, f / "data", **DEMO_SETTINGS, log=log), log)
     return TrainedModel(folder, Path(result["model"]), Path(result["catalog"]), folder / "data", result)
@@ -116,7 +116,7 @@ def demo_model(log=print) -> TrainedModel:
 
 def nike_lit_model(shared_data: Path, log=print) -> TrainedModel:
     """LiT over efficientnet-lite0 on ../shared/data/nike-silhouettes, held out by colourway."""
-    from shoefind.learn.lit_stage import learn_lit_dataset
+    from shoefind.stages.lit import learn_lit_dataset
     dataset = shared_data / "nike-silhouettes"
 
     def train(folder: Path) -> dict:

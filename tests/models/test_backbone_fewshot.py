@@ -6,7 +6,7 @@ import pytest
 
 from shoefind.encoders.base import NoTextSide
 from shoefind.encoders.load import load_model
-from shoefind.evaluate.methods import compare_methods
+from shoefind.learn.methods import compare_methods
 from shoefind.features.table import build_table
 
 from tests.helpers.colour_task import COLOURS, colour_dataset, embedded

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from shoefind.learn.coop import PromptLearner, load_coop, train_coop
-from shoefind.evaluate.methods import compare_methods, task_specs
+from shoefind.learn.methods import compare_methods, task_specs
 from shoefind.encoders.load import load_model
 
 from tests.helpers.colour_task import COLOURS, colours  # noqa: F401  (module fixture: the colour task)

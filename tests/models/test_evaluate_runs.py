@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from shoefind.encoders.load import load_model
-from shoefind.evaluate.methods import compare_methods
+from shoefind.learn.methods import compare_methods
 from shoefind.features.table import build_table
 from tests.helpers import make_labeled_dataset
 from tests.helpers.colour_task import embedded

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shoefind.evaluate.methods import compare_methods, expand_methods, task_specs
+from shoefind.learn.methods import compare_methods, expand_methods, task_specs
 from shoefind.learn.fewshot import PROBE_DECAYS, LinearProbe, PrototypeClassifier, TipAdapter
 from shoefind.learn.saved import best_method, save_learned
 from shoefind.features.splits import Split, make_split, parse_shots, usable_shots

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from shoefind.encoders.load import load_model
-from shoefind.retrieve.zeroshot import ZeroShotModel, ZeroShotOptions
+from shoefind.scoring.zeroshot import ZeroShotModel, ZeroShotOptions
 
 from tests.helpers import make_photo
 

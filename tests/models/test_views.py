@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from shoefind.evaluate.methods import compare_methods
+from shoefind.learn.methods import compare_methods
 from shoefind.features.cache import EmbeddingCache
 from shoefind.features.views import embed_views, view_cache, view_matrix
 

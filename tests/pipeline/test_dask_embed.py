@@ -11,7 +11,7 @@ import pytest
 
 from shoefind.features.cache import EmbeddingCache
 from shoefind.encoders.load import load_model
-from shoefind.features.stage import split
+from shoefind.stages.features import split
 
 from tests.helpers import make_labeled_dataset
 
@@ -109,7 +109,7 @@ def test_evaluate_on_local_dask_cluster_equals_single_process(tiny_model, prefec
 
 def test_split_and_cluster_names():
     from shoefind.cluster import local_workers, worker_threads
-    from shoefind.features.stage import task_size
+    from shoefind.stages.features import task_size
     assert split(list(range(5)), 2) == [[0, 1], [2, 3], [4]] and split([], 3) == []
     assert local_workers("local:3") == 3 and local_workers("tcp://scheduler:8786") is None
     with pytest.raises(ValueError):

@@ -32,7 +32,7 @@ def test_sixteen_shot_linear_probe_on_the_offline_backbone(nike_lit):
     """Issue 15, point 7: few-shot on efficientnet-lite0 alone (no text), 16 photos per class, scored on
     the rest (every photo is its own colourway). The probe's penalty is chosen on the training photos."""
     from shoefind.encoders.load import load_encoder
-    from shoefind.evaluate.methods import compare_methods
+    from shoefind.learn.methods import compare_methods
     from shoefind.features.cache import EmbeddingCache
     from shoefind.features.table import load_table
     lit = load_encoder(str(nike_lit.model))

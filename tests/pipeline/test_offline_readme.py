@@ -57,7 +57,7 @@ def test_infer_method_names_match_learn_and_errors_are_sentences(prefect_harness
         assert re.search(expected, " ".join(res.output.split())), res.output
         assert "Traceback" not in res.output
     # every name `learn --method` takes is an identification method too
-    from shoefind.evaluate.methods import METHOD_CHOICES
+    from shoefind.learn.methods import METHOD_CHOICES
     from shoefind.retrieve.identify import method_names
     assert set(METHOD_CHOICES) <= set(method_names())
     res = CliRunner().invoke(app, [*base, "--method", "nearest", "--json"])

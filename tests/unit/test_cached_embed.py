@@ -11,7 +11,7 @@ from shoefind.encoders.capability import Capability, torch_version
 from shoefind.encoders.fidelity import read_records, record_path
 from shoefind.encoders.load import forget_loaded, load_encoder
 from shoefind.encoders.tiny import make_tiny
-from shoefind.features.stage import embed_dataset
+from shoefind.stages.features import embed_dataset
 from tests.helpers import REPO, make_labeled_dataset, make_photo
 
 
@@ -45,7 +45,7 @@ def test_known_cache_key_is_the_loaded_encoders_for_every_runtime_choice(tiny_mo
 
 
 def _embed_in_a_new_process(ds, data, model) -> dict:
-    code = ("import json, sys; from shoefind.features.stage import embed_dataset; "
+    code = ("import json, sys; from shoefind.stages.features import embed_dataset; "
             f"r = embed_dataset({str(ds)!r}, {str(data)!r}, {model!r}); "
             "print(json.dumps({'report': r, 'imported': sorted(m for m in ('torch', 'clip.model') if m in sys.modules)}))")
     env = dict(os.environ, PYTHONPATH=str(REPO))

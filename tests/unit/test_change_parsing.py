@@ -1,7 +1,7 @@
 """Reading change requests into constraints (rules/change_phrases.yaml); no model needed."""
 import pytest
 
-from shoefind.retrieve.change_words import parse_change
+from shoefind.scoring.change_words import parse_change
 
 
 def summary(text):

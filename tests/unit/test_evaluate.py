@@ -6,11 +6,12 @@ from PIL import Image
 
 from shoefind.features.cache import EmbeddingCache
 from shoefind.features.embed import embed_images
-from shoefind.evaluate.attributes import accuracy_at, evaluate_zero_shot
+from shoefind.evaluate.attributes import evaluate_zero_shot
+from shoefind.scoring.metrics import accuracy_at
 from shoefind.encoders.load import load_model
 from shoefind.evaluate.report import new_run_dir, write_evaluation
 from shoefind.features.table import build_table
-from shoefind.retrieve.zeroshot import ZeroShotModel, top_k
+from shoefind.scoring.zeroshot import ZeroShotModel, top_k
 
 from tests.helpers import make_labeled_dataset
 

@@ -94,7 +94,7 @@ def test_identify_change_and_text_search_with_every_family(models, fam, ds, tmp_
 @pytest.mark.parametrize("fam", ["open_clip", "hf", "siglip"])
 def test_coop_and_onnx_say_clearly_they_are_clip_only(models, fam):
     from shoefind.errors import UserError
-    from shoefind.evaluate.methods import default_methods, methods_problem
+    from shoefind.learn.methods import default_methods, methods_problem
     from shoefind.learn.coop import train_coop
     enc = load_model(models[fam])
     with pytest.raises(NoPromptLearning, match="Tip-Adapter"):

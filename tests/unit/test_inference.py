@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from shoefind.features.catalog import EmptyCatalog, open_catalog
-from shoefind.retrieve.change_words import parse_change
+from shoefind.scoring.change_words import parse_change
 from shoefind.retrieve.identify import CLASSIFIERS, choose_method, encode_queries, register_classifier
 from shoefind.retrieve.answer import answer_photos, expand_photos
 from shoefind.encoders.load import load_model

@@ -9,7 +9,7 @@ import pytest
 
 from shoefind.errors import UserError
 from shoefind.prompts import full_name, load_prompt_set, prompt_set_names
-from shoefind.retrieve.zeroshot import ZeroShotOptions, attribute_classes
+from shoefind.scoring.zeroshot import ZeroShotOptions, attribute_classes
 from shoefind.vocab import ATTRIBUTES, vocabularies
 
 from tests.helpers import SHARED_DATA

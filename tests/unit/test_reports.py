@@ -11,7 +11,7 @@ import pytest
 
 from shoefind.cli.report_view import show_run
 from shoefind.evaluate.attributes import evaluate_zero_shot
-from shoefind.evaluate.methods import compare_methods
+from shoefind.learn.methods import compare_methods
 from shoefind.evaluate.methods_report import write_comparison
 from shoefind.evaluate.report import new_run_dir, write_evaluation
 from shoefind.evaluate.report_html import (artifact_markdown, chance_columns, per_class_accuracy,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from shoefind.evaluate.stage import RunReport, compare_table, methods_check
+from shoefind.stages.evaluate import RunReport, compare_table, methods_check
 
 
 def coop_options(n_ctx: int = 4, class_specific: bool = False, max_epochs: int | None = None,
@@ -37,18 +37,18 @@ def learn_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, model
     """The whole learn stage in this process: table -> embeddings -> fit, compare, save.
 
     method "finetune" instead fine-tunes the CLIP model itself (shoefind.learn.finetune), and method
-    "lit" trains a text tower against the frozen image embeddings (shoefind.learn.lit_stage); both
+    "lit" trains a text tower against the frozen image embeddings (shoefind.stages.lit); both
     return the checkpoint they wrote and the held-out figures."""
-    from shoefind.features.stage import embed_dataset
+    from shoefind.stages.features import embed_dataset
     if method == "lit":
-        from shoefind.learn.lit_stage import learn_lit_dataset
+        from shoefind.stages.lit import learn_lit_dataset
         return learn_lit_dataset(dataset, data_dir, model, catalog, out=out, steps=steps, seed=seed,
                                  batch_size=batch_size, device=device, zeroshot=zeroshot, progress=progress, log=log)
     if method == "finetune":
         return finetune_dataset(dataset, data_dir, model, catalog, seed=seed, blocks=blocks, alpha=alpha,
                                 epochs=epochs, lr=lr, batch_size=batch_size, device=device, out=out, log=log)
     methods_check(model, method)
-    from shoefind.retrieve.zeroshot import ZeroShotOptions
+    from shoefind.scoring.zeroshot import ZeroShotOptions
     zeroshot = ZeroShotOptions.of(zeroshot).describe()      # a bad option fails before any work
     embedded = embed_dataset(dataset, data_dir, model, catalog, batch_size, cluster=cluster, runtime=runtime,
                              device=device, progress=progress, log=log)
@@ -67,7 +67,7 @@ def finetune_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, mo
 
     from shoefind.encoders.load import load_encoder
     from shoefind.encoders.openai_clip import resolve_checkpoint
-    from shoefind.features.stage import save_table
+    from shoefind.stages.features import save_table
     from shoefind.learn.finetune import finetune_clip
     from shoefind.settings import model_spec
     spec = model_spec(model)

@@ -116,12 +116,12 @@ def learn_lit_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, m
     from shoefind.features.cache import EmbeddingCache
     from shoefind.features.embed import embed_images
     from shoefind.features.heldout import heldout_split
-    from shoefind.features.stage import images_of, save_table
+    from shoefind.stages.features import images_of, save_table
     from shoefind.learn.captions import build_captions, require_labels, shoe_labels
     from shoefind.learn.checkpoint import table_hash, write_model
     from shoefind.learn.lit import LitSettings, train_text_tower
-    from shoefind.evaluate.heldout import heldout_metrics
-    from shoefind.retrieve.zeroshot import ZeroShotOptions
+    from shoefind.learn.heldout import heldout_metrics
+    from shoefind.scoring.zeroshot import ZeroShotOptions
 
     say = log or (lambda _m: None)
     started = time.perf_counter()

@@ -13,7 +13,7 @@ def open_model_and_catalog(model: str | None, dataset: str | os.PathLike, data_d
     """(encoder, catalog): photos of the catalog not seen before are embedded first."""
     from shoefind.encoders.load import load_encoder
     from shoefind.features.catalog import open_catalog
-    from shoefind.features.stage import model_options
+    from shoefind.stages.features import model_options
     encoder = load_encoder(model, **model_options(runtime, device))
     return encoder, open_catalog(encoder, Path(dataset), data_dir, progress=progress)
 
@@ -26,7 +26,7 @@ def infer_photos(photos: Sequence[str | os.PathLike], dataset: str | os.PathLike
     """Answers for every photo (a folder stands for its photos); an unusable photo gets an `error`.
     `zeroshot`: the zero-shot options (prompt set, vocabulary, filter, fallback) as a dict."""
     from shoefind.retrieve.answer import answer_photos, expand_photos
-    from shoefind.retrieve.zeroshot import ZeroShotOptions
+    from shoefind.scoring.zeroshot import ZeroShotOptions
     options = ZeroShotOptions.of(zeroshot)
     paths = expand_photos(photos)
     encoder, catalog = open_model_and_catalog(model, dataset, data_dir, runtime, device)

@@ -18,11 +18,11 @@ import pandas as pd
 from shoefind.encoders.base import require_text
 from shoefind.errors import ShoefindError
 from shoefind.features.cache import EmbeddingCache
-from shoefind.evaluate.attributes import accuracy_at, confusion_matrix
+from shoefind.scoring.metrics import accuracy_at, confusion_matrix
 from shoefind.learn.fewshot import LinearProbe, PrototypeClassifier, TipAdapter, ZeroShotClassifier
 from shoefind.features.splits import Split, make_split, usable_shots
 from shoefind.features.table import FeatureTable
-from shoefind.retrieve.zeroshot import ZeroShotModel, ZeroShotOptions, attribute_classes, top_k
+from shoefind.scoring.zeroshot import ZeroShotModel, ZeroShotOptions, attribute_classes, top_k
 from shoefind.errors import UserError
 
 METHOD_CHOICES = ("zeroshot", "fewshot", "tip-adapter-f", "linear-probe", "coop", "cocoop")

@@ -35,7 +35,7 @@ class RunReport:
 def _loaded(table_dir, data_dir, model, runtime=None, device=None):
     from shoefind.encoders.load import load_encoder
     from shoefind.features.cache import EmbeddingCache
-    from shoefind.features.stage import model_options
+    from shoefind.stages.features import model_options
     from shoefind.features.table import load_table
     encoder = load_encoder(model, **model_options(runtime, device))
     return encoder, load_table(table_dir), EmbeddingCache.for_encoder(data_dir, encoder)
@@ -47,7 +47,7 @@ def evaluate_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, mo
     from shoefind.evaluate.attributes import evaluate_zero_shot
     from shoefind.evaluate.report import metrics_markdown, new_run_dir, write_evaluation
     encoder, table, cache = _loaded(table_dir, data_dir, model, runtime, device)
-    from shoefind.retrieve.zeroshot import ZeroShotOptions
+    from shoefind.scoring.zeroshot import ZeroShotOptions
     evaluation = evaluate_zero_shot(encoder, table, cache, ZeroShotOptions.of(zeroshot))
     run_dir = new_run_dir(Path(data_dir), "evaluate", table.root.name)
     write_evaluation(run_dir, evaluation, str(table.root))
@@ -66,13 +66,13 @@ def compare_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, mod
                   zeroshot: dict | None = None, views: int = 0) -> RunReport:
     """Fit and score the methods at each k on one split; write the run folder (and, with save, the
     learned classifiers that inference then uses). views: augmented views per training photo."""
-    from shoefind.evaluate.methods import compare_methods, default_methods
+    from shoefind.learn.methods import compare_methods, default_methods
     from shoefind.evaluate.methods_report import comparison_markdown, write_comparison
     from shoefind.evaluate.report import new_run_dir
     from shoefind.features.splits import parse_shots
     encoder, table, cache = _loaded(table_dir, data_dir, model)
     methods = [m for m in (method or default_methods(encoder)).replace(" ", "").split(",") if m]
-    from shoefind.retrieve.zeroshot import ZeroShotOptions
+    from shoefind.scoring.zeroshot import ZeroShotOptions
     comparison = compare_methods(encoder, table, cache, methods, parse_shots(shots), seed=seed,
                                  coop_options=coop_options, log=log, options=ZeroShotOptions.of(zeroshot),
                                  views=views)
@@ -103,7 +103,7 @@ def evaluate_change_table(table_dir: str | os.PathLike, data_dir: str | os.PathL
     from shoefind.evaluate.report import new_run_dir
     from shoefind.features.catalog import catalog_from_table
     encoder, table, cache = _loaded(table_dir, data_dir, model, runtime, device)
-    from shoefind.retrieve.zeroshot import ZeroShotOptions
+    from shoefind.scoring.zeroshot import ZeroShotOptions
     bench = evaluate_change(encoder, catalog_from_table(table, cache, encoder.model_id),
                             options=ZeroShotOptions.of(zeroshot))
     run_dir = new_run_dir(Path(data_dir), "evaluate-change", table.root.name)
@@ -122,11 +122,11 @@ def compare_models_table(table_dir: str | os.PathLike, data_dir: str | os.PathLi
     from shoefind.encoders.load import load_encoder
     from shoefind.evaluate.models import compare_models, comparison_markdown, write_comparison
     from shoefind.evaluate.report import new_run_dir
-    from shoefind.features.stage import model_options
+    from shoefind.stages.features import model_options
     from shoefind.features.table import load_table
     table = load_table(table_dir)
     encoders = [load_encoder(m, **model_options(runtime, device)) for m in models]
-    from shoefind.retrieve.zeroshot import ZeroShotOptions
+    from shoefind.scoring.zeroshot import ZeroShotOptions
     comparison = compare_models(encoders, table, Path(data_dir), options=ZeroShotOptions.of(zeroshot))
     run_dir = new_run_dir(Path(data_dir), "compare-models", table.root.name)
     write_comparison(run_dir, comparison, str(table.root), models)
@@ -141,9 +141,9 @@ def evaluate_models(dataset, data_dir, models: list[str], catalog=None, batch_si
                     cluster: str | None = None, runtime: str | None = None, device: str | None = None,
                     zeroshot: dict | None = None, progress=None, log: Log | None = None) -> RunReport:
     """`evaluate --model A,B,C`: embed the photos with each model, then one side-by-side comparison."""
-    from shoefind.retrieve.zeroshot import ZeroShotOptions
+    from shoefind.scoring.zeroshot import ZeroShotOptions
     from shoefind.encoders.load import load_encoder
-    from shoefind.features.stage import embed_dataset, model_options
+    from shoefind.stages.features import embed_dataset, model_options
     if task != "zeroshot" or comparing(method, shots):
         raise UserError("--model A,B compares models (zero-shot top-1/top-5, change R@k, speed, load time); "
                         "use --task change, --method or --shots with one model at a time")
@@ -159,7 +159,7 @@ def evaluate_models(dataset, data_dir, models: list[str], catalog=None, batch_si
 def methods_check(model: str | None, method: str | None) -> None:
     """UserError before any work when the model cannot run these methods."""
     if method:
-        from shoefind.evaluate.methods import methods_problem
+        from shoefind.learn.methods import methods_problem
         if problem := methods_problem(model, method):
             raise UserError(problem)
 
@@ -181,7 +181,7 @@ def evaluate_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, mo
     """
     from shoefind.encoders.backbones import is_image_backbone
     from shoefind.encoders.load import split_specs
-    from shoefind.features.stage import embed_dataset
+    from shoefind.stages.features import embed_dataset
     from shoefind.settings import model_spec
     if task not in ("zeroshot", "change"):
         raise UserError(f"unknown task '{task}' (known: zeroshot, change)")
@@ -193,7 +193,7 @@ def evaluate_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, mo
         raise UserError("--method and --shots apply to the zeroshot task (attribute and name classification)")
     if compare:
         methods_check(model, method)
-    from shoefind.retrieve.zeroshot import ZeroShotOptions
+    from shoefind.scoring.zeroshot import ZeroShotOptions
     zeroshot = ZeroShotOptions.of(zeroshot).describe()      # a bad option fails before any work
     embedded = embed_dataset(dataset, data_dir, model, catalog, batch_size, cluster=cluster, runtime=runtime,
                              device=device, progress=progress, log=log)

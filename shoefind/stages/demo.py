@@ -33,7 +33,7 @@ def run_demo(folder: str | os.PathLike, data_dir: str | os.PathLike, model: str 
     "heldout_photos", "seconds"}."""
     from shoefind.demo.catalog import PHOTOS_PER_SHOE, write_demo_catalog
     from shoefind.demo.drawings import demo_shoes
-    from shoefind.learn.lit_stage import learn_lit_dataset
+    from shoefind.stages.lit import learn_lit_dataset
     start = time.perf_counter()
     say = log or (lambda _m: None)
     catalog_dir, checkpoint = demo_paths(folder)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from shoefind.retrieve.zeroshot import ZeroShotModel, ZeroShotOptions
+from shoefind.scoring.zeroshot import ZeroShotModel, ZeroShotOptions
 from shoefind.vocab import ATTRIBUTES
 
 METRIC_ORDER = ["photos", "zero_shot_top1", "name_5step_top1", "brand_top1", "color_top1", "hightop_top1",
