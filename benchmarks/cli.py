@@ -72,7 +72,7 @@ def main() -> None:
         model = a.model
         if not model:
             sys.path.insert(0, str(REPO))
-            from shoefind.encoders.tiny import make_tiny
+            from shoefind.encoders.families.tiny import make_tiny
             model = str(make_tiny(tmp / "tiny.pt"))
         outside = sorted(silhouettes.rglob("*.png"))[0]
         inside = sorted(p for p in labeled.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[0]

@@ -29,8 +29,8 @@ from shoefind.features.cache import EmbeddingCache  # noqa: E402
 from shoefind.features.embed import embed_images  # noqa: E402
 from shoefind.images import sha256_file  # noqa: E402
 from shoefind.encoders.load import load_model  # noqa: E402
-from shoefind.encoders.runtimes import describe_choice  # noqa: E402
-from shoefind.encoders.tiny import make_full_random  # noqa: E402
+from shoefind.encoders.runtimes.choose import describe_choice  # noqa: E402
+from shoefind.encoders.families.tiny import make_full_random  # noqa: E402
 from shoefind.errors import ShoefindError  # noqa: E402
 
 FAST_RUNTIMES = ("bf16", "onnx", "onnx-int8")

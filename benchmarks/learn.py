@@ -34,7 +34,7 @@ from shoefind.learn.methods import TaskSpec  # noqa: E402
 from shoefind.learn.coop import train_coop  # noqa: E402
 from shoefind.learn.fewshot import PrototypeClassifier, TipAdapter  # noqa: E402
 from shoefind.encoders.load import load_model  # noqa: E402
-from shoefind.encoders.tiny import make_full_random  # noqa: E402
+from shoefind.encoders.families.tiny import make_full_random  # noqa: E402
 from shoefind.learn.finetune import _image_features, _text_features, trainable_parameters  # noqa: E402
 from shoefind.prompts import name_prompts  # noqa: E402
 
@@ -113,7 +113,7 @@ def lit_speed(tower, names: list[str], shots: int, batch: int, steps: int, preci
 def small_tower(dim: int = 1280):
     """The text tower `learn --method lit` trains from scratch over efficientnet-lite0/lite2."""
     import torch
-    from shoefind.encoders.text_tower import TextTower, TowerConfig
+    from shoefind.encoders.families.text_tower import TextTower, TowerConfig
     from shoefind.learn.lit import LitSettings
     s = LitSettings()
     torch.manual_seed(0)

@@ -39,7 +39,7 @@ from shoefind.features.vector_index import AnnIndex, PhotoSearch, VectorStore, a
 from shoefind.retrieve.identify import classifier_for  # noqa: E402
 from shoefind.retrieve.answer import answer_photos  # noqa: E402
 from shoefind.encoders.load import load_model  # noqa: E402
-from shoefind.encoders.tiny import make_full_random
+from shoefind.encoders.families.tiny import make_full_random
 from shoefind.retrieve.text_search import search_catalog  # noqa: E402
 from shoefind.vocab import vocabularies  # noqa: E402
 

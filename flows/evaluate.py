@@ -11,7 +11,7 @@ from prefect import flow
 from pydantic import Field
 
 from shoefind.checks import dataset_problem, model_problem
-from shoefind.encoders.backbones import is_image_backbone
+from shoefind.encoders.families.backbones import is_image_backbone
 from shoefind.encoders.load import split_specs
 from shoefind.learn.methods import methods_problem
 from shoefind.stages.evaluate import comparing

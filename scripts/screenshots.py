@@ -116,7 +116,7 @@ def web_page(out: Path, work: Path) -> Path:
     import socket
     import urllib.request
 
-    from shoefind.encoders.tiny import make_tiny
+    from shoefind.encoders.families.tiny import make_tiny
     from tests.helpers.infer_dataset import catalog_photo, make_catalog_dataset
     ds = make_catalog_dataset(work / "web-catalog")
     model = make_tiny(work / "tiny.pt", seed=0)

@@ -50,7 +50,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> str:
     """Path of a tiny randomly initialised CLIP checkpoint (real clip.model.CLIP)."""
-    from shoefind.encoders.tiny import make_tiny
+    from shoefind.encoders.families.tiny import make_tiny
     return str(make_tiny(tmp_path_factory.mktemp("model") / "tiny.pt", seed=0))
 
 

@@ -61,7 +61,7 @@ def evaluate(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, mod
              fallback: o.Fallback = None, views: o.Views = 0, tta: o.Tta = None, json_out: o.Json = False,
              prefect: o.Prefect = False):
     """Top-1/top-5 per attribute and shoe name (zero-shot, or --method/--shots to compare learned methods)."""
-    from shoefind.encoders.names import is_image_backbone   # no torch: bad paths are refused first
+    from shoefind.encoders.spec import is_image_backbone   # no torch: bad paths are refused first
     root, d = dataset_folder(dataset, dataset_opt, data_dir)
     model = o.with_tta(model, tta)
     comparing = bool(method and method != "zeroshot") or bool(shots) or is_image_backbone(model)

@@ -26,7 +26,7 @@ def make_tiny(path: Path = typer.Argument(..., help="where to write it: a .pt fi
         raise UserError(f"cannot write {path}: the folder {folder} does not exist")
     if family == "clip" and path.is_dir():
         raise UserError(f"cannot write {path}: it is a folder (a clip model is one .pt file)")
-    from shoefind.encoders.tiny import make_tiny_model
+    from shoefind.encoders.families.tiny import make_tiny_model
     try:
         out = make_tiny_model(path, family=family, seed=seed)
     except OSError as exc:

@@ -24,7 +24,7 @@ def _model(model: str | None) -> tuple[str, str]:
     text = "" if getattr(enc, "has_text", True) else " (image only: few-shot and nearest photos, no text prompts)"
     choice = getattr(enc, "runtime_choice", None)
     if choice:  # which runtime auto chose on this machine, and its recorded fidelity
-        from shoefind.encoders.runtimes import describe_choice
+        from shoefind.encoders.runtimes.choose import describe_choice
         text += f"; {describe_choice(choice)}"
     if enc.is_random:
         return WARN, (f"model {spec}: loads, but has RANDOM weights ({enc.model_id}): its answers mean nothing; "
@@ -34,8 +34,8 @@ def _model(model: str | None) -> tuple[str, str]:
 
 def _runtime() -> tuple[str, str]:
     """This machine's capability and the order `--runtime auto` tries (the model line says what it chose)."""
-    from shoefind.encoders.capability import detect
-    from shoefind.encoders.runtimes import candidates, resolve_device
+    from shoefind.encoders.runtimes.capability import detect
+    from shoefind.encoders.runtimes.choose import candidates, resolve_device
     from shoefind.settings import current
     settings = current()
     device = resolve_device(settings.device)

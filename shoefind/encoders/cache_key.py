@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from shoefind.encoders import clip_parts
-from shoefind.encoders.capability import Capability, detect, no_gpu_here
-from shoefind.encoders.names import is_image_backbone, weights_id
+from shoefind.encoders.families import clip_parts
+from shoefind.encoders.runtimes.capability import Capability, detect, no_gpu_here
+from shoefind.encoders.spec import is_image_backbone, weights_id
 from shoefind.errors import UserError
 from shoefind.settings import current, model_spec
 
@@ -65,8 +65,8 @@ def known_cache_key(spec: str | None = None, runtime: str | None = None, device:
                     capability: Capability | None = None) -> KnownKey | None:
     """The cache key load_encoder(spec, device=device, runtime=runtime) would give, or None when it
     cannot be known without loading the model (see the module docstring)."""
-    from shoefind.encoders.fidelity import BARS, read_records, record_entry_key, record_path
-    from shoefind.encoders.runtimes import candidates
+    from shoefind.encoders.runtimes.fidelity import BARS, read_records, record_entry_key, record_path
+    from shoefind.encoders.runtimes.choose import candidates
     target = _clip_target(model_spec(spec).strip())
     named = _model_id(target) if target else None
     if named is None:

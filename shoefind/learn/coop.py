@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 # clip_parts: clip's tokenizer without torchvision's import time
-from shoefind.encoders import clip_parts as clip
+from shoefind.encoders.families import clip_parts as clip
 
 from shoefind.encoders.base import require_prompt_learning, require_text  # noqa: F401
 from shoefind.prompts import load_prompt_set

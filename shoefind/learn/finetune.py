@@ -43,7 +43,7 @@ def caption(name: str) -> str:
 def fast_bf16_cpu() -> bool:
     """Whether this CPU runs bf16 matrix maths natively (AMX or AVX512-BF16), read at run time."""
     try:
-        from shoefind.encoders.capability import detect   # the runtime chooser's probe, when present
+        from shoefind.encoders.runtimes.capability import detect   # the runtime chooser's probe, when present
         return bool(detect().fast_bf16)
     except ImportError:
         pass
@@ -105,7 +105,7 @@ def heldout_split(images: pd.DataFrame, fraction: float = 0.2, seed: int = 0,
 
 
 def _text_features(model, captions: list[str]) -> torch.Tensor:
-    from shoefind.encoders.clip_parts import tokenize
+    from shoefind.encoders.families.clip_parts import tokenize
     tokens = tokenize(captions, truncate=True).to(model.text_projection.device)
     return nn.functional.normalize(model.encode_text(tokens).float(), dim=-1)
 

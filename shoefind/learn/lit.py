@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 
 # clip_parts: clip's tokenizer without torchvision's import time
-from shoefind.encoders import clip_parts as clip
+from shoefind.encoders.families import clip_parts as clip
 
-from shoefind.encoders.openai_clip import text_features
-from shoefind.encoders.text_tower import text_parameters
+from shoefind.encoders.families.openai_clip import text_features
+from shoefind.encoders.families.text_tower import text_parameters
 from shoefind.learn.captions import Captions
 
 MAX_LOGIT_SCALE = 100.0
@@ -79,7 +79,7 @@ def training_precision(settings: LitSettings, tower, device: str = "cpu") -> str
     AVX512-BF16, with length buckets), so it keeps fp32's exact sums."""
     if settings.precision in ("fp32", "bf16"):
         return settings.precision
-    from shoefind.encoders.precision import bf16_is_fast
+    from shoefind.encoders.runtimes.precision import bf16_is_fast
     width = int(tower.positional_embedding.shape[-1])
     return "bf16" if width >= 256 and bf16_is_fast(device) else "fp32"
 

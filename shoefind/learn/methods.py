@@ -64,7 +64,7 @@ def default_methods(encoder) -> str:
 def methods_problem(model: str | None, methods: list[str] | str | None) -> str | None:
     """None when the model can run these methods, else why not (checked before any work, without
     loading the model: only the image-only backbones lack a text side)."""
-    from shoefind.encoders.backbones import is_image_backbone
+    from shoefind.encoders.families.backbones import is_image_backbone
     from shoefind.encoders.base import no_text_message
     from shoefind.settings import model_spec
     try:

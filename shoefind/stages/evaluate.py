@@ -179,7 +179,7 @@ def evaluate_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, mo
 
     An image-only model (no text side) is compared with the learned methods it can run.
     """
-    from shoefind.encoders.backbones import is_image_backbone
+    from shoefind.encoders.families.backbones import is_image_backbone
     from shoefind.encoders.load import split_specs
     from shoefind.stages.features import embed_dataset
     from shoefind.settings import model_spec

@@ -66,7 +66,7 @@ def finetune_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, mo
     from pathlib import Path
 
     from shoefind.encoders.load import load_encoder
-    from shoefind.encoders.openai_clip import resolve_checkpoint
+    from shoefind.encoders.families.openai_clip import resolve_checkpoint
     from shoefind.stages.features import save_table
     from shoefind.learn.finetune import finetune_clip
     from shoefind.settings import model_spec

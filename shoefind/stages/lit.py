@@ -41,8 +41,8 @@ class _Base:
     """What LiT starts from: the image side that fills the cache, the tower to train, how to save."""
 
     def __init__(self, encoder, spec: str, device: str, settings):
-        from shoefind.encoders.lit import BackboneImages, backbone_base, image_precision
-        from shoefind.encoders.text_tower import TextTower, TowerConfig
+        from shoefind.encoders.families.lit import BackboneImages, backbone_base, image_precision
+        from shoefind.encoders.families.text_tower import TextTower, TowerConfig
         self.encoder = encoder
         family = getattr(encoder, "family", "")
         if family == "backbone":
@@ -81,10 +81,10 @@ class _Base:
     def trained_encoder(self, path: Path):
         """The encoder the trained tower makes (in memory), for the held-out scores."""
         if self.kind == "clip":
-            from shoefind.encoders.openai_clip import ClipEncoder
+            from shoefind.encoders.families.openai_clip import ClipEncoder
             return ClipEncoder(self.tower, self.encoder.preprocess, f"lit-training-{path.stem}",
                                device=self.encoder.device)
-        from shoefind.encoders.lit import LitEncoder
+        from shoefind.encoders.families.lit import LitEncoder
         return LitEncoder(self.images, self.tower, f"lit-training-{path.stem}", path, dict(self.base),
                           device=self.images.device)
 
@@ -93,14 +93,14 @@ class _Base:
             import torch
             state = {k: v.detach().cpu() for k, v in self.tower.state_dict().items()}
             return lambda tmp: torch.save(state, tmp)
-        from shoefind.encoders.lit import write_lit
+        from shoefind.encoders.families.lit import write_lit
         return lambda tmp: write_lit(tmp, self.tower, self.base, extra)
 
 
 def _clip_base(encoder, spec: str) -> dict:
     from shoefind.images import sha256_file
     from shoefind.encoders.load import parse_spec
-    from shoefind.encoders.openai_clip import resolve_checkpoint
+    from shoefind.encoders.families.openai_clip import resolve_checkpoint
     path = resolve_checkpoint(parse_spec(spec).target)
     return {"family": "clip", "spec": spec, "model_id": encoder.model_id, "cache_key": encoder.cache_key,
             "sha256": sha256_file(path) if path else "", "is_random": bool(encoder.is_random)}

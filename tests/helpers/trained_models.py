@@ -24,8 +24,8 @@ DEMO_SETTINGS = {"photos_per_shoe": 10, "steps": None, "seed": 0}
 NIKE_SETTINGS = {"steps": 300, "seed": 0}
 # what the demo model is made from: a change to any of these trains a new one
 SOURCES = ("shoefind/demo", "shoefind/learn/lit.py", "shoefind/learn/captions.py", "shoefind/stages/lit.py",
-           "shoefind/learn/checkpoint.py", "shoefind/encoders/lit.py", "shoefind/encoders/text_tower.py",
-           "shoefind/encoders/backbones.py", "shoefind/encoders/precision.py", "shoefind/encoders/openai_clip.py",
+           "shoefind/learn/checkpoint.py", "shoefind/encoders/families/lit.py", "shoefind/encoders/families/text_tower.py",
+           "shoefind/encoders/families/backbones.py", "shoefind/encoders/runtimes/precision.py", "shoefind/encoders/families/openai_clip.py",
            "shoefind/features/heldout.py", "shoefind/features/table.py", "shoefind/features/embed.py",
            "shoefind/learn/heldout.py", "shoefind/scoring/zeroshot.py", "shoefind/scoring/change_words.py",
            "shoefind/prompts.py", "rules/lit_captions.yaml", "rules/prompts_shoefind.yaml",
@@ -38,7 +38,7 @@ def cache_root() -> Path:
 
 def pin_bf16() -> str:
     """Decide bf16 once from what the CPU supports (not a timing), so every session agrees."""
-    from shoefind.encoders.precision import cpu_has_bf16
+    from shoefind.encoders.runtimes.precision import cpu_has_bf16
     os.environ.setdefault("SHOEFIND_BF16", "1" if cpu_has_bf16() else "0")
     return os.environ["SHOEFIND_BF16"]
 

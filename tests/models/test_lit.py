@@ -95,8 +95,8 @@ def test_multi_positive_loss_prefers_the_right_pairs_and_ignores_unknowns():
 
 def test_a_small_tower_learns_which_words_go_with_which_embeddings():
     """Four 'colours' as four directions in a 64-d image space; captions name them."""
-    from shoefind.encoders.openai_clip import text_features
-    from shoefind.encoders.text_tower import TextTower, TowerConfig
+    from shoefind.encoders.families.openai_clip import text_features
+    from shoefind.encoders.families.text_tower import TextTower, TowerConfig
     from shoefind.learn.captions import build_captions
     from shoefind.learn.lit import LitSettings, train_text_tower
     import clip
@@ -120,9 +120,9 @@ def test_a_small_tower_learns_which_words_go_with_which_embeddings():
 
 
 def _write_lit(tmp_path, base=None):
-    from shoefind.encoders.backbones import load_backbone
-    from shoefind.encoders.lit import backbone_base, write_lit
-    from shoefind.encoders.text_tower import TextTower, TowerConfig
+    from shoefind.encoders.families.backbones import load_backbone
+    from shoefind.encoders.families.lit import backbone_base, write_lit
+    from shoefind.encoders.families.text_tower import TextTower, TowerConfig
     from shoefind.learn.checkpoint import write_model
     backbone = load_backbone("efficientnet-lite0")
     torch.manual_seed(0)
@@ -133,9 +133,9 @@ def _write_lit(tmp_path, base=None):
 
 
 def test_lit_checkpoint_loads_as_an_encoder_with_a_text_side(tmp_path):
-    from shoefind.encoders.lit import LitEncoder
+    from shoefind.encoders.families.lit import LitEncoder
     from shoefind.encoders.load import load_encoder
-    from shoefind.encoders.openai_clip import text_features
+    from shoefind.encoders.families.openai_clip import text_features
     from shoefind.learn.checkpoint import manifest_paths
     import clip
     path, tower = _write_lit(tmp_path)
@@ -168,9 +168,9 @@ def test_a_killed_write_leaves_the_previous_checkpoint(tmp_path):
 
 
 def test_a_checkpoint_from_another_backbone_is_refused(tmp_path):
-    from shoefind.encoders.backbones import load_backbone
+    from shoefind.encoders.families.backbones import load_backbone
     from shoefind.encoders.base import ModelUnavailable
-    from shoefind.encoders.lit import backbone_base, load_lit
+    from shoefind.encoders.families.lit import backbone_base, load_lit
     base = backbone_base(load_backbone("efficientnet-lite0")) | {"weights_id": "0123456789ab"}
     path, _ = _write_lit(tmp_path, base)
     with pytest.raises(ModelUnavailable, match="trained on the image backbone efficientnet-lite0"):
@@ -233,8 +233,8 @@ def test_lit_refuses_what_it_cannot_learn_from(tmp_path, tiny_model, data_dir):
 
 def test_lit_image_side_leaves_the_shared_backbone_alone_and_bf16_stays_close(tmp_path):
     """bf16 autocast + channels-last run on a copy of the network; their features stay close to fp32's."""
-    from shoefind.encoders.backbones import load_backbone
-    from shoefind.encoders.lit import BackboneImages
+    from shoefind.encoders.families.backbones import load_backbone
+    from shoefind.encoders.families.lit import BackboneImages
     backbone = load_backbone("efficientnet-lite0")
     x = torch.stack([backbone.load_image(make_photo(tmp_path / f"{i}.png", seed=i)) for i in range(4)])
     plain = backbone.encode_tensors(x)

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from shoefind.encoders import onnx_files, onnx_runtime
+from shoefind.encoders.runtimes import onnx_files, onnx_runtime
 from shoefind.features.cache import EmbeddingCache
 from shoefind.features.embed import embed_images
 from shoefind.evaluate.attributes import evaluate_zero_shot
 from shoefind.encoders.load import load_model
-from shoefind.encoders.runtimes import check_runtime
-from shoefind.encoders.tiny import make_tiny
+from shoefind.encoders.runtimes.choose import check_runtime
+from shoefind.encoders.families.tiny import make_tiny
 from shoefind.features.table import build_table
 
 from tests.helpers import make_labeled_dataset, make_photo

@@ -1,4 +1,4 @@
-"""The torch-free encoder (shoefind.encoders.onnx_sessions): a model exported before runs from its ONNX
+"""The torch-free encoder (shoefind.encoders.runtimes.onnx_sessions): a model exported before runs from its ONNX
 files alone, with the embeddings and answers of the torch-backed encoder that made them."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from shoefind.encoders.load import forget_loaded, load_model
-from shoefind.encoders.tiny import make_tiny
+from shoefind.encoders.families.tiny import make_tiny
 
 from tests.helpers import REPO, make_labeled_dataset, make_photo
 from tests.helpers.cli import shoefind

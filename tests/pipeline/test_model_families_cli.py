@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from shoefind.cli.main import app
-from shoefind.encoders.tiny import make_tiny_model
+from shoefind.encoders.families.tiny import make_tiny_model
 
 from tests.helpers.infer_dataset import catalog_photo, make_catalog_dataset
 

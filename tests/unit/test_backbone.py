@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from shoefind.cli.main import app
-from shoefind.encoders import backbones
+from shoefind.encoders.families import backbones
 from shoefind.encoders.load import load_model
 
 from tests.helpers.colour_task import colour_dataset

@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 from shoefind.encoders.cache_key import known_cache_key
-from shoefind.encoders.capability import Capability, torch_version
-from shoefind.encoders.fidelity import read_records, record_path
+from shoefind.encoders.runtimes.capability import Capability, torch_version
+from shoefind.encoders.runtimes.fidelity import read_records, record_path
 from shoefind.encoders.load import forget_loaded, load_encoder
-from shoefind.encoders.tiny import make_tiny
+from shoefind.encoders.families.tiny import make_tiny
 from shoefind.stages.features import embed_dataset
 from tests.helpers import REPO, make_labeled_dataset, make_photo
 

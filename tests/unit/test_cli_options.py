@@ -95,7 +95,7 @@ def test_help_and_version(capfd):
 
 def test_runtime_choices_cover_the_library():
     from shoefind.cli.options import DEVICE_CHOICES, RUNTIME_CHOICES
-    from shoefind.encoders.runtimes import DEVICES, RUNTIMES
+    from shoefind.encoders.runtimes.choose import DEVICES, RUNTIMES
     assert set(RUNTIMES) == set(RUNTIME_CHOICES) and "auto" in RUNTIME_CHOICES
     assert DEVICE_CHOICES == DEVICES == ("auto", "cpu", "cuda")
 

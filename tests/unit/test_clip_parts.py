@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from shoefind.encoders import clip_parts
+from shoefind.encoders.families import clip_parts
 from tests.helpers import REPO, SHARED_DATA, make_photo
 
 

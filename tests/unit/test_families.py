@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from shoefind.encoders.base import ModelUnavailable, NoPromptLearning, match_probability
 from shoefind.encoders.load import forget_loaded, load_model, parse_spec, split_specs
-from shoefind.encoders.tiny import make_tiny_model
+from shoefind.encoders.families.tiny import make_tiny_model
 from shoefind.features.catalog import open_catalog
 from shoefind.retrieve.answer import answer_photos
 from shoefind.retrieve.text_search import search_catalog

@@ -5,7 +5,7 @@ import torch
 import clip
 from shoefind.encoders.base import ModelUnavailable
 from shoefind.encoders.load import load_model
-from shoefind.encoders.tiny import make_tiny
+from shoefind.encoders.families.tiny import make_tiny
 
 from tests.helpers import make_photo
 

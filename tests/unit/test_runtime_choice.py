@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from shoefind.encoders.capability import Capability, detect_cpu
-from shoefind.encoders.fidelity import record_entry_key, record_path
+from shoefind.encoders.runtimes.capability import Capability, detect_cpu
+from shoefind.encoders.runtimes.fidelity import record_entry_key, record_path
 from shoefind.encoders.load import load_model
-from shoefind.encoders.onnx_runtime import onnx_available
-from shoefind.encoders.runtimes import candidates, describe_choice, resolve_device
+from shoefind.encoders.runtimes.onnx_runtime import onnx_available
+from shoefind.encoders.runtimes.choose import candidates, describe_choice, resolve_device
 from shoefind.errors import UserError
 
 from tests.helpers import make_photo

@@ -2,7 +2,7 @@
 
 `shoefind learn DATASET --method lit` over an image-only backbone writes a small file
 (`NAME.lit.pt`) that names the backbone (and the id of its weights) and holds the text tower
-(shoefind.encoders.text_tower). Loaded with `--model PATH.lit.pt`, it is an encoder with a
+(shoefind.encoders.families.text_tower). Loaded with `--model PATH.lit.pt`, it is an encoder with a
 text side: zero-shot, the 5-step method, text search, change in words and CoOp all run on it.
 
 The image side is the backbone, unchanged: its embeddings depend only on the backbone and the
@@ -23,11 +23,11 @@ import numpy as np
 import torch
 
 # clip_parts: clip's tokenizer without torchvision's import time
-from shoefind.encoders import clip_parts as clip
+from shoefind.encoders.families import clip_parts as clip
 
-from shoefind.encoders.names import LIT_SUFFIX, is_lit_path  # noqa: F401  (this module's API)
+from shoefind.encoders.spec import LIT_SUFFIX, is_lit_path  # noqa: F401  (this module's API)
 from shoefind.encoders.base import ModelUnavailable, encode_in_batches, ensemble_means, weights_id
-from shoefind.encoders.text_tower import TextTower, TowerConfig
+from shoefind.encoders.families.text_tower import TextTower, TowerConfig
 from shoefind.images import sha256_file
 
 LIT_FORMAT = "shoefind-lit"
@@ -55,7 +55,7 @@ def channels_last(backbone):
 def image_precision(backbone) -> str:
     """bf16 where the CPU has native bf16 and the backbone does not measure clearly slower with it, else
     fp32 (decided once per process and backbone; $SHOEFIND_BF16 overrides)."""
-    from shoefind.encoders.precision import bf16_is_fast
+    from shoefind.encoders.runtimes.precision import bf16_is_fast
     key = (backbone.model_id, backbone.device)
     if key not in _PRECISION:
         res = int(backbone.input_resolution)
@@ -197,7 +197,7 @@ class LitEncoder:
     @torch.no_grad()
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Normalised text embeddings (memoised per process: prompts repeat a lot)."""
-        from shoefind.encoders.openai_clip import text_features
+        from shoefind.encoders.families.openai_clip import text_features
         todo = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
         tokens = clip.tokenize(todo, truncate=True) if todo else None
         if tokens is not None:
@@ -261,7 +261,7 @@ def load_lit(path: str | os.PathLike, device: str = "cpu") -> LitEncoder:
     backbone, or on other weights than the installed ones, is refused (its text embeddings would
     not match these image embeddings).
     """
-    from shoefind.encoders.backbones import load_backbone
+    from shoefind.encoders.families.backbones import load_backbone
     path = Path(path).expanduser()
     payload = read_lit(path)
     base = payload["base"]
@@ -299,8 +299,8 @@ def backbone_base(backbone) -> dict:
     base = {"family": "backbone", "spec": backbone.model_id, "weights_id": backbone.weights_id,
             "cache_key": backbone.cache_key}
     try:
-        from shoefind.encoders.backbones import _weights_path
-        from shoefind.encoders.names import split_spec
+        from shoefind.encoders.families.backbones import _weights_path
+        from shoefind.encoders.spec import split_spec
         base["sha256"] = sha256_file(_weights_path(split_spec(backbone.model_id)[0]))
     except Exception:  # the hash is for the manifest; a backbone without a file has none
         base["sha256"] = ""

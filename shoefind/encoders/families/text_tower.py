@@ -3,7 +3,7 @@
 It holds exactly the parts of `clip.model.CLIP` that encode text, under the same names
 (token_embedding, positional_embedding, transformer, ln_final, text_projection, logit_scale),
 so every path written for CLIP's text side runs on it unchanged: the short-context text pass
-(`shoefind.encoders.openai_clip._short_text_features`), CoOp's prompt learner, the tokenizer
+(`shoefind.encoders.families.openai_clip._short_text_features`), CoOp's prompt learner, the tokenizer
 (`clip.tokenize`, CLIP's BPE vocabulary). Its output dimension is the image backbone's.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from shoefind.encoders.clip_parts import clip_model
+from shoefind.encoders.families.clip_parts import clip_model
 
 LayerNorm, Transformer = clip_model().LayerNorm, clip_model().Transformer
 
@@ -76,7 +76,7 @@ class TextTower(nn.Module):
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
         """Unnormalised text features, as clip.model.CLIP.encode_text computes them."""
-        from shoefind.encoders.openai_clip import text_features
+        from shoefind.encoders.families.openai_clip import text_features
         return text_features(self, tokens, normalise=False)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from shoefind.encoders.base import ModelUnavailable, NoTextSide, encode_in_batches, require_text  # noqa: F401
-from shoefind.encoders.names import (EFFICIENTNET_LITE0, EFFICIENTNET_LITE2, IMAGE_BACKBONES,  # noqa: F401
+from shoefind.encoders.spec import (EFFICIENTNET_LITE0, EFFICIENTNET_LITE2, IMAGE_BACKBONES,  # noqa: F401
                                      is_image_backbone, split_spec)
 from shoefind.images import open_image, sha256_file
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 
 from shoefind.encoders.base import ModelUnavailable, config_id, import_family_package, weights_id
-from shoefind.encoders.family_encoder import FamilyEncoder
-from shoefind.encoders.hub import hub_mode, local_snapshot
+from shoefind.encoders.families.family_encoder import FamilyEncoder
+from shoefind.encoders.families.hub import hub_mode, local_snapshot
 
 FAMILY = "hf"
 SUPPORTED_TYPES = ("clip", "siglip")
@@ -130,7 +130,7 @@ def load_hf(spec: str, target: str, device: str) -> HfEncoder:
                                            "tokenizer files"], local_dir_hint="")
     if (folder / "open_clip_config.json").is_file():
         # repos such as Marqo's ship open_clip weights plus custom transformers code; read them with open_clip
-        from shoefind.encoders.open_clip_family import load_open_clip_folder
+        from shoefind.encoders.families.open_clip import load_open_clip_folder
         return load_open_clip_folder(folder, device, model_id=target.replace("/", "-"))
     return load_hf_folder(folder, device, spec, model_id=target.replace("/", "-"))
 
@@ -175,7 +175,7 @@ def make_tiny_hf(path: str | Path, kind: str = "clip", seed: int = 0) -> Path:
     model.save_pretrained(str(path))
     tokenizer.save_pretrained(str(path))
     processor.save_pretrained(str(path))
-    from shoefind.encoders.openai_clip import TINY_MARK
+    from shoefind.encoders.families.openai_clip import TINY_MARK
     (path / TINY_MARK_FILE).write_text(f"{TINY_MARK}: a tiny {kind} transformers model with RANDOM weights "
                                        f"(seed {seed}); its answers mean nothing.\n")
     return path

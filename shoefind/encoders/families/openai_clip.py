@@ -2,7 +2,7 @@
 
 Weights come from the standard cache (~/.cache/clip), a checkpoint path (`--model PATH`) or
 $SHOEFIND_MODEL, read the way `clip.load` reads them but without importing torchvision
-(shoefind.encoders.clip_parts). When they are missing and cannot be downloaded,
+(shoefind.encoders.families.clip_parts). When they are missing and cannot be downloaded,
 `ModelUnavailable` says which file to put where.
 """
 from __future__ import annotations
@@ -17,12 +17,12 @@ import warnings
 import numpy as np
 import torch
 
-from shoefind.encoders import clip_parts
+from shoefind.encoders.families import clip_parts
 from shoefind.encoders.base import ModelUnavailable, encode_in_batches, ensemble_means, weights_id
 from shoefind.images import open_image
 from shoefind.settings import current
 
-from shoefind.encoders.clip_parts import PREPROCESS_VERSION, TINY_MARK, is_tiny  # noqa: F401  (this module's API)
+from shoefind.encoders.families.clip_parts import PREPROCESS_VERSION, TINY_MARK, is_tiny  # noqa: F401  (this module's API)
 
 
 def clip_cache() -> Path:

@@ -21,8 +21,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from shoefind.encoders.base import encode_in_batches, ensemble_means, memoised_texts
-from shoefind.encoders.clip_parts import Preprocess, tokenize_numpy
-from shoefind.encoders.onnx_files import (existing_export_dir, normalise, open_session, read_meta,
+from shoefind.encoders.families.clip_parts import Preprocess, tokenize_numpy
+from shoefind.encoders.runtimes.onnx_files import (existing_export_dir, normalise, open_session, read_meta,
                                           run_text_session, tower_path)
 from shoefind.images import open_image
 
@@ -130,7 +130,7 @@ def session_encoder(spec: str, runtime: str | None, load_full: Callable, threads
     paths = [tower_path(folder, t, int8) for t in ("image", "text")] if meta else []
     if not meta or not all(p.is_file() for p in paths):
         return None
-    from shoefind.encoders.capability import detect
+    from shoefind.encoders.runtimes.capability import detect
     cap = capability or detect()
     choice = {"asked": (runtime or "auto").lower(), "runtime": known.runtime, "device": "cpu",
               "machine": cap.describe(), "fidelity": known.fidelity, "fell_back_from": list(known.fell_back_from)}

@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 
-from shoefind.encoders.clip_parts import clip_model as _clip_model
-from shoefind.encoders.openai_clip import TINY_MARK
+from shoefind.encoders.families.clip_parts import clip_model as _clip_model
+from shoefind.encoders.families.openai_clip import TINY_MARK
 
 
 def make_tiny(path: str | os.PathLike, seed: int = 0, embed_dim: int = 32, resolution: int = 32) -> Path:
@@ -66,9 +66,9 @@ def make_tiny_model(path: str | os.PathLike, family: str = "clip", seed: int = 0
     if family == "clip":
         return make_tiny(path, seed=seed)
     if family == "open_clip":
-        from shoefind.encoders.open_clip_family import make_tiny_open_clip
+        from shoefind.encoders.families.open_clip import make_tiny_open_clip
         return make_tiny_open_clip(path, seed=seed)
     if family in ("hf", "siglip"):
-        from shoefind.encoders.hf_family import make_tiny_hf
+        from shoefind.encoders.families.hf import make_tiny_hf
         return make_tiny_hf(path, "clip" if family == "hf" else "siglip", seed=seed)
     raise ValueError(f"unknown family '{family}': choose one of {', '.join(TINY_FAMILIES)}")

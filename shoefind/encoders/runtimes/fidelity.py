@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shoefind.encoders.onnx_files import EXPORT_VERSION
+from shoefind.encoders.runtimes.onnx_files import EXPORT_VERSION
 from shoefind.images import IMAGE_SUFFIXES, ImageError
 
 # Lowest acceptable cosine against fp32, per approximate runtime.

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from shoefind.encoders.names import known_sha256, remembered_sha256
+from shoefind.encoders.spec import known_sha256, remembered_sha256
 
 # Bumped whenever image preprocessing changes, so cached embeddings are recomputed.
 PREPROCESS_VERSION = "clip-center-crop-v1"
-# In the sidecar .txt of a checkpoint with random weights (shoefind.encoders.tiny): reports say so.
+# In the sidecar .txt of a checkpoint with random weights (shoefind.encoders.families.tiny): reports say so.
 TINY_MARK = "shoefind-tiny-random"
 
 # clip.clip._transform's normalisation
@@ -179,7 +179,7 @@ def checksum_known_ok(path: Path, expected: str) -> bool:
 
 def checksum_ok(path: Path, expected: str) -> bool:
     """Whether the file's sha256 is `expected` (what clip.load checks on every load), hashed once per
-    version of the file (shoefind.encoders.names.remembered_sha256)."""
+    version of the file (shoefind.encoders.spec.remembered_sha256)."""
     return remembered_sha256(path) == expected
 
 

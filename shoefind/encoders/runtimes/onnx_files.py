@@ -4,8 +4,8 @@ Exports are cached next to the weights (`<weights dir>/onnx/<sha256>-v<N>/`), or
 DATA/models/onnx/ when that folder is not writable, keyed by the weights' full sha256. Beside
 the towers, `meta.json` keeps what a caller needs besides the graphs (input resolution,
 embedding size, logit scale), so a process whose model was exported before runs both towers in
-ONNX Runtime without importing torch (shoefind.encoders.onnx_sessions). Writing the exports
-needs torch: shoefind.encoders.onnx_runtime.
+ONNX Runtime without importing torch (shoefind.encoders.runtimes.onnx_sessions). Writing the exports
+needs torch: shoefind.encoders.runtimes.onnx_runtime.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shoefind.encoders.names import remembered_sha256
+from shoefind.encoders.spec import remembered_sha256
 
 # Bumped whenever the exported graphs change, so old exports are not reused.
 # v2: the text tower takes tokens cut after the longest end-of-text token (any length up to 77),

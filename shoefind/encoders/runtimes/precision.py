@@ -3,7 +3,7 @@
 A CPU with AVX512-BF16 or AMX runs bf16 convolutions and matrix products natively and can be
 several times faster than fp32 (EfficientNet-Lite0 under bf16 autocast with channels-last memory on
 this project's AVX512-BF16 build machine: ~150 images/s against ~40); one without emulates them and
-is slower. `bf16_is_fast()` takes the CPU's flags (shoefind.encoders.capability) and, given a probe (a small forward pass of the real network), times it both ways,
+is slower. `bf16_is_fast()` takes the CPU's flags (shoefind.encoders.runtimes.capability) and, given a probe (a small forward pass of the real network), times it both ways,
 interleaved, keeping the best of several runs. A CPU with native bf16 uses it unless bf16 measures
 clearly slower twice in a row: on a busy machine single timings swing both ways, and a false "slower"
 would cost a factor of several.
@@ -21,9 +21,9 @@ ROUNDS = 4
 
 
 def cpu_has_bf16() -> bool:
-    """The CPU has native bf16 instructions (AMX or AVX512-BF16), as shoefind.encoders.capability
+    """The CPU has native bf16 instructions (AMX or AVX512-BF16), as shoefind.encoders.runtimes.capability
     detects them (the CPU flags, read at run time)."""
-    from shoefind.encoders.capability import detect
+    from shoefind.encoders.runtimes.capability import detect
     return detect().fast_bf16
 
 

@@ -7,7 +7,7 @@ On the AVX512-BF16 CPU this was built on, that ran ~1.7x faster than fp32, while
 weights and activations at every layer); on AMX CPUs both are several times faster.
 fp16 (CUDA): the fp32 model moved to the GPU, run under `torch.autocast("cuda", float16)`.
 
-Both are approximate: `shoefind.encoders.runtimes` admits them only after the recorded
+Both are approximate: `shoefind.encoders.runtimes.choose` admits them only after the recorded
 fidelity check (min cosine against fp32 >= 0.999), and only then do they share the fp32
 embedding cache (see `shares_exact_cache`).
 """
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from shoefind.encoders.openai_clip import ClipEncoder, _short_text_features
+from shoefind.encoders.families.openai_clip import ClipEncoder, _short_text_features
 
 _MATRIX_LAYERS = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear)
 _ATTENTION_TENSORS = ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight", "in_proj_bias",

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from shoefind.encoders.base import ModelUnavailable, config_id, import_family_package, weights_id
-from shoefind.encoders.family_encoder import FamilyEncoder
-from shoefind.encoders.hub import hub_cache, hub_mode, local_snapshot, missing_repo_message
+from shoefind.encoders.families.family_encoder import FamilyEncoder
+from shoefind.encoders.families.hub import hub_cache, hub_mode, local_snapshot, missing_repo_message
 
 FAMILY = "open_clip"
 CONFIG_FILE = "open_clip_config.json"
@@ -190,7 +190,7 @@ def make_tiny_open_clip(path: str | Path, seed: int = 0, sigmoid: bool = False) 
     """
     oc = _open_clip()
     from safetensors.torch import save_file
-    from shoefind.encoders.openai_clip import TINY_MARK
+    from shoefind.encoders.families.openai_clip import TINY_MARK
     cfg = json.loads(json.dumps(TINY_CONFIG))
     if sigmoid:
         cfg["init_logit_bias"] = -10.0

@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from shoefind.encoders import clip_parts as clip
-from shoefind.encoders.openai_clip import ClipEncoder
-from shoefind.encoders.capability import onnx_available  # noqa: F401  (part of this module's API)
-from shoefind.encoders.onnx_files import (EXPORT_VERSION, INT8_OPS, INT8_SUFFIX, META_FILE, OPSET,  # noqa: F401
+from shoefind.encoders.families import clip_parts as clip
+from shoefind.encoders.families.openai_clip import ClipEncoder
+from shoefind.encoders.runtimes.capability import onnx_available  # noqa: F401  (part of this module's API)
+from shoefind.encoders.runtimes.onnx_files import (EXPORT_VERSION, INT8_OPS, INT8_SUFFIX, META_FILE, OPSET,  # noqa: F401
                                           export_dir, normalise as _normalise, open_session as _session,
                                           run_text_session, tower_path, weights_sha256)
 
@@ -59,7 +59,7 @@ class _TextTower(torch.nn.Module):
         self.register_buffer("mask", torch.full((context, context), float("-inf")).triu_(1), persistent=False)
 
     def forward(self, tokens):
-        # CLIP's text pass (shoefind.encoders.openai_clip.text_pass) with attention written out:
+        # CLIP's text pass (shoefind.encoders.families.openai_clip.text_pass) with attention written out:
         # nn.MultiheadAttention's traced reshapes keep the example's length as a constant
         m = self.model
         length = tokens.shape[1]
@@ -109,7 +109,7 @@ def _export(tower: torch.nn.Module, example: torch.Tensor, input_name: str, targ
 
 
 def _write_meta(model, folder: Path) -> None:
-    """What a torch-free process needs besides the graphs (shoefind.encoders.onnx_sessions)."""
+    """What a torch-free process needs besides the graphs (shoefind.encoders.runtimes.onnx_sessions)."""
     if (folder / META_FILE).is_file():
         return
     meta = {"input_resolution": int(model.visual.input_resolution),

@@ -12,15 +12,15 @@ fp32 rate at best, while AMX tiles multiply whole blocks. Measured with benchmar
 EPYC with AVX512-BF16 and no AMX, bf16 1.6x, onnx 1.7x, onnx-int8 5.7x; AMD EPYC with AVX2
 only, onnx-int8 1.9x, onnx 1.1x, bf16 0.15x (emulated).
 An approximate runtime (bf16, fp16, onnx-int8) is taken only when its recorded fidelity
-check passes (shoefind.encoders.fidelity); below the bar, the next one is tried and the
+check passes (shoefind.encoders.runtimes.fidelity); below the bar, the next one is tried and the
 encoder's `runtime_choice` says why. Exact runtimes (torch, onnx) need no check.
 """
 from __future__ import annotations
 
 import logging
 
-from shoefind.encoders.capability import Capability, detect, onnx_available
-from shoefind.encoders.fidelity import BARS, checked_fidelity
+from shoefind.encoders.runtimes.capability import Capability, detect, onnx_available
+from shoefind.encoders.runtimes.fidelity import BARS, checked_fidelity
 from shoefind.errors import UserError
 
 RUNTIMES = ("auto", "torch", "bf16", "fp16", "onnx", "onnx-int8")
@@ -78,9 +78,9 @@ def build(base, runtime: str, checkpoint, threads: int | None):
     if runtime == "torch":
         return base
     if runtime in ("bf16", "fp16"):
-        from shoefind.encoders.half import half_encoder
+        from shoefind.encoders.runtimes.half import half_encoder
         return half_encoder(base, runtime)
-    from shoefind.encoders.onnx_runtime import onnx_encoder
+    from shoefind.encoders.runtimes.onnx_runtime import onnx_encoder
     return onnx_encoder(base, checkpoint, runtime, threads)
 
 

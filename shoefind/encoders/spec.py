@@ -10,7 +10,7 @@ EFFICIENTNET_LITE0 = "efficientnet-lite0"
 EFFICIENTNET_LITE2 = "efficientnet-lite2"
 IMAGE_BACKBONES = (EFFICIENTNET_LITE0, EFFICIENTNET_LITE2)
 TTA_SUFFIXES = {"+flip": "flip"}
-LIT_SUFFIX = ".lit.pt"   # a LiT checkpoint (shoefind.encoders.lit)
+LIT_SUFFIX = ".lit.pt"   # a LiT checkpoint (shoefind.encoders.families.lit)
 
 
 def is_lit_path(path) -> bool:

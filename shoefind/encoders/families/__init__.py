@@ -1,0 +1,1 @@
+"""The model families shoefind loads, one module each, and their registry (see FAMILIES)."""
