@@ -15,7 +15,7 @@ from shoefind.encoders.families.backbones import is_image_backbone
 from shoefind.encoders.load import split_specs
 from shoefind.learn.methods import methods_problem
 from shoefind.stages.evaluate import comparing
-from shoefind.settings import model_spec
+from shoefind.encoders.spec import spec_text
 from tasks.evaluate import compare_methods_task, compare_models_task, evaluate_change_task, evaluate_zero_shot_task
 
 from .common import (BatchSize, Catalog, Cluster, DataDir, Dataset, Device, Model, Runtime, Seed, ZeroShot,
@@ -50,7 +50,7 @@ def evaluate_flow(dataset: Dataset = "", data_dir: DataDir = "", model: Model = 
                                cluster=cluster, runtime=runtime, device=device)
         return compare_models_task(embedded["table"], data_dir, models=models, runtime=given(runtime),
                                    device=given(device), zeroshot=zeroshot or None)
-    compare = comparing(method, shots) or is_image_backbone(model_spec(model))
+    compare = comparing(method, shots) or is_image_backbone(spec_text(model))
     if problem := dataset_problem(dataset) or model_problem(model) or (compare and methods_problem(model, method)):
         return stop(problem)
     embedded = subflow(embed_flow, dataset, data_dir, model=model or "", catalog=catalog, batch_size=batch_size,

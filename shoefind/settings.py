@@ -157,11 +157,6 @@ def layout(override: str | os.PathLike | None = None) -> DataLayout:
     return DataLayout(data_dir(override))
 
 
-def model_spec(override: str | None = None) -> str:
-    """A model spec: argument, then $SHOEFIND_MODEL, then ViT-B/32."""
-    return override or current().model
-
-
 def rules_dir() -> Path:
     return current().rules_dir
 

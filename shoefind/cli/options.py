@@ -115,8 +115,8 @@ def with_tta(model: str | None, tta: str | None) -> str | None:
     """The model spec with its test-time augmentation suffix ('efficientnet-lite2' + flip -> '...+flip')."""
     if not tta:
         return model
-    from shoefind.settings import model_spec
-    spec = model_spec(model)
+    from shoefind.encoders.spec import spec_text
+    spec = spec_text(model)
     return spec if spec.endswith(f"+{tta}") else f"{spec}+{tta}"
 Seed = Annotated[int, typer.Option("--seed", min=0, help="random seed (the split is saved with the run)")]
 

@@ -15,8 +15,8 @@ OK, WARN, MISSING = "  ok       ", "  WARNING  ", "  MISSING  "
 def _model(model: str | None) -> tuple[str, str]:
     from shoefind.encoders.base import ModelUnavailable
     from shoefind.encoders.load import load_encoder
-    from shoefind.settings import model_spec
-    spec = model_spec(model)
+    from shoefind.encoders.spec import spec_text
+    spec = spec_text(model)
     try:
         enc = load_encoder(spec)
     except ModelUnavailable as exc:

@@ -91,7 +91,7 @@ def load_checker(model: str | None, prompts_name: str = "filter_prompts") -> tup
     cannot be loaded: note says so in a line, detail says how to supply the model. A model
     named on purpose that cannot be loaded raises ModelUnavailable: going on without the
     check the user asked for would sort images by rules they did not choose."""
-    from shoefind.settings import model_spec
+    from shoefind.encoders.spec import spec_text
     from shoefind.encoders.base import ModelUnavailable
     from shoefind.encoders.load import load_model
     if model is not None and str(model).lower() in ("", "none", "off"):
@@ -102,7 +102,7 @@ def load_checker(model: str | None, prompts_name: str = "filter_prompts") -> tup
         if model is not None:
             raise ModelUnavailable(f"--model {model}: {exc} (or pass --model none to filter without "
                                    "the semantic check)") from None
-        return None, f"semantic check skipped: CLIP model {model_spec(model)} is not available", str(exc)
+        return None, f"semantic check skipped: CLIP model {spec_text(model)} is not available", str(exc)
     note = f"semantic check with {encoder.model_id}"
     if encoder.is_random:
         note += " (a tiny RANDOM test model: its verdicts mean nothing)"

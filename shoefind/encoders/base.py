@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable, Protocol, Sequence, runtime_checkabl
 
 import numpy as np
 
-from shoefind.encoders.spec import weights_id  # noqa: F401  (part of this module's API)
+from shoefind.encoders.weights import weights_id  # noqa: F401  (part of this module's API)
 from shoefind.errors import UserError
 
 if TYPE_CHECKING:

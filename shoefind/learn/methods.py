@@ -66,12 +66,12 @@ def methods_problem(model: str | None, methods: list[str] | str | None) -> str |
     loading the model: only the image-only backbones lack a text side)."""
     from shoefind.encoders.families.backbones import is_image_backbone
     from shoefind.encoders.base import no_text_message
-    from shoefind.settings import model_spec
+    from shoefind.encoders.spec import spec_text
     try:
         expanded = expand_methods(methods or "fewshot")
     except ValueError as exc:
         return str(exc)
-    spec = model_spec(model)
+    spec = spec_text(model)
     needs_text = [m for m in expanded if m in TEXT_METHODS]
     if is_image_backbone(spec) and needs_text:
         return no_text_message(spec, needs_text[0])

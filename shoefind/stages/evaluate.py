@@ -182,13 +182,13 @@ def evaluate_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, mo
     from shoefind.encoders.families.backbones import is_image_backbone
     from shoefind.encoders.load import split_specs
     from shoefind.stages.features import embed_dataset
-    from shoefind.settings import model_spec
+    from shoefind.encoders.spec import spec_text
     if task not in ("zeroshot", "change"):
         raise UserError(f"unknown task '{task}' (known: zeroshot, change)")
     if len(models := split_specs(model)) > 1:
         return evaluate_models(dataset, data_dir, models, catalog, batch_size, task, method, shots, cluster,
                                runtime, device, zeroshot, progress, log)
-    compare = comparing(method, shots) or is_image_backbone(model_spec(model))
+    compare = comparing(method, shots) or is_image_backbone(spec_text(model))
     if task == "change" and compare:
         raise UserError("--method and --shots apply to the zeroshot task (attribute and name classification)")
     if compare:

@@ -69,8 +69,8 @@ def finetune_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, mo
     from shoefind.encoders.families.openai_clip import resolve_checkpoint
     from shoefind.stages.features import save_table
     from shoefind.learn.finetune import finetune_clip
-    from shoefind.settings import model_spec
-    spec = model_spec(model)
+    from shoefind.encoders.spec import spec_text
+    spec = spec_text(model)
     encoder = load_encoder(spec, runtime="torch")
     table = save_table(dataset, data_dir, catalog).table
     target = Path(out) if out else Path(data_dir) / "models" / f"{Path(dataset).name}-finetune.pt"

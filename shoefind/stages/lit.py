@@ -134,8 +134,8 @@ def learn_lit_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, m
     table = saved.table
     labels = shoe_labels(table.shoes)
     require_labels(labels, str(table.root))
-    from shoefind.settings import model_spec
-    spec = model_spec(model)
+    from shoefind.encoders.spec import spec_text
+    spec = spec_text(model)
     encoder = load_encoder(spec, device=device, batch_size=batch_size, runtime="torch")
     base = _Base(encoder, spec, encoder.device, settings)
     cache = EmbeddingCache.for_encoder(data_dir, base.images)

@@ -1,1 +1,1 @@
-"""The model families shoefind loads, one module each, and their registry (see FAMILIES)."""
+"""The model families shoefind loads, one module each; shoefind.encoders.registry says which loads a spec."""

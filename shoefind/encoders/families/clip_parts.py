@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shoefind.encoders.spec import known_sha256, remembered_sha256
+from shoefind.encoders.weights import known_sha256, remembered_sha256
 
 # Bumped whenever image preprocessing changes, so cached embeddings are recomputed.
 PREPROCESS_VERSION = "clip-center-crop-v1"

@@ -14,26 +14,16 @@ from pathlib import Path
 import torch
 
 from shoefind.encoders.base import ModelUnavailable, config_id, import_family_package, weights_id
+from shoefind.encoders.spec import is_hf_folder  # noqa: F401  (this module's API)
 from shoefind.encoders.families.family_encoder import FamilyEncoder
 from shoefind.encoders.families.hub import hub_mode, local_snapshot
 
 FAMILY = "hf"
-SUPPORTED_TYPES = ("clip", "siglip")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # What a folder needs; named in the missing-model paragraph.
 NEEDED_FILES = ["config.json", "model.safetensors (or pytorch_model.bin)", "preprocessor_config.json",
                 "tokenizer files (tokenizer.json / vocab.json + merges.txt / spiece.model)"]
 TINY_MARK_FILE = "shoefind-tiny.txt"
-
-
-def is_hf_folder(path: Path) -> bool:
-    cfg = path / "config.json"
-    if not (path.is_dir() and cfg.is_file()):
-        return False
-    try:
-        return json.loads(cfg.read_text()).get("model_type") in SUPPORTED_TYPES
-    except (OSError, ValueError):
-        return False
 
 
 def weights_file(folder: Path) -> Path | None:

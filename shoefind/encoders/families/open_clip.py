@@ -17,11 +17,11 @@ from pathlib import Path
 import torch
 
 from shoefind.encoders.base import ModelUnavailable, config_id, import_family_package, weights_id
+from shoefind.encoders.spec import OPEN_CLIP_CONFIG as CONFIG_FILE, is_open_clip_folder  # noqa: F401  (this module's API)
 from shoefind.encoders.families.family_encoder import FamilyEncoder
 from shoefind.encoders.families.hub import hub_cache, hub_mode, local_snapshot, missing_repo_message
 
 FAMILY = "open_clip"
-CONFIG_FILE = "open_clip_config.json"
 WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
                 "open_clip_pytorch_model.bin", "open_clip_pytorch_model.pth", "model.safetensors", "pytorch_model.bin")
 TINY_MARK_FILE = "shoefind-tiny.txt"
@@ -29,10 +29,6 @@ TINY_MARK_FILE = "shoefind-tiny.txt"
 
 def _open_clip():
     return import_family_package("open_clip", "open-clip-torch", "open_clip")
-
-
-def is_open_clip_folder(path: Path) -> bool:
-    return path.is_dir() and (path / CONFIG_FILE).is_file()
 
 
 def folder_weights(folder: Path) -> Path | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shoefind.encoders.spec import remembered_sha256
+from shoefind.encoders.weights import remembered_sha256
 
 # Bumped whenever the exported graphs change, so old exports are not reused.
 # v2: the text tower takes tokens cut after the longest end-of-text token (any length up to 77),
