@@ -102,18 +102,25 @@ def recover(queue: "ReviewQueue") -> list[str]:
     with queue.connect() as db:
         if not db.execute("SELECT 1 FROM intents LIMIT 1").fetchone():
             return []
-    notes = []
     with decision_lock(queue.root):
-        for intent in pending(queue):  # read again under the lock: a live decision has finished by now
-            try:
-                _move(queue, intent)
-            except PathNotFound as exc:
-                _forget(queue, intent)
-                notes.append(f"an interrupted decision was rolled back: {exc}")
-                continue
-            _leave_dataset(queue, intent)
-            _commit(queue, intent)
-            notes.append(f"an interrupted decision was finished: image {intent.image_id} {intent.status}")
+        return finish_pending(queue)
+
+
+def finish_pending(queue: "ReviewQueue") -> list[str]:
+    """recover() for a caller that holds decision_lock: every intent left is a dead process's.
+    A decision runs it first too, so a long-lived process (the review page) never decides on top
+    of an older decision another process left half done."""
+    notes = []
+    for intent in pending(queue):
+        try:
+            _move(queue, intent)
+        except PathNotFound as exc:
+            _forget(queue, intent)
+            notes.append(f"an interrupted decision was rolled back: {exc}")
+            continue
+        _leave_dataset(queue, intent)
+        _commit(queue, intent)
+        notes.append(f"an interrupted decision was finished: image {intent.image_id} {intent.status}")
     return notes
 
 

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from shoefind.curate.decisions import INTENTS_SCHEMA, Intent, carry_out, decision_lock, recover
+from shoefind.curate.decisions import INTENTS_SCHEMA, Intent, carry_out, decision_lock, finish_pending, recover
 from shoefind.errors import UserError
 from shoefind.images import ImageError, open_image
 from shoefind.walk import open_no_follow
@@ -286,6 +286,7 @@ class ReviewQueue:
         if decision not in ("accept", "reject"):
             raise UserError(f"decision must be accept or reject, not {decision!r}")
         with decision_lock(self.root):
+            self.recovered += finish_pending(self)
             item = self.get(ref)  # read under the lock: another decision on it has finished
             if item.status == "purged":
                 raise UserError(f"image {item.id} was purged; it cannot be decided again")
@@ -303,6 +304,7 @@ class ReviewQueue:
     def reopen(self, ref: str | int) -> QueueItem:
         """Undo a person's decision: the image goes back to the review queue (its copy with it)."""
         with decision_lock(self.root):
+            self.recovered += finish_pending(self)
             item = self.get(ref)
             if item.status not in ("accepted", "rejected") or item.decided_by in (None, "rules"):
                 raise ValueError(f"image {item.id} has no decision by a person to undo (status {item.status})")

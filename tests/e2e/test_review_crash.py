@@ -117,3 +117,16 @@ def test_a_crash_of_a_version_without_the_log_is_repaired_by_check(queued, data_
     code, _, err = run(data_dir, "--reject", item.id)
     assert code == 0, err
     assert assert_consistent(data_dir)[item.id] == "rejected" and not landed.exists()
+
+
+def test_a_long_lived_queue_finishes_a_dead_processs_decision_before_its_own(queued, data_dir):
+    """The review page keeps one queue open for hours: a `review --accept` killed meanwhile must not
+    come back later and undo what the page decided on the same photo."""
+    page = ReviewQueue(data_dir)                 # opened before the crash, as the page's server is
+    code, _, err = run(data_dir, "--accept", queued[0], crash_at="decide:moved@1")
+    assert code == -signal.SIGKILL, err
+    rejected = page.decide(queued[0], "reject")
+    assert rejected.status == "rejected" and any("finished" in note for note in page.recovered)
+    assert assert_consistent(data_dir)[queued[0]] == "rejected"
+    assert run(data_dir, "--list")[0] == 0       # a later open has nothing left to replay
+    assert assert_consistent(data_dir)[queued[0]] == "rejected"
