@@ -55,7 +55,7 @@ FilterModel = Annotated[str, Field(
 ZeroShot = Annotated[dict, Field(
     title="zero-shot options", description="Optional: prompts (a prompt set of rules/, e.g. seed), vocabulary, "
                                            "filter_attributes, fallback. Empty: the rules' defaults.")]
-Seed = Annotated[int, Field(ge=0, title="seed", description="Random seed of the k-shot split.")]
+Seed = Annotated[int, Field(ge=0, le=2 ** 32 - 1, title="seed", description="Random seed of the k-shot split.")]
 Shots = Annotated[str, Field(
     title="shots", description="Training photos per shoe: 16 means k = 1, 2, 4, 8, 16; or a list such as 1,4,16.")]
 

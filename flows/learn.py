@@ -8,6 +8,7 @@ from prefect import flow
 from pydantic import Field
 
 from shoefind.checks import dataset_problem, model_problem
+from shoefind.learn.hyperparameters import RANGES, field_bounds
 from shoefind.learn.methods import methods_problem
 from shoefind.stages.learn import coop_options
 from tasks.learn import finetune_task, learn_task, lit_task
@@ -31,8 +32,8 @@ def learn_flow(dataset: Dataset = "", data_dir: DataDir = "", model: Model = "",
                                                                                           "tokens per prompt.")] = 4,
                class_specific: Annotated[bool, Field(title="class-specific context", description="CoOp: one "
                                                      "context per class instead of one shared by all.")] = False,
-               max_epochs: Annotated[int, Field(ge=0, title="CoOp epochs", description="At most this many; "
-                                                "0: the schedule's.")] = 0,
+               max_epochs: Annotated[int, Field(ge=0, le=RANGES["max_epochs"].high, title="CoOp epochs",
+                                                description="At most this many; 0: the schedule's.")] = 0,
                batch_size: BatchSize = 32, cluster: Cluster = "", runtime: Runtime = "auto",
                device: Device = "auto", zeroshot: ZeroShot = {},
                schedule: Annotated[Literal["", "fast", "paper"], Field(
@@ -42,17 +43,19 @@ def learn_flow(dataset: Dataset = "", data_dir: DataDir = "", model: Model = "",
                                               description="Words the context starts from.")] = "a photo of a",
                views: Annotated[int, Field(ge=0, title="augmented views",
                                            description="Augmented views per training photo (0: none).")] = 0,
-               blocks: Annotated[int, Field(ge=1, title="finetune: visual blocks",
+               blocks: Annotated[int, Field(ge=1, le=RANGES["blocks"].high, title="finetune: visual blocks",
                                             description="Last visual blocks trained by finetune.")] = 2,
-               alpha: Annotated[float, Field(ge=0, le=1, title="finetune: WiSE-FT alpha",
+               alpha: Annotated[float, Field(**field_bounds("alpha"), title="finetune: WiSE-FT alpha",
                                              description="Weight of the fine-tuned weights.")] = 0.5,
-               epochs: Annotated[int, Field(ge=1, title="finetune: epochs", description="Epochs of finetune.")] = 5,
-               lr: Annotated[float, Field(gt=0, title="finetune: learning rate", description="Of finetune.")] = 1e-5,
+               epochs: Annotated[int, Field(**field_bounds("epochs"), title="finetune: epochs",
+                                            description="Epochs of finetune.")] = 5,
+               lr: Annotated[float, Field(**field_bounds("lr"), title="finetune: learning rate",
+                                          description="Of finetune (AdamW): more than 0, at most 1.")] = 1e-5,
                out: Annotated[str, Field(title="finetune / lit: checkpoint", description="Where finetune or lit "
                                          "writes the checkpoint. Empty: DATA_DIR/models/<dataset>-finetune.pt, "
                                          "<dataset>-<model>-lit.lit.pt.")] = "",
-               steps: Annotated[int, Field(ge=0, title="lit: steps", description="LiT training steps; "
-                                           "0: the default (150).")] = 0,
+               steps: Annotated[int, Field(ge=0, le=RANGES["steps"].high, title="lit: steps",
+                                           description="LiT training steps; 0: the default (150).")] = 0,
                ) -> str | dict:
     """Learn classifiers from the labeled photos, compare them with zero-shot, save them for `infer`;
     returns the run folder (finetune: the checkpoint and held-out figures)."""

@@ -44,10 +44,11 @@ LAYERS = [
     ("csvfile", "reading a user's CSV"),
     ("rules_schema", "the shape of every rules/*.yaml"),
     ("walk", "listing files without following links"),
+    ("faults", "crash points for the kill -9 tests"),
     ("errors", "one error family"),
 ]
 ORDER = {name: i for i, (name, _) in enumerate(LAYERS)}
-GROUND = {"settings", "cluster", "images", "csvfile", "rules_schema", "walk", "errors"}
+GROUND = {"settings", "cluster", "images", "csvfile", "rules_schema", "walk", "faults", "errors"}
 
 
 def package_of(module: str) -> str | None:

@@ -84,6 +84,8 @@ def _print_summary(s: dict) -> None:
 def review(accept: list[str] = typer.Option(None, "--accept", help="accept this queue ID (or sha256 prefix)"),
            reject: list[str] = typer.Option(None, "--reject", help="reject this queue ID (or sha256 prefix)"),
            list_: bool = typer.Option(False, "--list", help="list the images waiting for review"),
+           check: bool = typer.Option(False, "--check", help="check that the queue and the files on disk agree, "
+                                                             "and repair what does not (orphan and missing copies)"),
            status: o.ReviewStatus = typer.Option("review", help="with --list: which images to list"),
            data_dir: o.DataDir = None,
            port: o.Port = 8765,
@@ -95,6 +97,11 @@ def review(accept: list[str] = typer.Option(None, "--accept", help="accept this 
         fail(f"no review queue in {lay.root} yet: run `shoefind filter FOLDER` first")
     from shoefind.curate.queue import ReviewQueue
     queue = ReviewQueue(lay.root)
+    for note in queue.recovered:
+        err.print(f"warning: {note}", style="yellow", highlight=False, markup=False)
+    if check:
+        _check(queue, json_out)
+        return
     if accept or reject:
         # each decision stands on its own: all are reported, and any failure makes exit code 2
         results = queue.decide_many([(r, "accept") for r in accept or []] + [(r, "reject") for r in reject or []],
@@ -122,6 +129,20 @@ def review(accept: list[str] = typer.Option(None, "--accept", help="accept this 
         print(f"{len(items)} images ({', '.join(f'{k} {v}' for k, v in queue.counts().items())})")
         return
     _serve(queue, port, open_browser)
+
+
+def _check(queue, json_out: bool) -> None:
+    from shoefind.curate.queue_check import check_queue
+    report = check_queue(queue)
+    if json_out:
+        print_json(report.as_dict())
+    else:
+        for finding in report.findings:
+            print(("repaired " if finding.repaired else "NOT repaired ") + finding.line())
+        print(f"checked {report.images} queue images and {report.files} files: {len(report.findings)} problems, "
+              f"{len(report.findings) - len(report.unrepaired)} repaired")
+    if report.unrepaired:
+        fail(f"{len(report.unrepaired)} problems need a person: see above (NOT repaired)")
 
 
 def _serve(queue, port: int, open_browser: bool) -> None:

@@ -12,6 +12,7 @@ from shoefind.cli import options as o
 from shoefind.cli.common import dataset_folder, print_json, show_run
 from shoefind.cli.execution import run_stage
 from shoefind.errors import UserError
+from shoefind.learn.hyperparameters import option_check
 
 
 def learn(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model: o.Model = None,
@@ -28,17 +29,22 @@ def learn(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model:
                    "every photo) or paper (SGD 0.002, cosine, warm-up, batch 32, 200/100/50 epochs by shots; "
                    "CoCoOp: batch 1, 10 epochs). Default: fast for CoOp, paper for CoCoOp"),
           max_epochs: Optional[int] = typer.Option(None, "--max-epochs", min=1, show_default=False,
+                                                   callback=option_check("max_epochs"),
                                                    help="CoOp epochs (default: the schedule's)"),
           views: o.Views = 0, tta: o.Tta = None,
-          blocks: int = typer.Option(2, "--blocks", min=0, help="finetune: last visual blocks trained"),
-          alpha: float = typer.Option(0.5, "--alpha", min=0.0, max=1.0,
+          blocks: int = typer.Option(2, "--blocks", min=0, callback=option_check("blocks"),
+                                     help="finetune: last visual blocks trained"),
+          alpha: float = typer.Option(0.5, "--alpha", min=0.0, max=1.0, callback=option_check("alpha"),
                                       help="finetune: WiSE-FT weight of the fine-tuned model (0 original, 1 tuned)"),
-          epochs: int = typer.Option(5, "--epochs", min=1, help="finetune: epochs"),
-          lr: float = typer.Option(1e-5, "--lr", min=0.0, help="finetune: learning rate (AdamW)"),
+          epochs: int = typer.Option(5, "--epochs", min=1, callback=option_check("epochs"),
+                                     help="finetune: epochs (at most 1000)"),
+          lr: float = typer.Option(1e-5, "--lr", callback=option_check("lr"),
+                                   help="finetune: learning rate (AdamW), more than 0 and at most 1"),
           out: Optional[Path] = typer.Option(None, "--out", show_default=False, dir_okay=False,
                                              help="finetune / lit: checkpoint path (default DATA_DIR/models/"
                                                   "<dataset>-finetune.pt, <dataset>-<model>-lit.lit.pt)"),
           steps: Optional[int] = typer.Option(None, "--steps", min=1, show_default=False,
+                                              callback=option_check("steps"),
                                               help="lit: training steps (default 150)"),
           batch_size: o.BatchSize = 32, cluster: o.Cluster = None, runtime: o.RuntimeOpt = None,
           device: o.DeviceOpt = None, prompts: o.Prompts = None, vocabulary: o.Vocabulary = None,

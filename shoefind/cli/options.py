@@ -118,7 +118,8 @@ def with_tta(model: str | None, tta: str | None) -> str | None:
     from shoefind.encoders.spec import spec_text
     spec = spec_text(model)
     return spec if spec.endswith(f"+{tta}") else f"{spec}+{tta}"
-Seed = Annotated[int, typer.Option("--seed", min=0, help="random seed (the split is saved with the run)")]
+Seed = Annotated[int, typer.Option("--seed", min=0, max=2 ** 32 - 1,   # numpy and torch seeds are 32-bit
+                                   help="random seed (the split is saved with the run)")]
 
 
 # --- zero-shot identification (the 5-step method) and its prompts ------------------------------

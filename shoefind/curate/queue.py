@@ -5,6 +5,9 @@ filter never re-queues an image that was already decided, whatever its file name
 Each image also has one stored copy under the data dir, placed by its status:
 accepted -> images/<shoe>/<sha256>.<ext> (the dataset), review -> filter/review/,
 rejected -> filter/rejected/ (kept, with its reasons, until purge). Sources are only read.
+A person's decision moves that copy and changes the row as one transaction (decisions.py): a
+process killed half way is finished by the next open; `review --check` (queue_check.py) repairs
+what older versions or hands left behind.
 """
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from shoefind.errors import PathNotFound, UserError
+from shoefind.curate.decisions import INTENTS_SCHEMA, Intent, carry_out, decision_lock, finish_pending, recover
+from shoefind.errors import UserError
 from shoefind.images import ImageError, open_image
 from shoefind.walk import open_no_follow
 
@@ -125,7 +129,9 @@ class ReviewQueue:
         self.root.mkdir(parents=True, exist_ok=True)
         self.path = self.root / "queue.sqlite"
         with self.connect() as db:
-            db.executescript(SCHEMA)
+            db.executescript(SCHEMA + INTENTS_SCHEMA)
+        # decisions a killed process left half done are finished before anything reads the queue
+        self.recovered: list[str] = recover(self)
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
@@ -274,54 +280,39 @@ class ReviewQueue:
                            "VALUES (?,?,?,?,?)", [(p, s, d, now(), run_id) for p, s, d in files])
 
     def decide(self, ref: str | int, decision: str, reviewer: str = "reviewer") -> QueueItem:
-        """A person's accept/reject: stored with the time, and the image's copy moved to match."""
+        """A person's accept/reject: stored with the time, and the image's copy moved to match.
+        Rejecting removes every copy of the image from the dataset. A transaction (decisions.py):
+        a process killed half way leaves nothing that the next open does not finish."""
         if decision not in ("accept", "reject"):
             raise UserError(f"decision must be accept or reject, not {decision!r}")
-        item = self.get(ref)
-        if item.status == "purged":
-            raise UserError(f"image {item.id} was purged; it cannot be decided again")
-        status = "accepted" if decision == "accept" else "rejected"
-        suffix = Path(item.stored_path).suffix if item.stored_path else ".bin"
-        target = self.target_path(status, item.sha256, item.shoe, suffix)
-        current = Path(item.stored_path) if item.stored_path else None
-        if status == "accepted" and item.status != "accepted":
-            self._check_decodes(item, current if current and current.is_file() else Path(item.source))
-        if current and current.is_file() and current != target:
-            self._place(current, target, move=True)
-        elif not target.exists():
-            source = Path(item.source)
-            if not source.is_file():
-                raise PathNotFound(f"image {item.id}: neither the stored copy {current} nor the source "
-                                        f"{source} exists any more")
-            self._place(source, target, move=False)
-        rule = "reviewer" if status == "rejected" else item.rule
-        with self.connect() as db:
-            db.execute("UPDATE images SET status=?, decision=?, decided_by=?, decided_at=?, stored_path=?, rule=? "
-                       "WHERE id=?", (status, decision, reviewer, now(), str(target), rule, item.id))
-            if status == "accepted":
-                h = db.execute("SELECT phash, dhash, color, width, height FROM images WHERE id=?", (item.id,)).fetchone()
-                if h["phash"]:
-                    db.execute("INSERT OR REPLACE INTO dataset_hashes VALUES (?,?,?,?,?,?,?,?)",
-                               self._dataset_row(target, item.sha256, h["phash"], h["dhash"], h["color"],
-                                                 (h["width"] or 0) * (h["height"] or 0)))
+        with decision_lock(self.root):
+            self.recovered += finish_pending(self)
+            item = self.get(ref)  # read under the lock: another decision on it has finished
+            if item.status == "purged":
+                raise UserError(f"image {item.id} was purged; it cannot be decided again")
+            status = "accepted" if decision == "accept" else "rejected"
+            suffix = Path(item.stored_path).suffix if item.stored_path else ".bin"
+            target = self.target_path(status, item.sha256, item.shoe, suffix)
+            current = Path(item.stored_path) if item.stored_path else None
+            if status == "accepted" and item.status != "accepted":
+                self._check_decodes(item, current if current and current.is_file() else Path(item.source))
+            carry_out(self, Intent(item.id, item.sha256, status, decision, reviewer, now(),
+                                   "reviewer" if status == "rejected" else item.rule,
+                                   item.stored_path, str(target), item.source))
         return self.get(item.id)
 
     def reopen(self, ref: str | int) -> QueueItem:
         """Undo a person's decision: the image goes back to the review queue (its copy with it)."""
-        item = self.get(ref)
-        if item.status not in ("accepted", "rejected") or item.decided_by in (None, "rules"):
-            raise ValueError(f"image {item.id} has no decision by a person to undo (status {item.status})")
-        suffix = Path(item.stored_path).suffix if item.stored_path else ".bin"
-        target = self.target_path("review", item.sha256, item.shoe, suffix)
-        current = Path(item.stored_path) if item.stored_path else None
-        if current and current.is_file() and current != target:
-            self._place(current, target, move=True)
-        with self.connect() as db:
-            db.execute("UPDATE images SET status='review', decision=NULL, decided_by=NULL, decided_at=NULL, "
-                       "stored_path=?, rule=? WHERE id=?",
-                       (str(target), None if item.rule == "reviewer" else item.rule, item.id))
-            if current is not None:
-                db.execute("DELETE FROM dataset_hashes WHERE path=?", (str(current),))
+        with decision_lock(self.root):
+            self.recovered += finish_pending(self)
+            item = self.get(ref)
+            if item.status not in ("accepted", "rejected") or item.decided_by in (None, "rules"):
+                raise ValueError(f"image {item.id} has no decision by a person to undo (status {item.status})")
+            suffix = Path(item.stored_path).suffix if item.stored_path else ".bin"
+            target = self.target_path("review", item.sha256, item.shoe, suffix)
+            carry_out(self, Intent(item.id, item.sha256, "review", None, None, None,
+                                   None if item.rule == "reviewer" else item.rule,
+                                   item.stored_path, str(target), item.source))
         return self.get(item.id)
 
     def duplicate_path(self, sha256: str) -> Path | None:

@@ -23,9 +23,9 @@ from shoefind.features.embed import embed_images
 from shoefind.features.table import FeatureTable, build_table, saved_table_if_current, table_dir_for
 from shoefind.features.table_fingerprint import table_fingerprint
 from shoefind.features.text_cache import load_texts, save_texts
-from shoefind.errors import UserError
-from shoefind.features.vector_index import (EXACT_SUBSET, AnnIndex, PhotoSearch, VectorStore, ann_threshold,
-                                            single_threaded_blas)
+from shoefind.errors import InternalError, UserError
+from shoefind.features.vector_index import (EXACT_SUBSET, AnnIndex, PhotoSearch, StoreMismatch, VectorStore,
+                                            ann_threshold, single_threaded_blas)
 
 
 class EmptyCatalog(UserError):
@@ -155,7 +155,7 @@ def catalog_from_table(table: FeatureTable, cache: EmbeddingCache, model_id: str
     big = len(images) >= threshold
     if big:
         store = VectorStore.for_cache(cache.dir)
-        rows = store.rows_of(images["sha256"])
+        rows = _checked_rows(store, cache.dir, images["sha256"])
         images = images.assign(_row=rows).sort_values("_row", kind="stable")   # store order: slices, not copies
         have = (images["_row"] >= 0).to_numpy()
     else:
@@ -173,13 +173,37 @@ def catalog_from_table(table: FeatureTable, cache: EmbeddingCache, model_id: str
     search = None
     if big:
         rows = images["_row"].to_numpy(np.int64)
-        contiguous = rows[0] == 0 and rows[-1] == len(rows) - 1
-        emb = store.vectors[:len(rows)] if contiguous else np.asarray(store.vectors[rows])
+        # exactly the store's first rows, in order (no photo missing, none twice): mapped, not copied
+        prefix = np.array_equal(rows, np.arange(len(rows)))
+        emb = store.vectors[:len(rows)] if prefix else np.asarray(store.vectors[rows])
         search = PhotoSearch(emb, rows, AnnIndex(store).ensure(), exact_subset=min(EXACT_SUBSET, threshold // 2))
     else:
         emb = cache.matrix(photos["sha256"].tolist())
     return Catalog(table.root, shoes, photos, emb, skipped, model_id, table,
                    Path(data_dir) if data_dir is not None else None, search=search)
+
+
+def _checked_rows(store: VectorStore, cache_dir: Path, shas: pd.Series) -> np.ndarray:
+    """Each photo's store row (-1 where not stored), checked: the row holds that photo's sha.
+
+    The store's own checksums catch damaged files; this also catches a row map that is
+    intact but wrong. Either way the store is rebuilt from the shards once, never trusted."""
+    wanted = np.asarray(shas.tolist(), dtype="S64")
+    for attempt in (1, 2):
+        try:
+            rows = store.rows_of(wanted)
+        except StoreMismatch as exc:
+            why = str(exc)
+        else:
+            found = rows >= 0
+            wrong = int((store.shas[rows[found]] != wanted[found]).sum()) if found.any() else 0
+            if not wrong:
+                return rows
+            why = f"{wrong} photos map to another photo's row"
+        if attempt == 2:
+            raise InternalError(f"the vector store {store.folder} is inconsistent even after a rebuild: {why}")
+        store.rebuild(cache_dir, why)
+    raise AssertionError("unreachable")
 
 
 def _current_table(dataset: Path, data_dir: Path) -> FeatureTable:

@@ -14,6 +14,12 @@ cost of one matrix product each, where an HNSW graph (usearch 2.26, measured) to
 ranges (usearch's i8 maps [-1, 1] and loses most of a unit vector's precision). Candidates are re-scored exactly from the float16
 store, so the order of what it returns is exact.
 
+Both verify themselves before they are trusted: state.json keeps each store file's CRC-32
+(extended as rows are appended) and ivf-sq8.json the index's, with the store it was built over
+and the rows it covers (shoefind.features.checked_files: a checksum is recomputed only when a
+file's stamp changed). A store or index that fails, or that faiss cannot read, is rebuilt from
+the cache's shards (the index from the store) with one warning line, as damaged shards are.
+
 `PhotoSearch` is what a catalog asks: the k best photos for a query (optionally among
 allowed photos: the filter is applied inside the index, a faiss IDSelectorBitmap), or each
 shoe's best photo (shoe ranking), exact below the threshold (SHOEFIND_ANN_THRESHOLD, default 50,000 photos),
@@ -21,19 +27,29 @@ approximate above it.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import math
 import os
+import re
 import sys
 import uuid
 from pathlib import Path
 
 import numpy as np
 
+from shoefind.features.checked_files import crc32_file, extend_crc, stamp, unchanged_or_intact
+
 ANN_THRESHOLD = 50_000
 STORE_DIR = "vector-store"
+STORE_FORMAT = 2                 # state.json with checksums; older stores are rebuilt
+VECTORS, SHAS = "vectors.f16", "shas.s64"
+ROW_FILES = (VECTORS, SHAS)
+SHA_BYTES = 64
 INDEX_FILE = "ivf-sq8.faiss"
+INDEX_META = "ivf-sq8.json"
 # An allowed subset this small is searched exactly (cheaper than probing the index for it).
 EXACT_SUBSET = 20_000
 READ_SUBSET = 4_096
@@ -83,28 +99,131 @@ def dot(matrix, query: np.ndarray, chunk: int = 65_536) -> np.ndarray:
     return out
 
 
+class StoreMismatch(Exception):
+    """The store's files are intact but do not agree with each other; str() says how."""
+
+
 class VectorStore:
-    """All vectors of one embedding cache, float16, memory-mapped (see module docstring)."""
+    """All vectors of one embedding cache, float16, memory-mapped (see module docstring).
+
+    Every file is verified when the store is opened (`_damage`): its size against the row
+    count, its CRC-32 (kept in state.json, extended as rows are appended) whenever its stamp
+    changed since the last write or check, the sorted order's range. A store that fails is
+    emptied with one warning and `for_cache` fills it again from the cache's shards.
+    """
 
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.state_path = self.folder / "state.json"
+        self.rebuilt: str | None = None     # why this store was found damaged and emptied, if it was
         self._load_state()
 
     @classmethod
     def for_cache(cls, cache_dir: str | os.PathLike, sync: bool = True) -> "VectorStore":
-        store = cls(Path(cache_dir) / STORE_DIR)
-        if sync:
-            store.sync(cache_dir)
+        folder = Path(cache_dir) / STORE_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        with store_lock(folder):   # one process checks, repairs or appends at a time
+            store = cls(folder)
+            if sync:
+                try:
+                    store.sync(cache_dir)
+                except StoreMismatch as exc:
+                    store._reset(str(exc))
+                    store.sync(cache_dir)
         return store
 
+    @staticmethod
+    def _empty_state() -> dict:
+        return {"format": STORE_FORMAT, "id": uuid.uuid4().hex, "rows": 0, "dim": 0, "shards": [], "order": None,
+                "crc": {name: 0 for name in (*ROW_FILES, "order")}, "stamps": {}}
+
     def _load_state(self) -> None:
+        self._maps = None
         try:
             self.state = json.loads(self.state_path.read_text())
-        except (OSError, ValueError):
-            self.state = {"rows": 0, "dim": 0, "shards": []}
+        except FileNotFoundError:
+            self.state = self._empty_state()
+            if any(self.folder.glob("*.f16")) or any(self.folder.glob("*.s64")):
+                self._reset("its state.json is missing")
+            return
+        except (OSError, ValueError) as exc:
+            self.state = self._empty_state()
+            self._reset(f"its state.json cannot be read: {exc}")
+            return
+        if not isinstance(self.state, dict) or self.state.get("format") != STORE_FORMAT:
+            self.state = self._empty_state()
+            self._reset("it was written by an older version, without checksums", warn=False)
+            return
+        why = self._damage()
+        if why:
+            self.state = self._empty_state()
+            self._reset(why)
+
+    def _damage(self) -> str | None:
+        """Why the store's files are not what its state says (None when they are)."""
+        try:
+            rows, dim, crc = int(self.state["rows"]), int(self.state["dim"]), dict(self.state["crc"])
+            stamps, order_name = dict(self.state.get("stamps") or {}), self.state["order"]
+            [int(crc[name]) for name in (*ROW_FILES, "order")]
+            self.state["shards"] = [str(s) for s in self.state["shards"]]
+            str(self.state["id"])
+        except (KeyError, TypeError, ValueError) as exc:
+            return f"its state.json is malformed ({type(exc).__name__}: {exc})"
+        if rows < 0 or dim < 0 or (rows and not dim):
+            return f"its state.json says {rows} rows of dimension {dim}"
+        if not rows:
+            return None
+        for name, width in ((VECTORS, dim * 2), (SHAS, SHA_BYTES)):
+            path = self.folder / name
+            size = path.stat().st_size if path.is_file() else None
+            if size is None:
+                return f"{name} is missing"
+            if size < rows * width:
+                return f"{name} holds {size // width} of its {rows} rows"
+            if not unchanged_or_intact(path, stamps.get(name), int(crc[name]), rows * width):
+                return f"{name} does not match its checksum"
+        if not isinstance(order_name, str) or not re.fullmatch(r"order-\d+\.npy", order_name):
+            return "its state.json names no sorted order"
+        order_path = self.folder / order_name
+        if not unchanged_or_intact(order_path, stamps.get("order"), int(crc["order"])):
+            return f"{order_name} is missing or does not match its checksum"
+        try:
+            order = np.load(order_path, mmap_mode="r", allow_pickle=False)
+            if order.shape != (rows,) or order.dtype != np.int64 or order.min() < 0 or order.max() >= rows:
+                return f"{order_name} is not an order of {rows} rows"
+        except (OSError, ValueError) as exc:
+            return f"{order_name} cannot be read ({exc})"
+        fresh = {name: stamp(self.folder / name) for name in ROW_FILES} | {"order": stamp(order_path)}
+        if fresh != stamps:   # checked by checksum: the next open need not hash them again
+            self.state["stamps"] = fresh
+            with contextlib.suppress(OSError):
+                _atomic_json(self.state_path, self.state)
+        return None
+
+    def _reset(self, why: str, warn: bool = True) -> None:
+        """Forget every row: files removed (the index with them), state emptied."""
+        (log.warning if warn else log.info)("%s vector store %s (%s): rebuilt from the embedding cache's shards",
+                                            "damaged" if warn else "outdated", self.folder, why)
+        self.rebuilt = why
+        for path in [self.folder / n for n in (*ROW_FILES, INDEX_FILE, INDEX_META, "order.npy")] + \
+                list(self.folder.glob("order-*.npy")):
+            path.unlink(missing_ok=True)
+        self.state = self._empty_state()
         self._maps = None
+        with contextlib.suppress(OSError):
+            _atomic_json(self.state_path, self.state)
+
+    def rebuild(self, cache_dir: str | os.PathLike, why: str) -> None:
+        """Empty the store and fill it again from the cache's shards (one warning line)."""
+        with store_lock(self.folder):
+            self._reset(why)
+            self.sync(cache_dir)
+
+    @property
+    def id(self) -> str:
+        """Changes whenever the store is emptied: an index built over another store is not this one's."""
+        return str(self.state["id"])
 
     @property
     def rows(self) -> int:
@@ -119,9 +238,9 @@ class VectorStore:
             if not self.rows:
                 self._maps = (np.zeros((0, self.dim), np.float16), np.zeros(0, "S64"), np.zeros(0, np.int64))
             else:
-                vectors = np.memmap(self.folder / "vectors.f16", np.float16, "r", shape=(self.rows, self.dim))
-                shas = np.memmap(self.folder / "shas.s64", "S64", "r", shape=(self.rows,))
-                order = np.load(self.folder / "order.npy", mmap_mode="r")
+                vectors = np.memmap(self.folder / VECTORS, np.float16, "r", shape=(self.rows, self.dim))
+                shas = np.memmap(self.folder / SHAS, "S64", "r", shape=(self.rows,))
+                order = np.load(self.folder / self.state["order"], mmap_mode="r")
                 self._maps = (vectors, shas, order)
         return self._maps
 
@@ -147,11 +266,11 @@ class VectorStore:
             return out
         row_bytes = self.dim * 2
         view = memoryview(out).cast("B")
-        fd = os.open(self.folder / "vectors.f16", os.O_RDONLY)
+        fd = os.open(self.folder / VECTORS, os.O_RDONLY)
         try:
             for i, row in zip(order.tolist(), rows[order].tolist()):
                 if os.preadv(fd, [view[i * row_bytes:(i + 1) * row_bytes]], row * row_bytes) != row_bytes:
-                    raise OSError(f"{self.folder / 'vectors.f16'} is shorter than its {self.rows} rows")
+                    raise OSError(f"{self.folder / VECTORS} is shorter than its {self.rows} rows")
         finally:
             os.close(fd)
         return out
@@ -175,11 +294,18 @@ class VectorStore:
         if not len(stored) or not len(wanted):
             return np.full(len(wanted), -1, np.int64)
         sorted_shas = stored[order]
+        if len(sorted_shas) > 1 and not (sorted_shas[1:] >= sorted_shas[:-1]).all():
+            # a binary search over an unsorted order misses photos that are there
+            raise StoreMismatch("its sorted order does not sort its shas")
         pos = np.clip(np.searchsorted(sorted_shas, wanted), 0, len(order) - 1)
         return np.where(sorted_shas[pos] == wanted, order[pos], -1).astype(np.int64)
 
     def append(self, shas, vectors: np.ndarray, shard_names=()) -> int:
-        """Add vectors whose sha is not stored yet; returns how many were added."""
+        """Add vectors whose sha is not stored yet; returns how many were added.
+
+        The rows are written past the last committed one, then the sorted order under a new
+        name, then state.json (rows, checksums extended over the new bytes) atomically: a crash
+        before that leaves the previous state, whose files are all still there."""
         vectors = np.asarray(vectors)
         shas = np.asarray(list(shas), dtype="S64")
         if len(shas):
@@ -191,33 +317,53 @@ class VectorStore:
             shas, vectors = shas[keep], vectors[keep]
         if len(shas):
             rows = self.rows
-            for name, data in (("vectors.f16", vectors.astype(np.float16)), ("shas.s64", shas)):
+            crc = self.state["crc"]
+            for name, data in ((VECTORS, vectors.astype(np.float16)), (SHAS, shas)):
                 path = self.folder / name
+                data = np.ascontiguousarray(data).tobytes()
                 with open(path, "r+b" if path.exists() else "wb") as fh:
-                    fh.seek(rows * data[0].nbytes)   # past the last committed row (a crash's tail is overwritten)
-                    fh.write(np.ascontiguousarray(data).tobytes())
+                    fh.seek(rows * (len(data) // len(shas)))  # past the last committed row (a crash's tail is overwritten)
+                    fh.write(data)
                     fh.truncate()
-            all_shas = np.memmap(self.folder / "shas.s64", "S64", "r", shape=(rows + len(shas),))
-            np.save(self.folder / ".order.npy", np.argsort(all_shas, kind="stable"))
-            os.replace(self.folder / ".order.npy", self.folder / "order.npy")
-            self.state["rows"] = rows + len(shas)
+                crc[name] = extend_crc(int(crc[name]), data)
+            total = rows + len(shas)
+            all_shas = np.memmap(self.folder / SHAS, "S64", "r", shape=(total,))
+            order_name = f"order-{total}.npy"
+            tmp = self.folder / f".{order_name}.{uuid.uuid4().hex[:8]}.tmp"
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.argsort(all_shas, kind="stable").astype(np.int64))
+            os.replace(tmp, self.folder / order_name)
+            crc["order"] = crc32_file(self.folder / order_name)
+            old_order = self.state.get("order")
+            self.state.update(rows=total, order=order_name,
+                              stamps={name: stamp(self.folder / name) for name in ROW_FILES}
+                              | {"order": stamp(self.folder / order_name)})
         self.state["shards"] = sorted(set(self.state["shards"]) | set(shard_names))
         _atomic_json(self.state_path, self.state)
+        if len(shas) and old_order and old_order != self.state["order"]:
+            (self.folder / old_order).unlink(missing_ok=True)   # a reader that mapped it keeps its pages
         self._maps = None
         return len(shas)
 
     def sync(self, cache_dir: str | os.PathLike) -> int:
-        """Append the cache's shards not read yet; returns how many vectors were added."""
+        """Append the cache's shards not read yet; returns how many vectors were added.
+
+        Only a photo's own key (a bare sha256) is stored: the keys of augmented views
+        ("<sha>#v3s0") are longer than a row's 64 bytes and would be cut to the photo's."""
+        from shoefind.features.cache import DamagedShard, read_shard
         seen = set(self.state["shards"])
         new = [p for p in sorted(Path(cache_dir).glob("shard-*.npz")) if p.name not in seen]
         added, batch_shas, batch_vecs, names = 0, [], [], []
         for shard in new:
             try:
-                with np.load(shard, allow_pickle=False) as z:
-                    batch_shas.append(z["sha256"].astype("S64"))
-                    batch_vecs.append(z["vectors"])
-            except (OSError, ValueError, KeyError):
-                continue  # damaged or half-healed: read next time
+                keys, vectors = read_shard(shard)
+            except DamagedShard:
+                continue  # the cache moves it aside when it next opens; its photos are encoded again
+            if self.dim and vectors.shape[1] != self.dim:
+                continue  # a foreign shard: the cache moves it aside too
+            photo = np.array([len(k) == SHA_BYTES for k in keys], bool)
+            batch_shas.append(np.asarray(keys, dtype="S64")[photo])
+            batch_vecs.append(vectors[photo])
             names.append(shard.name)
             if sum(len(s) for s in batch_shas) >= 100_000:
                 added += self.append(np.concatenate(batch_shas), np.concatenate(batch_vecs), names)
@@ -227,14 +373,34 @@ class VectorStore:
         return added
 
 
+@contextlib.contextmanager
+def store_lock(folder: Path):
+    """Processes sharing a cache check, repair and grow its store one at a time (flock: the
+    kernel drops it when its holder dies)."""
+    try:
+        fh = open(folder / ".lock", "a+b")
+    except OSError:   # a read-only cache: nobody can change it, so there is nothing to wait for
+        yield
+        return
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
 class AnnIndex:
-    """faiss IVF-SQ8 over a store's rows, persisted beside it and grown by adding rows."""
+    """faiss IVF-SQ8 over a store's rows, persisted beside it and grown by adding rows.
+
+    Beside the index, ivf-sq8.json records the store it was built over (its id), the rows it
+    covers, its file's CRC-32 and stamp: an index that fails any of these, or that faiss cannot
+    read, is rebuilt from the store with one warning line."""
 
     def __init__(self, store: VectorStore, nprobe: int | None = None):
         self.store = store
         self.path = store.folder / INDEX_FILE
+        self.meta_path = store.folder / INDEX_META
         self.index = None
         self.nprobe = nprobe
+        self.rebuilt: str | None = None    # why a saved index was not used, if it was not
 
     @staticmethod
     def lists_for(n: int) -> int:
@@ -253,6 +419,46 @@ class AnnIndex:
         index.train(sample)
         return index
 
+    def _load_checked(self):
+        """The saved index, memory-mapped, when it is intact and this store's; else None."""
+        import faiss
+        if not self.path.is_file():
+            self.meta_path.unlink(missing_ok=True)
+            return None
+        why, warn = None, True
+        try:
+            meta = json.loads(self.meta_path.read_text())
+            rows, crc = int(meta["rows"]), int(meta["crc"])
+        except FileNotFoundError:
+            why, warn = "it was written by an older version, without a checksum", False
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            why = f"its record {self.meta_path.name} is unreadable ({type(exc).__name__})"
+        if why is None:
+            if meta.get("store") != self.store.id:
+                why = "it was built over another vector store"
+            elif rows > self.store.rows:
+                why = f"it covers {rows} rows, the store holds {self.store.rows}"
+            elif not unchanged_or_intact(self.path, meta.get("stamp"), crc):
+                why = "its file does not match its checksum"
+        index = None
+        if why is None:
+            try:
+                index = faiss.read_index(str(self.path), faiss.IO_FLAG_MMAP)
+            except Exception as exc:   # faiss raises RuntimeError with its C++ message for any bad file
+                why = f"faiss cannot read it: {str(exc).strip().splitlines()[0][:120]}"
+            else:
+                if index.d != self.store.dim or index.ntotal != rows:
+                    why = f"it holds {index.ntotal} vectors of dimension {index.d}, its record says {rows} of " \
+                          f"{self.store.dim}"
+                    index = None
+        if why is not None:
+            (log.warning if warn else log.info)("%s approximate index %s (%s): rebuilt from the vector store",
+                                                "damaged" if warn else "outdated", self.path, why)
+            self.rebuilt = why
+            self.path.unlink(missing_ok=True)
+            self.meta_path.unlink(missing_ok=True)
+        return index
+
     def ensure(self, progress=None) -> "AnnIndex":
         """Load the index, add the store's rows it lacks (training it first if none), save.
 
@@ -260,28 +466,34 @@ class AnnIndex:
         queries read (faiss cannot add to a mapped index: adding reads it into memory first).
         """
         import faiss
-        if self.index is None and self.path.is_file():
-            self.index = faiss.read_index(str(self.path), faiss.IO_FLAG_MMAP)
-        if self.index is not None and self.index.d != self.store.dim:
-            self.index = None  # another dimension: not this store's index
-        start = int(self.index.ntotal) if self.index is not None else 0
-        if self.index is None or start < self.store.rows:
-            if self.index is not None:
-                self.index = faiss.read_index(str(self.path))   # writable
-            else:
-                log.info("training an approximate index over %d vectors", self.store.rows)
-                self.index = self._train()
-            for lo in range(start, self.store.rows, 50_000):
-                hi = min(self.store.rows, lo + 50_000)
-                self.index.add_with_ids(self.store.vectors[lo:hi].astype(np.float32), np.arange(lo, hi))
-                if progress:
-                    progress(hi - lo)
-            tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp")
-            faiss.write_index(self.index, str(tmp))
-            os.replace(tmp, self.path)
-            self.index = faiss.read_index(str(self.path), faiss.IO_FLAG_MMAP)
+        with store_lock(self.store.folder):
+            if self.index is None:
+                self.index = self._load_checked()
+            start = int(self.index.ntotal) if self.index is not None else 0
+            if self.index is None or start < self.store.rows:
+                if self.index is not None:
+                    self.index = faiss.read_index(str(self.path))   # writable
+                else:
+                    log.info("training an approximate index over %d vectors", self.store.rows)
+                    self.index = self._train()
+                for lo in range(start, self.store.rows, 50_000):
+                    hi = min(self.store.rows, lo + 50_000)
+                    self.index.add_with_ids(self.store.vectors[lo:hi].astype(np.float32), np.arange(lo, hi))
+                    if progress:
+                        progress(hi - lo)
+                self._save()
+                self.index = faiss.read_index(str(self.path), faiss.IO_FLAG_MMAP)
         self.index.nprobe = self.nprobe or max(16, self.index.nlist // 16)
         return self
+
+    def _save(self) -> None:
+        import faiss
+        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        faiss.write_index(self.index, str(tmp))
+        crc = crc32_file(tmp)
+        os.replace(tmp, self.path)
+        _atomic_json(self.meta_path, {"store": self.store.id, "rows": int(self.index.ntotal),
+                                      "dim": int(self.index.d), "crc": crc, "stamp": stamp(self.path)})
 
     def search(self, query: np.ndarray, k: int, allowed_rows: np.ndarray | None = None,
                share: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -321,8 +533,13 @@ class PhotoSearch:
         self.exact_subset = exact_subset if ann is None else min(exact_subset, READ_SUBSET)
         if ann is not None:
             self.store_rows = np.asarray(store_rows, np.int64)
+            if len(self.store_rows) and (self.store_rows.min() < 0 or self.store_rows.max() >= ann.store.rows):
+                raise ValueError(f"store rows out of range: the store holds {ann.store.rows}")
             self.photo_of_row = np.full(ann.store.rows, -1, np.int64)
             self.photo_of_row[store_rows] = np.arange(len(store_rows))
+            # a photo filed twice (one content, two paths) shares its row: rows map to photos through this
+            self._row_order = np.argsort(self.store_rows, kind="stable")
+            self._sorted_rows = self.store_rows[self._row_order]
             # a catalog of part of the store (the cache holds other folders' photos too): search only its rows
             self.catalog_rows = None
             if len(self.store_rows) < ann.store.rows:
@@ -382,14 +599,20 @@ class PhotoSearch:
             allowed_rows[self.store_rows[allowed]] = True
             scores, rows = self.ann.search(query, fetch, np.packbits(allowed_rows, bitorder="little"),
                                            share=n_allowed / self.ann.store.rows)
-        keep = rows >= 0
-        photos, scores = self.photo_of_row[rows[keep]], scores[keep]
-        keep = photos >= 0
-        photos, scores = photos[keep], scores[keep]
+        keep = (rows >= 0) & (rows < len(self.photo_of_row))
+        photos, scores = self.photos_of_rows(rows[keep], scores[keep])
         if allowed is not None:
             keep = allowed[photos]
             photos, scores = photos[keep], scores[keep]
         return photos, scores
+
+    def photos_of_rows(self, rows: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every catalog photo stored in each row (none, one, or several filed twice), with its row's score."""
+        lo = np.searchsorted(self._sorted_rows, rows, side="left")
+        counts = np.searchsorted(self._sorted_rows, rows, side="right") - lo
+        which = np.repeat(np.arange(len(rows)), counts)
+        offset = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        return self._row_order[np.repeat(lo, counts) + offset], scores[which]
 
     def best_per_group(self, query: np.ndarray, group_of_photo: np.ndarray, fetch: int,
                        allowed: np.ndarray | None = None, per_group: int = 2) -> tuple[np.ndarray, np.ndarray]:

@@ -33,6 +33,7 @@ from shoefind.encoders.base import require_prompt_learning, require_text  # noqa
 from shoefind.prompts import load_prompt_set
 from shoefind.scoring.zeroshot import softmax
 from shoefind.errors import UserError
+from shoefind.learn.finite import require_finite_loss
 
 ARTIFACT_FORMAT = "shoefind-coop"
 ARTIFACT_VERSION = 2   # 2: CoCoOp (conditional + meta_net); v1 files still load
@@ -360,6 +361,7 @@ def train_loop(learner: PromptLearner, x: torch.Tensor, y: torch.Tensor, schedul
         for start in range(0, n, batch):
             idx = order[start:start + batch]
             loss = nn.functional.cross_entropy(learner.logits(xe[idx], scale), y[idx])
+            require_finite_loss(loss, f"epoch {epoch}", "CoOp training", f"learning rate {schedule.lr}")
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -8,7 +8,8 @@ theta = (1 - alpha) * theta_0 + alpha * theta_ft, which keeps zero-shot robustne
 
 A held-out split (by photo; by shoe where shoes have colourways to spare is left to the
 caller through `heldout_shoes`) never trains; its zero-shot top-1 before and after is in
-the manifest. The checkpoint is a state dict that `clip.load(path)` reads (so every command
+the manifest. A non-finite loss stops training and non-finite weights are never written
+(shoefind.learn.finite): the command ends with exit code 2. The checkpoint is a state dict that `clip.load(path)` reads (so every command
 takes it through `--model PATH`), written to a temporary name and renamed: a killed run
 leaves the previous checkpoint intact. The manifest (JSON and markdown) sits next to it.
 """
@@ -31,6 +32,8 @@ from torch import nn
 from shoefind.encoders.base import stack_pixels
 from shoefind.errors import UserError
 from shoefind.images import sha256_file
+from shoefind.learn.finite import require_finite_loss, require_finite_weights, require_sound_base
+from shoefind.learn.hyperparameters import check_hyperparameters
 
 MANIFEST_FORMAT = "shoefind-finetune"
 MANIFEST_VERSION = 1
@@ -153,6 +156,8 @@ def finetune_clip(encoder, base_checkpoint: str | os.PathLike | None, table, out
 
     after_step(step) is called after every optimiser step (progress; tests stop a run with it).
     """
+    check_hyperparameters(blocks=blocks, alpha=alpha, epochs=epochs, lr=lr, weight_decay=weight_decay,
+                          batch_size=batch_size, seed=seed)
     if not getattr(encoder, "has_text", False) or getattr(encoder, "family", "clip") != "clip" \
             or not hasattr(encoder, "model") or not hasattr(encoder.model, "encode_text"):
         raise UserError(f"--method finetune fine-tunes a CLIP model; {encoder.model_id} is not one "
@@ -176,6 +181,7 @@ def finetune_clip(encoder, base_checkpoint: str | os.PathLike | None, table, out
     import copy
     model = copy.deepcopy(encoder.model).float().to(device)
     original = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    require_sound_base(original, encoder.model_id)
     params = trainable_parameters(model, blocks)
     for name, p in model.named_parameters():
         p.requires_grad_(name in params)
@@ -199,6 +205,7 @@ def finetune_clip(encoder, base_checkpoint: str | os.PathLike | None, table, out
             with autocast:
                 logits = scale * _image_features(model, x) @ _text_features(model, captions).T
                 loss = nn.functional.cross_entropy(logits.float(), y)
+            require_finite_loss(loss, f"step {step + 1}", "fine-tuning", f"--lr {lr}: try a smaller one")
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -214,10 +221,12 @@ def finetune_clip(encoder, base_checkpoint: str | os.PathLike | None, table, out
     after = zero_shot_top1(model, hx, hy, captions)
     train_seconds = time.perf_counter() - started
 
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    require_finite_weights(state, "fine-tuning", f"--lr {lr}: try a smaller one")   # before anything is written
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.part")
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    torch.save(state, tmp)
     base_path = Path(base_checkpoint) if base_checkpoint else None
     manifest = {
         "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "method": "finetune",

@@ -30,6 +30,8 @@ from shoefind.encoders.families import clip_parts as clip
 from shoefind.encoders.families.openai_clip import text_features
 from shoefind.encoders.families.text_tower import text_parameters
 from shoefind.learn.captions import Captions
+from shoefind.learn.finite import require_finite_loss
+from shoefind.learn.hyperparameters import check_hyperparameters
 
 MAX_LOGIT_SCALE = 100.0
 
@@ -123,6 +125,7 @@ def train_text_tower(tower: torch.nn.Module, image_embeddings: np.ndarray, capti
     captions.match columns are the rows of image_embeddings. Returns what training did.
     """
     settings = settings or LitSettings()
+    check_hyperparameters(**{k: v for k, v in settings.as_dict().items() if k != "precision"})
     say = log or (lambda _m: None)
     torch.manual_seed(settings.seed)
     gen = np.random.default_rng(settings.seed)
@@ -180,6 +183,7 @@ def train_text_tower(tower: torch.nn.Module, image_embeddings: np.ndarray, capti
         text = F.normalize(_text_in_buckets(tower, tokens[chosen], autocast), dim=-1)
         logit_scale = tower.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
         loss = multi_positive_infonce(logit_scale * x_all[batch] @ text.T, match)
+        require_finite_loss(loss, f"step {step + 1}", "LiT training", f"learning rate {settings.lr}")
         for o in optimizers:
             o.zero_grad(set_to_none=True)
         loss.backward()

@@ -29,11 +29,31 @@ from shoefind.learn.fewshot import LinearProbe, PrototypeClassifier, TipAdapter,
 from shoefind.features.table import FeatureTable
 from shoefind.scoring.zeroshot import Identification, softmax
 from shoefind.errors import UserError
+from shoefind.learn.finite import require_finite_weights
 
 MANIFEST_FORMAT = "shoefind-learned"
 MANIFEST_VERSION = 1
 LEARNED_METHODS = ("prototype", "tip-adapter", "tip-adapter-f", "linear-probe", "coop", "cocoop")
 TIP_METHODS = {"tip-adapter": "", "tip-adapter-f": "_f"}   # method -> suffix of its arrays in fewshot-<task>.npz
+
+
+def _learned_weights(comparison: Comparison):
+    """(name, array or tensor) of every number save_learned writes."""
+    for task, (x, _labels) in comparison.support.items():
+        yield f"support embeddings ({task})", x
+    for method, per_task in comparison.fitted.items():
+        for task, clf in per_task.items():
+            where = f"{method} ({task})"
+            for attr in ("keys", "alpha", "beta", "weights", "bias", "logit_scale", "ctx", "text", "prototypes"):
+                value = getattr(clf, attr, None)
+                if isinstance(value, (int, float)) or hasattr(value, "shape"):
+                    yield f"{where} {attr}", value
+            mean = getattr(getattr(clf, "space", None), "mean", None)
+            if mean is not None:
+                yield f"{where} mean", mean
+            meta = getattr(getattr(clf, "learner", None), "meta_net", None)
+            if getattr(clf, "conditional", False) and meta is not None:
+                yield from ((f"{where} meta_net.{k}", v) for k, v in meta.state_dict().items())
 
 
 def learned_dir(data_dir: str | os.PathLike, model_id: str, dataset: str) -> Path:
@@ -43,6 +63,8 @@ def learned_dir(data_dir: str | os.PathLike, model_id: str, dataset: str) -> Pat
 
 def save_learned(data_dir: str | os.PathLike, comparison: Comparison, encoder, dataset: str) -> Path:
     """Write the largest-k classifiers of a comparison and its manifest; returns the folder."""
+    # a diverged classifier is refused before any file is written: the previous ones stay
+    require_finite_weights(list(_learned_weights(comparison)), "learning the classifiers")
     out = learned_dir(data_dir, encoder.model_id, dataset)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, dict[str, str]] = {}

@@ -21,6 +21,8 @@ from typing import Callable
 import numpy as np
 
 from shoefind.errors import UserError
+from shoefind.learn.finite import require_finite_weights, require_sound_base
+from shoefind.learn.hyperparameters import check_hyperparameters
 
 Log = Callable[[str], None]
 CLIP_NOTE = ("image tower unchanged (locked); the text tower is CLIP's own, trained on the dataset's captions")
@@ -125,10 +127,12 @@ def learn_lit_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, m
 
     say = log or (lambda _m: None)
     started = time.perf_counter()
+    check_hyperparameters(steps=steps, seed=seed, batch_size=batch_size)   # before any work
     settings = settings or LitSettings()
     if steps:
         settings = replace(settings, steps=int(steps))
     settings = replace(settings, seed=seed)
+    check_hyperparameters(**{k: v for k, v in settings.as_dict().items() if k != "precision"})
     options = ZeroShotOptions.of(zeroshot)
     saved = save_table(dataset, data_dir, catalog=catalog)
     table = saved.table
@@ -153,9 +157,11 @@ def learn_lit_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, m
     train_x = cache.matrix(train["sha256"].tolist())
     held_x = cache.matrix(held["sha256"].tolist())
     shoes = table.shoes
+    require_sound_base(base.tower.state_dict(), base.id)
     before = heldout_metrics(base.before or base.images, shoes, held_x, held["shoe"], train_x, train["shoe"], options)
     train_progress = progress("training the text tower", settings.steps) if progress else None
     training = train_text_tower(base.tower, train_x, captions, settings, progress=train_progress, log=say)
+    require_finite_weights(base.tower.state_dict(), "LiT training", f"learning rate {settings.lr}")
     checkpoint = Path(out) if out else default_checkpoint(data_dir, table.root, base.id, base.kind != "clip")
     if base.kind == "clip" and checkpoint.name.endswith(".lit.pt"):
         raise UserError(f"{checkpoint}: LiT over a CLIP model writes a CLIP checkpoint (clip.load reads it); "

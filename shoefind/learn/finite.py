@@ -1,0 +1,71 @@
+"""Training never writes a broken model: a non-finite loss stops it, non-finite weights are never saved.
+
+A learning rate that makes the weights diverge (inf, or merely far too high) turns them into
+NaN within a step or two; saved, such a model crashes the ONNX quantiser or answers "no catalog
+shoe matches" to every photo. `DivergedTraining` is a UserError: the command ends with one line
+and exit code 2, and whatever model was there before stays.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from shoefind.errors import UserError
+
+
+class DivergedTraining(UserError):
+    """Training produced non-finite numbers; str() says where, and that nothing was saved."""
+
+
+class BrokenBaseModel(UserError):
+    """The model training starts from already holds non-finite weights (nothing can be learned)."""
+
+
+def require_finite_loss(loss, at: str, what: str, hint: str = "") -> None:
+    """Stop training at the first non-finite loss (a float or a one-element tensor); `at` says
+    where ("step 3", "epoch 2")."""
+    value = float(loss.detach()) if hasattr(loss, "detach") else float(loss)
+    if not math.isfinite(value):
+        raise DivergedTraining(f"{what} diverged: the loss is {value} at {at}"
+                               f"{' (' + hint + ')' if hint else ''}; nothing was saved")
+
+
+def non_finite_names(named: Mapping | Iterable) -> list[str]:
+    """Names of the tensors or arrays (name -> value) holding a NaN or an infinity."""
+    items = named.items() if isinstance(named, Mapping) else named
+    bad = []
+    for name, value in items:
+        if value is None:
+            continue
+        if hasattr(value, "detach"):       # a torch tensor: checked where it is
+            import torch
+            if value.is_floating_point() and not bool(torch.isfinite(value.detach()).all()):
+                bad.append(str(name))
+            continue
+        array = np.asarray(value)
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            bad.append(str(name))
+    return bad
+
+
+def require_finite_weights(named: Mapping | Iterable, what: str, hint: str = "") -> None:
+    """Refuse to save weights holding a NaN or an infinity."""
+    items = list(named.items() if isinstance(named, Mapping) else named)
+    bad = non_finite_names(items)
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise DivergedTraining(f"{what} diverged: {len(bad)} of {len(items)} tensors hold NaN or infinite "
+                               f"values ({shown}){' (' + hint + ')' if hint else ''}; nothing was saved")
+
+
+def require_sound_base(named: Mapping | Iterable, model_id: str) -> None:
+    """Refuse to train from weights that already hold NaN or infinities (a model an older
+    version saved after diverging): the loss would be NaN from the first step."""
+    items = list(named.items() if isinstance(named, Mapping) else named)
+    bad = non_finite_names(items)
+    if bad:
+        raise BrokenBaseModel(f"the model {model_id} holds NaN or infinite values in {len(bad)} of {len(items)} "
+                              f"tensors ({', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}): train from a sound "
+                              "checkpoint; nothing was saved")
