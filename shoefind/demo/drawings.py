@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
+# Bump when the drawings change (the trained test models are keyed by it, tests/helpers/trained_models.py).
+DRAWING_VERSION = 1
+
 COLORS = {"Black": (25, 25, 28), "White": (238, 238, 232), "Red": (200, 30, 35), "Blue": (35, 70, 200),
           "Green": (40, 150, 60), "Yellow": (240, 205, 40), "Pink": (240, 130, 180), "Orange": (245, 130, 30)}
 SOLES = {"Plain Sole": (245, 245, 240), "Black Sole": (30, 30, 30), "Gum Sole": (170, 110, 55)}

@@ -26,6 +26,8 @@ import pandas as pd
 from shoefind.errors import UserError
 
 MIN_PHOTOS = 10
+# Bump when the same table gives another held-out split.
+SPLIT_VERSION = 1
 SHOE_FRACTION = 0.15
 PHOTO_FRACTION = 0.2
 

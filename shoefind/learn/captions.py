@@ -27,6 +27,9 @@ from shoefind.prompts import PromptSet, load_prompt_set
 from shoefind.settings import load_rules
 from shoefind.vocab import ATTRIBUTES, vocabularies
 
+# Bump when the captions made from the same labels change (a LiT model trained on them changes).
+CAPTIONS_VERSION = 1
+
 SLOTS = ATTRIBUTES + ("name",)
 KINDS = ("attribute", "name", "filtered", "phrase")
 SPELLINGS_PER_PHRASE = 2

@@ -34,6 +34,8 @@ from shoefind.learn.finite import require_finite_loss
 from shoefind.learn.hyperparameters import check_hyperparameters
 
 MAX_LOGIT_SCALE = 100.0
+# Bump when training gives another model for the same captions, images and settings.
+TRAINING_VERSION = 1
 
 
 @dataclass(frozen=True)

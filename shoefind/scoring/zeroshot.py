@@ -21,6 +21,9 @@ from shoefind.errors import UserError
 from shoefind.prompts import DEFAULT_PROMPTS, PromptSet, load_prompt_set, prompt_set_names
 from shoefind.vocab import ATTRIBUTES, vocabularies
 
+# Bump when the same embeddings and prompts give other scores or answers.
+SCORING_VERSION = 1
+
 VOCABULARIES = ("catalog", "full")
 FALLBACKS = ("name", "relax")
 DEFAULT_FILTER = ("brand", "color", "hightop")

@@ -1,16 +1,19 @@
 """Models the tests train, trained once per machine: the demo model and LiT on nike-silhouettes.
 
 Training takes minutes on two cores, so the result lands in ~/.cache/shoefind-tests/<name>-<key>/
-($SHOEFIND_TEST_CACHE overrides the root), where <key> hashes everything the model depends on:
-the source of the drawing, caption, training and encoding code, the rules they read, the
-settings, the torch version and whether bf16 is used. A second session (or a second CI job on
-the same runner) finds it and trains nothing; changing any of those files trains a new one. A
-lock file keeps two sessions from training the same model at once.
+($SHOEFIND_TEST_CACHE overrides the root), where <key> names what the model is made from: the
+version constants of the code that draws, captions, splits, encodes, trains and scores (each bumped
+when its output changes; tests/models/test_golden.py catches an encoder whose output changed
+without a bump), the rules it reads, the settings, the torch version and whether bf16 is used.
+Editing a comment or moving a function trains nothing; a second session (or CI job on the same
+runner) finds the model and trains nothing. A lock file keeps two sessions from training the same
+model at once.
 """
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib
 import json
 import os
 from dataclasses import dataclass
@@ -22,14 +25,15 @@ from tests.helpers import REPO
 
 DEMO_SETTINGS = {"photos_per_shoe": 10, "steps": None, "seed": 0}
 NIKE_SETTINGS = {"steps": 300, "seed": 0}
-# what the demo model is made from: a change to any of these trains a new one
-SOURCES = ("shoefind/demo", "shoefind/learn/lit.py", "shoefind/learn/captions.py", "shoefind/stages/lit.py",
-           "shoefind/learn/checkpoint.py", "shoefind/encoders/families/lit.py", "shoefind/encoders/families/text_tower.py",
-           "shoefind/encoders/families/backbones.py", "shoefind/encoders/runtimes/precision.py", "shoefind/encoders/families/openai_clip.py",
-           "shoefind/features/heldout.py", "shoefind/features/table.py", "shoefind/features/embed.py",
-           "shoefind/learn/heldout.py", "shoefind/scoring/zeroshot.py", "shoefind/scoring/change_words.py",
-           "shoefind/prompts.py", "rules/lit_captions.yaml", "rules/prompts_shoefind.yaml",
-           "rules/vocabularies.yaml", "rules/change_phrases.yaml")
+# what the trained models are made from: bumping any of these (or editing a rules file) trains new ones
+VERSIONS = ("shoefind.demo.drawings:DRAWING_VERSION", "shoefind.learn.captions:CAPTIONS_VERSION",
+            "shoefind.learn.lit:TRAINING_VERSION", "shoefind.encoders.families.lit:LIT_VERSION",
+            "shoefind.encoders.families.text_tower:TOWER_VERSION",
+            "shoefind.encoders.families.clip_parts:TOKENIZER_VERSION",
+            "shoefind.encoders.families.backbones:BACKBONE_PREPROCESS_VERSION",
+            "shoefind.features.heldout:SPLIT_VERSION", "shoefind.features.table_fingerprint:TABLE_FORMAT",
+            "shoefind.scoring.zeroshot:SCORING_VERSION")
+RULES = ("lit_captions.yaml", "prompts_shoefind.yaml", "vocabularies.yaml", "change_phrases.yaml")
 
 
 def cache_root() -> Path:
@@ -43,15 +47,21 @@ def pin_bf16() -> str:
     return os.environ["SHOEFIND_BF16"]
 
 
+def versions() -> dict[str, object]:
+    """Every version constant the trained models depend on, by its module and name."""
+    found = {}
+    for target in VERSIONS:
+        module, name = target.split(":")
+        found[target] = getattr(importlib.import_module(module), name)
+    return found
+
+
 def model_key(settings: dict) -> str:
     import torch
-    h = hashlib.sha256()
-    for source in SOURCES:
-        path = REPO / source
-        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-        for f in files:
-            h.update(str(f.relative_to(REPO)).encode())
-            h.update(f.read_bytes())
+    h = hashlib.sha256(json.dumps(versions(), sort_keys=True).encode())
+    for name in RULES:
+        h.update(name.encode())
+        h.update((REPO / "rules" / name).read_bytes())
     h.update(json.dumps(settings, sort_keys=True).encode())
     h.update(torch.__version__.encode())
     h.update(f"bf16={os.environ.get('SHOEFIND_BF16', '')}".encode())

@@ -25,6 +25,8 @@ from shoefind.encoders.weights import known_sha256, remembered_sha256
 
 # Bumped whenever image preprocessing changes, so cached embeddings are recomputed.
 PREPROCESS_VERSION = "clip-center-crop-v1"
+# Bumped when tokens for the same text change (the LiT text tower reads CLIP's tokens too).
+TOKENIZER_VERSION = 1
 # In the sidecar .txt of a checkpoint with random weights (shoefind.encoders.families.tiny): reports say so.
 TINY_MARK = "shoefind-tiny-random"
 

@@ -20,6 +20,8 @@ LayerNorm, Transformer = clip_model().LayerNorm, clip_model().Transformer
 
 VOCAB_SIZE = 49408          # CLIP's BPE vocabulary (clip.tokenize)
 CONTEXT_LENGTH = 77
+# Bump when the tower's outputs for the same weights change (tests/models/test_golden.py holds them).
+TOWER_VERSION = 1
 
 
 @dataclass(frozen=True)
