@@ -12,8 +12,9 @@ small enough that BLAS never starts its threads, which on a busy 2-core machine 
 the arithmetic (torch's threaded solver spent 65 of 124 s in 9,000-element dot products).
 
 `lbfgs` is a port of torch.optim.LBFGS with its strong-Wolfe line search (the probe's optimiser
-before), float64. The stopping tests on the largest gradient and step coordinate are taken in the
-span's coordinates; the first step's length, which steers the whole path, uses the full gradient.
+before), in float64. Its few tests that are not rotation-invariant (the first step's length from the
+gradient's L1 norm, the stopping tests on the largest gradient and step coordinate) measure the full
+vector; `Norms` maps a vector back only when its Euclidean norm cannot decide, near the end.
 """
 from __future__ import annotations
 
@@ -24,6 +25,41 @@ from typing import Callable
 import numpy as np
 
 FloatGrad = tuple[float, np.ndarray]
+
+
+class Norms:
+    """max|x| and sum|x| of vectors as the full problem measures them.
+
+    to_full maps span coordinates to the full vector (an orthonormal map: the Euclidean norm is the
+    same). The max is decided from ||x||_2 / sqrt(N) <= max|x| <= ||x||_2 when it can be, so the
+    full vector is made only near the thresholds. Without to_full, the vectors are the full ones."""
+
+    def __init__(self, to_full: Callable[[np.ndarray], np.ndarray] | None = None, full_size: int = 0):
+        self.to_full = to_full
+        self.root_n = math.sqrt(full_size) if to_full else 1.0
+
+    def full(self, x: np.ndarray) -> np.ndarray:
+        return self.to_full(x) if self.to_full else x
+
+    def l1(self, x: np.ndarray) -> float:
+        return float(np.abs(self.full(x)).sum())
+
+    def max_abs(self, x: np.ndarray) -> float:
+        return float(np.abs(self.full(x)).max())
+
+    def max_abs_below(self, x: np.ndarray, bound: float, or_equal: bool = True) -> bool:
+        """max|x| <= bound (or < bound)."""
+        if self.to_full:
+            norm = float(np.sqrt(x @ x))
+            if norm < bound:
+                return True
+            if norm / self.root_n > bound:
+                return False
+        m = self.max_abs(x)
+        return m <= bound if or_equal else m < bound
+
+
+_FULL = Norms()
 
 
 def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None) -> float:
@@ -46,9 +82,8 @@ def _cubic_interpolate(x1, f1, g1, x2, f2, g2, bounds=None) -> float:
 
 def _strong_wolfe(obj: Callable[[float], FloatGrad], t: float, d: np.ndarray, f: float, g: np.ndarray, gtd: float,
                   c1: float = 1e-4, c2: float = 0.9, tolerance_change: float = 1e-9,
-                  max_ls: int = 25) -> tuple[float, np.ndarray, float, int]:
+                  max_ls: int = 25, norms: Norms = _FULL) -> tuple[float, np.ndarray, float, int]:
     """A step length t along d meeting the strong Wolfe conditions (bracket, then zoom)."""
-    d_norm = float(np.abs(d).max())
     f_new, g_new = obj(t)
     ls_func_evals = 1
     gtd_new = float(g_new @ d)
@@ -82,7 +117,8 @@ def _strong_wolfe(obj: Callable[[float], FloatGrad], t: float, d: np.ndarray, f:
     insuf_progress = False
     low_pos, high_pos = (0, 1) if bracket_f[0] <= bracket_f[-1] else (1, 0)
     while not done and ls_iter < max_ls:
-        if abs(bracket[1] - bracket[0]) * d_norm < tolerance_change:
+        width = abs(bracket[1] - bracket[0])   # torch: width * max|d| < tolerance_change
+        if width == 0 or norms.max_abs_below(d, tolerance_change / width, or_equal=False):
             break
         t = _cubic_interpolate(bracket[0], bracket_f[0], bracket_gtd[0], bracket[1], bracket_f[1], bracket_gtd[1])
         eps = 0.1 * (max(bracket) - min(bracket))
@@ -113,16 +149,15 @@ def _strong_wolfe(obj: Callable[[float], FloatGrad], t: float, d: np.ndarray, f:
 
 def lbfgs(fg: Callable[[np.ndarray], FloatGrad], x: np.ndarray, max_iter: int = 100, history_size: int = 10,
           tolerance_grad: float = 1e-5, tolerance_change: float = 1e-7, lr: float = 1.0,
-          first_grad_l1: Callable[[np.ndarray], float] | None = None) -> np.ndarray:
+          norms: Norms = _FULL) -> np.ndarray:
     """One torch.optim.LBFGS(...).step() with line_search_fn="strong_wolfe", from a fresh state.
 
-    first_grad_l1: the L1 norm of the first gradient as the full problem would measure it (it sets
-    the first step's length); default: of the vector given."""
+    norms: how the full problem measures a vector, when x is in other coordinates (see Norms)."""
     max_eval = max_iter * 5 // 4
     x = np.array(x, np.float64)
     loss, g = fg(x)
     current_evals = 1
-    if np.abs(g).max() <= tolerance_grad:
+    if norms.max_abs_below(g, tolerance_grad):
         return x
     old_dirs: list[np.ndarray] = []
     old_stps: list[np.ndarray] = []
@@ -158,8 +193,7 @@ def lbfgs(fg: Callable[[np.ndarray], FloatGrad], x: np.ndarray, max_iter: int = 
                 d = d + (al[i] - be_i) * old_stps[i]
         prev_g, prev_loss = g, loss
         if n_iter == 1:
-            l1 = first_grad_l1(g) if first_grad_l1 else float(np.abs(g).sum())
-            t = min(1.0, 1.0 / l1) * lr
+            t = min(1.0, 1.0 / norms.l1(g)) * lr
         else:
             t = lr
         gtd = float(g @ d)
@@ -167,14 +201,14 @@ def lbfgs(fg: Callable[[np.ndarray], FloatGrad], x: np.ndarray, max_iter: int = 
             break
         start = x
         loss, g, t, ls_evals = _strong_wolfe(lambda step: fg(start + step * d), t, d, loss, g, gtd,
-                                             max_ls=max_eval - current_evals)
+                                             max_ls=max_eval - current_evals, norms=norms)
         x = start + t * d
         current_evals += ls_evals
         if n_iter == max_iter or current_evals >= max_eval:
             break
-        if np.abs(g).max() <= tolerance_grad:
+        if norms.max_abs_below(g, tolerance_grad):
             break
-        if np.abs(d * t).max() <= tolerance_change:
+        if norms.max_abs_below(d * t, tolerance_change):
             break
         if abs(loss - prev_loss) < tolerance_change:
             break
@@ -230,15 +264,16 @@ class ProbeFit:
         grad_m = self.scale * (self.coords.T @ dz) + 2.0 * decay * m
         return loss, np.concatenate([grad_m.ravel(), dz.sum(axis=0)])
 
-    def _full_l1(self, g: np.ndarray) -> float:
-        gm, gb = self.unpack(g)
-        return float(np.abs(self.basis @ gm).sum() + np.abs(gb).sum())
+    def _full(self, v: np.ndarray) -> np.ndarray:
+        m, b = self.unpack(v)
+        return np.concatenate([(self.basis @ m).ravel(), b])
 
     def zero(self) -> np.ndarray:
         return np.zeros(self._r * self.n_classes + self.n_classes)
 
     def solve(self, decay: float, start: np.ndarray, max_iter: int) -> np.ndarray:
-        return lbfgs(lambda v: self._loss_grad(v, decay), start, max_iter=max_iter, first_grad_l1=self._full_l1)
+        norms = Norms(self._full, (self.basis.shape[0] + 1) * self.n_classes)
+        return lbfgs(lambda v: self._loss_grad(v, decay), start, max_iter=max_iter, norms=norms)
 
     def weights(self, v: np.ndarray, anchor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(W = anchor + basis @ M (D x C), b) in float32."""

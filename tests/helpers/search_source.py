@@ -13,7 +13,9 @@ configurable proportions (`Mix`) of:
 - distractor: photos of a distractor folder (other brands, non-shoes);
 - near-duplicate: a resized, re-encoded or cropped copy of one of that shoe's photos (one already
   fetched in an earlier crawl when there is one, else one on the same page, listed after it);
-  copies stay above the crawl rules' minimum size, so only duplicate detection can catch them;
+  smaller than its original (a de-duplicator keeping the largest keeps the original) but within
+  the crawl rules, so only duplicate detection can catch it (the filter's pHash catches most: a
+  crop moves pHash the most);
 - thumbnail: a copy of one of that shoe's photos scaled below the crawl rules' `min_short_side`.
 
 Held-out photos (`exclude`: paths, matched by content too) are never served, nor are copies of
@@ -51,6 +53,7 @@ from typing import Callable, Iterable
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from shoefind.crawl.targets import Shoe, default_query, make_shoe
+from shoefind.errors import UserError
 from shoefind.features.table import parse_folder_name
 from shoefind.images import is_image_name, sha256_file
 from shoefind.settings import load_rules
@@ -132,6 +135,9 @@ class PoolShoe:
 
 
 def pool_classes(pool: Path) -> list[str]:
+    """The pool's shoe folders (UserError when the pool is not a folder)."""
+    if not Path(pool).is_dir():
+        raise UserError(f"pool {pool} is not a folder of shoe folders")
     return sorted(p.name for p in Path(pool).iterdir()
                   if p.is_dir() and not p.name.startswith(".") and not p.is_symlink())
 
@@ -143,7 +149,7 @@ def _vocab_word(attr: str, words: list[str]) -> str | None:
 
 
 def pool_shoes(pool: str | os.PathLike, brand: str | None = None, color: str = "White", sole: str = "Plain Sole",
-               hightop: str | None = None) -> list[PoolShoe]:
+               hightop: str | None = None, overrides: dict[str, dict] | None = None) -> list[PoolShoe]:
     """A catalog shoe per pool folder, with one query "Brand Name".
 
     A `Brand_Top_Color_Sole_Name` folder gives its own fields. Any other folder name (j1_high) is
@@ -151,7 +157,8 @@ def pool_shoes(pool: str | os.PathLike, brand: str | None = None, color: str = "
     to the folder); brand, top and colour come from the name's words when it has one the
     vocabularies know, else from the arguments: brand (default: a brand word of the pool folder's
     name, as in nike-silhouettes), hightop (default Low), color and sole. Those are placeholders
-    the folder names do not say; identifying the shoe by name does not use them."""
+    the folder names do not say; identifying the shoe by name does not use them. overrides: fields
+    per pool folder, e.g. {"j3": {"hightop": "Mid"}}."""
     pool = Path(pool)
     out = []
     for cls in pool_classes(pool):
@@ -166,8 +173,8 @@ def pool_shoes(pool: str | os.PathLike, brand: str | None = None, color: str = "
                       "hightop": _vocab_word("hightop", words) or hightop or "Low",
                       "color": _vocab_word("color", words) or color, "sole": sole}
             if not record["brand"]:
-                raise ValueError(f"{pool}: cannot tell the brand of '{cls}' from the folder names: pass brand=")
-        shoe = make_shoe(record, f"{pool.name}/{cls}")
+                raise UserError(f"pool {pool}: cannot tell the brand of '{cls}' from the folder names: pass brand=")
+        shoe = make_shoe(record | (overrides or {}).get(cls, {}), f"{pool.name}/{cls}")
         out.append(PoolShoe(cls, Shoe(shoe.name, shoe.brand, shoe.color, shoe.hightop, shoe.sole,
                                       (default_query(shoe),))))
     return out
@@ -279,10 +286,9 @@ class SearchSource:
         excluded = {Path(p).resolve() for p in exclude}
         # by content too: a copy of a held-out photo under another name must not be served either
         seen = {sha256_file(p) for p in excluded if p.is_file()}
-        self.excluded = len(excluded)
         self.classes = pool_classes(self.pool)
         if len(self.classes) < 2:
-            raise ValueError(f"{self.pool}: a pool needs at least two shoe folders, found {len(self.classes)}")
+            raise UserError(f"pool {pool}: a pool needs at least two shoe folders, found {len(self.classes)}")
         self.photos: dict[str, Photo] = {}
         self.by_class: dict[str, list[Photo]] = {}
         for cls in self.classes:
@@ -312,7 +318,9 @@ class SearchSource:
             for text in (*s.shoe.queries, s.shoe.name, s.pool_class):
                 self.class_of_query.setdefault(_norm(text), s.pool_class)
         if class_means is None and embed is not None:
-            class_means = {c: embed([p.path for p in self.by_class[c][:16]]).mean(axis=0) for c in self.classes}
+            # a shoe whose photos are all held out is still placed by them: this only orders results
+            class_means = {c: embed([p.path for p in self.by_class[c][:16]] or _image_files(self.pool / c)[:16])
+                           .mean(axis=0) for c in self.classes}
         self.confusables = confusable_order(self.classes, class_means)
 
         self.listings: list[Served] = []       # every (query, result) listed, first time only
@@ -320,6 +328,7 @@ class SearchSource:
         self.fetched: set[str] = set()         # photo ids and copy paths whose full image was downloaded
         self.pages: list[dict] = []            # every page built: query, shoe, results by kind
         self._copies: dict[str, tuple[bytes, int, int]] = {}   # copy path -> JPEG bytes, width, height
+        self._sizes: dict[str, tuple[int, int]] = {}            # photo id -> width, height
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self.truth_path = Path(truth_path) if truth_path else None
@@ -404,18 +413,19 @@ class SearchSource:
 
     def _confusables(self, cls: str, n: int) -> list[Photo]:
         """n photos of the other shoes: from the `confusable_classes` most confusable ones, the first
-        twice as often as the second, and so on (a fixed pattern), skipping any with nothing left."""
-        ranked = self.confusables[cls][:self.confusable_classes]
+        twice as often as the second, three times as often as the third...; when those have nothing
+        left, from the next ones in order."""
+        ranked = self.confusables[cls]
         left = {c: [p for p in self.by_class[c] if self._fresh(p.id)] for c in ranked}
-        weights = [1.0 / (i + 1) for i in range(len(ranked))]
         taken = {c: 0 for c in ranked}
         out: list[Photo] = []
         while len(out) < n:
             open_ = [i for i, c in enumerate(ranked) if taken[c] < len(left[c])]
             if not open_:
                 break
-            # the class furthest behind its share so far (deterministic weighted round-robin)
-            i = min(open_, key=lambda i: ((taken[ranked[i]] + 1) / weights[i], i))
+            top = [i for i in open_ if i < self.confusable_classes] or open_[:1]
+            # the class furthest behind its share so far (a fixed, weighted round-robin)
+            i = min(top, key=lambda i: ((taken[ranked[i]] + 1) * (i + 1), i))
             out.append(left[ranked[i]][taken[ranked[i]]])
             taken[ranked[i]] += 1
         return out
@@ -446,7 +456,9 @@ class SearchSource:
 
     def _served(self, query: str, cls: str, item: _Item) -> Served:
         if item.transform is None:
-            width, height = _size_of(item.photo.path)
+            if item.photo.id not in self._sizes:
+                self._sizes[item.photo.id] = _size_of(item.photo.path)
+            width, height = self._sizes[item.photo.id]
             return Served(self.url(item.url), item.url, query, cls, item.kind, item.photo.cls, item.photo.source,
                           item.photo.sha256, width, height)
         data, width, height = self._copy(item.url)
@@ -589,7 +601,7 @@ def make_copy(path: Path, transform: str, min_short_side: int, min_file_bytes: i
     elif transform == "re-encoded":
         out, quality = scaled(max(min(short, floor), round(short * 0.95))), 60
     elif transform == "cropped":
-        cut = max(0, min(round(short * 0.06), (short - floor) // 2))
+        cut = max(0, min(round(short * 0.03), (short - floor) // 2))
         out, quality = img.crop((cut, cut, w - cut, h - cut)), 88
     else:
         raise ValueError(f"unknown transform {transform!r}")
