@@ -261,6 +261,11 @@ class LinearProbe:
     decay is chosen on validation folds of the training photos (accuracy, then log-loss). It takes no
     augmented views: on nike-silhouettes (lite0, 16 shots) training on 10 crops per photo as well
     scored lower (0.79 against 0.81; a crop can cut off the collar that tells high from mid).
+
+    Each penalty is fitted by L-BFGS (100 iterations, warm-started from the stronger penalty before
+    it) in numpy, in the span of the training photos (shoefind.learn.logistic): the steps torch's
+    L-BFGS took on the full weights, at a fraction of the work and without torch. On a busy 2-core
+    machine one fit at 16 shots of 7 shoes went from 16-25 s of CPU (torch) to 0.15 s.
     """
     classes: list[str]
     weights: np.ndarray                  # (D, C)
