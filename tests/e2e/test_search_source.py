@@ -217,7 +217,13 @@ def test_a_pool_it_cannot_use_is_one_clear_error(pool, tmp_path):
 
 def test_other_shoes_come_from_the_most_confusable_first(pool):
     import numpy as np
+
+    from tests.helpers.search_source import confusable_order
     folder, distractors = pool
+    # by name: the same model first, then the same top
+    order = confusable_order(["dunk_high", "dunk_low", "j1_high", "j1_low", "j1_mid", "j3"])
+    assert order["j1_high"][:3] == ["j1_mid", "j1_low", "dunk_high"] and order["dunk_low"][0] == "dunk_high"
+    assert confusable_order(["_".join(s) for s in SHOES])["_".join(SHOES[0])][0] == "_".join(SHOES[1])
     names = ["_".join(s) for s in SHOES]
     # class means: shoe 0 looks most like shoe 3, then shoe 2, and least like shoe 1
     means = {names[0]: np.array([1.0, 0, 0, 0]), names[3]: np.array([0.9, 0.1, 0, 0]),

@@ -8,8 +8,9 @@ configurable proportions (`Mix`) of:
 
 - right: photos of that shoe;
 - confusable: photos of other shoes of the pool, the most confusable first (by cosine of class
-  mean embeddings when an `embed` function is given, else by the overlap of the folder names'
-  attributes and words, see `confusable_order`);
+  mean embeddings when an `embed` function is given, e.g. `lambda paths:
+  encoder.encode_images([str(p) for p in paths])`, else by the model words and attributes the
+  folder names share, see `confusable_order`);
 - distractor: photos of a distractor folder (other brands, non-shoes);
 - near-duplicate: a resized, re-encoded or cropped copy of one of that shoe's photos (one already
   fetched in an earlier crawl when there is one, else one on the same page, listed after it);
@@ -198,21 +199,25 @@ def write_pool_catalog(pool: str | os.PathLike, path: str | os.PathLike, **kwarg
 # --- which shoes are confusable -------------------------------------------------------------
 
 def _name_features(cls: str) -> tuple[set[str], set[str]]:
-    """(attribute fields, name words) of a folder name."""
+    """(model words, attributes) of a folder name: the name's words that are not a brand, top or colour
+    ("j1" of j1_high), and the attribute values it states."""
     parsed = parse_folder_name(cls)
+    words = set(_norm(parsed["name"] if parsed else cls).split())
+    attrs = {f"{a}:{v}" for a in ("brand", "hightop", "color") for w in sorted(words)
+             for v in [_vocab_word(a, [w])] if v}
     if parsed:
-        return ({f"{k}:{_norm(v)}" for k, v in parsed.items() if k != "name"}, set(_norm(parsed["name"]).split()))
-    words = set(_norm(cls).split())
-    attrs = {f"{a}:{_norm(w)}" for a in ("brand", "hightop", "color") for w in [_vocab_word(a, sorted(words))] if w}
-    return attrs, words
+        attrs |= {f"{k}:{_norm(v)}" for k, v in parsed.items() if k != "name"}
+    vocab_words = {w for w in words if any(_vocab_word(a, [w]) for a in ("brand", "hightop", "color"))}
+    return words - vocab_words, attrs
 
 
 def confusable_order(classes: list[str], class_means: dict[str, "object"] | None = None) -> dict[str, list[str]]:
     """For each class, the other classes from the most to the least confusable.
 
     With class mean embeddings: by their cosine (centred on the mean of the means, as pooled CNN
-    features all point one way). Without: by attributes shared (brand, top, colour, sole), then
-    name words shared (Jaccard), then the names' character similarity, then name."""
+    features all point one way). Without: by the model words their names share (Jaccard: j1_mid
+    before dunk_high for j1_high, as an image search for a Jordan 1 shows other Jordan 1s), then the
+    attributes shared (brand, top, colour, sole), then the names' character similarity, then name."""
     order: dict[str, list[str]] = {}
     if class_means is not None:
         import numpy as np
@@ -226,12 +231,12 @@ def confusable_order(classes: list[str], class_means: dict[str, "object"] | None
         return order
     feats = {c: _name_features(c) for c in classes}
     for c in classes:
-        attrs, words = feats[c]
+        words, attrs = feats[c]
 
         def key(o: str):
-            o_attrs, o_words = feats[o]
+            o_words, o_attrs = feats[o]
             jaccard = len(words & o_words) / max(1, len(words | o_words))
-            return (-len(attrs & o_attrs), -jaccard, -difflib.SequenceMatcher(None, c, o).ratio(), o)
+            return (-jaccard, -len(attrs & o_attrs), -difflib.SequenceMatcher(None, c, o).ratio(), o)
         order[c] = sorted((o for o in classes if o != c), key=key)
     return order
 
