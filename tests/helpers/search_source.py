@@ -47,7 +47,7 @@ import json
 import os
 import re
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable, Iterable
@@ -407,9 +407,7 @@ class SearchSource:
         items += [_Item(self._copy_url(p, "thumbnail"), "thumbnail", p, "thumbnail") for p in small[:want["thumbnail"]]]
         # a fixed order for the page: an item keeps its place among the others from crawl to crawl
         items.sort(key=lambda it: _rank(self.seed, *rng_key, it.url))
-        placed: list[_Item] = []
-        for it in [i for i in items if i.after is None]:
-            placed.append(it)
+        placed = [i for i in items if i.after is None]
         for it in [i for i in items if i.after is not None]:
             at = next(n for n, p in enumerate(placed) if p.url == it.after)
             later = [n for n in range(at + 1, len(placed) + 1)]
