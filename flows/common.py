@@ -106,6 +106,35 @@ def fails_clearly(fn):
     return run
 
 
+def declared(request_cls, skip: tuple[str, ...] = (), **fixed):
+    """A flow body taking a stage's request (shoefind.stages.request): the flow's parameters (its run
+    form, `-p name=value`, the deployment's schema) are the request's fields, minus `skip`, and the
+    body receives the validated request (with `fixed` values). A bad value ends the run with one line
+    before any work."""
+    from shoefind.stages.request import description, fields
+
+    declared_fields = {n: f for n, f in fields(request_cls).items() if n not in skip and n not in fixed}
+    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=hint)
+              for n, (hint, default, _) in declared_fields.items()]
+    signature = inspect.Signature(params)
+
+    def wrap(body):
+        @functools.wraps(body)
+        def run(*args, **kwargs):
+            values = signature.bind(*args, **kwargs).arguments
+            try:
+                return body(request_cls.of(**values, **fixed))
+            except UserError as exc:
+                return stop(str(exc))
+        del run.__wrapped__                     # Prefect reads this signature, not the body's
+        run.__signature__ = signature
+        run.__annotations__ = {p.name: p.annotation for p in params}
+        docs = [f"    {n}: {description(meta)}" for n, (_, _, meta) in declared_fields.items() if description(meta)]
+        run.__doc__ = inspect.cleandoc(body.__doc__ or "") + ("\n\nArgs:\n" + "\n".join(docs) if docs else "")
+        return run
+    return wrap
+
+
 def subflow(flow_fn, *args, **kwargs):
     """Run a flow inside this one; when it fails, this run ends with the same one-line message."""
     state = flow_fn(*args, **kwargs, return_state=True)

@@ -38,14 +38,19 @@ def _unwrap(hint):
     return hint, False
 
 
-def _bounds(request: type[Request], name: str) -> dict:
-    """typer's min/max from the field's ge/le (gt/lt are left to the field's own check)."""
+def _bounds(hint) -> dict:
+    """typer's min/max from the field's ge/le, also inside Optional[...] (gt/lt are left to the field's
+    own check)."""
+    from pydantic.fields import FieldInfo
     out = {}
-    for c in request.model_fields[name].metadata:
-        if getattr(c, "ge", None) is not None:
-            out["min"] = c.ge
-        if getattr(c, "le", None) is not None:
-            out["max"] = c.le
+    for meta in getattr(hint, "__metadata__", ()):
+        for c in meta.metadata if isinstance(meta, FieldInfo) else [meta]:
+            if getattr(c, "ge", None) is not None:
+                out["min"] = c.ge
+            if getattr(c, "le", None) is not None:
+                out["max"] = c.le
+    for arg in typing.get_args(hint):
+        out = _bounds(arg) | out
     return out
 
 
@@ -85,7 +90,7 @@ def option(request: type[Request], name: str) -> inspect.Parameter:
     if mark.argument:
         info = typer.Argument(default if default is not None else None, **common)
     else:
-        bounds = _bounds(request, name) if base in (int, float) else {}
+        bounds = _bounds(hint) if base in (int, float) else {}
         info = typer.Option(default, *flags, **bounds, **common)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=cli_type)
 

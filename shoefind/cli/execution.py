@@ -19,7 +19,7 @@ STAGES = {
     "embed": ("shoefind.stages.features:embed_dataset", "flows.features:embed_flow"),
     "evaluate": ("shoefind.stages.evaluate:evaluate_dataset", "flows.evaluate:evaluate_flow"),
     "evaluate-change": ("shoefind.stages.evaluate:evaluate_dataset", "flows.evaluate:evaluate_change_flow"),
-    "learn": ("shoefind.stages.learn:learn_dataset", "flows.learn:learn_flow"),
+    "learn": ("shoefind.stages.learn:learn", "flows.learn:learn_flow"),
     "infer": ("shoefind.stages.infer:infer_photos", "flows.retrieve:infer_flow"),
     "demo": ("shoefind.stages.demo:run_demo", "flows.demo:demo_flow"),
 }
@@ -64,11 +64,19 @@ def _function(target: str):
     return getattr(importlib.import_module(module), name)
 
 
-def run_stage(stage: str, prefect: bool = False, **params):
-    """Run one pipeline stage with these parameters; returns the flow's / function's result
-    (a run folder for evaluate and learn)."""
+def run_stage(stage: str, prefect: bool = False, request=None, **params):
+    """Run one pipeline stage with its declared request (or, for a stage not declared yet, these
+    parameters); returns the flow's / function's result (a run folder for evaluate and learn)."""
     direct, flow = STAGES[stage]
     api = prefect_api(prefect)
+    if request is not None:
+        if api:
+            return run_flow(flow, api, **request.given())
+        from shoefind.cli.common import err
+        with stage_progress() as progress:
+            result = _function(direct)(request, progress=progress, log=lambda message: err.print(
+                message, style="dim", highlight=False, markup=False))
+        return getattr(result, "run_dir", result)
     if api:
         return run_flow(flow, api, **params)
     if stage == "evaluate-change":

@@ -170,6 +170,19 @@ class Request(BaseModel):
         lay = layout(getattr(self, "data_dir", None))
         return str(lay.dataset(getattr(self, "dataset", None))), str(lay.root)
 
+    def dataset_paths(self) -> tuple[str, str]:
+        """paths(), the dataset refused unless it is a folder with photos (before anything heavy)."""
+        from shoefind.checks import dataset_problem
+        from shoefind.errors import PathNotFound
+        dataset, data_dir = self.paths()
+        if problem := dataset_problem(dataset):
+            raise (PathNotFound if not Path(dataset).exists() else UserError)(problem)
+        return dataset, data_dir
+
+    def given(self) -> dict:
+        """The fields that were given (not None): what a flow run or a deployment is called with."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
 
 def validation_message(exc) -> str:
     """pydantic's errors as one line: 'shots: '4x': give a number ...; lr: ...'."""
