@@ -47,7 +47,8 @@ def prefect_api(asked: bool) -> str | None:
     """The Prefect API a command should run on: PREFECT_API_URL when set; with --prefect, the one the
     Prefect profile names. None means run in this process. --prefect without an API is refused,
     rather than starting a throwaway server."""
-    url = os.environ.get("PREFECT_API_URL")
+    from shoefind.settings import current
+    url = current().prefect_api_url
     if url or not asked:
         return url or None
     quiet_prefect()

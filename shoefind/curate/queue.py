@@ -20,6 +20,7 @@ from typing import Iterable, Iterator
 
 from shoefind.errors import PathNotFound, UserError
 from shoefind.images import ImageError, open_image
+from shoefind.settings import DataLayout
 from shoefind.walk import open_no_follow
 
 STATUSES = ("accepted", "rejected", "review", "purged")
@@ -121,9 +122,9 @@ class Decision:
 class ReviewQueue:
     def __init__(self, data_dir: str | os.PathLike):
         self.data_dir = Path(data_dir)
-        self.root = self.data_dir / "filter"
+        self.root = DataLayout(self.data_dir).filter_dir
         self.root.mkdir(parents=True, exist_ok=True)
-        self.path = self.root / "queue.sqlite"
+        self.path = DataLayout(self.data_dir).filter_queue
         with self.connect() as db:
             db.executescript(SCHEMA)
 
@@ -142,7 +143,7 @@ class ReviewQueue:
     # --- where copies live -------------------------------------------------------------
     @property
     def dataset_dir(self) -> Path:
-        return self.data_dir / "images"
+        return DataLayout(self.data_dir).images
 
     def target_path(self, status: str, sha: str, shoe: str, suffix: str) -> Path | None:
         if status == "accepted":

@@ -23,6 +23,7 @@ from shoefind.csvfile import read_csv_rows
 from shoefind.images import ImageError, is_image_name, open_image, sha256_file
 from shoefind.vocab import ATTRIBUTES, _norm, vocabularies
 from shoefind.errors import PathNotFound, UserError
+from shoefind.settings import DataLayout
 from shoefind.walk import Skipped, link_reason, list_files
 
 SHOE_COLUMNS = ["shoe", "name", "brand", "hightop", "color", "sole", "folder"]
@@ -277,4 +278,4 @@ def build_table(root: str | os.PathLike, catalog: str | os.PathLike | None = Non
 
 def table_dir_for(data_dir: Path, dataset: str | os.PathLike) -> Path:
     """Where the tables of a dataset folder go: data/tables/<folder name>."""
-    return Path(data_dir) / "tables" / Path(dataset).resolve().name
+    return DataLayout(Path(data_dir)).table_dir(dataset)
