@@ -71,11 +71,24 @@ def dataset_folder(argument: Path | None, option: Path | None, data_dir: Path | 
     return root, lay.root
 
 
+def labeled_dataset(argument: Path | None, option: Path | None, data_dir: Path | None) -> tuple[Path, Path]:
+    """dataset_folder, and a folder with no image files refused too (empty, or unreadable: said which)."""
+    root, d = dataset_folder(argument, option, data_dir)
+    from shoefind.features.table import dataset_folder_problem
+    if problem := dataset_folder_problem(root):
+        raise UserError(problem)
+    return root, d
+
+
 def existing_paths(paths: list[Path], what: str = "photo") -> list[Path]:
-    """The paths, or a UserError naming the first that does not exist (checked before a model loads)."""
+    """The paths, or a UserError naming the first that does not exist or is a special file (a FIFO or a
+    device, which would block or never end: refused before it is opened), checked before a model loads."""
+    from shoefind.images import special_file_reason
     for p in paths:
         if not Path(p).expanduser().exists():
             raise PathNotFound(f"{p}: no such file or folder (the {what} to use)")
+        if reason := special_file_reason(Path(p).expanduser()):
+            raise UserError(f"{p}: {reason} (the {what} to use)")
     return paths
 
 

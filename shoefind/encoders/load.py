@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from shoefind.cluster import check_threads
 from shoefind.encoders.names import IMAGE_BACKBONES, is_image_backbone  # noqa: F401  (IMAGE_BACKBONES: this API)
 from shoefind.encoders.base import Encoder, ModelUnavailable
 from shoefind.encoders.capability import Capability
@@ -107,6 +108,7 @@ def load_encoder(spec: str | None = None, device: str | None = None, threads: in
     (shoefind.encoders.onnx_sessions); False always loads the torch model.
     """
     parsed = parse_spec(model_spec(spec))
+    check_threads(threads)   # thousands of threads thrash and grow without progress
     device = resolve_device(device or current().device, capability)
     runtime = runtime or current().runtime
     with _LOAD_LOCK:
