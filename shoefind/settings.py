@@ -12,6 +12,7 @@ directory.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass, replace
@@ -244,6 +245,7 @@ class DataLayout:
 
 
 _CURRENT: tuple[tuple, Settings] | None = None
+_DATA_DIR_GIVEN: Path | None = None   # a command's --data-dir, while it runs (see using_data_dir)
 
 
 def _env_snapshot() -> tuple:
@@ -257,7 +259,23 @@ def current() -> Settings:
     snap = _env_snapshot()
     if _CURRENT is None or _CURRENT[0] != snap:
         _CURRENT = (snap, Settings.from_env())
-    return _CURRENT[1]
+    return replace(_CURRENT[1], data_dir=_DATA_DIR_GIVEN) if _DATA_DIR_GIVEN else _CURRENT[1]
+
+
+@contextlib.contextmanager
+def using_data_dir(given: str | os.PathLike | None):
+    """Within the block the settings' data folder is `given` (a command's --data-dir, a flow's data_dir), so
+    what is found through the settings rather than handed the folder (the fidelity record of a runtime,
+    ONNX exports) lands there too. None changes nothing. One folder per process at a time: the CLI runs
+    one command, a deployment run has its own process."""
+    global _DATA_DIR_GIVEN
+    previous = _DATA_DIR_GIVEN
+    if given:
+        _DATA_DIR_GIVEN = _path(given)
+    try:
+        yield
+    finally:
+        _DATA_DIR_GIVEN = previous
 
 
 # Compatibility helpers used across the library.
