@@ -121,3 +121,13 @@ def test_paths_under_the_data_folder_come_from_the_layout():
                 if not segment.startswith("checkpoint.parent"):
                     offenders.append(f"{path.relative_to(REPO)}:{node.lineno}: {segment}")
     assert not offenders, "build these with shoefind.settings.DataLayout:\n" + "\n".join(offenders)
+
+
+def test_every_variable_settings_reads_is_in_env_vars():
+    """current() reads the environment again when one of ENV_VARS changes: a variable read but not listed
+    would keep its first value for the life of the process."""
+    from shoefind.settings import ENV_VARS
+    source = (REPO / "shoefind" / "settings.py").read_text()
+    read = set(re.findall(r"""env(?:\.get\(|\[|, )["']([A-Z_0-9]+)["']""", source))
+    assert read and read <= set(ENV_VARS), sorted(read - set(ENV_VARS))
+    assert "SHOEFIND_ANN_THRESHOLD" in read and "PREFECT_API_URL" in read
