@@ -13,7 +13,7 @@ from prefect.states import Failed
 from pydantic import Field
 
 from shoefind.errors import UserError
-from shoefind.settings import layout
+from shoefind.settings import layout, using_data_dir
 
 # --- parameters as the run form shows them (empty text means "the default") ----------------------
 Dataset = Annotated[str, Field(
@@ -93,10 +93,14 @@ def argument_docs(fn) -> str:
 def fails_clearly(fn):
     """A flow body whose UserErrors end the run Failed with their one-line message, not a traceback
     (and whose parameters are described in its docstring, for the run form)."""
+    signature = inspect.signature(fn)
+
     @functools.wraps(fn)
     def run(*args, **kwargs):
+        data_dir = signature.bind_partial(*args, **kwargs).arguments.get("data_dir")
         try:
-            return fn(*args, **kwargs)
+            with using_data_dir(given(data_dir)):   # the fidelity record, ONNX exports: under this folder too
+                return fn(*args, **kwargs)
         except UserError as exc:
             return stop(str(exc))
     run.__doc__ = argument_docs(fn)

@@ -7,6 +7,8 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 
+from shoefind.settings import layout
+
 from .common import DataDir, Device, Seed, fails_clearly, given, paths
 
 
@@ -29,8 +31,7 @@ def demo_flow(folder: Annotated[str, Field(title="folder", description="Where th
     """Draw the demo catalog into `folder`/catalog and train its model into `folder`/model/demo.lit.pt;
     returns the held-out zero-shot scores."""
     _, data_dir = paths(None, data_dir)
-    from pathlib import Path
-    target = given(folder) or str(Path(data_dir) / "demo")
+    target = given(folder) or str(layout(data_dir).demo)
     return demo_task(target, data_dir, photos_per_shoe or None, steps or None, seed, given(device))
 
 

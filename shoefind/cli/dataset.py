@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 
 from shoefind.cli import options as o
-from shoefind.cli.common import dataset_folder, err, fail, print_json, progress_bar, show_run
+from shoefind.cli.common import dataset_folder, err, fail, labeled_dataset, print_json, progress_bar, show_run
 from shoefind.cli.execution import run_stage
 
 
@@ -14,11 +14,9 @@ def table(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, catalo
           strict: bool = typer.Option(False, help="treat every listed problem as an error (exit 2)"),
           data_dir: o.DataDir = None, json_out: o.Json = False, prefect: o.Prefect = False):
     """Build the feature table (shoes.csv, images.csv, issues.csv) of a labeled photo folder."""
-    root, d = dataset_folder(dataset, dataset_opt, data_dir)
+    root, d = labeled_dataset(dataset, dataset_opt, data_dir)   # an empty folder: nothing to make a table of
     from shoefind.stages.features import save_table
-    from shoefind.features.table import count_images, dataset_folder_problem
-    if problem := dataset_folder_problem(root):   # an empty folder: nothing to make a table of
-        fail(problem)
+    from shoefind.features.table import count_images
     with progress_bar("reading images", count_images(root)) as advance:
         saved = save_table(root, d, catalog, progress=advance)   # reused when nothing changed
     ft, out = saved.table, saved.folder
@@ -39,7 +37,7 @@ def embed(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model:
           threads: o.Threads = None, cluster: o.Cluster = None, runtime: o.RuntimeOpt = None,
           device: o.DeviceOpt = None, json_out: o.Json = False, prefect: o.Prefect = False):
     """Cache image embeddings of the dataset (only images not seen before are encoded)."""
-    root, d = dataset_folder(dataset, dataset_opt, data_dir)
+    root, d = labeled_dataset(dataset, dataset_opt, data_dir)
     result = run_stage("embed", prefect, dataset=str(root), data_dir=str(d), model=model,
                        catalog=str(catalog) if catalog else None, batch_size=batch_size, threads=threads,
                        cluster=cluster, runtime=runtime, device=device)
@@ -62,7 +60,7 @@ def evaluate(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, mod
              prefect: o.Prefect = False):
     """Top-1/top-5 per attribute and shoe name (zero-shot, or --method/--shots to compare learned methods)."""
     from shoefind.encoders.spec import is_image_backbone   # no torch: bad paths are refused first
-    root, d = dataset_folder(dataset, dataset_opt, data_dir)
+    root, d = labeled_dataset(dataset, dataset_opt, data_dir)
     model = o.with_tta(model, tta)
     comparing = bool(method and method != "zeroshot") or bool(shots) or is_image_backbone(model)
     if task == "change" and comparing:

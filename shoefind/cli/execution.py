@@ -47,16 +47,38 @@ def prefect_api(asked: bool) -> str | None:
     """The Prefect API a command should run on: PREFECT_API_URL when set; with --prefect, the one the
     Prefect profile names. None means run in this process. --prefect without an API is refused,
     rather than starting a throwaway server."""
-    url = os.environ.get("PREFECT_API_URL")
+    from shoefind.settings import current
+    url = current().prefect_api_url
     if url or not asked:
-        return url or None
+        return check_api(url, "PREFECT_API_URL") if url else None
     quiet_prefect()
     from prefect.settings import PREFECT_API_URL
     url = PREFECT_API_URL.value()
     if not url:
         raise UserError("--prefect needs a Prefect API: start one with `bash scripts/up.sh` (or `prefect server "
                         "start`) and set PREFECT_API_URL=http://127.0.0.1:4200/api")
+    return check_api(url, "the Prefect profile's PREFECT_API_URL")
+
+
+HEALTH_TIMEOUT_S = 5.0
+
+
+def check_api(url: str, named_by: str) -> str:
+    """url, once its health endpoint answers; else one UserError naming it (Prefect's own client would end
+    in connection tracebacks after retrying)."""
+    import httpx
+    try:
+        reply = httpx.get(url.rstrip("/") + "/health", timeout=HEALTH_TIMEOUT_S)
+        reply.raise_for_status()
+    except (httpx.HTTPError, OSError) as exc:
+        raise UserError(unreachable(url, named_by, exc)) from None
     return url
+
+
+def unreachable(url: str, named_by: str, exc: BaseException) -> str:
+    reason = type(exc).__name__ + (f": {exc}" if str(exc) else "")
+    return (f"cannot reach the Prefect API at {url} ({named_by}; {reason}): start it (`bash scripts/up.sh`) "
+            "or unset PREFECT_API_URL to run in this process")
 
 
 def _function(target: str):
@@ -118,7 +140,15 @@ def run_flow(target: str, api: str, **params):
     given = {k: v for k, v in params.items() if v is not None}
     if unknown := sorted(set(given) - set(flow.parameters.properties)):
         raise UserError(f"the {flow.name} flow does not take {', '.join(unknown)}: leave them out with a Prefect API")
-    state = flow(**given, return_state=True)
+    import httpx
+    try:
+        state = flow(**given, return_state=True)
+    except (httpx.HTTPError, OSError) as exc:   # the API went away during the run
+        raise UserError(unreachable(api, "PREFECT_API_URL", exc)) from None
+    except RuntimeError as exc:                 # what Prefect's client raises when it cannot reach the API
+        if "Failed to reach API" not in str(exc):
+            raise
+        raise UserError(unreachable(api, "PREFECT_API_URL", ConnectionError(str(exc).splitlines()[0]))) from None
     if not state.is_completed():
         raise UserError(state.message or f"the {flow.name} flow run ended {state.name}")
     return state.result()

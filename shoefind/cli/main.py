@@ -63,6 +63,8 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     # environment, so flows and worker processes started from here see the same choice
     if download:
         os.environ["SHOEFIND_DOWNLOAD"] = "1"
+    from shoefind.settings import current
+    current()   # a bad SHOEFIND_* (or PREFECT_API_URL) value: one line naming it, before any work
 
 
 def quiet_libraries() -> None:

@@ -42,6 +42,15 @@ def _cluster(value: str | None) -> str | None:
         raise typer.BadParameter(str(exc)) from None
 
 
+def _threads(value: int | None) -> int | None:
+    """Refuse more threads than this machine can use (a few per core) while parsing."""
+    from shoefind.cluster import check_threads
+    try:
+        return check_threads(value)
+    except UserError as exc:
+        raise typer.BadParameter(str(exc).removeprefix(f"--threads {value}: ")) from None
+
+
 def _shots(value: str | None) -> str | None:
     if value is None:
         return None
@@ -79,7 +88,8 @@ DeviceOpt = Annotated[Optional[Device], typer.Option(
     show_default=False)]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="images per forward pass")]
 Threads = Annotated[Optional[int], typer.Option(
-    "--threads", min=1, help="CPU threads for the model (default: all cores)", show_default=False)]
+    "--threads", min=1, callback=_threads, show_default=False,
+    help="CPU threads for the model (default: all cores; at most 4 per core)")]
 Cluster = Annotated[Optional[str], typer.Option(
     "--cluster", callback=_cluster, show_default=False,
     help="encode on Dask: local:N (N worker processes here) or a scheduler address tcp://host:8786")]

@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from shoefind.settings import DataLayout
 from shoefind.evaluate.report_html import (RANDOM_WARNING, ReportContent, chance_columns, per_class_accuracy,
                                            worst_confusions, write_reports)
 
 
 def new_run_dir(data_dir: Path, kind: str, dataset: str) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
-    d = Path(data_dir) / "runs" / f"{stamp}-{kind}-{_slug(dataset)}"
+    d = DataLayout(Path(data_dir)).runs / f"{stamp}-{kind}-{_slug(dataset)}"
     d.mkdir(parents=True, exist_ok=False)
     return d
 

@@ -26,6 +26,8 @@ from typing import Iterable
 
 import numpy as np
 
+from shoefind.settings import DataLayout
+
 
 log = logging.getLogger("shoefind.cache")
 # The model's embedding dimension, beside the shards (see EmbeddingCache.without_model).
@@ -95,7 +97,7 @@ class EmbeddingCache:
     def for_encoder(cls, data_dir: str | os.PathLike, encoder) -> "EmbeddingCache":
         """The cache of an encoder's embeddings in a data folder: DATA_DIR/embeddings/<cache key>."""
         dim = getattr(encoder, "embed_dim", None)
-        cache = cls(Path(data_dir) / "embeddings", encoder.cache_key, dim if isinstance(dim, int) else None)
+        cache = cls(DataLayout(Path(data_dir)).embeddings, encoder.cache_key, dim if isinstance(dim, int) else None)
         cache._record_dim()
         return cache
 
@@ -104,10 +106,10 @@ class EmbeddingCache:
         """The cache of this key opened without its model (shoefind.encoders.cache_key), or None when no
         model ever recorded its dimension there (then the shards alone cannot say which vectors are foreign)."""
         try:
-            dim = int((Path(data_dir) / "embeddings" / _safe(key) / DIM_FILE).read_text())
+            dim = int((DataLayout(Path(data_dir)).embeddings / _safe(key) / DIM_FILE).read_text())
         except (OSError, ValueError):
             return None
-        return cls(Path(data_dir) / "embeddings", key, dim)
+        return cls(DataLayout(Path(data_dir)).embeddings, key, dim)
 
     def _record_dim(self) -> None:
         """The model's embedding dimension, written beside the shards for `without_model`."""

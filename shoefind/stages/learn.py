@@ -156,7 +156,8 @@ def finetune_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, mo
     spec = spec_text(model)
     encoder = load_encoder(spec, runtime="torch")
     table = save_table(dataset, data_dir, catalog).table
-    target = Path(out) if out else Path(data_dir) / "models" / f"{Path(dataset).name}-finetune.pt"
+    from shoefind.settings import DataLayout
+    target = Path(out) if out else DataLayout(Path(data_dir)).models / f"{Path(dataset).name}-finetune.pt"
     is_openai_clip = getattr(encoder, "family", "clip") == "clip" and getattr(encoder, "has_text", False)
     base = resolve_checkpoint(spec) if is_openai_clip else None   # finetune_clip refuses the others
     if log:

@@ -18,7 +18,7 @@ NOISE = 0.01
 def nike_lite0(shared_data):
     from shoefind.encoders.load import load_encoder
     from shoefind.features.cache import EmbeddingCache
-    from shoefind.features.stage import embed_dataset
+    from shoefind.stages.features import embed_dataset
     from shoefind.features.table import load_table
     dataset = shared_data / "nike-silhouettes"
     folder, _ = trained_once("nike-lite0-embeddings", {"dataset": str(dataset), "model": MODEL},

@@ -20,7 +20,7 @@ from shoefind.learn.logistic import lbfgs
 from shoefind.scoring.zeroshot import softmax
 from tests.helpers import REPO
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
