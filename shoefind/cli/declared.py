@@ -114,8 +114,10 @@ def declared(request: type[Request], dataset_argument: bool = False, skip: tuple
             values = {n: kwargs.pop(n) for n in names}
             given_argument = kwargs.pop("dataset_argument", None)
             if given_argument is not None:
-                if values.get("dataset") and Path(values["dataset"]) != given_argument:
-                    raise typer.BadParameter("give the dataset once: as the argument or as --dataset")
+                if values.get("dataset") and Path(values["dataset"]).resolve() != given_argument.resolve():
+                    from shoefind.errors import UserError
+                    raise UserError(f"two datasets given ({given_argument} and --dataset {values['dataset']}): "
+                                    "give one")
                 values["dataset"] = str(given_argument)
             return command(request.of(**values), **kwargs)
         del run.__wrapped__          # typer reads this signature, not the command's

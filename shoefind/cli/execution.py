@@ -16,9 +16,8 @@ from shoefind.errors import UserError
 
 # stage -> (library function run in-process, flow module:function run on a Prefect API)
 STAGES = {
-    "embed": ("shoefind.stages.features:embed_dataset", "flows.features:embed_flow"),
-    "evaluate": ("shoefind.stages.evaluate:evaluate_dataset", "flows.evaluate:evaluate_flow"),
-    "evaluate-change": ("shoefind.stages.evaluate:evaluate_dataset", "flows.evaluate:evaluate_change_flow"),
+    "embed": ("shoefind.stages.features:embed", "flows.features:embed_flow"),
+    "evaluate": ("shoefind.stages.evaluate:evaluate", "flows.evaluate:evaluate_flow"),
     "learn": ("shoefind.stages.learn:learn", "flows.learn:learn_flow"),
     "infer": ("shoefind.stages.infer:infer_photos", "flows.retrieve:infer_flow"),
     "demo": ("shoefind.stages.demo:run_demo", "flows.demo:demo_flow"),
@@ -101,8 +100,6 @@ def run_stage(stage: str, prefect: bool = False, request=None, **params):
         return getattr(result, "run_dir", result)
     if api:
         return run_flow(flow, api, **params)
-    if stage == "evaluate-change":
-        params["task"] = "change"
     from shoefind.cli.common import err
     with stage_progress() as progress:
         result = _function(direct)(**params, progress=progress,

@@ -66,6 +66,14 @@ def parse_cluster(value) -> str:
         raise ValueError(str(exc)) from None
 
 
+def parse_threads(value) -> int:
+    from shoefind.cluster import check_threads
+    try:
+        return check_threads(int(value))
+    except UserError as exc:
+        raise ValueError(str(exc).removeprefix("--threads ")) from None
+
+
 def parse_prompt_set(value) -> str:
     from shoefind.prompts import prompt_set_names
     if value not in prompt_set_names():
@@ -84,7 +92,7 @@ def parse_filter_attributes(value) -> str:
 def existing_file(value) -> str:
     path = Path(str(value)).expanduser()
     if not path.is_file():
-        raise ValueError(f"'{value}': no such file" if not path.exists() else f"'{value}' is not a file")
+        raise ValueError(f"file '{value}' does not exist" if not path.exists() else f"'{value}' is not a file")
     return str(path)
 
 
@@ -109,6 +117,8 @@ BatchSize = Annotated[int, Field(ge=1, le=4096, description="images per forward 
 Cluster = Annotated[Text, checked(parse_cluster), Field(
     description="encode on Dask: local:N (N worker processes here) or a scheduler address tcp://host:8786"),
                     Cli(parse=parse_cluster)]
+Threads = Annotated[Optional[int], checked(parse_threads), Field(
+    description="CPU threads for the model (default: all cores; at most 4 per core)"), Cli(parse=parse_threads)]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1, description="random seed (the split is saved with the run)")]
 Shots = Annotated[Optional[Union[int, str]], BeforeValidator(_empty_is_none), checked(parse_shots), Field(
     description="training photos per shoe: 16 = k 1,2,4,8,16; or a list 1,4,16"),
@@ -172,16 +182,29 @@ class Request(BaseModel):
 
     def dataset_paths(self) -> tuple[str, str]:
         """paths(), the dataset refused unless it is a folder with photos (before anything heavy)."""
-        from shoefind.checks import dataset_problem
-        from shoefind.errors import PathNotFound
-        dataset, data_dir = self.paths()
-        if problem := dataset_problem(dataset):
-            raise (PathNotFound if not Path(dataset).exists() else UserError)(problem)
-        return dataset, data_dir
+        return tuple(map(str, labeled_folder(getattr(self, "dataset", None), getattr(self, "data_dir", None))))
 
     def given(self) -> dict:
         """The fields that were given (not None): what a flow run or a deployment is called with."""
         return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+def labeled_folder(dataset, data_dir) -> tuple[Path, Path]:
+    """(dataset, data folder): the dataset given, else DATA_DIR/images, refused with one line unless it is
+    a folder holding photos (missing, a file, empty or unreadable: said which)."""
+    from shoefind.errors import PathNotFound
+    from shoefind.features.table import dataset_folder_problem
+    from shoefind.settings import layout
+    lay = layout(data_dir)
+    root = lay.dataset(dataset)
+    if not root.exists():
+        raise PathNotFound(f"dataset folder {root} does not exist: give a labeled photo folder "
+                           "(Brand_Top_Color_Sole_Name/photo.jpg, see data/README.md)")
+    if not root.is_dir():
+        raise UserError(f"dataset {root} is a file: give a labeled photo folder (one subfolder per shoe)")
+    if problem := dataset_folder_problem(root):
+        raise UserError(problem)
+    return root, lay.root
 
 
 def validation_message(exc) -> str:
