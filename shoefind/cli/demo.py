@@ -2,28 +2,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
-
-import typer
-
 from shoefind.cli import options as o
-from shoefind.cli.common import data_layout, err, print_json
+from shoefind.cli.common import print_json
+from shoefind.cli.declared import declared
 from shoefind.cli.execution import run_stage
+from shoefind.stages.demo import DemoRequest
 
 
-def demo(folder: Annotated[Path, typer.Argument(help="where to write the demo catalog and model", file_okay=False)],
-         data_dir: o.DataDir = None,
-         photos: Annotated[Optional[int], typer.Option(
-             "--photos", min=3, help="photos per shoe (default 10)", show_default=False)] = None,
-         steps: Annotated[Optional[int], typer.Option(
-             "--steps", min=1, help="LiT training steps (default 150)", show_default=False)] = None,
-         seed: o.Seed = 0, device: o.DeviceOpt = None, json_out: o.Json = False, prefect: o.Prefect = False):
+@declared(DemoRequest)
+def demo(request: DemoRequest, json_out: o.Json = False, prefect: o.Prefect = False):
     """Draw a demo catalog (144 shoes with known brand, colour, top, sole and name), train a model on it
     (LiT over the offline efficientnet-lite0 backbone; no internet, no CLIP weights) and show how it
     scores on photos it never saw. Then try the printed commands with --model on the demo catalog."""
-    d = data_layout(data_dir).root
-    result = run_stage("demo", prefect, folder=str(folder), data_dir=str(d), photos_per_shoe=photos, steps=steps,
-                       seed=seed, device=device)
+    result = run_stage("demo", prefect, request)
     if json_out:
         print_json(result)
         return

@@ -20,7 +20,7 @@ STAGES = {
     "evaluate": ("shoefind.stages.evaluate:evaluate", "flows.evaluate:evaluate_flow"),
     "learn": ("shoefind.stages.learn:learn", "flows.learn:learn_flow"),
     "infer": ("shoefind.stages.infer:infer_photos", "flows.retrieve:infer_flow"),
-    "demo": ("shoefind.stages.demo:run_demo", "flows.demo:demo_flow"),
+    "demo": ("shoefind.stages.demo:demo", "flows.demo:demo_flow"),
 }
 
 

@@ -19,7 +19,7 @@ from shoefind.stages.learn import LearnRequest
 def learn(request: LearnRequest, json_out: o.Json = False, prefect: o.Prefect = False):
     """Learn few-shot, CoOp and CoCoOp classifiers from the labeled photos, compare them with zero-shot on a
     held-out split, and save them for inference (the best one is used). `--method finetune` fine-tunes
-    the CLIP model (text tower + last --blocks visual blocks, WiSE-FT --alpha) into a checkpoint for --model.
+    the CLIP model (its text tower and last visual blocks, WiSE-FT weighted) into a checkpoint for --model.
     `--method lit` trains a text tower against the frozen image embeddings (a new one for an image backbone
     such as efficientnet-lite0, CLIP's own for a CLIP model) into a checkpoint every command takes as --model."""
     request.trains_a_model()                       # lit/finetune with other methods: refused before any work

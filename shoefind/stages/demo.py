@@ -11,7 +11,11 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Annotated, Callable, Optional
+
+from pydantic import BeforeValidator, Field
+
+from shoefind.stages.request import Cli, DataDir, Device, Request, Seed, Text, direct
 
 DEMO_MODEL = "efficientnet-lite0"
 ZERO_SHOT_KEYS = {"brand": "brand_top1", "color": "color_top1", "hightop": "hightop_top1", "sole": "sole_top1",
@@ -50,3 +54,28 @@ def run_demo(folder: str | os.PathLike, data_dir: str | os.PathLike, model: str 
             "heldout_photos": heldout.get("photos"), "split": result["split"],
             "seconds": round(time.perf_counter() - start, 1),
             "training_seconds": result["training"].get("seconds")}
+
+
+def _zero_is_default(value):
+    return None if value in (0, "", "0") else value
+
+
+class DemoRequest(Request):
+    folder: Annotated[Text, Field(description="where to write the demo catalog and model (default DATA_DIR/demo)"),
+                      Cli(argument=True)] = None
+    data_dir: DataDir = None
+    photos: Annotated[Optional[Annotated[int, Field(ge=3, le=100)]], BeforeValidator(_zero_is_default), Field(
+        description="photos per shoe (default 10)")] = None
+    steps: Annotated[Optional[Annotated[int, Field(ge=1, le=1_000_000)]], BeforeValidator(_zero_is_default), Field(
+        description="LiT training steps (default 150)")] = None
+    seed: Seed = 0
+    device: Device = None
+
+
+def demo(request: DemoRequest, step=direct, progress=None, log: Callable[[str], None] | None = None) -> dict:
+    """The demo stage: draw the catalog, train its model, score it on held-out drawings."""
+    from shoefind.settings import layout
+    lay = layout(request.data_dir)
+    folder = request.folder or str(lay.demo)
+    return step("demo", run_demo, folder, str(lay.root), photos_per_shoe=request.photos, steps=request.steps,
+                seed=request.seed, device=request.device, progress=progress, log=log)
