@@ -9,7 +9,7 @@ from typing import Literal, Optional
 import typer
 
 from shoefind.cli import options as o
-from shoefind.cli.common import dataset_folder, print_json, show_run
+from shoefind.cli.common import dataset_folder, err, print_json, show_run
 from shoefind.cli.execution import run_stage
 from shoefind.errors import UserError
 from shoefind.learn.hyperparameters import option_check
@@ -66,8 +66,9 @@ def learn(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model:
                            zeroshot=o.zeroshot(prompts, vocabulary))
         if json_out:
             print_json({"checkpoint": result["checkpoint"], "heldout": result["heldout"],
-                        "heldout_before": result["heldout_before"], "manifest": result["manifest"]})
-        else:
+                        "heldout_before": result["heldout_before"], "manifest": result["manifest"],
+                        "baselines": result.get("baselines", {}), "warnings": result.get("warnings", [])})
+        else:   # the manifest's markdown leads with its warnings (too few held-out photos, ...)
             print(Path(result["manifest"]).with_suffix(".md").read_text())
         return
     if method == "finetune":
@@ -76,9 +77,13 @@ def learn(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model:
                            alpha=alpha, epochs=epochs, lr=lr, out=str(out) if out else None, batch_size=batch_size,
                            device=device)
         if json_out:
-            print_json({"checkpoint": result["checkpoint"], "heldout": result["heldout"]})
+            print_json({"checkpoint": result["checkpoint"], "heldout": result["heldout"],
+                        "warnings": result.get("warnings", [])})
         else:
             print(Path(result["manifest"]).with_suffix(".md").read_text())
+            for warning in result.get("warnings", []):
+                err.print("[bold yellow]warning:[/] ", end="", highlight=False)
+                err.print(warning, markup=False, highlight=False)
         return
     run_dir = run_stage("learn", prefect, dataset=str(root), data_dir=str(d), model=model,
                         catalog=str(catalog) if catalog else None, method=method, shots=shots, seed=seed,

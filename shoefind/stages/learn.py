@@ -80,8 +80,16 @@ def finetune_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, mo
         log(f"fine-tuning {encoder.model_id}: text tower + last {blocks} visual blocks, WiSE-FT alpha {alpha}")
     result = finetune_clip(encoder, base, table, target, blocks=blocks, alpha=alpha, epochs=epochs, lr=lr,
                            batch_size=batch_size, seed=seed, device=None if device in (None, "auto") else device)
+    h, split = result.heldout, result.manifest["split"]
     if log:
-        h = result.heldout
         log(f"checkpoint {result.checkpoint}: held-out zero-shot top-1 {h['zero_shot_top1_before']:.1%} -> "
             f"{h['zero_shot_top1']:.1%} (manifest {result.checkpoint}.json)")
-    return {"checkpoint": str(result.checkpoint), "heldout": result.heldout, "manifest": f"{result.checkpoint}.json"}
+    from shoefind.evaluate.baselines import small_test_warning
+    small = small_test_warning(split["heldout_photos"], "held out", total=split["train_photos"] + split["heldout_photos"],
+                               top1=h["zero_shot_top1"])
+    warnings = [small] if small else []
+    for warning in warnings:
+        if log:
+            log(f"warning: {warning}")
+    return {"checkpoint": str(result.checkpoint), "heldout": result.heldout, "manifest": f"{result.checkpoint}.json",
+            "warnings": warnings}
