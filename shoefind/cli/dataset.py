@@ -12,7 +12,7 @@ from shoefind.cli.execution import run_stage
 
 def table(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, catalog: o.Catalog = None,
           strict: bool = typer.Option(False, help="treat every listed problem as an error (exit 2)"),
-          data_dir: o.DataDir = None, json_out: o.Json = False, prefect: o.Prefect = False):
+          data_dir: o.DataDir = None, json_out: o.Json = False):
     """Build the feature table (shoes.csv, images.csv, issues.csv) of a labeled photo folder."""
     root, d = dataset_folder(dataset, dataset_opt, data_dir)
     from shoefind.stages.features import save_table
@@ -50,17 +50,20 @@ def embed(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model:
               f"{len(result['failed'])} unreadable -> {result['cache']}")
 
 
-def evaluate(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model: o.Model = None,
+def evaluate(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model: o.ModelEvaluate = None,
              data_dir: o.DataDir = None, catalog: o.Catalog = None, batch_size: o.BatchSize = 32,
              task: o.EvaluateTask = typer.Option("zeroshot", "--task",
                                                  help="zeroshot (top-1/top-5 per attribute and name) or change "
                                                       "(composed retrieval: Recall@k, MRR)"),
-             method: o.Methods = None, shots: o.Shots = None, seed: o.Seed = 0,
+             method: o.Methods = None, shots: o.Shots = None, seed: o.SeedEvaluate = 0,
              cluster: o.Cluster = None, runtime: o.RuntimeOpt = None, device: o.DeviceOpt = None,
              prompts: o.Prompts = None, vocabulary: o.Vocabulary = None, filter_attributes: o.FilterAttributes = None,
              fallback: o.Fallback = None, views: o.Views = 0, tta: o.Tta = None, json_out: o.Json = False,
              prefect: o.Prefect = False):
-    """Top-1/top-5 per attribute and shoe name (zero-shot, or --method/--shots to compare learned methods)."""
+    """Top-1/top-5 per attribute and shoe name (zero-shot, or --method/--shots to compare learned methods).
+
+    A model `learn` trained (LiT, finetune) is scored on the photos it never trained on, its training
+    photos apart. Every task shows chance and the majority-class baseline beside top-1."""
     from shoefind.encoders.spec import is_image_backbone   # no torch: bad paths are refused first
     root, d = dataset_folder(dataset, dataset_opt, data_dir)
     model = o.with_tta(model, tta)

@@ -17,10 +17,12 @@ def demo(folder: Annotated[Path, typer.Argument(help="where to write the demo ca
              "--photos", min=3, help="photos per shoe (default 10)", show_default=False)] = None,
          steps: Annotated[Optional[int], typer.Option(
              "--steps", min=1, help="LiT training steps (default 150)", show_default=False)] = None,
-         seed: o.Seed = 0, device: o.DeviceOpt = None, json_out: o.Json = False, prefect: o.Prefect = False):
-    """Draw a demo catalog (144 shoes with known brand, colour, top, sole and name), train a model on it
-    (LiT over the offline efficientnet-lite0 backbone; no internet, no CLIP weights) and show how it
-    scores on photos it never saw. Then try the printed commands with --model on the demo catalog."""
+         seed: o.SeedDemo = 0, device: o.DeviceOpt = None, json_out: o.Json = False, prefect: o.Prefect = False):
+    """Draw a demo catalog and train a model that knows it, offline; show how it scores on photos it never saw.
+
+    The catalog: 144 shoes with known brand, colour, top, sole and name. The model: LiT over the offline
+    efficientnet-lite0 backbone (no internet, no CLIP weights). Each phase shows its progress. Then try
+    the printed commands with --model on the demo catalog."""
     d = data_layout(data_dir).root
     result = run_stage("demo", prefect, folder=str(folder), data_dir=str(d), photos_per_shoe=photos, steps=steps,
                        seed=seed, device=device)

@@ -15,9 +15,9 @@ from shoefind.errors import UserError
 from shoefind.learn.hyperparameters import option_check
 
 
-def learn(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model: o.Model = None,
-          data_dir: o.DataDir = None, catalog: o.Catalog = None, method: o.Methods = None,
-          shots: o.Shots = "16", seed: o.Seed = 0,
+def learn(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model: o.ModelLearn = None,
+          data_dir: o.DataDir = None, catalog: o.Catalog = None, method: o.LearnMethods = None,
+          shots: o.Shots = "16", seed: o.SeedLearn = 0,
           n_ctx: int = typer.Option(4, "--n-ctx", min=1, max=32, help="CoOp/CoCoOp context tokens (the paper: 16)"),
           ctx_init: str = typer.Option("a photo of a", "--ctx-init",
                                        help="CoOp context start: a phrase (fills the last tokens) or 'random'"),
@@ -36,24 +36,27 @@ def learn(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model:
                                      help="finetune: last visual blocks trained"),
           alpha: float = typer.Option(0.5, "--alpha", min=0.0, max=1.0, callback=option_check("alpha"),
                                       help="finetune: WiSE-FT weight of the fine-tuned model (0 original, 1 tuned)"),
-          epochs: int = typer.Option(5, "--epochs", min=1, callback=option_check("epochs"),
-                                     help="finetune: epochs (at most 1000)"),
+          epochs: int = typer.Option(5, "--epochs", min=1, max=1000, callback=option_check("epochs"),
+                                     help="finetune: epochs"),
           lr: float = typer.Option(1e-5, "--lr", callback=option_check("lr"),
                                    help="finetune: learning rate (AdamW), more than 0 and at most 1"),
           out: Optional[Path] = typer.Option(None, "--out", show_default=False, dir_okay=False,
-                                             help="finetune / lit: checkpoint path (default DATA_DIR/models/"
-                                                  "<dataset>-finetune.pt, <dataset>-<model>-lit.lit.pt)"),
+                                             help="finetune / lit: where to write the checkpoint (default: in "
+                                                  "DATA_DIR/models, named after the dataset and the model)"),
           steps: Optional[int] = typer.Option(None, "--steps", min=1, show_default=False,
                                               callback=option_check("steps"),
                                               help="lit: training steps (default 150)"),
           batch_size: o.BatchSize = 32, cluster: o.Cluster = None, runtime: o.RuntimeOpt = None,
           device: o.DeviceOpt = None, prompts: o.Prompts = None, vocabulary: o.Vocabulary = None,
           json_out: o.Json = False, prefect: o.Prefect = False):
-    """Learn few-shot, CoOp and CoCoOp classifiers from the labeled photos, compare them with zero-shot on a
-    held-out split, and save them for inference (the best one is used). `--method finetune` fine-tunes
+    """Learn from the labeled photos: classifiers for inference, or a new model.
+
+    By default, few-shot, CoOp and CoCoOp classifiers are fitted on a held-out k-shot split, compared
+    with zero-shot, and saved for inference (the best one is used). `--method finetune` fine-tunes
     the CLIP model (text tower + last --blocks visual blocks, WiSE-FT --alpha) into a checkpoint for --model.
     `--method lit` trains a text tower against the frozen image embeddings (a new one for an image backbone
-    such as efficientnet-lite0, CLIP's own for a CLIP model) into a checkpoint every command takes as --model."""
+    such as efficientnet-lite0, CLIP's own for a CLIP model) into a checkpoint every command takes as --model.
+    When fewer than 30 photos are held out, the scores come with a warning that they mean little."""
     root, d = dataset_folder(dataset, dataset_opt, data_dir)
     model = o.with_tta(model, tta)
     if is_lit(method):
