@@ -114,5 +114,7 @@ def evaluate_zero_shot(encoder, table: FeatureTable, cache: EmbeddingCache,
                         float(correct[keep].mean()) if keep.any() else float("nan"), float("nan"))
             notes.append(ORACLE_NOTE)
     metrics = pd.DataFrame(rows, columns=["task", "split", "classes", "images", "top1", "top5"])
+    # one split after the other, the held-out photos first (the figures to read)
+    metrics = metrics.sort_values("split", key=lambda c: c.map(SPLIT_ORDER.index), kind="stable").reset_index(drop=True)
     return Evaluation(metrics, preds, by_split.get(splits[0], {}), skipped, encoder.model_id,
                       getattr(encoder, "is_random", False), options.describe(), notes, by_split)

@@ -60,7 +60,7 @@ def versus_majority(top1: float, photos: int, majority: Majority | None) -> str 
         return None
     always = f"always answering '{majority.label}' ({majority.rate:.1%})"
     if majority.rate >= 1.0:
-        return f"every photo is '{majority.label}': there is nothing to tell apart"
+        return f"meaningless: every photo is '{majority.label}', so there is nothing to tell apart"
     if top1 <= majority.rate:
         return f"no better than {always}"
     correct = int(round(top1 * photos))

@@ -102,6 +102,8 @@ def _beats_cell(row) -> str:
     verdict = getattr(row, "versus", "") or ""
     if verdict.startswith("not clearly"):
         return "not clearly"
+    if verdict.startswith("meaningless"):
+        return "one class"
     return "no" if verdict else "yes"
 
 

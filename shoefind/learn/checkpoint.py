@@ -86,7 +86,7 @@ def manifest_markdown(manifest: dict) -> str:
              f"- training: {training.get('steps', '')} steps in {training.get('seconds', '')} s "
              f"({training.get('precision', '')}), final loss {training.get('final_loss', '')}"]
     # what changes how to read the scores (too few held-out photos, a score no better than the majority class)
-    lines[1:1] = [f"> **Warning:** {w}  " for w in manifest.get("warnings") or []] + \
+    lines[2:2] = [f"> **Warning:** {w}  " for w in manifest.get("warnings") or []] + \
         ([""] if manifest.get("warnings") else [])
     baselines = manifest.get("heldout_baselines") or {}
     lines += ["", "## Held-out scores", "", "| score | before | after |" + (" chance | majority class |" if baselines
