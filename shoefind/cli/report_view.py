@@ -78,4 +78,13 @@ def _comparison_table(payload: dict) -> Table:
     for (method, k), cells in by_key.items():
         table.add_row(method, str(k) if k else "-",
                       *[f"{_pct(cells[t]['top1'])} / {_pct(cells[t]['top5'])}" if t in cells else "-" for t in tasks])
+    baselines = payload.get("baselines") or {}
+    if baselines:       # what every top-1 must beat, on the same test photos
+        from rich.markup import escape
+        table.add_section()
+        table.add_row("[dim]chance[/]", "", *[f"[dim]{_pct(baselines[t]['chance'])}[/]" if t in baselines else "-"
+                                             for t in tasks])
+        table.add_row("[dim]majority class[/]", "",
+                      *[f"[dim]{_pct(baselines[t]['majority'])} {escape(baselines[t]['majority_class'])}[/]"
+                        if t in baselines else "-" for t in tasks])
     return table

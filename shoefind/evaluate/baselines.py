@@ -140,3 +140,21 @@ def heldout_caveats(scores: dict, baselines: dict) -> list[str]:
         if caveat := versus_majority(float(top1), base["photos"], majority):
             out.append(f"held-out {SCORE_NAMES.get(key, key)} top-1 {float(top1):.1%} is {caveat}")
     return out
+
+
+def photo_baselines(table) -> dict[str, dict]:
+    """Per task of a feature table (each attribute, and name): chance over its catalog classes and the
+    majority class of its labeled photos. For reports that score every photo (a model comparison)."""
+    labeled = table.labeled_images()
+    out = {}
+    for task, column in [(a, a) for a in table.attributes] + [("name", "shoe")]:
+        catalog = table.shoes[column].fillna("").astype(str)
+        classes = catalog[catalog.str.len() > 0].nunique()
+        labels = labeled[column].fillna("").astype(str)
+        labels = labels[labels.str.len() > 0]
+        if not classes or not len(labels):
+            continue
+        counts = labels.value_counts()
+        out[task] = {"chance": 1 / classes, "majority": float(counts.iloc[0] / len(labels)),
+                     "majority_class": str(counts.index[0]), "photos": int(len(labels))}
+    return out

@@ -87,7 +87,19 @@ def comparison_payload(comparison, dataset: str, methods: list[str], warnings: l
     return {"dataset": dataset, "model": comparison.model_id, "random_weights": comparison.random_weights,
             "methods": methods, "shots": comparison.split.shots, "seed": comparison.split.seed,
             "best_for_name": comparison.best("name"), "comparison": metrics,
-            "details": comparison.details, "skipped": comparison.skipped, "warnings": comparison_warnings(comparison, warnings)}
+            "details": comparison.details, "skipped": comparison.skipped, "warnings": comparison_warnings(comparison, warnings),
+            "baselines": test_baselines(comparison)}
+
+
+def test_baselines(comparison) -> dict[str, dict]:
+    """Per task: chance and the majority class of the test photos (what every method's top-1 must beat)."""
+    from shoefind.evaluate.baselines import majority_of
+    confusion = getattr(comparison, "confusion", {}).get(_reported_method(comparison), {})
+    out = {}
+    for task, (classes, matrix) in confusion.items():
+        if majority := majority_of(classes, matrix):
+            out[task] = {"chance": 1 / len(classes), "majority": majority.rate, "majority_class": majority.label}
+    return out
 
 
 def write_comparison(run_dir: Path, comparison, dataset: str, methods: list[str],

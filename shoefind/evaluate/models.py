@@ -25,6 +25,7 @@ class ModelComparison:
     models: list[str]                        # column names (model ids, in the order given)
     notes: list[str] = field(default_factory=list)
     long: pd.DataFrame | None = None         # model, metric, value (for CSV/artifacts)
+    baselines: dict = field(default_factory=dict)    # task -> chance, majority, majority_class (every photo)
 
 
 def measure_speed(encoder, paths: list[str], sample: int = SPEED_SAMPLE) -> float:
@@ -99,7 +100,8 @@ def compare_models(encoders: list, table, data_dir: Path, change: bool = True, o
     metrics = list(dict.fromkeys(k for r in rows.values() for k in r))
     wide = pd.DataFrame({"metric": metrics} | {n: [rows[n].get(m) for m in metrics] for n in names})
     long = pd.DataFrame([{"model": n, "metric": m, "value": rows[n].get(m)} for n in names for m in metrics])
-    return ModelComparison(wide, names, notes, long)
+    from shoefind.evaluate.baselines import photo_baselines
+    return ModelComparison(wide, names, notes, long, photo_baselines(table))
 
 
 def _cell(metric: str, value) -> str:
@@ -117,6 +119,11 @@ def comparison_markdown(cmp: ModelComparison, title: str, notes: list[str] = ())
         lines.append(f"| {r['metric']} | " + " | ".join(_cell(r['metric'], r[m]) for m in cmp.models) + " |")
     lines += ["", "images/s: decode + preprocess + encode of up to "
               f"{SPEED_SAMPLE} photos on this machine (noisy on a shared machine); load s: first load in this process."]
+    if cmp.baselines:   # below the table, which stays narrow enough for a terminal
+        lines += ["", "What each top-1 must beat (chance: a uniform guess; majority class: always answering the most "
+                  "frequent class of the labeled photos):", ""]
+        lines += [f"- {task}: chance {b['chance']:.1%}, majority class {b['majority']:.1%} ({b['majority_class']})"
+                  for task, b in cmp.baselines.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -151,6 +158,6 @@ def write_comparison(run_dir: Path, cmp: ModelComparison, dataset: str, specs: l
     cmp.table.to_csv(files["metrics.csv"], index=False)
     files["metrics.json"].write_text(json.dumps(
         {"dataset": dataset, "specs": specs, "models": cmp.models, "notes": cmp.notes,
-         "metrics": json.loads(cmp.table.to_json(orient="records"))}, indent=2))
+         "metrics": json.loads(cmp.table.to_json(orient="records")), "baselines": cmp.baselines}, indent=2))
     comparison_png(cmp, files["comparison.png"])
     return files

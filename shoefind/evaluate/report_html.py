@@ -319,7 +319,7 @@ def _pair_markdown(content: ReportContent) -> list[str]:
                   "| true | predicted as | photos | share of the true class | a missed photo | a photo of the predicted |",
                   "|---|---|---:|---:|---|---|"]
         for c in pairs:
-            missed = Path(c.examples[0]).name if c.examples else "-"
+            missed = "/".join(Path(c.examples[0]).parts[-2:]) if c.examples else "-"
             ref = "/".join(Path(c.reference).parts[-2:]) if c.reference else "-"
             lines.append(f"| {_md_escape(c.true)} | {_md_escape(c.predicted)} | {c.count} | {_pct(c.share)} | "
                          f"{_md_escape(missed)} | {_md_escape(ref)} |")
