@@ -112,3 +112,16 @@ def test_a_lit_checkpoints_evaluation_is_split_by_its_own_held_out_photos(small_
     flat = " ".join(shown.split())
     assert "held-out photos: never trained on, so these are its scores" in flat
     assert "trained-on photos: learned, so not a test" in flat
+
+
+def test_a_method_comparison_on_the_models_own_training_photos_says_so(small_lit):
+    root, data, out, result, _stderr = small_lit
+    code, stdout, stderr = shoefind("evaluate", root, "--model", out, "--method", "zeroshot,fewshot", "--shots", "2",
+                                    "--data-dir", data, "--json")
+    assert code == 0, stderr
+    payload = json.loads(stdout)
+    test_photos = 32 - 4 * 2                                     # 2 training photos per shoe, the rest test
+    learned = [w for w in payload["warnings"] if w.startswith("small.pt trained on ")]
+    assert learned and f"of these {test_photos} test photos" in learned[0]
+    assert any(w.startswith(f"only {test_photos} of 32 photos held out for testing") for w in payload["warnings"])
+    assert payload["baselines"]["brand"]["majority_class"] == "Nike"       # 2 of the 4 shoes are Nike
