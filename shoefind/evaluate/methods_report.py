@@ -87,7 +87,8 @@ def comparison_payload(comparison, dataset: str, methods: list[str], warnings: l
     return {"dataset": dataset, "model": comparison.model_id, "random_weights": comparison.random_weights,
             "methods": methods, "shots": comparison.split.shots, "seed": comparison.split.seed,
             "best_for_name": comparison.best("name"), "comparison": metrics,
-            "details": comparison.details, "skipped": comparison.skipped, "warnings": comparison_warnings(comparison, warnings),
+            "details": comparison.details, "skipped": comparison.skipped,
+            "warnings": comparison_warnings(comparison, warnings),
             "baselines": test_baselines(comparison)}
 
 
@@ -166,7 +167,8 @@ def comparison_content(comparison, dataset: str, notes: list[str], plots: dict[s
     table = comparison_markdown(comparison.metrics, "", []).split("\n", 2)[2]
     predictions = getattr(comparison, "predictions", {}).get(best)
     return ReportContent(
-        title=f"Method comparison: {Path(dataset).name}", notes=notes, warnings=comparison_warnings(comparison, warnings),
+        title=f"Method comparison: {Path(dataset).name}", notes=notes,
+        warnings=comparison_warnings(comparison, warnings),
         summary=summary, per_class={f"{t} ({best})": per_class_accuracy(c, mat) for t, (c, mat) in confusion.items()},
         confusions=worst_confusions(confusion, predictions, dataset),
         big_confusions=big_task_confusions(confusion, predictions, dataset), matrix_files=matrix_files or {},

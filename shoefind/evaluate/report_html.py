@@ -90,7 +90,8 @@ def chance_columns(metrics: pd.DataFrame, confusion: dict, by_split: dict | None
         majority = majority_of(*found) if found else None
         rates.append(majority.rate if majority else float("nan"))
         labels.append(majority.label if majority else "")
-        versus.append(versus_majority(r.top1, int(r.images), majority) or "" if majority else "")
+        caveat = versus_majority(r.top1, int(r.images), majority) if majority else None
+        versus.append(caveat or "")
     m["majority"], m["majority_class"], m["versus"] = rates, labels, versus
     return m
 
@@ -316,7 +317,8 @@ def _pair_markdown(content: ReportContent) -> list[str]:
         lines += [f"## Top confused pairs: {task} ({classes} classes)", "",
                   f"A {classes}-class confusion matrix cannot be read; these are its {len(pairs)} most frequent "
                   "mistakes" + (f". The full matrix: [{matrix}]({matrix})." if matrix else "."), "",
-                  "| true | predicted as | photos | share of the true class | a missed photo | a photo of the predicted |",
+                  "| true | predicted as | photos | share of the true class | a missed photo "
+                  "| a photo of the predicted |",
                   "|---|---|---:|---:|---|---|"]
         for c in pairs:
             missed = "/".join(Path(c.examples[0]).parts[-2:]) if c.examples else "-"

@@ -85,8 +85,8 @@ def finetune_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, mo
         log(f"checkpoint {result.checkpoint}: held-out zero-shot top-1 {h['zero_shot_top1_before']:.1%} -> "
             f"{h['zero_shot_top1']:.1%} (manifest {result.checkpoint}.json)")
     from shoefind.evaluate.baselines import small_test_warning
-    small = small_test_warning(split["heldout_photos"], "held out", total=split["train_photos"] + split["heldout_photos"],
-                               top1=h["zero_shot_top1"])
+    small = small_test_warning(split["heldout_photos"], "held out",
+                               total=split["train_photos"] + split["heldout_photos"], top1=h["zero_shot_top1"])
     warnings = [small] if small else []
     for warning in warnings:
         if log:

@@ -57,9 +57,9 @@ def test_the_demo_evaluation_scores_held_out_and_trained_on_photos_apart(demo_li
 def small_lit(tiny_model, tmp_path_factory):
     """`learn --method lit` over the tiny CLIP on a 32-photo catalog (4 shoes, 8 photos each), as a user runs it."""
     root = tmp_path_factory.mktemp("small") / "ds"
-    for i, (brand, top, color, name) in enumerate([("Nike", "High", "Red", "Air Red"), ("Nike", "Low", "Blue", "Dunk Blue"),
-                                                   ("Vans", "Low", "Black", "Old Black"),
-                                                   ("Converse", "High", "White", "Chuck White")]):
+    shoes = [("Nike", "High", "Red", "Air Red"), ("Nike", "Low", "Blue", "Dunk Blue"),
+             ("Vans", "Low", "Black", "Old Black"), ("Converse", "High", "White", "Chuck White")]
+    for i, (brand, top, color, name) in enumerate(shoes):
         for j in range(8):
             make_photo(root / f"{brand}_{top}_{color}_Plain Sole_{name}" / f"photo {j}.jpg",
                        color=((i * 70) % 255, (i * 30) % 255, 200 - i * 40), seed=i * 10 + j)

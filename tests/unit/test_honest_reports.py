@@ -104,7 +104,8 @@ def test_a_trained_models_training_photos_are_scored_apart_and_the_title_says_so
 
     m = evaluation.metrics
     assert set(m["split"]) == {HELD_OUT, TRAINED_ON}
-    assert (m.loc[m["split"] == HELD_OUT, "images"] == 6).all() and (m.loc[m["split"] == TRAINED_ON, "images"] == 6).all()
+    assert (m.loc[m["split"] == HELD_OUT, "images"] == 6).all()
+    assert (m.loc[m["split"] == TRAINED_ON, "images"] == 6).all()
     # each split's top-1 is what its own photos' predictions say
     preds = evaluation.predictions
     for split in (HELD_OUT, TRAINED_ON):
@@ -122,7 +123,7 @@ def test_a_trained_models_training_photos_are_scored_apart_and_the_title_says_so
     assert held < md.index("## Accuracy per task: trained-on photos (6): the model learned these, so their scores "
                            "are not a test")
     assert "m.lit.pt was trained (lit) on 6 of these 12 photos; the other 6 it never trained on" in md
-    assert f"only 6 of 12 photos held-out" in md and f"at least {MIN_TEST_PHOTOS}" in md
+    assert "only 6 of 12 photos held-out" in md and f"at least {MIN_TEST_PHOTOS}" in md
     payload = json.loads((run / "metrics.json").read_text())
     assert payload["lead_split"] == HELD_OUT and payload["title"] == title[2:]
     assert payload["trained_model"]["method"] == "lit"
@@ -158,7 +159,8 @@ def test_the_training_record_is_read_from_the_manifest_and_split_beside_the_chec
     first = tmp_path / "models" / "first.lit.pt"
     save(first, {"spec": "efficientnet-lite0"})
     record = training_record(str(first))
-    assert record.trained == frozenset(split.train()["sha256"]) and record.heldout == frozenset(split.heldout()["sha256"])
+    assert record.trained == frozenset(split.train()["sha256"])
+    assert record.heldout == frozenset(split.heldout()["sha256"])
     assert record.trained and record.heldout and record.method == "lit"
 
     moved = tmp_path / "elsewhere"
