@@ -13,7 +13,7 @@ from shoefind.stages.features import table as table_stage
 
 
 @declared(TableRequest, dataset_argument=True)
-def table(request: TableRequest, json_out: o.Json = False, prefect: o.Prefect = False):
+def table(request: TableRequest, json_out: o.Json = False):
     """Build the feature table (shoes.csv, images.csv, issues.csv) of a labeled photo folder."""
     request.dataset_paths()                      # an empty folder: nothing to make a table of
     strict = request.strict
@@ -44,7 +44,10 @@ def embed(request: EmbedRequest, json_out: o.Json = False, prefect: o.Prefect = 
 
 @declared(EvaluateRequest, dataset_argument=True)
 def evaluate(request: EvaluateRequest, json_out: o.Json = False, prefect: o.Prefect = False):
-    """Top-1/top-5 per attribute and shoe name (zero-shot, or --method/--shots to compare learned methods)."""
+    """Top-1/top-5 per attribute and shoe name (zero-shot, or --method/--shots to compare learned methods).
+
+    A model `learn` trained (LiT, finetune) is scored on the photos it never trained on, its training
+    photos apart. Every task shows chance and the majority-class baseline beside top-1."""
     request.dataset_paths()
     if request.task == "change" and request.comparing():
         fail("--method and --shots apply to --task zeroshot (attribute and name classification)")

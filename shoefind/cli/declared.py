@@ -20,7 +20,8 @@ import typer
 
 from shoefind.stages.request import Cli, Request, cli_mark, description, fields
 
-_MISSING = inspect.Parameter.empty
+# value names of text fields that hold a path or a spec (the rest read TEXT, numbers INT / FLOAT)
+METAVARS = {"dataset": "DIR", "data_dir": "DIR", "folder": "DIR", "catalog": "FILE", "out": "FILE", "model": "MODEL"}
 
 
 def _unwrap(hint):
@@ -87,6 +88,8 @@ def option(request: type[Request], name: str) -> inspect.Parameter:
     show_default = default is not None and default != ""
     common = dict(help=description(metadata), show_default=show_default,
                   callback=_callback(mark, request, name))
+    if base is str and (metavar := METAVARS.get(name)):
+        common["metavar"] = metavar
     if mark.argument:
         info = typer.Argument(default if default is not None else None, **common)
     else:
@@ -105,8 +108,8 @@ def declared(request: type[Request], dataset_argument: bool = False, skip: tuple
         if dataset_argument:
             params.insert(0, inspect.Parameter(
                 "dataset_argument", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
-                default=typer.Argument(None, show_default=False, help="labeled photo folder, one subfolder per "
-                                       "shoe (default: DATA_DIR/images); same as --dataset")))
+                default=typer.Argument(None, show_default=False, metavar="DATASET", help="labeled photo folder, "
+                                       "one subfolder per shoe (default: DATA_DIR/images); same as --dataset")))
         own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
 
         @functools.wraps(command)

@@ -109,15 +109,20 @@ def run_stage(stage: str, prefect: bool = False, request=None, **params):
 
 @contextlib.contextmanager
 def stage_progress():
-    """A progress(description, total) -> advance(n) factory: one rich bar per step, on stderr."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    """A progress(description, total) -> advance(n) factory: one rich bar per step, on stderr, with the
+    time it has taken. total None: a step of unknown length (a pulsing bar, done at its first advance),
+    so no step of a long run is silent (shoefind.stages.phases)."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
 
     from shoefind.cli.common import err
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   console=err, transient=False)
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TimeRemainingColumn(), console=err, transient=False)
 
-    def progress(description: str, total: int):
-        task = bar.add_task(description, total=total, visible=total > 0)
+    def progress(description: str, total: int | None):
+        task = bar.add_task(description, total=total, visible=total is None or total > 0)
+        if total is None:
+            return lambda n=1: bar.update(task, total=1, completed=1)
         return lambda n=1: bar.advance(task, n)
     with bar:
         yield progress

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from shoefind.cli import options as o
-from shoefind.cli.common import print_json, show_run
+from shoefind.cli.common import err, print_json, show_run
 from shoefind.cli.declared import declared
 from shoefind.cli.execution import run_stage
 from shoefind.stages.learn import LearnRequest
@@ -17,17 +17,24 @@ from shoefind.stages.learn import LearnRequest
 
 @declared(LearnRequest, dataset_argument=True)
 def learn(request: LearnRequest, json_out: o.Json = False, prefect: o.Prefect = False):
-    """Learn few-shot, CoOp and CoCoOp classifiers from the labeled photos, compare them with zero-shot on a
-    held-out split, and save them for inference (the best one is used). `--method finetune` fine-tunes
+    """Learn from the labeled photos: classifiers for inference, or a new model.
+
+    By default, few-shot, CoOp and CoCoOp classifiers are fitted on a held-out k-shot split, compared
+    with zero-shot, and saved for inference (the best one is used). `--method finetune` fine-tunes
     the CLIP model (its text tower and last visual blocks, WiSE-FT weighted) into a checkpoint for --model.
     `--method lit` trains a text tower against the frozen image embeddings (a new one for an image backbone
-    such as efficientnet-lite0, CLIP's own for a CLIP model) into a checkpoint every command takes as --model."""
+    such as efficientnet-lite0, CLIP's own for a CLIP model) into a checkpoint every command takes as --model.
+    When fewer than 30 photos are held out, the scores come with a warning that they mean little."""
     request.trains_a_model()                       # lit/finetune with other methods: refused before any work
     request.dataset_paths()
     result = run_stage("learn", prefect, request)
     if not isinstance(result, dict):               # classifiers: the run folder
         show_run(Path(result), json_out)
     elif json_out:
-        print_json({k: result[k] for k in ("checkpoint", "heldout", "heldout_before", "manifest") if k in result})
-    else:
+        print_json({k: result[k] for k in ("checkpoint", "heldout", "heldout_before", "manifest", "baselines",
+                                           "warnings") if k in result})
+    else:   # the manifest's markdown leads with its warnings (too few held-out photos, ...)
         print(Path(result["manifest"]).with_suffix(".md").read_text())
+        for warning in result.get("warnings", []) if "finetune" in (request.method or "") else []:
+            err.print("[bold yellow]warning:[/] ", end="", highlight=False)
+            err.print(warning, markup=False, highlight=False)

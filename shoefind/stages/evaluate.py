@@ -18,9 +18,9 @@ import pandas as pd
 from pydantic import Field
 
 from shoefind.errors import UserError
-from shoefind.stages.request import (BatchSize, Catalog, Cli, Cluster, DataDir, Dataset, Device, Fallback,
-                                     FilterAttributes, Prompts, Request, Runtime, Seed, Shots, Text, Tta, Views,
-                                     Vocabulary, direct)
+from shoefind.stages.request import (BatchSize, Catalog, Cluster, DataDir, Dataset, Device, Fallback,
+                                     FilterAttributes, Methods, Prompts, Request, Runtime, Shots, Tta, Views,
+                                     Vocabulary, direct, model_field, seed_field)
 
 Log = Callable[[str], None]
 
@@ -48,20 +48,26 @@ def _loaded(table_dir, data_dir, model, runtime=None, device=None):
 
 def evaluate_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, model: str | None = None,
                    runtime: str | None = None, device: str | None = None, zeroshot: dict | None = None) -> RunReport:
-    """Zero-shot top-1/top-5 per attribute and shoe name of every embedded image."""
+    """Zero-shot top-1/top-5 per attribute and shoe name of every embedded image. A model shoefind
+    trained (LiT, finetune) is scored on the photos it never trained on apart from its training photos
+    (shoefind.evaluate.trained_on), and the title says so."""
     from shoefind.evaluate.attributes import evaluate_zero_shot
-    from shoefind.evaluate.report import metrics_markdown, new_run_dir, write_evaluation
+    from shoefind.evaluate.report import evaluation_title, metrics_markdown, new_run_dir, write_evaluation
+    from shoefind.evaluate.trained_on import training_record
     encoder, table, cache = _loaded(table_dir, data_dir, model, runtime, device)
     from shoefind.scoring.zeroshot import ZeroShotOptions
-    evaluation = evaluate_zero_shot(encoder, table, cache, ZeroShotOptions.of(zeroshot))
+    record = training_record(model, encoder, data_dir)
+    evaluation = evaluate_zero_shot(encoder, table, cache, ZeroShotOptions.of(zeroshot),
+                                    trained=record.trained if record is not None else None)
     run_dir = new_run_dir(Path(data_dir), "evaluate", table.root.name)
-    write_evaluation(run_dir, evaluation, str(table.root))
+    write_evaluation(run_dir, evaluation, str(table.root), record=record)
     notes = [f"model: {evaluation.model_id}", f"reports: {run_dir}"] + list(evaluation.notes)
     if evaluation.random_weights:
         notes.insert(1, "RANDOM weights: the accuracy below means nothing")
-    return RunReport(run_dir, evaluation.metrics,
-                     metrics_markdown(evaluation.metrics, f"Zero-shot evaluation: {table.root.name}", notes),
-                     f"Zero-shot top-1/top-5 on {table.root.name} ({evaluation.model_id})", "zero-shot",
+    title = evaluation_title(str(table.root), evaluation, record)
+    what = "Zero-shot top-1/top-5" if record is None else f"Top-1/top-5 by split ({evaluation.lead_split} first)"
+    return RunReport(run_dir, evaluation.metrics, metrics_markdown(evaluation.metrics, title, notes),
+                     f"{what} on {table.root.name} ({evaluation.model_id})", "zero-shot",
                      bool(evaluation.random_weights))
 
 
@@ -82,7 +88,9 @@ def compare_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, mod
                                  coop_options=coop_options, log=log, options=ZeroShotOptions.of(zeroshot),
                                  views=views)
     run_dir = new_run_dir(Path(data_dir), "learn" if save else "compare", table.root.name)
-    write_comparison(run_dir, comparison, str(table.root), methods)
+    from shoefind.evaluate.trained_on import trained_test_warning, training_record
+    trained = trained_test_warning(training_record(model, encoder, data_dir), comparison.split.test()["sha256"])
+    write_comparison(run_dir, comparison, str(table.root), methods, warnings=[trained] if trained else [])
     extra = {}
     if save:
         from shoefind.learn.saved import save_learned
@@ -132,7 +140,7 @@ def compare_models_table(table_dir: str | os.PathLike, data_dir: str | os.PathLi
     table = load_table(table_dir)
     encoders = [load_encoder(m, **model_options(runtime, device)) for m in models]
     from shoefind.scoring.zeroshot import ZeroShotOptions
-    comparison = compare_models(encoders, table, Path(data_dir), options=ZeroShotOptions.of(zeroshot))
+    comparison = compare_models(encoders, table, Path(data_dir), options=ZeroShotOptions.of(zeroshot), specs=models)
     run_dir = new_run_dir(Path(data_dir), "compare-models", table.root.name)
     write_comparison(run_dir, comparison, str(table.root), models)
     return RunReport(run_dir, comparison.long,
@@ -156,20 +164,16 @@ def comparing(method: str | None, shots: str | None) -> bool:
 class EvaluateRequest(Request):
     dataset: Dataset = None
     data_dir: DataDir = None
-    model: Annotated[Text, Field(description="model spec (see `shoefind model list`); A,B,C compares several models "
-                                             "side by side; default $SHOEFIND_MODEL, else ViT-B/32")] = None
+    model: model_field("the model to score, or A,B,C to score several side by side on the same photos") = None
     catalog: Catalog = None
     batch_size: BatchSize = 32
     task: Annotated[Literal["zeroshot", "change"], Field(
         description="zeroshot (top-1/top-5 per attribute and name) or change (composed retrieval: Recall@k, MRR)")
                     ] = "zeroshot"
-    method: Annotated[Text, Field(description="zeroshot alone, or a comma list of zeroshot, fewshot (prototype, "
-                                              "Tip-Adapter, Tip-Adapter-F, linear probe), tip-adapter-f, linear-probe, "
-                                              "coop, cocoop compared on one held-out k-shot split"),
-                      Cli(("--method",))] = None
+    method: Methods = None
     shots: Annotated[Shots, Field(description="with methods: training photos per shoe (16 = k 1,2,4,8,16; or a list "
                                               "1,4,16); default 16")] = None
-    seed: Seed = 0
+    seed: seed_field("seed of the k-shot split of --method/--shots (saved in the run folder)") = 0
     cluster: Cluster = None
     runtime: Runtime = None
     device: Device = None

@@ -15,8 +15,9 @@ from pydantic import BeforeValidator, Field
 
 from shoefind.learn.hyperparameters import RANGES, field_bounds
 from shoefind.stages.evaluate import RunReport, compare_table, methods_check
-from shoefind.stages.request import (BatchSize, Catalog, Cli, Cluster, DataDir, Dataset, Device, Methods, Model,
-                                     Prompts, Request, Runtime, Seed, Shots, Text, Tta, Views, Vocabulary, direct)
+from shoefind.stages.request import (METHOD_LIST, BatchSize, Catalog, Cli, Cluster, DataDir, Dataset, Device,
+                                     Prompts, Request, Runtime, Shots, Text, Tta, Views, Vocabulary, direct,
+                                     model_field, seed_field)
 
 
 def _in_range(name: str):
@@ -35,11 +36,17 @@ def _empty(value):
 class LearnRequest(Request):
     dataset: Dataset = None
     data_dir: DataDir = None
-    model: Model = None
+    model: model_field("the model to learn with (--method lit: efficientnet-lite0, a clip: model, or a LiT checkpoint "
+                       "to train further; --method finetune: a clip: model)") = None
     catalog: Catalog = None
-    method: Methods = None
+    method: Annotated[Text, Field(
+        description=f"what to learn: a comma list of {METHOD_LIST}, fitted and compared on one held-out k-shot split "
+                    "and saved for inference (default: zeroshot,fewshot,coop; fewshot for an image-only model); or, "
+                    "alone, lit (train a text tower) or finetune (fine-tune a CLIP model): a new checkpoint"),
+                      Cli(("--method",))] = None
     shots: Shots = "16"
-    seed: Seed = 0
+    seed: seed_field("seed of the held-out split and of training (the split is saved with the run, or beside the "
+                     "checkpoint)") = 0
     n_ctx: Annotated[int, Field(ge=1, le=32, description="CoOp/CoCoOp context tokens (the paper: 16)")] = 4
     ctx_init: Annotated[str, Field(description="CoOp context start: a phrase (fills the last tokens) or 'random'")
                         ] = "a photo of a"
@@ -58,12 +65,12 @@ class LearnRequest(Request):
     alpha: Annotated[float, Field(**field_bounds("alpha"), description="finetune: WiSE-FT weight of the fine-tuned "
                                                                        "model (0 original, 1 tuned)"),
                      Cli(parse=_in_range("alpha"))] = 0.5
-    epochs: Annotated[int, Field(**field_bounds("epochs"), description="finetune: epochs (at most 1000)"),
+    epochs: Annotated[int, Field(**field_bounds("epochs"), description="finetune: epochs"),
                       Cli(parse=_in_range("epochs"))] = 5
     lr: Annotated[float, Field(**field_bounds("lr"), description="finetune: learning rate (AdamW), more than 0 and "
                                                                  "at most 1"), Cli(parse=_in_range("lr"))] = 1e-5
-    out: Annotated[Text, Field(description="finetune / lit: checkpoint path (default DATA_DIR/models/"
-                                           "<dataset>-finetune.pt, <dataset>-<model>-lit.lit.pt)")] = None
+    out: Annotated[Text, Field(description="finetune / lit: where to write the checkpoint (default: in "
+                                           "DATA_DIR/models, named after the dataset and the model)")] = None
     steps: Annotated[Optional[Annotated[int, Field(**field_bounds("steps"))]], BeforeValidator(_empty),
                      Field(description="lit: training steps (default 150)")] = None
     batch_size: BatchSize = 32
@@ -164,8 +171,16 @@ def finetune_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, mo
         log(f"fine-tuning {encoder.model_id}: text tower + last {blocks} visual blocks, WiSE-FT alpha {alpha}")
     result = finetune_clip(encoder, base, table, target, blocks=blocks, alpha=alpha, epochs=epochs, lr=lr,
                            batch_size=batch_size, seed=seed, device=None if device in (None, "auto") else device)
+    h, split = result.heldout, result.manifest["split"]
     if log:
-        h = result.heldout
         log(f"checkpoint {result.checkpoint}: held-out zero-shot top-1 {h['zero_shot_top1_before']:.1%} -> "
             f"{h['zero_shot_top1']:.1%} (manifest {result.checkpoint}.json)")
-    return {"checkpoint": str(result.checkpoint), "heldout": result.heldout, "manifest": f"{result.checkpoint}.json"}
+    from shoefind.evaluate.baselines import small_test_warning
+    small = small_test_warning(split["heldout_photos"], "held out",
+                               total=split["train_photos"] + split["heldout_photos"], top1=h["zero_shot_top1"])
+    warnings = [small] if small else []
+    for warning in warnings:
+        if log:
+            log(f"warning: {warning}")
+    return {"checkpoint": str(result.checkpoint), "heldout": result.heldout, "manifest": f"{result.checkpoint}.json",
+            "warnings": warnings}

@@ -103,11 +103,29 @@ Dataset = Annotated[Text, Field(description="labeled photo folder, one subfolder
 DataDir = Annotated[Text, Field(description="working data folder (default: $SHOEFIND_DATA, else data/ of the "
                                             "checkout, else ~/.local/share/shoefind)")]
 Catalog = Annotated[Text, checked(existing_file), Field(
-    description="catalog CSV: name,brand,color,hightop,sole (shoe labels when folder names lack them)")]
-Model = Annotated[Text, Field(
-    description="model spec: clip:ViT-B/32, open_clip:ARCH/TAG, open_clip:hf-hub:ORG/REPO, hf:ORG/REPO, a model folder "
-                "or checkpoint, or efficientnet-lite0 (image only); default $SHOEFIND_MODEL, else ViT-B/32 "
-                "(`shoefind model list`)")]
+    description="catalog CSV with the columns name, brand, color, hightop, sole (shoe labels when folder names "
+                "lack them)")]
+# What a model spec can be, the same everywhere; each request says what its stage does with the model.
+MODEL_SPECS = ("clip:ViT-B/32 (the default), open_clip:ARCH/TAG, open_clip:hf-hub:ORG/REPO, hf:ORG/REPO, a model "
+               "folder or checkpoint (a LiT or fine-tuned one too), or efficientnet-lite0 (image only); "
+               "`shoefind model list` shows them")
+TEXT_MODEL_SPECS = ("clip:ViT-B/32 (the default), open_clip:ARCH/TAG, open_clip:hf-hub:ORG/REPO, hf:ORG/REPO, or a "
+                    "model folder or checkpoint (a LiT or fine-tuned one too); `shoefind model list` shows them")
+METHOD_LIST = ("zeroshot, fewshot (the prototype, Tip-Adapter, Tip-Adapter-F and a linear probe), tip-adapter-f, "
+               "linear-probe, coop, cocoop")
+
+
+def model_field(purpose: str, specs: str = MODEL_SPECS):
+    """The model field, its help saying what this stage does with the model (default $SHOEFIND_MODEL)."""
+    return Annotated[Text, Field(description=f"{purpose}: {specs}")]
+
+
+def seed_field(what: str):
+    """The seed field, its help saying what it seeds in this stage (numpy and torch seeds are 32-bit)."""
+    return Annotated[int, Field(ge=0, le=2**32 - 1, description=what)]
+
+
+Model = model_field("the model that encodes the photos")
 Runtime = Annotated[Optional[Literal["auto", "torch", "bf16", "fp16", "onnx", "onnx-int8"]],
                     BeforeValidator(_auto_is_none), Field(
     description="how the model runs (default: $SHOEFIND_RUNTIME, else auto = the fastest faithful path)")]
@@ -119,14 +137,13 @@ Cluster = Annotated[Text, checked(parse_cluster), Field(
                     Cli(parse=parse_cluster)]
 Threads = Annotated[Optional[int], checked(parse_threads), Field(
     description="CPU threads for the model (default: all cores; at most 4 per core)"), Cli(parse=parse_threads)]
-Seed = Annotated[int, Field(ge=0, le=2**32 - 1, description="random seed (the split is saved with the run)")]
+Seed = seed_field("random seed")
 Shots = Annotated[Optional[Union[int, str]], BeforeValidator(_empty_is_none), checked(parse_shots), Field(
     description="training photos per shoe: 16 = k 1,2,4,8,16; or a list 1,4,16"),
                   Cli(parse=parse_shots, as_text=True)]
 Methods = Annotated[Text, Field(
-    description="comma list of zeroshot, fewshot (prototype, Tip-Adapter, Tip-Adapter-F, linear probe), tip-adapter-f, "
-                "linear-probe, coop, cocoop (compared on one held-out k-shot split); learn also takes lit or "
-                "finetune (alone): train a model, write its checkpoint"), Cli(("--method",))]
+    description=f"the methods to compare on one held-out k-shot split, a comma list of {METHOD_LIST} (default: "
+                "zeroshot on every photo, no split; an image-only model compares fewshot)"), Cli(("--method",))]
 Views = Annotated[int, Field(ge=0, le=64, description="augmented views (random crop + flip) per training photo, "
                                                       "encoded once and cached: Tip-Adapter averages its keys over "
                                                       "them, CoOp/CoCoOp/Tip-Adapter-F draw one per epoch (0: none)")]

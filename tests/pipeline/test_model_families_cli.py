@@ -57,6 +57,8 @@ def test_evaluate_compares_models_side_by_side(models, ds, tmp_path):
     report = (folder / "report.md").read_text()
     header = next(line for line in report.splitlines() if line.startswith("| metric |"))
     assert header.count("|") == 5                       # metric + three models, side by side
+    # what each top-1 must beat: 4 of the 9 photos are Nike, the most frequent brand
+    assert "- brand: chance 25.0%, majority class 44.4% (Nike)" in report
     assert (folder / "comparison.png").stat().st_size > 1000
     payload = json.loads((folder / "metrics.json").read_text())
     assert len(payload["models"]) == 3 and payload["specs"][1] == models["open_clip"]
