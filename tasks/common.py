@@ -37,19 +37,29 @@ def publish_report(report) -> None:
     create_markdown_artifact(markdown, key=f"{report.artifact}-report", description=report.description)
 
 
+REFUSED = "Refused"      # a task's state when the library refused its input (a UserError): no traceback
+
+
 def as_task(name: str, fn, *args, **kwargs):
     """One step of a stage (shoefind.stages.request.direct's contract) run as the Prefect task `name`:
     its log lines go to the run's logger, its progress to a bar on stderr, and a RunReport result is
     published as artifacts (the task returns its run folder)."""
     from prefect import get_run_logger, task
     from prefect.cache_policies import NO_CACHE
+    from prefect.states import Failed
+
+    from shoefind.errors import UserError
 
     def step(*a, **kw):
         if "log" in kw:
             kw["log"] = get_run_logger().info
         if "progress" in kw:
             kw["progress"] = stderr_progress
-        result = fn(*a, **kw)
+        try:
+            result = fn(*a, **kw)
+        except UserError as exc:      # an expected refusal: one line in the log, no engine traceback
+            get_run_logger().error(str(exc))
+            return Failed(message=str(exc), name=REFUSED)
         if hasattr(result, "run_dir") and hasattr(result, "metrics"):
             publish_report(result)
             log = get_run_logger()
@@ -62,7 +72,10 @@ def as_task(name: str, fn, *args, **kwargs):
         return result
     step.__name__ = step.__qualname__ = name.replace("-", "_")
     step.__doc__ = fn.__doc__
-    return task(step, name=name, cache_policy=NO_CACHE)(*args, **kwargs)
+    state = task(step, name=name, cache_policy=NO_CACHE)(*args, return_state=True, **kwargs)
+    if state.is_failed() and state.name == REFUSED:
+        raise UserError(state.message)
+    return state.result()
 
 
 def publish_checkpoint(result: dict, key: str) -> None:
