@@ -115,11 +115,12 @@ def declared(request_cls, skip: tuple[str, ...] = (), **fixed):
     form, `-p name=value`, the deployment's schema) are the request's fields, minus `skip`, and the
     body receives the validated request (with `fixed` values). A bad value ends the run with one line
     before any work."""
-    from shoefind.stages.request import description, fields
+    from shoefind.stages.request import description, fields, form_field
 
     declared_fields = {n: f for n, f in fields(request_cls).items() if n not in skip and n not in fixed}
-    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=hint)
-              for n, (hint, default, _) in declared_fields.items()]
+    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=annotation)
+              for n, (hint, default, _) in declared_fields.items()
+              for annotation, default in [form_field(hint, default)]]
     signature = inspect.Signature(params)
 
     def wrap(body):

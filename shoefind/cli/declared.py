@@ -18,25 +18,10 @@ from typing import Annotated, Literal, Optional, Union
 
 import typer
 
-from shoefind.stages.request import Cli, Request, cli_mark, description, fields
+from shoefind.stages.request import Cli, Request, cli_mark, description, fields, unwrap as _unwrap
 
 # value names of text fields that hold a path or a spec (the rest read TEXT, numbers INT / FLOAT)
 METAVARS = {"dataset": "DIR", "data_dir": "DIR", "folder": "DIR", "catalog": "FILE", "out": "FILE", "model": "MODEL"}
-
-
-def _unwrap(hint):
-    """(base type, optional) of a field annotation: Annotated and Optional taken off."""
-    origin = typing.get_origin(hint)
-    if origin is Annotated:
-        return _unwrap(typing.get_args(hint)[0])
-    if origin is Union:
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        optional = len(args) < len(typing.get_args(hint))
-        if len(args) == 1:
-            base, _ = _unwrap(args[0])
-            return base, optional
-        return Union[tuple(args)], optional
-    return hint, False
 
 
 def _bounds(hint) -> dict:

@@ -10,6 +10,7 @@ bad value is refused while the command line is parsed, and when a flow run start
 from __future__ import annotations
 
 import re
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal, Optional, Union
@@ -41,9 +42,10 @@ def _auto_is_none(value):
 
 
 def checked(parse: Callable[[Any], Any]) -> BeforeValidator:
-    """A field validator from a CLI parser: ValueError -> the model's validation error."""
+    """A field validator from a CLI parser: ValueError -> the model's validation error. An empty value
+    (None, blank text: a run form's 'not given') is None."""
     def run(value):
-        return None if value is None else parse(value)
+        return None if _empty_is_none(value) is None else parse(value)
     return BeforeValidator(run)
 
 
@@ -66,8 +68,10 @@ def parse_cluster(value) -> str:
         raise ValueError(str(exc)) from None
 
 
-def parse_threads(value) -> int:
+def parse_threads(value) -> int | None:
     from shoefind.cluster import check_threads
+    if value in (0, "0"):
+        return None          # a run form's 0: all cores
     try:
         return check_threads(int(value))
     except UserError as exc:
@@ -245,6 +249,57 @@ def fields(request: type[Request]) -> dict[str, tuple[Any, Any, list]]:
         metadata = list(getattr(hint, "__metadata__", ()))
         out[name] = (hint, info.default, metadata)
     return out
+
+
+def unwrap(hint):
+    """(base type, optional) of a field annotation: Annotated and Optional taken off."""
+    origin = typing.get_origin(hint)
+    if origin is Annotated:
+        return unwrap(typing.get_args(hint)[0])
+    if origin is Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(hint))
+        if len(args) == 1:
+            base, _ = unwrap(args[0])
+            return base, optional
+        return Union[tuple(args)], optional
+    return hint, False
+
+
+def bounds(hint) -> dict:
+    """ge/le of a field, also inside Optional[...]."""
+    from pydantic.fields import FieldInfo
+    out = {}
+    for meta in getattr(hint, "__metadata__", ()):
+        for c in meta.metadata if isinstance(meta, FieldInfo) else [meta]:
+            for key in ("ge", "le", "gt", "lt"):
+                if getattr(c, key, None) is not None:
+                    out[key] = getattr(c, key)
+    for arg in typing.get_args(hint):
+        out = bounds(arg) | out
+    return out
+
+
+def form_field(hint, default):
+    """(annotation, default) of a field as a run form shows it: no field typed None (the form would say
+    'Property is type None'), so a field that may be absent takes its empty value instead: "" for text
+    and choices ("auto" where it is a choice), 0 for a number; the request reads those as not given."""
+    base, optional = unwrap(hint)
+    if not optional and default is not None:
+        return hint, default
+    meta = [m for m in getattr(hint, "__metadata__", ()) if not isinstance(m, Cli)]
+    from pydantic.fields import FieldInfo
+    words = next((m.description for m in meta if isinstance(m, FieldInfo) and m.description), None)
+    if typing.get_origin(base) is Literal:
+        choices = typing.get_args(base)
+        empty = "auto" if "auto" in choices else ""
+        form = Literal[tuple(dict.fromkeys((empty, *choices)))]
+    elif base in (int, float):
+        limits = {k: v for k, v in bounds(hint).items() if k in ("le", "lt")}
+        return Annotated[base, Field(ge=0, description=f"{words} (0: the default)", **limits)], 0
+    else:
+        form, empty = (base if typing.get_origin(base) is Union else str), ""
+    return Annotated[form, Field(description=words)], empty
 
 
 def cli_mark(metadata: list) -> Cli:

@@ -63,6 +63,8 @@ def test_the_flows_and_their_deployments_take_the_request_fields_with_the_same_t
     for target, skipped in flows.items():
         schema = _flow(target).parameters.model_dump()
         assert set(schema["properties"]) == set(request.model_fields) - set(skipped), target
+        assert "null" not in str(schema), f"{target}: a field typed None shows 'Property is type None' in the form"
+        assert all(p.get("description") for p in schema["properties"].values()), target
         got = _types(schema, schema.get("definitions", {}))
         assert got == {k: v for k, v in want.items() if k not in skipped}, target
         file, func = target.split(":")
@@ -96,6 +98,8 @@ def test_a_typed_number_is_what_the_run_form_and_the_flag_accept():
     take it as the flag takes '4'; text that is no number of shots is refused before any work."""
     from prefect.utilities.schema_tools.validation import validate
     schema = _flow("flows.evaluate:evaluate_flow").parameters.model_dump()
+    assert EvaluateRequest.of(**{k: p["default"] for k, p in schema["properties"].items()}).given() == \
+        EvaluateRequest().given()                  # the form's empty values are the request's defaults
     for value in (4, "4", "1,4,16"):
         assert validate({"shots": value}, schema) == []
         assert EvaluateRequest.of(shots=value).shots == str(value)
