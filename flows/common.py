@@ -100,7 +100,7 @@ def fails_clearly(fn):
         data_dir = signature.bind_partial(*args, **kwargs).arguments.get("data_dir")
         try:
             with using_data_dir(given(data_dir)):   # the fidelity record, ONNX exports: under this folder too
-                return fn(*args, **kwargs)
+                return publish_result(fn(*args, **kwargs))
         except UserError as exc:
             return stop(str(exc))
     run.__doc__ = argument_docs(fn)
@@ -128,7 +128,9 @@ def declared(request_cls, skip: tuple[str, ...] = (), **fixed):
         def run(*args, **kwargs):
             values = signature.bind(*args, **kwargs).arguments
             try:
-                return body(request_cls.of(**values, **fixed))
+                request = request_cls.of(**values, **fixed)
+                with using_data_dir(getattr(request, "data_dir", None)):  # fidelity records, exports: here too
+                    return publish_result(body(request))
             except UserError as exc:
                 return stop(str(exc))
         del run.__wrapped__                     # Prefect reads this signature, not the body's
@@ -138,6 +140,21 @@ def declared(request_cls, skip: tuple[str, ...] = (), **fixed):
         run.__doc__ = inspect.cleandoc(body.__doc__ or "") + ("\n\nArgs:\n" + "\n".join(docs) if docs else "")
         return run
     return wrap
+
+
+def publish_result(result):
+    """The flow's return value, also published as a JSON artifact of its run (RESULT_ARTIFACT): a command
+    that triggered the deployment reads its answer there, since the result itself stays on the worker."""
+    import json
+
+    from prefect.artifacts import create_markdown_artifact
+    from prefect.states import State
+
+    from shoefind.stages.request import RESULT_ARTIFACT
+    if result is not None and not isinstance(result, State):
+        create_markdown_artifact(f"```json\n{json.dumps(result, default=str)}\n```", key=RESULT_ARTIFACT,
+                                 description="this run's result, as JSON")
+    return result
 
 
 def subflow(flow_fn, *args, **kwargs):

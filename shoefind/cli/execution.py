@@ -189,10 +189,28 @@ def run_deployment_named(name: str, api: str, **params):
     if state is None or not state.is_completed():
         raise UserError((state.message if state else None) or f"the {name} flow run ended "
                         f"{state.name if state else 'without a state'}")
-    try:
-        return state.result()
-    except Exception:   # results are not stored on the API unless persisted: the run itself is the answer
-        import typer
-        err.print(f"flow run {run.name} of {name} completed; its result is on the worker and in the Prefect UI "
-                  f"(flow run {run.id})", highlight=False)
-        raise typer.Exit(0)
+    found = run_result(run.id)
+    if found is not None:
+        return found
+    import typer
+    err.print(f"flow run {run.name} of {name} completed; it published no result (flow run {run.id})", highlight=False)
+    raise typer.Exit(0)
+
+
+def run_result(flow_run_id):
+    """A finished flow run's return value, from the JSON artifact the flows publish (flows/common.py), or
+    None when there is none: the worker that ran it keeps the result itself."""
+    import json
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
+
+    from shoefind.stages.request import RESULT_ARTIFACT
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[RESULT_ARTIFACT])),
+                                      flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    for artifact in found:
+        text = str(artifact.data or "").strip()
+        if text.startswith("```json") and text.endswith("```"):
+            return json.loads(text[len("```json"):-3])
+    return None

@@ -19,6 +19,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from shoefind.errors import UserError
 
+# A flow run's return value is also published as this artifact (JSON), so a command that triggered the
+# deployment on another process's worker prints the very answer the in-process path prints.
+RESULT_ARTIFACT = "shoefind-result"
 RUNTIMES = ("auto", "torch", "bf16", "fp16", "onnx", "onnx-int8")
 DEVICES = ("auto", "cpu", "cuda")
 
