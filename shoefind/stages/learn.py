@@ -13,6 +13,7 @@ from typing import Annotated, Callable, Literal, Optional
 
 from pydantic import BeforeValidator, Field
 
+from shoefind.errors import UserError
 from shoefind.learn.hyperparameters import RANGES, field_bounds
 from shoefind.stages.evaluate import RunReport, compare_table, methods_check
 from shoefind.stages.request import (METHOD_LIST, BatchSize, Catalog, Cli, Cluster, DataDir, Dataset, Device,
@@ -79,6 +80,8 @@ class LearnRequest(Request):
     device: Device = None
     prompts: Prompts = None
     vocabulary: Vocabulary = None
+    force: Annotated[bool, Field(description="learn classifiers even when most shoes have no training photo (one "
+                                             "photo each): they would answer from the few shoes they saw")] = False
 
     def methods(self) -> list[str]:
         return [m.strip() for m in (self.method or "").split(",") if m.strip()]
@@ -124,10 +127,27 @@ def learn(request: LearnRequest, step=direct, progress=None, log: Callable[[str]
     embedded = step("embed", embed_dataset, dataset, data_dir, model, request.catalog, request.batch_size,
                     cluster=request.cluster, runtime=request.runtime, device=request.device, progress=progress,
                     log=log)
+    if not request.force:
+        require_training_photos(embedded["table"])
     coop = coop_options(request.n_ctx, request.class_specific, request.max_epochs, request.schedule,
                         request.ctx_init)
     return step("learn-classifiers", learn_table, embedded["table"], data_dir, model, request.method,
                 str(request.shots or "16"), request.seed, coop, log=log, zeroshot=zeroshot, views=request.views)
+
+
+def require_training_photos(table_dir) -> None:
+    """UserError when most shoes have a single photo: the split tests on it, so the classifiers would
+    learn from the few other shoes and answer those, with full confidence, for every photo."""
+    from shoefind.features.table import load_table
+    images = load_table(table_dir).labeled_images()
+    per_shoe = images.groupby("shoe").size()
+    trained = int((per_shoe >= 2).sum())
+    if len(per_shoe) and trained <= len(per_shoe) / 2:
+        others = f"the other {trained} shoe{'s' if trained != 1 else ''}"
+        raise UserError(f"{len(per_shoe) - trained} of {len(per_shoe)} shoes have a single photo, which the split "
+                        f"keeps for testing: the classifiers would learn from {others} only and name "
+                        f"{'one of them' if trained != 1 else 'it'} for every photo. Add photos (at least 2 per "
+                        "shoe), or pass --force to learn anyway")
 
 
 def coop_options(n_ctx: int = 4, class_specific: bool = False, max_epochs: int | None = None,
