@@ -17,6 +17,7 @@ from shoefind.retrieve.identify import (classifier_for, describe_identification,
                                         reference_attributes)
 from shoefind.images import is_image_name
 from shoefind.retrieve.compose import ChangeQuery, retrieve
+from shoefind.retrieve.open_set import judge, nearest_similarity, threshold_for
 from shoefind.retrieve.zeroshot import ZeroShotOptions
 from shoefind.errors import UserError
 from shoefind.walk import list_files
@@ -44,13 +45,15 @@ def answer_photos(encoder, catalog: Catalog, photos: Sequence, change: str | Non
                   options: ZeroShotOptions | None = None, progress=None) -> dict:
     """Identify each photo (paths or bytes); with `change`, also find catalog shoes changed as it says.
     `options`: the zero-shot prompts, vocabulary, filter and fallback (and the change's prompts);
-    `progress(n)`: called as photos are encoded."""
+    `progress(n)`: called as photos are encoded. Every answer says how near the photo is to the
+    catalog and flags one too far from it (`not_in_catalog`, shoefind.retrieve.open_set)."""
     options = options or ZeroShotOptions()
     queries = encode_queries(encoder, catalog, photos, progress=progress)
     name, classifier = classifier_for(encoder, catalog, method, options)
     ok = queries.ok
     ident = classifier.identify(queries.embeddings[ok]) if ok else None
     request = parse_change(change) if change and change.strip() else None
+    open_set = threshold_for(catalog) if ok else None
     answers = []
     for i, label in enumerate(queries.labels):
         if queries.errors[i] is not None:
@@ -66,6 +69,9 @@ def answer_photos(encoder, catalog: Catalog, photos: Sequence, change: str | Non
         answer |= describe_identification(catalog, classifier, ident, j, queries.embeddings[i], k=k,
                                           neighbours=neighbours,
                                           logit_scale=getattr(encoder, "logit_scale", 100.0))
+        nearest = answer["nearest_photos"]
+        similarity = nearest[0]["similarity"] if nearest else nearest_similarity(catalog, queries.embeddings[i])
+        answer |= judge(similarity, open_set, answer["top_shoes"])
         if request is not None:
             answer["change"] = _change_answer(encoder, catalog, request, answer, queries.embeddings[i],
                                               queries.catalog_rows[i], int(np.argmax(ident.combined_scores[j])),

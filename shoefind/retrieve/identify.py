@@ -283,6 +283,7 @@ def describe_identification(catalog: Catalog, classifier: Classifier, result: Id
             attributes[attr]["catalog_confidence"] = round(float(p[i][in_catalog[0]]), 4)
     photos, sims = catalog.nearest_photos(query, neighbours) if neighbours > 0 else ([], [])
     nearest = [catalog.shoe_record(catalog.photo_shoe[j]) | {"path": catalog.photos["path"].iat[j],
+                                                             "sha256": catalog.photos["sha256"].iat[j],
                                                              "similarity": round(float(sim), 4)}
                for j, sim in zip(photos, sims)]
     return {"shoe": shoes[0] if shoes else None, "top_shoes": shoes, "attributes": attributes,
