@@ -28,7 +28,7 @@ def is_loopback(host: str) -> bool:
 def check_binding(host: str, token: str | None) -> None:
     """Refuse to bind beyond loopback without a token, or with one too short to mean anything."""
     if token is not None and len(token) < MIN_TOKEN:
-        raise UserError(f"the API token is {len(token)} characters: give at least {MIN_TOKEN} "
+        raise UserError(f"the API token is {len(token)} characters: give at least {MIN_TOKEN} characters "
                         "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(24))'`)")
     if not is_loopback(host) and not token:
         raise UserError(f"--host {host} is reachable from other machines: give a bearer token with --token "
