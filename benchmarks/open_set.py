@@ -27,7 +27,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from shoefind.images import is_image_name  # noqa: E402
-from shoefind.retrieve.open_set import QUANTILE, held_out_similarities, nearest_similarity, threshold_for  # noqa: E402
+from shoefind.retrieve.open_set import (conformal_quantile, held_out_similarities, nearest_similarity,  # noqa: E402
+                                        threshold_for)
 
 NEW_COLORS = {"Purple": (120, 50, 160), "Brown": (110, 70, 40), "Grey": (128, 128, 128)}
 
@@ -44,7 +45,7 @@ def two_fold_loo(catalog, seed: int = 0) -> dict:
     order = np.random.default_rng(seed).permutation(n)
     halves = order[: n // 2], order[n // 2:]
     sims = [held_out_similarities(catalog, np.sort(h)) for h in halves]
-    flagged = sum(int((sims[1 - i] < np.quantile(sims[i], QUANTILE)).sum()) for i in range(2))
+    flagged = sum(int((sims[1 - i] < conformal_quantile(sims[i])).sum()) for i in range(2))
     return {"photos": n, "flagged": flagged, "rate": round(flagged / n, 4)}
 
 

@@ -4,17 +4,19 @@ Every identification names some catalog shoe, even for a photo of a shoe the cat
 measure here is the cosine between the photo and its nearest catalog photo (the image side only,
 so it means the same whatever classifier answered). The threshold is calibrated on the catalog
 itself, leave-one-out: each catalog photo (up to SAMPLE of them) is held out in turn and its nearest
-*other* catalog photo found, as if it were a new photo of a catalog shoe; the threshold is the
-QUANTILE (5th percentile) of those similarities. A photo below it is farther from the catalog than
-95% of the catalog's own photos are from the rest, and the answer says "not like any shoe in this
-catalog", with the nearest shoes as suggestions.
+*other* catalog photo found, as if it were a new photo of a catalog shoe; the threshold is the k-th
+lowest of those n similarities, k = floor(QUANTILE * (n + 1)) (the conformal 5th percentile: a new
+photo that is like the catalog's own falls below it with probability at most 5%, however small n).
+A photo below it is farther from the catalog than 95% of the catalog's own photos are from the rest,
+and the answer says "not like any shoe in this catalog", with the nearest shoes as suggestions.
 
 Leave-one-out rather than a learned model's held-out split: the similarity is image to image, and
 no method shoefind trains on a catalog (few-shot, CoOp, LiT) changes the image tower, so a photo
 held out of the catalog search is unseen for this measure whatever was trained. A shoe with a
 single photo is held out against the other shoes, which lowers the threshold (fewer flags): a
 catalog of one photo per shoe gets a cautious threshold rather than none. Under MIN_PHOTOS catalog
-photos no threshold is set and nothing is flagged (the similarity is still reported).
+photos (k would be 0 below 19) no threshold is set and nothing is flagged (the similarity is still
+reported).
 
 The threshold is worked out once per catalog and process and kept beside the embedding cache
 (`open-set-<digest>.json`, the digest naming the catalog's photos), so a cold `infer` reads it.
@@ -33,7 +35,7 @@ import numpy as np
 QUANTILE = 0.05
 SAMPLE = 2000            # held-out photos at most (a fixed random sample of a bigger catalog)
 MIN_PHOTOS = 20          # fewer catalog photos: no threshold
-VERSION = "loo-v1"       # bump when the calibration changes, so stored thresholds are worked out again
+VERSION = "loo-v2"       # bump when the calibration changes, so stored thresholds are worked out again
 NOT_IN_CATALOG = "not like any shoe in this catalog"
 
 
@@ -48,8 +50,8 @@ class OpenSetThreshold:
         if self.threshold is None:
             return (f"no threshold: the catalog has fewer than {MIN_PHOTOS} photos to calibrate one on "
                     f"({self.photos})")
-        return (f"{self.quantile:.0%} quantile of the nearest-photo similarity of {self.photos} catalog photos, "
-                "each held out of the catalog in turn")
+        return (f"conformal {self.quantile:.0%} quantile of the nearest-photo similarity of {self.photos} catalog "
+                "photos, each held out of the catalog in turn")
 
 
 def _digest(catalog) -> str:
@@ -65,8 +67,13 @@ def calibrate(catalog, quantile: float = QUANTILE, sample: int = SAMPLE, seed: i
     if n < MIN_PHOTOS:
         return OpenSetThreshold(None, quantile, n)
     held = np.arange(n) if n <= sample else np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
-    sims = held_out_similarities(catalog, held)
-    return OpenSetThreshold(round(float(np.quantile(sims, quantile)), 4), quantile, len(held))
+    return OpenSetThreshold(conformal_quantile(held_out_similarities(catalog, held), quantile), quantile, len(held))
+
+
+def conformal_quantile(sims: np.ndarray, quantile: float = QUANTILE) -> float | None:
+    """The k-th lowest similarity, k = floor(quantile * (n + 1)); None when k is 0 (too few)."""
+    k = int(np.floor(quantile * (len(sims) + 1)))
+    return round(float(np.sort(sims)[k - 1]), 4) if k >= 1 else None
 
 
 def held_out_similarities(catalog, held: np.ndarray) -> np.ndarray:
