@@ -36,7 +36,7 @@ def serve(dataset: o.DatasetOpt = None, model: o.Model = None, data_dir: o.DataD
             warn_random(service.encoder.model_id)
         cat = service.catalog
         err.print(f"model {service.encoder.model_id}; catalog {cat.root} ({len(cat.shoes)} shoes, "
-                  f"{len(cat.photos)} photos)", highlight=False)
+                  f"{len(cat.photos)} photos)", highlight=False, soft_wrap=True)
         return service
 
     run_server(open_service, host=host, port=port, token=token, limits=limits,

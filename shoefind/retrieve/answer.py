@@ -61,7 +61,7 @@ def answer_photos(encoder, catalog: Catalog, photos: Sequence, change: str | Non
             continue
         j = ok.index(i)
         answer = {"photo": label, "error": None, "method": name, "method_description": describe_method(name),
-                  "in_catalog": queries.catalog_rows[i] is not None}
+                  "in_catalog": queries.catalog_rows[i] is not None, "not_in_catalog": False}   # set below
         if queries.catalog_rows[i] is not None:   # the catalog's own label for this very photo
             row = queries.catalog_rows[i]
             answer["catalog_shoe"] = catalog.shoe_record(catalog.photo_shoe[row]) | {
