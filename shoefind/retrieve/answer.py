@@ -13,8 +13,8 @@ import numpy as np
 
 from shoefind.features.catalog import Catalog, remember_prompts
 from shoefind.retrieve.change_words import parse_change
-from shoefind.retrieve.identify import (classifier_for, describe_identification, describe_method, encode_queries,
-                                        reference_attributes)
+from shoefind.retrieve.identify import (QueryPhotos, classifier_for, describe_identification, describe_method,
+                                        encode_queries, reference_attributes)
 from shoefind.images import is_image_name
 from shoefind.retrieve.compose import ChangeQuery, retrieve
 from shoefind.retrieve.open_set import judge, nearest_similarity, threshold_for
@@ -42,13 +42,14 @@ def expand_photos(inputs: Sequence[str | os.PathLike]) -> list[str]:
 def answer_photos(encoder, catalog: Catalog, photos: Sequence, change: str | None = None,
                   method: str = "auto", change_method: str = "constraints", k: int = 5,
                   neighbours: int = 5, results: int = 10, text_weight: float | None = None,
-                  options: ZeroShotOptions | None = None, progress=None) -> dict:
+                  options: ZeroShotOptions | None = None, progress=None, queries: QueryPhotos | None = None) -> dict:
     """Identify each photo (paths or bytes); with `change`, also find catalog shoes changed as it says.
     `options`: the zero-shot prompts, vocabulary, filter and fallback (and the change's prompts);
-    `progress(n)`: called as photos are encoded. Every answer says how near the photo is to the
-    catalog and flags one too far from it (`not_in_catalog`, shoefind.retrieve.open_set)."""
+    `progress(n)`: called as photos are encoded; `queries`: the photos encoded already (encode_queries).
+    Every answer says how near the photo is to the catalog and flags one too far from it
+    (`not_in_catalog`, shoefind.retrieve.open_set)."""
     options = options or ZeroShotOptions()
-    queries = encode_queries(encoder, catalog, photos, progress=progress)
+    queries = queries or encode_queries(encoder, catalog, photos, progress=progress)
     name, classifier = classifier_for(encoder, catalog, method, options)
     ok = queries.ok
     ident = classifier.identify(queries.embeddings[ok]) if ok else None

@@ -6,10 +6,12 @@ image or an invalid field, 500 a bug (logged with its traceback).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import mimetypes
 from typing import Annotated, Literal, Optional
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -24,7 +26,7 @@ from shoefind.serve.uploads import Refused, UploadLimits, check_upload, too_larg
 log = logging.getLogger("shoefind.serve")
 
 ChangeMethod = Literal["constraints", "fusion", "baseline"]
-PUBLIC = ("/health", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc")
+REQUEST_THREADS = 8        # enough to keep every model run busy with photos decoded ahead
 
 DESCRIPTION = """Identify shoes from photos against one catalog, change them in words, search the catalog
 by text. The model and the catalog stay loaded: a request costs its answer only.
@@ -83,11 +85,19 @@ def _loopback_host(host: str) -> bool:
 
 
 def create_app(service: WarmService, token: str | None = None, limits: UploadLimits | None = None,
-               loopback_only: bool = True) -> FastAPI:
+               loopback_only: bool = True, threads: int = REQUEST_THREADS) -> FastAPI:
     """The API over `service`. token: required from every client (except /health and the docs) when
-    given; loopback_only: the server is bound to loopback, so requests must be addressed to it."""
+    given; loopback_only: the server is bound to loopback, so requests must be addressed to it;
+    threads: requests computed at once (the others wait their turn without a thread)."""
     limits = limits or UploadLimits()
-    app = FastAPI(title="shoefind", version="1", description=DESCRIPTION)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        # a thread per waiting request would only add memory (each grows its own allocator arena)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
+    app = FastAPI(title="shoefind", version="1", description=DESCRIPTION, lifespan=lifespan)
     bearer = HTTPBearer(auto_error=False, description="the token `shoefind serve` was started with")
 
     def authorized(request: Request, _credentials=Depends(bearer)) -> None:

@@ -6,10 +6,12 @@ open-set threshold are loaded by `open` and a first pass (`warm_up`) before any 
 Answers are the library's plain data, with paths made relative to the catalog folder (the server's
 own folders are nobody's business) so that a path, or a photo's sha256, is its catalog id.
 
-One request computes at a time (a lock): the model already uses every core for one photo, and the
-per-catalog memos (classifiers, prompt embeddings) are filled without races. Prompt embeddings of
-search words are kept for repeats, up to TEXT_MEMO_CAP beyond the catalog's own prompts, so a
-server answering endless new words keeps a steady memory.
+Photos are decoded in each request's thread and encoded together with those of concurrent requests,
+one model run per core (shoefind.serve.batching); the rest of an answer (classifier, nearest photos,
+change in words, text search) is computed one request at a time under a lock, so the per-catalog memos
+(classifiers, prompt embeddings) are filled without races. Prompt embeddings of search words are kept
+for repeats, up to TEXT_MEMO_CAP beyond the catalog's own prompts, so a server answering endless new
+words keeps a steady memory.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from typing import Callable
 
 from shoefind.errors import UserError
 from shoefind.images import sha256_file
+from shoefind.serve.batching import EncodeBatcher, serving_plan
 from shoefind.serve.uploads import Refused
 
 TEXT_MEMO_CAP = 20_000        # prompt embeddings of request words kept for repeats (~40 MB at 512 dims)
@@ -49,6 +52,7 @@ class WarmService:
         from shoefind.retrieve.zeroshot import ZeroShotOptions
         self.options = self.options or ZeroShotOptions()
         self._lock = threading.Lock()
+        self._batcher = EncodeBatcher(self.encoder)       # one run at a time until warm_up plans more
         self._own_texts: set[str] | None = None
 
     @classmethod
@@ -74,6 +78,8 @@ class WarmService:
         from shoefind.retrieve.open_set import threshold_for
         classifier_for(self.encoder, self.catalog, self.method, self.options)
         threshold_for(self.catalog)
+        runs, batch = serving_plan(self.encoder)     # after the catalog is embedded: from now on, one thread per run
+        self._batcher = EncodeBatcher(self.encoder, runs, batch)
         buf = io.BytesIO()
         Image.new("RGB", (64, 64), (200, 200, 200)).save(buf, format="PNG")
         self.identify(photo=buf.getvalue())
@@ -88,12 +94,14 @@ class WarmService:
         """One photo's answer (an uploaded photo's bytes, or a catalog photo by id); with `change`, the
         catalog shoes changed as the words say. An unusable photo is Refused (422)."""
         from shoefind.retrieve.answer import answer_photos
+        from shoefind.retrieve.identify import encode_queries
         source = self._source(photo, catalog_id)
+        queries = encode_queries(self.encoder, self.catalog, [source], encode=self._batcher.encode)
         with self._lock:
             self.requests += 1
             found = answer_photos(self.encoder, self.catalog, [source], change=change, method=method or self.method,
                                   change_method=change_method, k=k, neighbours=neighbours, results=results,
-                                  text_weight=text_weight, options=self.options)
+                                  text_weight=text_weight, options=self.options, queries=queries)
             self._bound_text_memo()
         answer = found["answers"][0]
         if answer["error"]:

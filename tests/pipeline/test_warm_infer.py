@@ -52,6 +52,13 @@ def test_fifty_asks_in_a_row_all_answer(warm_worker, demo_lit):
     assert said.count("Finished in state Completed") >= 51
     assert "UserWarning" not in said and "without a flow run id" not in said, said[-3000:]
     assert sorted(seconds)[len(seconds) // 2] < 5, seconds      # warm: the median answer well under 5 s
+    # a request the worker cannot answer comes back as its error, and the worker keeps serving
+    from shoefind.errors import UserError
+    with pytest.raises(UserError, match="does not exist"):
+        ask([shoes[0] / "photo-00.png"], demo_lit.catalog.parent / "no-such-catalog", data, str(demo_lit.model),
+            timeout=60)
+    answer, _ = ask([shoes[1] / "photo-00.png"], demo_lit.catalog, data, str(demo_lit.model), timeout=60)
+    assert answer["answers"][0]["error"] is None
 
 
 def test_ask_without_a_worker_stops_at_its_deadline(prefect_harness, demo_lit, tmp_path):
