@@ -8,7 +8,8 @@ The server is this script in its own process (`_server`), started as `shoefind s
 same WarmService and app), so its memory is measured alone. Clients are threads with keep-alive
 connections; each identify uploads a new photo (512x512 JPEG drawings of the demo's shoes that the
 catalog does not have), so every request decodes and encodes a photo. Each client count is warmed
-up (--warmup requests), then timed over --requests requests. rss_growth_mb is the growth of the
+up (--warmup requests: the server's memory settles in the first hundred or so), then timed over
+--requests requests. rss_growth_mb is the growth of the
 server's own memory (RssAnon) over the timed requests; pages of the memory-mapped vector store it
 touched (reclaimable, not a leak) are rss_file_growth_mb.
     .venv/bin/python benchmarks/serve.py --demo data/demo [--catalogs demo,synthetic] [--requests 2000] [--json]
@@ -55,8 +56,9 @@ def synthetic_service(model: str, keep: Path, photos: int, shoes: int):
 
 
 def run_server(args) -> None:
-    from shoefind.serve.server import bind, run, url_of
+    from shoefind.serve.server import bind, run, steady_memory, url_of
     from shoefind.serve.service import WarmService
+    steady_memory()                 # as `shoefind serve` does
     sock = bind("127.0.0.1", 0)
     if args.catalog == "synthetic":
         service = synthetic_service(args.model, Path(args.keep), args.synthetic_photos, args.synthetic_shoes)
@@ -207,7 +209,8 @@ def main() -> None:
     ap.add_argument("--kinds", default="identify", help="comma list of identify, search, change")
     ap.add_argument("--clients", default="1,4,16")
     ap.add_argument("--requests", type=int, default=2000, help="timed requests per client count")
-    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=200,
+                    help="requests before the timed ones, per client count (memory settles in the first ~100)")
     ap.add_argument("--upload-size", type=int, default=512, help="side of the uploaded JPEG photos")
     ap.add_argument("--synthetic-photos", type=int, default=100_000)
     ap.add_argument("--synthetic-shoes", type=int, default=1000)
