@@ -24,6 +24,9 @@ def answer_markdown(answer: dict) -> str:
         if a["error"]:
             lines += [f"**error:** {a['error']}", ""]
             continue
+        if a.get("not_in_catalog"):
+            lines += [f"**{a['message']}** (nearest catalog photo {a['open_set']['nearest_similarity']:.2f}, "
+                      f"threshold {a['open_set']['threshold']:.2f}); nearest shoes as suggestions:", ""]
         lines += ["| shoe | brand | colour | top | probability |", "|---|---|---|---|---:|"]
         lines += [f"| {s['shoe']} | {s.get('brand', '')} | {s.get('color', '')} | {s.get('hightop', '')} | "
                   f"{s['probability']:.1%} |" for s in a["top_shoes"]]

@@ -22,6 +22,8 @@ def infer_task(photos: list[str], dataset: str, data_dir: str, model: str | None
     for a in answer["answers"]:
         if a["error"]:
             log.warning("%s", a["error"])
+        elif a.get("not_in_catalog"):
+            log.info("%s: %s (nearest shoes: %s)", a["photo"], a["message"], ", ".join(a["suggestions"]))
         else:
             log.info("%s: %s (%.0f%%)", a["photo"], a["shoe"]["shoe"], 100 * a["shoe"]["probability"])
     return answer

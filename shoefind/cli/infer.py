@@ -106,8 +106,14 @@ def _print_answers(answer: dict) -> None:
     for a in answer["answers"]:
         if a["error"]:
             continue
-        out.print(f"[bold]{a['photo']}[/]: {a['shoe']['shoe']} ({a['shoe']['probability']:.0%}, {a['method']})")
+        if a.get("not_in_catalog"):
+            out.print(f"[bold]{a['photo']}[/]: [bold yellow]{a['message']}[/] ({_closeness(a)}); "
+                      f"nearest shoes: {', '.join(a['suggestions'])}")
+        else:
+            out.print(f"[bold]{a['photo']}[/]: {a['shoe']['shoe']} ({a['shoe']['probability']:.0%}, {a['method']})")
         out.print(f"  method: {a['method_description']}")
+        if "open_set" in a and not a.get("not_in_catalog"):
+            out.print(f"  {_closeness(a)}")
         if a.get("catalog_shoe"):
             out.print(f"  [cyan]this photo is in the catalog, labeled {a['catalog_shoe']['shoe']}[/]")
         table = Table("shoe", "brand", "colour", "top", "sole", "probability", "score")
@@ -129,6 +135,15 @@ def _print_answers(answer: dict) -> None:
         out.print()
 
 
+def _closeness(a: dict) -> str:
+    """How near the photo is to the catalog, against the threshold (shoefind.retrieve.open_set)."""
+    o = a["open_set"]
+    if o["threshold"] is None:
+        return f"nearest catalog photo {o['nearest_similarity']:.2f}; {o['calibration']}"
+    side = "below" if a.get("not_in_catalog") else "at or above"
+    return f"nearest catalog photo {o['nearest_similarity']:.2f}, {side} the catalog's threshold {o['threshold']:.2f}"
+
+
 def _print_summary(answer: dict) -> None:
     """One line per photo (a folder's answers), then the counts: what a long run needs."""
     from collections import Counter
@@ -143,16 +158,19 @@ def _print_summary(answer: dict) -> None:
         if a["error"]:
             continue
         shoe, attrs = a["shoe"], a["attributes"]
-        table.add_row(Path(a["photo"]).name, shoe["shoe"], f"{shoe['probability']:.0%}",
+        named = f"not in catalog (nearest: {shoe['shoe']})" if a.get("not_in_catalog") else shoe["shoe"]
+        table.add_row(Path(a["photo"]).name, named, f"{shoe['probability']:.0%}",
                       *[attrs[k]["value"] if k in attrs else "" for k in ("brand", "color", "hightop")],
                       (a.get("catalog_shoe") or {}).get("shoe", "") if a.get("in_catalog") else "")
     out.print(table)
     done = [a for a in answers if not a["error"]]
     methods = Counter(a["method"] for a in done)
-    shoes = Counter(a["shoe"]["shoe"] for a in done)
-    out.print(f"{len(done)} identified, {len(answers) - len(done)} failed; method: "
-              + ", ".join(f"{m} ({n})" for m, n in methods.items()))
-    if done:
+    shoes = Counter(a["shoe"]["shoe"] for a in done if not a.get("not_in_catalog"))
+    far = sum(bool(a.get("not_in_catalog")) for a in done)
+    out.print(f"{len(done)} identified, {len(answers) - len(done)} failed"
+              + (f" ({far} not like any shoe in this catalog)" if far else "")
+              + "; method: " + ", ".join(f"{m} ({n})" for m, n in methods.items()))
+    if shoes:
         out.print("most frequent: " + ", ".join(f"{s} ({n})" for s, n in shoes.most_common(5)))
 
 

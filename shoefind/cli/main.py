@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from shoefind.cli import crawl, dataset, demo, filter, infer, learn, model, preflight
+from shoefind.cli import crawl, dataset, demo, filter, infer, learn, model, preflight, serve
 from shoefind.cli.common import say_error, user_errors
 from shoefind.cli.help_format import ReadableCommand, ReadableGroup
 
@@ -30,6 +30,7 @@ COMMANDS = {
     "infer":    infer.infer,               # which shoe is this photo (and change it in words)
     "search":   infer.search,              # find shoes by words
     "web":      infer.web,                 # the web page
+    "serve":    serve.serve,               # the HTTP API (JSON), model and catalog kept warm
     "doctor":   preflight.doctor,          # what this machine has, and what is missing
 }
 

@@ -204,3 +204,19 @@ def zeroshot(prompts: str | None = None, vocabulary: str | None = None, filter_a
     given = {"prompts": prompts, "vocabulary": vocabulary, "filter_attributes": filter_attributes,
              "fallback": fallback}
     return {k: v for k, v in given.items() if v is not None} or None
+
+
+# --- the HTTP API (`shoefind serve`) -----------------------------------------------------------
+Host = Annotated[str, typer.Option(
+    "--host", help="address to listen on: 127.0.0.1 (this machine only) or e.g. 0.0.0.0 (every interface: "
+                   "needs --token)")]
+ServePort = Annotated[int, typer.Option("--port", min=0, max=65535, help="port to listen on (0: any free port)")]
+Token = Annotated[Optional[str], typer.Option(
+    "--token", envvar="SHOEFIND_SERVE_TOKEN", show_default=False,
+    help="bearer token every request must send (Authorization: Bearer TOKEN), at least 16 characters; required "
+         "with a --host beyond loopback. Prefer SHOEFIND_SERVE_TOKEN: a command line is visible to other users")]
+MaxUploadMb = Annotated[float, typer.Option(
+    "--max-upload-mb", min=0.01, max=1024, help="largest photo upload accepted, in MB (larger: 413)")]
+MaxPixels = Annotated[int, typer.Option(
+    "--max-pixels", min=1, max=64_000_000, help="most pixels an uploaded photo may have (more: 413, a "
+                                                "decompression bomb guard)")]

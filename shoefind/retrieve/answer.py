@@ -13,10 +13,11 @@ import numpy as np
 
 from shoefind.features.catalog import Catalog, remember_prompts
 from shoefind.scoring.change_words import parse_change
-from shoefind.retrieve.identify import (classifier_for, describe_identification, describe_method, encode_queries,
-                                        reference_attributes)
+from shoefind.retrieve.identify import (QueryPhotos, classifier_for, describe_identification, describe_method,
+                                        encode_queries, reference_attributes)
 from shoefind.images import is_image_name
 from shoefind.retrieve.compose import ChangeQuery, retrieve
+from shoefind.retrieve.open_set import judge, nearest_similarity, threshold_for
 from shoefind.scoring.zeroshot import ZeroShotOptions
 from shoefind.errors import UserError
 from shoefind.walk import list_files
@@ -45,16 +46,19 @@ def expand_photos(inputs: Sequence[str | os.PathLike]) -> list[str]:
 def answer_photos(encoder, catalog: Catalog, photos: Sequence, change: str | None = None,
                   method: str = "auto", change_method: str = "constraints", k: int = 5,
                   neighbours: int = 5, results: int = 10, text_weight: float | None = None,
-                  options: ZeroShotOptions | None = None, progress=None) -> dict:
+                  options: ZeroShotOptions | None = None, progress=None, queries: QueryPhotos | None = None) -> dict:
     """Identify each photo (paths or bytes); with `change`, also find catalog shoes changed as it says.
     `options`: the zero-shot prompts, vocabulary, filter and fallback (and the change's prompts);
-    `progress(n)`: called as photos are encoded."""
+    `progress(n)`: called as photos are encoded; `queries`: the photos encoded already (encode_queries).
+    Every answer says how near the photo is to the catalog and flags one too far from it
+    (`not_in_catalog`, shoefind.retrieve.open_set)."""
     options = options or ZeroShotOptions()
-    queries = encode_queries(encoder, catalog, photos, progress=progress)
+    queries = queries or encode_queries(encoder, catalog, photos, progress=progress)
     name, classifier = classifier_for(encoder, catalog, method, options)
     ok = queries.ok
     ident = classifier.identify(queries.embeddings[ok]) if ok else None
     request = parse_change(change) if change and change.strip() else None
+    open_set = threshold_for(catalog) if ok else None
     answers = []
     for i, label in enumerate(queries.labels):
         if queries.errors[i] is not None:
@@ -62,7 +66,7 @@ def answer_photos(encoder, catalog: Catalog, photos: Sequence, change: str | Non
             continue
         j = ok.index(i)
         answer = {"photo": label, "error": None, "method": name, "method_description": describe_method(name),
-                  "in_catalog": queries.catalog_rows[i] is not None}
+                  "in_catalog": queries.catalog_rows[i] is not None, "not_in_catalog": False}   # set below
         if queries.catalog_rows[i] is not None:   # the catalog's own label for this very photo
             row = queries.catalog_rows[i]
             answer["catalog_shoe"] = catalog.shoe_record(catalog.photo_shoe[row]) | {
@@ -70,6 +74,9 @@ def answer_photos(encoder, catalog: Catalog, photos: Sequence, change: str | Non
         answer |= describe_identification(catalog, classifier, ident, j, queries.embeddings[i], k=k,
                                           neighbours=neighbours,
                                           logit_scale=getattr(encoder, "logit_scale", 100.0))
+        nearest = answer["nearest_photos"]
+        similarity = nearest[0]["similarity"] if nearest else nearest_similarity(catalog, queries.embeddings[i])
+        answer |= judge(similarity, open_set, answer["top_shoes"])
         if request is not None:
             answer["change"] = _change_answer(encoder, catalog, request, answer, queries.embeddings[i],
                                               queries.catalog_rows[i], int(np.argmax(ident.combined_scores[j])),

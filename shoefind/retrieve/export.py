@@ -9,7 +9,7 @@ from shoefind.errors import UserError
 
 SHOE_COLUMNS = ["shoe", "brand", "color", "hightop", "sole"]
 INFER_COLUMNS = ["photo", "kind", "rank", *SHOE_COLUMNS, "probability", "score", "method", "in_catalog",
-                 "catalog_shoe", "change", "error"]
+                 "catalog_shoe", "not_in_catalog", "nearest_similarity", "change", "error"]
 SEARCH_COLUMNS = ["query", "rank", *SHOE_COLUMNS, "score", "photo"]
 
 
@@ -22,7 +22,9 @@ def answer_rows(answer: dict) -> list[dict]:
             rows.append({"photo": a["photo"], "kind": "error", "error": a["error"]})
             continue
         base = {"photo": a["photo"], "method": a.get("method", ""), "in_catalog": a.get("in_catalog", False),
-                "catalog_shoe": (a.get("catalog_shoe") or {}).get("shoe", "")}
+                "catalog_shoe": (a.get("catalog_shoe") or {}).get("shoe", ""),
+                "not_in_catalog": a.get("not_in_catalog", False),
+                "nearest_similarity": (a.get("open_set") or {}).get("nearest_similarity", "")}
         for rank, shoe in enumerate(a["top_shoes"], 1):
             rows.append(base | {"kind": "identified", "rank": rank, "probability": shoe.get("probability"),
                                 "score": shoe.get("score")} | {c: shoe.get(c, "") for c in SHOE_COLUMNS})

@@ -215,12 +215,15 @@ class QueryPhotos:
 
 
 def encode_queries(encoder, catalog: Catalog | None, photos: Sequence, batch_size: int | None = None,
-                   progress: Callable[[int], None] | None = None) -> QueryPhotos:
+                   progress: Callable[[int], None] | None = None,
+                   encode: Callable[[list], np.ndarray] | None = None) -> QueryPhotos:
     """Decode and encode photos (paths or bytes) in batches; a bad photo fails alone.
 
     A photo already in the catalog (same bytes) reuses its cached embedding. `progress(n)` is
-    called as photos are done.
+    called as photos are done. `encode(pixels) -> embeddings`: how preprocessed photos are encoded
+    (default: one forward pass per batch; the HTTP API batches photos of concurrent requests).
     """
+    encode = encode or (lambda pixels: encoder.encode_tensors(stack_pixels(pixels)))
     advance = progress or (lambda _n: None)
     n = len(photos)
     labels = [("uploaded photo" if isinstance(p, (bytes, bytearray)) else str(p)) for p in photos]
@@ -254,7 +257,7 @@ def encode_queries(encoder, catalog: Catalog | None, photos: Sequence, batch_siz
             except ImageError as exc:
                 errors[i] = str(exc)
         if tensors:
-            emb[chunk] = encoder.encode_tensors(stack_pixels(tensors))
+            emb[chunk] = encode(tensors)
         advance(len(todo[start:start + bs]))
     return QueryPhotos(labels, emb, errors, rows)
 
@@ -283,6 +286,7 @@ def describe_identification(catalog: Catalog, classifier: Classifier, result: Id
             attributes[attr]["catalog_confidence"] = round(float(p[i][in_catalog[0]]), 4)
     photos, sims = catalog.nearest_photos(query, neighbours) if neighbours > 0 else ([], [])
     nearest = [catalog.shoe_record(catalog.photo_shoe[j]) | {"path": catalog.photos["path"].iat[j],
+                                                             "sha256": catalog.photos["sha256"].iat[j],
                                                              "similarity": round(float(sim), 4)}
                for j, sim in zip(photos, sims)]
     return {"shoe": shoes[0] if shoes else None, "top_shoes": shoes, "attributes": attributes,

@@ -97,8 +97,17 @@ def sidebar(catalog) -> dict:
 
 def show_identification(answer: dict) -> None:
     shoe = answer["shoe"]
-    st.subheader(f"Identified: {shoe['shoe']}")
-    st.caption(f"{shoe['probability']:.0%} · method {answer['method']}: {answer.get('method_description', '')}")
+    closeness = answer.get("open_set") or {}
+    if answer.get("not_in_catalog"):
+        # a photo far from every catalog photo: no name is claimed, the nearest shoes are suggestions
+        st.subheader("Not like any shoe in this catalog")
+        st.warning(f"The nearest catalog photo has similarity {closeness['nearest_similarity']:.2f}, below this "
+                   f"catalog's threshold {closeness['threshold']:.2f}. Nearest shoes: "
+                   + ", ".join(answer.get("suggestions", [])), icon=":material/help:")
+    else:
+        st.subheader(f"Identified: {shoe['shoe']}")
+    st.caption(f"{shoe['probability']:.0%} · method {answer['method']}: {answer.get('method_description', '')}"
+               + (f" · nearest catalog photo {closeness['nearest_similarity']:.2f}" if closeness else ""))
     if labeled := answer.get("catalog_shoe"):
         labels = " · ".join(v for v in (labeled.get("brand"), labeled.get("color"), labeled.get("hightop")) if v)
         same = labeled["shoe"] == shoe["shoe"]
