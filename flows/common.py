@@ -118,7 +118,8 @@ def declared(request_cls, skip: tuple[str, ...] = (), **fixed):
     from shoefind.stages.request import description, fields, form_field
 
     declared_fields = {n: f for n, f in fields(request_cls).items() if n not in skip and n not in fixed}
-    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=annotation)
+    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation,
+                                default=inspect.Parameter.empty if default is ... else default)
               for n, (hint, default, _) in declared_fields.items()
               for annotation, default in [form_field(hint, default)]]
     signature = inspect.Signature(params)

@@ -4,16 +4,14 @@
 """
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
-
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from pydantic import Field
 
-from shoefind.checks import model_problem
-from tasks.retrieve import infer_task
+from shoefind.stages.infer import InferRequest, infer
+from tasks.common import as_task
+from tasks.retrieve import log_answers
 
-from .common import DataDir, Dataset, Device, Model, Runtime, ZeroShot, fails_clearly, given, paths, stop
+from .common import declared, stop
 
 
 def answer_markdown(answer: dict) -> str:
@@ -41,30 +39,14 @@ def answer_markdown(answer: dict) -> str:
 
 
 @flow(name="infer")
-@fails_clearly
-def infer_flow(image: Annotated[Union[str, list[str]], Field(
-                   title="photo(s)", description="Path of a photo on the worker's machine, a folder of photos, "
-                                                 "or a list of them.")],
-               change: Annotated[str, Field(title="change in words", description='Optional, e.g. "same brand but '
-                                            'red": catalog shoes changed as the words say. Empty: none.')] = "",
-               dataset: Dataset = "", data_dir: DataDir = "", model: Model = "",
-               method: Annotated[str, Field(title="identification method", description="auto (the best available), "
-                                            "zeroshot, fewshot, coop, learned or nearest.")] = "auto",
-               change_method: Annotated[Literal["constraints", "fusion", "baseline"], Field(
-                   title="change method", description="How a change in words is applied.")] = "constraints",
-               k: Annotated[int, Field(ge=1, title="top shoes", description="How many catalog shoes to list.")] = 5,
-               results: Annotated[int, Field(ge=1, title="changed shoes",
-                                             description="How many changed shoes to list.")] = 10,
-               runtime: Runtime = "auto", device: Device = "auto", zeroshot: ZeroShot = {}) -> dict:
-    """Which shoe is this? Top shoes, attributes and nearest catalog photos of each photo."""
-    dataset, data_dir = paths(dataset, data_dir)
-    photos = [image] if isinstance(image, str) else list(image)
-    model = given(model)
-    if problem := model_problem(model):
-        return stop(problem)
-    answer = infer_task(photos, dataset, data_dir, model=model, change=given(change), method=method,
-                        change_method=change_method, k=k, results=results, runtime=given(runtime),
-                        device=given(device), zeroshot=zeroshot or None)
+@declared(InferRequest)
+def infer_flow(request: InferRequest) -> dict:
+    """Which shoe is this? Top shoes, attributes and nearest catalog photos of each photo.
+    `prefect deployment run infer/ad-hoc -p image=/path/photo.jpg -p change="same brand but red"`"""
+    from shoefind.checks import require_model
+    require_model(request.model)
+    answer = infer(request, step=as_task, log=get_run_logger().info)
+    log_answers(answer, get_run_logger())
     create_markdown_artifact(answer_markdown(answer), key="infer-answer", description="shoefind inference")
     failed = [a["error"] for a in answer["answers"] if a["error"]]
     if len(failed) == len(answer["answers"]):

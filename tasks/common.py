@@ -91,12 +91,15 @@ def stderr_progress(description: str, total: int):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   console=Console(file=sys.stderr), disable=total == 0)
+                   console=Console(file=sys.stderr), disable=total == 0)   # total None: unknown length
     bar.start()
     task_id = bar.add_task(description, total=total)
 
     def advance(n=1):
-        bar.advance(task_id, n)
+        if total is None:           # a step of unknown length: done at its first advance
+            bar.update(task_id, total=1, completed=1)
+        else:
+            bar.advance(task_id, n)
         if bar.tasks[0].finished:
             bar.stop()
     return advance

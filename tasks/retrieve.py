@@ -14,9 +14,14 @@ def infer_task(photos: list[str], dataset: str, data_dir: str, model: str | None
                k: int = 5, results: int = 10, text_weight: float | None = None, runtime: str | None = None,
                device: str | None = None, zeroshot: dict | None = None) -> dict:
     """Answers for every photo (a folder stands for its photos); unusable photos get an `error`."""
-    log = get_run_logger()
     answer = infer_photos(photos, dataset, data_dir, model, change, method, change_method, k, results, text_weight,
                           runtime, device, zeroshot)
+    log_answers(answer, get_run_logger())
+    return answer
+
+
+def log_answers(answer: dict, log) -> None:
+    """One log line per photo: its shoe, not-in-catalog, or why it could not be read."""
     if answer.get("random_weights"):
         log.warning("model %s has RANDOM weights: its answers mean nothing", answer.get("model"))
     for a in answer["answers"]:
@@ -26,4 +31,3 @@ def infer_task(photos: list[str], dataset: str, data_dir: str, model: str | None
             log.info("%s: %s (nearest shoes: %s)", a["photo"], a["message"], ", ".join(a["suggestions"]))
         else:
             log.info("%s: %s (%.0f%%)", a["photo"], a["shoe"]["shoe"], 100 * a["shoe"]["probability"])
-    return answer

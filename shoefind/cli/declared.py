@@ -21,7 +21,7 @@ import typer
 from shoefind.stages.request import Cli, Request, cli_mark, description, fields, unwrap as _unwrap
 
 # value names of text fields that hold a path or a spec (the rest read TEXT, numbers INT / FLOAT)
-METAVARS = {"dataset": "DIR", "data_dir": "DIR", "folder": "DIR", "catalog": "FILE", "out": "FILE", "model": "MODEL"}
+METAVARS = {"image": "PHOTO", "dataset": "DIR", "data_dir": "DIR", "folder": "DIR", "catalog": "FILE", "out": "FILE", "model": "MODEL"}
 
 
 def _bounds(hint) -> dict:
@@ -68,15 +68,15 @@ def option(request: type[Request], name: str) -> inspect.Parameter:
     base, optional = _unwrap(hint)
     if mark.as_text or typing.get_origin(base) is Union:
         base = str
-    cli_type = Optional[base] if optional or default is None else base
+    cli_type = mark.cli_type or (Optional[base] if optional or default is None else base)
     flags = mark.flags or (f"--{name.replace('_', '-')}",)
-    show_default = default is not None and default != ""
+    show_default = default not in (None, "", ...)
     common = dict(help=description(metadata), show_default=show_default,
                   callback=_callback(mark, request, name))
     if base is str and (metavar := METAVARS.get(name)):
         common["metavar"] = metavar
     if mark.argument:
-        info = typer.Argument(default if default is not None else None, **common)
+        info = typer.Argument(default if default is not None or optional else ..., **common)
     else:
         bounds = _bounds(hint) if base in (int, float) else {}
         info = typer.Option(default, *flags, **bounds, **common)

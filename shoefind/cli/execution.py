@@ -19,7 +19,7 @@ STAGES = {
     "embed": ("shoefind.stages.features:embed", "flows.features:embed_flow"),
     "evaluate": ("shoefind.stages.evaluate:evaluate", "flows.evaluate:evaluate_flow"),
     "learn": ("shoefind.stages.learn:learn", "flows.learn:learn_flow"),
-    "infer": ("shoefind.stages.infer:infer_photos", "flows.retrieve:infer_flow"),
+    "infer": ("shoefind.stages.infer:infer", "flows.retrieve:infer_flow"),
     "demo": ("shoefind.stages.demo:demo", "flows.demo:demo_flow"),
 }
 

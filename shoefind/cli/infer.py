@@ -16,22 +16,14 @@ import typer.core
 
 from shoefind.cli import options as o
 from shoefind.cli.common import (data_layout, err, existing_paths, fail, print_json, say_error, warn_random)
-from shoefind.cli.execution import prefect_api, run_flow
+from shoefind.cli.declared import declared
+from shoefind.cli.execution import run_stage
 from shoefind.cli.help_format import ReadableCommand
-from shoefind.errors import PathNotFound
-
-
-def _catalog_folder(dataset: Path | None, data_dir: Path | None) -> tuple[Path, Path]:
-    lay = data_layout(data_dir)
-    root = lay.dataset(dataset)
-    if not root.is_dir():
-        raise PathNotFound(f"catalog folder {root} does not exist: pass --dataset DIR (a labeled photo folder) "
-                           "or put photos in DATA_DIR/images")
-    return root, lay.root
+from shoefind.stages.infer import InferRequest
 
 
 def _open(model, dataset: Path, data_dir: Path, runtime=None, device=None):
-    """The model and catalog, loaded in this process."""
+    """The model and catalog, loaded in this process (search and web)."""
     from shoefind.stages.infer import open_model_and_catalog
     with err.status("loading the model and the catalog (photos not seen before are embedded)"):
         encoder, catalog = open_model_and_catalog(model, dataset, data_dir, runtime, device)
@@ -40,49 +32,27 @@ def _open(model, dataset: Path, data_dir: Path, runtime=None, device=None):
     return encoder, catalog
 
 
-def infer(photos: Annotated[List[Path], typer.Argument(help="photos, or folders of photos", show_default=False)],
-          change: Annotated[Optional[str], typer.Option(
-              "--change", help='a change in words, e.g. "same brand but red"', show_default=False)] = None,
-          dataset: o.DatasetOpt = None, model: o.ModelInfer = None, data_dir: o.DataDir = None,
-          method: str = typer.Option("auto", help="identification: auto (best available), zeroshot, or a learned "
-                                                  "one (fewshot, coop, ...)"),
-          change_method: o.ChangeMethod = typer.Option("constraints", help="how a change in words is applied"),
-          text_weight: Annotated[Optional[float], typer.Option(
-              "--text-weight", min=0.0, max=1.0, help="weight of the text against the photo (default: the rules')",
-              show_default=False)] = None,
-          k: o.TopK = 5,
-          results: int = typer.Option(10, "--results", min=1, help="how many changed shoes to list"),
-          runtime: o.RuntimeOpt = None, device: o.DeviceOpt = None,
-          prompts: o.Prompts = None, vocabulary: o.Vocabulary = None, filter_attributes: o.FilterAttributes = None,
-          fallback: o.Fallback = None, json_out: o.Json = False, csv_out: Annotated[Optional[Path], typer.Option(
+def _catalog_folder(dataset: Path | None, data_dir: Path | None) -> tuple[Path, Path]:
+    root, d = InferRequest.of(image=[], dataset=str(dataset) if dataset else None,
+                              data_dir=str(data_dir) if data_dir else None).catalog_paths()
+    return Path(root), Path(d)
+
+
+@declared(InferRequest)
+def infer(request: InferRequest, json_out: o.Json = False, csv_out: Annotated[Optional[Path], typer.Option(
               "--csv", help="also write the answers to this CSV file (one row per photo and result)",
               show_default=False)] = None, prefect: o.Prefect = False):
     """Which shoe is this? Top shoes, brand/colour/top/sole with confidences, nearest catalog photos.
     A folder shows a progress bar and one summary line per photo."""
     from shoefind.retrieve.export import INFER_COLUMNS, answer_rows, check_csv_target, write_csv
-    existing_paths(photos)
+    existing_paths([Path(p) for p in request.image])
     if csv_out is not None:
         check_csv_target(csv_out)
-    root, d = _catalog_folder(dataset, data_dir)
-    folder_given = any(Path(p).is_dir() for p in photos)
-    options = dict(change=change, method=method, change_method=change_method, k=k, results=results,
-                   text_weight=text_weight)
-    zeroshot = o.zeroshot(prompts, vocabulary, filter_attributes, fallback)
-    if api := prefect_api(prefect):
-        answer = run_flow("flows.retrieve:infer_flow", api, image=[str(p) for p in photos], dataset=str(root),
-                          data_dir=str(d), model=model, zeroshot=zeroshot, **options)
-    else:
-        from shoefind.retrieve.answer import answer_photos, expand_photos
-        from shoefind.scoring.zeroshot import ZeroShotOptions
-        paths = expand_photos(photos)
-        encoder, catalog = _open(model, root, d, runtime, device)
-        if folder_given:
-            from shoefind.cli.common import progress_bar
-            with progress_bar("identifying photos", len(paths)) as advance:
-                answer = answer_photos(encoder, catalog, paths, progress=advance, **options,
-                                       options=ZeroShotOptions.of(zeroshot))
-        else:
-            answer = answer_photos(encoder, catalog, paths, **options, options=ZeroShotOptions.of(zeroshot))
+    request.catalog_paths()
+    folder_given = any(Path(p).is_dir() for p in request.image)
+    answer = run_stage("infer", prefect, request)
+    if answer.get("random_weights"):
+        warn_random(answer.get("model", ""))
     if csv_out is not None:
         written = write_csv(answer_rows(answer), INFER_COLUMNS, csv_out)
         err.print(f"answers written to {written}", highlight=False)

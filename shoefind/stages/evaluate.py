@@ -74,14 +74,15 @@ def evaluate_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, mo
 def compare_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, model: str | None = None,
                   method: str | None = None, shots: str | None = None, seed: int = 0,
                   coop_options: dict | None = None, save: bool = False, log: Log | None = None,
-                  zeroshot: dict | None = None, views: int = 0) -> RunReport:
+                  zeroshot: dict | None = None, views: int = 0, runtime: str | None = None,
+                  device: str | None = None) -> RunReport:
     """Fit and score the methods at each k on one split; write the run folder (and, with save, the
     learned classifiers that inference then uses). views: augmented views per training photo."""
     from shoefind.learn.methods import compare_methods, default_methods
     from shoefind.evaluate.methods_report import comparison_markdown, write_comparison
     from shoefind.evaluate.report import new_run_dir
     from shoefind.features.splits import parse_shots
-    encoder, table, cache = _loaded(table_dir, data_dir, model)
+    encoder, table, cache = _loaded(table_dir, data_dir, model, runtime, device)   # the cache embed filled
     methods = [m for m in (method or default_methods(encoder)).replace(" ", "").split(",") if m]
     from shoefind.scoring.zeroshot import ZeroShotOptions
     comparison = compare_methods(encoder, table, cache, methods, parse_shots(shots), seed=seed,
@@ -222,5 +223,6 @@ def evaluate(request: EvaluateRequest, step=direct, progress=None, log: Log | No
         return step("evaluate-change", evaluate_change_table, table, data_dir, model, runtime, device, zeroshot)
     if compare:
         return step("compare-methods", compare_table, table, data_dir, model, request.method or "zeroshot",
-                    str(request.shots or "16"), request.seed, log=log, zeroshot=zeroshot, views=request.views)
+                    str(request.shots or "16"), request.seed, log=log, zeroshot=zeroshot, views=request.views,
+                    runtime=runtime, device=device)
     return step("evaluate-zero-shot", evaluate_table, table, data_dir, model, runtime, device, zeroshot)

@@ -132,7 +132,8 @@ def learn(request: LearnRequest, step=direct, progress=None, log: Callable[[str]
     coop = coop_options(request.n_ctx, request.class_specific, request.max_epochs, request.schedule,
                         request.ctx_init)
     return step("learn-classifiers", learn_table, embedded["table"], data_dir, model, request.method,
-                str(request.shots or "16"), request.seed, coop, log=log, zeroshot=zeroshot, views=request.views)
+                str(request.shots or "16"), request.seed, coop, log=log, zeroshot=zeroshot, views=request.views,
+                runtime=request.runtime, device=request.device)
 
 
 def require_training_photos(table_dir) -> None:
@@ -161,10 +162,10 @@ def coop_options(n_ctx: int = 4, class_specific: bool = False, max_epochs: int |
 def learn_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, model: str | None = None,
                 method: str | None = None, shots: str = "16", seed: int = 0, coop: dict | None = None,
                 log: Callable[[str], None] | None = None, zeroshot: dict | None = None,
-                views: int = 0) -> RunReport:
+                views: int = 0, runtime: str | None = None, device: str | None = None) -> RunReport:
     """Compare and save: the learned classifiers land in DATA_DIR/learned for `infer` to use."""
     return compare_table(table_dir, data_dir, model, method, shots, seed, coop_options=coop, save=True, log=log,
-                         zeroshot=zeroshot, views=views)
+                         zeroshot=zeroshot, views=views, runtime=runtime, device=device)
 
 
 def finetune_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, model: str | None = None,

@@ -33,6 +33,7 @@ class Cli:
     parse: Callable[[Any], Any] | None = None   # text -> value, raising ValueError with the reason
     as_text: bool = False                 # read as text on the command line (a union such as shots)
     argument: bool = False                # a positional argument, not an option
+    cli_type: Any = None                  # the command line's type, where it differs (e.g. list[str] for N paths)
 
 
 def _empty_is_none(value):
@@ -250,7 +251,7 @@ def fields(request: type[Request]) -> dict[str, tuple[Any, Any, list]]:
     for name, info in request.model_fields.items():
         hint = hints[name]
         metadata = list(getattr(hint, "__metadata__", ()))
-        out[name] = (hint, info.default, metadata)
+        out[name] = (hint, ... if info.is_required() else info.default, metadata)    # ...: required
     return out
 
 
@@ -289,7 +290,7 @@ def form_field(hint, default):
     and choices ("auto" where it is a choice), 0 for a number; the request reads those as not given."""
     base, optional = unwrap(hint)
     if not optional and default is not None:
-        return hint, default
+        return hint, default          # ... (required) stays required
     meta = [m for m in getattr(hint, "__metadata__", ()) if not isinstance(m, Cli)]
     from pydantic.fields import FieldInfo
     words = next((m.description for m in meta if isinstance(m, FieldInfo) and m.description), None)

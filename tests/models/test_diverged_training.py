@@ -29,7 +29,7 @@ def colour_photos(tmp_path_factory):
 @pytest.fixture
 def no_range_checks(monkeypatch):
     """What a caller of the library that skipped the checks (or a rate merely too high) gets."""
-    for module in ("shoefind.learn.finetune", "shoefind.learn.lit", "shoefind.learn.lit_stage"):
+    for module in ("shoefind.learn.finetune", "shoefind.learn.lit", "shoefind.stages.lit"):
         monkeypatch.setattr(f"{module}.check_hyperparameters", lambda **_: None)
 
 
@@ -52,7 +52,7 @@ def test_finetune_with_an_infinite_rate_stops_and_saves_nothing(colour_photos, t
 
 def test_lit_with_an_infinite_rate_stops_and_saves_nothing(tmp_path, tiny_model, data_dir, no_range_checks):
     from shoefind.learn.lit import LitSettings
-    from shoefind.learn.lit_stage import learn_lit_dataset
+    from shoefind.stages.lit import learn_lit_dataset
     dataset = make_labeled_dataset(tmp_path / "ds", n_per_shoe=4)
     out = tmp_path / "models" / "tiny-lit.pt"
     out.parent.mkdir()
