@@ -21,6 +21,7 @@ from shoefind.images import ImageError, sha256_bytes, sha256_file
 from shoefind.scoring.zeroshot import Identification, ZeroShotModel, ZeroShotOptions, softmax, top_k
 
 log = logging.getLogger("shoefind.identify")
+_SAID: set[str] = set()   # warnings already given in this process
 
 
 class Classifier(Protocol):
@@ -55,8 +56,10 @@ def _learned(encoder, catalog: Catalog, family: str = "best"):
             try:
                 found = best_method(catalog.data_dir, encoder, catalog.table,
                                     among=None if family == "best" else LEARNED_FAMILIES[family])
-            except LearnedForAnotherModel as exc:      # not usable with this model: said, then not used
-                log.warning("%s: not using them", exc)
+            except LearnedForAnotherModel as exc:      # not usable with this model: said (once), then not used
+                if str(exc) not in _SAID:
+                    _SAID.add(str(exc))
+                    log.warning("%s: not using them", exc)
                 found = None
         catalog.classifiers[key] = found
     return catalog.classifiers[key]

@@ -178,11 +178,16 @@ class _Exports:
     data_dir: Path | None = None
     recorded: dict = field(default_factory=dict)    # file -> sha256, as meta.json had them
     files: dict = field(default_factory=dict)       # file -> sha256, checked or made now
+    older: bool = False                             # exported before manifests listed the graphs
 
     def read(self) -> None:
         meta = read_meta(self.folder)
         if meta is None:
             return
+        if "files" not in meta:
+            self.older = True
+            log.warning("%s was exported by an older shoefind (its meta.json lists no sha256 of its graphs): "
+                        "exporting them again, each compared with the graph it replaces", self.folder)
         if meta.get("weights_sha256") == self.truth["weights_sha256"] and isinstance(meta.get("files"), dict):
             self.recorded = {k: v for k, v in meta["files"].items() if isinstance(v, str)}
         wrong = [k for k in self.truth if meta.get(k) != self.truth[k]]
@@ -205,7 +210,8 @@ class _Exports:
                 self.files[path.name] = digest
                 return session
             except ExportProblem as exc:
-                log.warning("%s: exporting it again", exc)
+                if not self.older:   # (said once for the folder)
+                    log.warning("%s: exporting it again", exc)
             aside = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.rejected")
             os.replace(path, aside)
         try:
