@@ -123,3 +123,20 @@ def test_a_recorded_cosine_that_is_not_a_cosine_is_a_problem(value):
     assert entry_problem({"min_cosine": 0.995, "image_min_cosine": value}) is not None
     assert entry_problem({"min_cosine": 0.995, "image_min_cosine": 0.999}) is None
     assert entry_problem("not a record") is not None
+
+
+GOOD_META = {"input_resolution": 224, "embed_dim": 512, "logit_scale": 100.0, "context_length": 77}
+
+
+@pytest.mark.parametrize("field, value", [("input_resolution", "abc"), ("input_resolution", None),
+                                          ("input_resolution", -5), ("input_resolution", 224.5),
+                                          ("input_resolution", math.inf), ("embed_dim", 10 ** 9),
+                                          ("embed_dim", True), ("logit_scale", 1000.0), ("logit_scale", 0.0),
+                                          ("logit_scale", math.nan), ("context_length", 1), ("context_length", [77])])
+def test_export_numbers_out_of_range_are_named_in_one_line(field, value):
+    from shoefind.encoders.runtimes.onnx_manifest import ExportProblem, check_numbers
+    check_numbers(GOOD_META)
+    check_numbers(GOOD_META | {"logit_scale": 14.285714149475098, "input_resolution": 32.0})
+    with pytest.raises(ExportProblem, match=f"meta.json says {field} ") as problem:
+        check_numbers(GOOD_META | {field: value})
+    assert "\n" not in str(problem.value)

@@ -41,8 +41,8 @@ def check_numbers(meta: dict, where: str = "meta.json") -> None:
     """ExportProblem naming the first number that is missing, of the wrong type or out of range."""
     for name, (kind, low, high) in NUMBERS.items():
         value = meta.get(name)
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not number or (kind is int and value != int(value)) or not math.isfinite(value) or not low <= value <= high:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not number or (kind is int and value != int(value)) or not low <= value <= high:
             raise ExportProblem(f"{where} says {name} {value!r} (expected {'an integer' if kind is int else 'a number'} "
                                 f"from {low:g} to {high:g})")
 
@@ -82,7 +82,10 @@ def check_file(path: Path, files: dict) -> str:
     recorded = files.get(path.name)
     if recorded is None:
         raise ExportProblem(f"{path} is not in its manifest (made by an older shoefind, or dropped in)")
-    actual = weights_sha256(path)   # hashed once per version of the file
+    try:
+        actual = weights_sha256(path)   # hashed once per version of the file
+    except OSError as exc:
+        raise ExportProblem(f"{path} cannot be read ({exc.strerror or exc})") from None
     if actual != recorded:
         raise ExportProblem(f"{path} is not the file its manifest records (sha256 {actual[:12]}..., "
                             f"meta.json says {recorded[:12]}...)")
@@ -105,6 +108,8 @@ def check_session(session, path: Path, truth: dict, tower: str, int8: bool) -> N
                 same = False
         if not same:
             raise ExportProblem(f"{path} was made for {key[len(STAMP):]} {have!r}, not {value!r}")
+    if len(session.get_inputs()) != 1 or len(session.get_outputs()) != 1:
+        raise ExportProblem(f"{path} is not a tower graph (one input, one output)")
     (inputs,), (outputs,) = session.get_inputs(), session.get_outputs()
     if outputs.shape[-1] != truth["embed_dim"]:
         raise ExportProblem(f"{path} gives {outputs.shape[-1]}-d vectors, not {truth['embed_dim']}-d")
