@@ -1,16 +1,36 @@
 """A model holding NaN or infinities is refused when it is loaded for inference.
 
-Training never writes one any more (shoefind.learn.finite), but a file from an older shoefind, or one
-edited by hand, may hold them: a NaN LiT text tower answered "no catalog shoe matches" to every photo,
-a NaN classifier gives NaN probabilities. Loading says so in one line instead.
+Training never writes one any more (shoefind.learn.finite, which finds them with `non_finite_names` too),
+but a file from an older shoefind, or one edited by hand, may hold them: a NaN LiT text tower answered
+"no catalog shoe matches" to every photo, a NaN classifier gives NaN probabilities. Loading says so in
+one line instead.
 """
 from __future__ import annotations
 
 import os
 from typing import Iterable, Mapping
 
+import numpy as np
+
 from shoefind.errors import UserError
-from shoefind.learn.finite import non_finite_names
+
+
+def non_finite_names(named: Mapping | Iterable) -> list[str]:
+    """Names of the tensors or arrays (name -> value) holding a NaN or an infinity."""
+    items = named.items() if isinstance(named, Mapping) else named
+    bad = []
+    for name, value in items:
+        if value is None:
+            continue
+        if hasattr(value, "detach"):       # a torch tensor: checked where it is
+            import torch
+            if value.is_floating_point() and not bool(torch.isfinite(value.detach()).all()):
+                bad.append(str(name))
+            continue
+        array = np.asarray(value)
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            bad.append(str(name))
+    return bad
 
 
 class BrokenModel(UserError):

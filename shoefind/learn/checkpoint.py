@@ -5,7 +5,7 @@ complete (a rename is atomic), then its manifest beside it, in JSON (`<checkpoin
 (`<checkpoint>.md`): base model and its sha256, the feature table's hash, the split, hyperparameters,
 training time and held-out scores before and after. The manifest carries the checkpoint's own
 sha256, so a manifest that does not belong to the file beside it can be told: loading refuses a
-checkpoint that does not match it (shoefind.artifacts.manifests).
+checkpoint that does not match it (shoefind.encoders.checkpoint_manifest).
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from typing import Callable
 
 import pandas as pd
 
-# loading compares the checkpoint with its manifest: shoefind.artifacts.manifests.verify_checkpoint
-from shoefind.artifacts.manifests import MANIFEST_FORMAT, manifest_paths  # noqa: F401  (this module's API)
+# loading compares the checkpoint with its manifest: shoefind.encoders.checkpoint_manifest.verify_checkpoint
+from shoefind.encoders.checkpoint_manifest import MANIFEST_FORMAT, manifest_paths  # noqa: F401  (this module's API)
 from shoefind.learn.heldout import METRIC_ORDER
 from shoefind.images import sha256_file
 

@@ -80,7 +80,8 @@ def test_another_models_graph_dropped_into_the_export_is_never_used(models, tmp_
 
 def test_embeddings_an_unchecked_foreign_graph_made_are_dropped(models, tmp_path, data_dir, caplog):
     """What an older shoefind left: an export folder without a file list, another model's graph in it,
-    and that graph's vectors in the cache. The graph is exported again, the vectors are encoded again."""
+    and that graph's vectors in the caches of two data folders. The graph is exported again, and in each
+    data folder, when the cache is next opened, the vectors are dropped and encoded again."""
     a, b = models
     key = load_model(str(a), runtime="onnx-int8").cache_key
     forget_loaded()
@@ -91,25 +92,29 @@ def test_embeddings_an_unchecked_foreign_graph_made_are_dropped(models, tmp_path
     shutil.copy(export_folder(b) / "image-int8r.onnx", folder / "image-int8r.onnx")
     table = build_table(make_labeled_dataset(tmp_path / "catalog", n_per_shoe=2))
     foreign = load_model(str(b), runtime="onnx-int8")
-    embed_images(foreign, EmbeddingCache(data_dir / "embeddings", key), photos_of(table))   # B's vectors, A's key
+    other = tmp_path / "other-data"
+    for root in (data_dir, other):     # B's vectors under A's key
+        embed_images(foreign, EmbeddingCache(root / "embeddings", key), photos_of(table))
     assert cosines_to_torch(a, EmbeddingCache(data_dir / "embeddings", key), table).max() < 0.9
     forget_loaded()
     with caplog.at_level("WARNING"):
         encoder = load_model(str(a), runtime="onnx-int8")
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(said) == 2 and "was exported by an older shoefind" in said[0], said   # one line each
-    assert "were made by an ONNX image graph that was not this model's" in said[1], said
-    assert list((data_dir / "embeddings").glob("*/invalidated/*/shard-*.npz"))
+    assert "the image graph replaced in" in said[1] and "was not this model's" in said[1], said
     cache = EmbeddingCache.for_encoder(data_dir, encoder)
-    assert len(cache) == 0
+    assert len(cache) == 0 and list(cache.dir.glob("invalidated/*/shard-*.npz"))
     embed_images(encoder, cache, photos_of(table))
     assert cosines_to_torch(a, cache, table).min() > 0.98
-    # an export found sound keeps its cache: a second look drops nothing
+    # the other data folder, opened later by a torch-free process: dropped there too, then nothing more
     forget_loaded()
+    light = load_model(str(a), runtime="onnx-int8")
+    assert type(light).__name__ == "SessionEncoder" and light.suspect_embeddings
+    assert len(EmbeddingCache.for_encoder(other, light)) == 0
     caplog.clear()
     with caplog.at_level("WARNING"):
-        load_model(str(a), runtime="onnx-int8", torch_free=False)
-    assert not caplog.records and len(EmbeddingCache.for_encoder(data_dir, encoder)) == len(table.images)
+        assert len(EmbeddingCache.for_encoder(data_dir, light)) == len(table.images), "encoded after: kept"
+    assert not caplog.records
 
 
 @pytest.mark.parametrize("field, value", [("embed_dim", 999), ("logit_scale", 1000.0), ("logit_scale", 20.0),

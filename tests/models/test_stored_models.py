@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from shoefind.artifacts.finite import BrokenModel
-from shoefind.artifacts.manifests import CheckpointMismatch, manifest_paths
+from shoefind.encoders.checkpoint_manifest import CheckpointMismatch, manifest_paths
 from shoefind.artifacts.torch_files import CodeCarryingFile, DamagedFile
 from shoefind.encoders.base import ModelUnavailable
 from shoefind.encoders.load import forget_loaded, load_model

@@ -10,7 +10,7 @@ import os
 import pytest
 import torch
 
-from shoefind.artifacts.manifests import CheckpointMismatch, manifest_paths, verify_checkpoint
+from shoefind.encoders.checkpoint_manifest import CheckpointMismatch, manifest_paths, verify_checkpoint
 from shoefind.artifacts.torch_files import CodeCarryingFile, DamagedFile, load_torch_file
 from shoefind.encoders.runtimes.fidelity import entry_problem
 
@@ -140,3 +140,33 @@ def test_export_numbers_out_of_range_are_named_in_one_line(field, value):
     with pytest.raises(ExportProblem, match=f"meta.json says {field} ") as problem:
         check_numbers(GOOD_META | {field: value})
     assert "\n" not in str(problem.value)
+
+
+def test_suspect_embeddings_are_moved_aside_wherever_the_cache_is_opened(tmp_path, caplog):
+    """Shards written before a foreign ONNX graph was replaced (meta.json's suspect_embeddings, carried by
+    the encoder) leave the cache when it is opened; later ones stay."""
+    import time
+    import numpy as np
+    from shoefind.features import invalidate, vector_index
+    from shoefind.features.cache import EmbeddingCache
+    assert invalidate.STORE_DIR == vector_index.STORE_DIR
+
+    class Encoder:
+        cache_key, embed_dim, suspect_embeddings = "m|int8r", 4, {}
+    rows = np.eye(4, dtype=np.float32)
+    cache = EmbeddingCache.for_encoder(tmp_path, Encoder())
+    cache.add(["a" * 64, "b" * 64], rows[:2])
+    (cache.dir / "texts-v2.npz").write_bytes(b"prompts")
+    (cache.dir / "vector-store").mkdir()
+    Encoder.suspect_embeddings = {"m|int8r": time.time_ns()}
+    with caplog.at_level("WARNING"):
+        later = EmbeddingCache.for_encoder(tmp_path, Encoder())
+    assert len(later) == 0 and "1 embedding-cache shards" in caplog.text and "moved to" in caplog.text
+    assert len(list(cache.dir.glob("invalidated/*/shard-*.npz"))) == 1
+    assert not (cache.dir / "texts-v2.npz").exists() and not (cache.dir / "vector-store").exists()
+    later.add(["c" * 64], rows[2:3])
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        again = EmbeddingCache.for_encoder(tmp_path, Encoder())
+    assert len(again) == 1 and "c" * 64 in again, "what was written after the replacement stays"
+    assert not caplog.records, "nothing older left: nothing said"

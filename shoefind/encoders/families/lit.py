@@ -240,9 +240,9 @@ def write_lit(path: str | os.PathLike, tower: TextTower, base: dict, extra: dict
 
 def read_lit(path: str | os.PathLike) -> dict:
     """The checkpoint's contents, or a one-line UserError: not the file its manifest describes
-    (shoefind.artifacts.manifests), code-carrying or truncated (shoefind.artifacts.torch_files), or not
+    (shoefind.encoders.checkpoint_manifest), code-carrying or truncated (shoefind.artifacts.torch_files), or not
     a LiT checkpoint (ModelUnavailable)."""
-    from shoefind.artifacts.manifests import verify_checkpoint
+    from shoefind.encoders.checkpoint_manifest import verify_checkpoint
     from shoefind.artifacts.torch_files import load_torch_file
     path = Path(path)
     verify_checkpoint(path)

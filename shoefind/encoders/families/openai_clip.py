@@ -97,7 +97,7 @@ def _load_clip(spec: str, device: str):
                 raise
         path = target
     else:
-        from shoefind.artifacts.manifests import verify_checkpoint
+        from shoefind.encoders.checkpoint_manifest import verify_checkpoint
         path = resolve_checkpoint(spec)
         verify_checkpoint(path)     # a checkpoint `shoefind learn` wrote is the file its manifest names
     try:

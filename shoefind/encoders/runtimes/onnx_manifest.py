@@ -5,7 +5,8 @@ its files:
 
     {"export_version": 2, "weights_sha256": "<the weights file's sha256>",
      "input_resolution": 224, "embed_dim": 512, "logit_scale": 100.0, "context_length": 77,
-     "files": {"image.onnx": "<sha256>", "text.onnx": "...", "image-int8r.onnx": "...", ...}}
+     "files": {"image.onnx": "<sha256>", "text.onnx": "...", "image-int8r.onnx": "...", ...},
+     "suspect_embeddings": {"<cache key>": <time in ns>}}      (only after a foreign graph was replaced)
 
 Each graph carries the same facts in its own metadata (`shoefind.*` properties stamped at export), so
 what meta.json says is judged against the export itself, never taken on trust:
@@ -63,6 +64,15 @@ def read_manifest(folder: Path, weights_sha: str) -> dict:
     if not isinstance(files, dict) or not all(isinstance(v, str) and _SHA256.fullmatch(v) for v in files.values()):
         raise ExportProblem(f"{folder / 'meta.json'} lists no sha256 of its files")
     return meta
+
+
+def suspect_embeddings(meta: dict) -> dict[str, int]:
+    """meta.json's suspect_embeddings (cache key -> time in ns): what a foreign graph, replaced at that
+    time, may have cached under that key ({} when none, or when the field is not such a map)."""
+    found = meta.get("suspect_embeddings") if isinstance(meta, dict) else None
+    if not isinstance(found, dict):
+        return {}
+    return {k: v for k, v in found.items() if isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)}
 
 
 def facts(meta: dict) -> dict:

@@ -17,8 +17,8 @@ written under temporary names then renamed, so concurrent workers never read hal
 Nothing there is used on trust: meta.json records each graph's sha256 and the weights it was made
 from, each graph is stamped with the model's facts (shoefind.encoders.runtimes.onnx_manifest), and a
 graph that fails (truncated, edited, another model's) is exported again with one warning line. When
-the graph it replaces gave other vectors, the embeddings its runtime cached are dropped too
-(shoefind.features.invalidate).
+the graph it replaces gave other vectors, meta.json marks the embeddings its runtime cached until
+then as suspect, and every cache of that key drops them when it is opened (shoefind.features.invalidate).
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ import fcntl
 import json
 import logging
 import os
+import time
 import uuid
 import warnings
 from contextlib import contextmanager
@@ -42,7 +43,7 @@ from shoefind.encoders.runtimes.capability import onnx_available  # noqa: F401  
 from shoefind.encoders.runtimes.onnx_files import (EXPORT_VERSION, INT8_OPS, INT8_SUFFIX, META_FILE, OPSET,  # noqa: F401
                                           export_dir, normalise as _normalise, open_session as _session,
                                           read_meta, run_text_session, tower_path, weights_sha256)
-from shoefind.encoders.runtimes.onnx_manifest import ExportProblem, check_file, check_session, stamp
+from shoefind.encoders.runtimes.onnx_manifest import ExportProblem, check_file, check_session, stamp, suspect_embeddings
 
 log = logging.getLogger("shoefind.onnx")
 
@@ -175,10 +176,10 @@ class _Exports:
     base: ClipEncoder
     truth: dict                         # model_facts of the loaded model
     threads: int | None = None
-    data_dir: Path | None = None
     recorded: dict = field(default_factory=dict)    # file -> sha256, as meta.json had them
     files: dict = field(default_factory=dict)       # file -> sha256, checked or made now
     older: bool = False                             # exported before manifests listed the graphs
+    suspect: dict = field(default_factory=dict)     # cache key -> time (ns) a foreign graph was replaced
 
     def read(self) -> None:
         meta = read_meta(self.folder)
@@ -190,6 +191,7 @@ class _Exports:
                         "exporting them again, each compared with the graph it replaces", self.folder)
         if meta.get("weights_sha256") == self.truth["weights_sha256"] and isinstance(meta.get("files"), dict):
             self.recorded = {k: v for k, v in meta["files"].items() if isinstance(v, str)}
+        self.suspect = suspect_embeddings(meta)
         wrong = [k for k in self.truth if meta.get(k) != self.truth[k]]
         if wrong and "files" in meta:   # (a meta.json without files is an older shoefind's: not worth a line)
             log.warning("%s says %s %r where the model's is %r: written again from the model",
@@ -246,7 +248,9 @@ class _Exports:
         return run_text_session(session, clip.tokenize_numpy(SAMPLE_PROMPTS, self.truth["context_length"], truncate=True))
 
     def _judge(self, old_path: Path, fresh, tower: str, int8: bool) -> None:
-        """Drop what the replaced graph's runtime cached when it gave other vectors than the fresh one."""
+        """When the replaced graph gave other vectors than the fresh one, mark what its runtime cached
+        until now as suspect (meta.json's suspect_embeddings: the cache drops it wherever it is opened,
+        shoefind.features.invalidate)."""
         try:
             old = _session(old_path, self.threads)
             cosine = float((self._probe(old, tower) * self._probe(fresh, tower)).sum(1).min())
@@ -254,17 +258,17 @@ class _Exports:
             return
         if cosine >= SAME_EXPORT:
             return
-        from shoefind.features.invalidate import invalidate_embeddings
-        from shoefind.settings import layout
         key = f"{self.base.cache_key}|{INT8_SUFFIX}" if int8 else self.base.cache_key
-        invalidate_embeddings(Path(self.data_dir) if self.data_dir else layout().root, key,
-                              f"an ONNX {tower} graph that was not this model's (min cosine {cosine:.3f} to a "
-                              "fresh export)")
+        self.suspect[key] = time.time_ns()
+        log.warning("the %s graph replaced in %s was not this model's (min cosine %.3f to a fresh export): "
+                    "the embeddings cached with it are encoded again", tower, self.folder, cosine)
 
     def write_manifest(self) -> None:
         """meta.json: the model's facts and the sha256 of every graph there (written last, atomically)."""
         files = {n: d for n, d in (self.recorded | self.files).items() if (self.folder / n).is_file()}
         meta = self.truth | {"files": dict(sorted(files.items()))}
+        if self.suspect:
+            meta["suspect_embeddings"] = dict(sorted(self.suspect.items()))
         if read_meta(self.folder) != meta:
             _publish(lambda tmp: tmp.write_text(json.dumps(meta, indent=2)), self.folder / META_FILE)
 
@@ -277,6 +281,7 @@ class OnnxClipEncoder(ClipEncoder):
     image_session: Any = field(default=None, repr=False)
     text_session: Any = field(default=None, repr=False)
     export_sha256: dict = field(default_factory=dict)   # the graphs it runs (fidelity records name them)
+    suspect_embeddings: dict = field(default_factory=dict)   # cache key -> cached before then: made by a foreign graph
 
     @property
     def cache_key(self) -> str:
@@ -301,7 +306,7 @@ def onnx_encoder(base: ClipEncoder, checkpoint: Path, runtime: str, threads: int
     their manifest and this model (shoefind.encoders.runtimes.onnx_manifest), made again where they fail."""
     int8 = runtime == "onnx-int8"
     folder = export_dir(checkpoint, data_dir)
-    exports = _Exports(folder, base, model_facts(base.model, weights_sha256(checkpoint)), threads, data_dir)
+    exports = _Exports(folder, base, model_facts(base.model, weights_sha256(checkpoint)), threads)
     with _locked(folder):
         exports.read()
         image, text = exports.session("image", int8), exports.session("text", int8)
@@ -309,4 +314,5 @@ def onnx_encoder(base: ClipEncoder, checkpoint: Path, runtime: str, threads: int
     used = {p.name: exports.files[p.name] for p in (tower_path(folder, t, int8) for t in ("image", "text"))}
     return OnnxClipEncoder(model=base.model, preprocess=base.preprocess, model_id=base.model_id,
                            is_random=base.is_random, batch_size=base.batch_size, device=base.device,
-                           runtime=runtime, image_session=image, text_session=text, export_sha256=used)
+                           runtime=runtime, image_session=image, text_session=text, export_sha256=used,
+                           suspect_embeddings=dict(exports.suspect))

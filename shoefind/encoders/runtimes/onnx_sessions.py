@@ -29,7 +29,7 @@ import numpy as np
 from shoefind.encoders.base import encode_in_batches, ensemble_means, memoised_texts
 from shoefind.encoders.families.clip_parts import Preprocess, tokenize_numpy
 from shoefind.encoders.runtimes.onnx_files import existing_export_dir, normalise, open_session, run_text_session
-from shoefind.encoders.runtimes.onnx_manifest import ExportProblem, verified_sessions
+from shoefind.encoders.runtimes.onnx_manifest import ExportProblem, suspect_embeddings, verified_sessions
 from shoefind.images import open_image
 
 log = logging.getLogger("shoefind.onnx")
@@ -61,6 +61,7 @@ class SessionEncoder:
     load_seconds: float = 0.0
     load_full: Callable = field(default=None, repr=False)   # (batch_size=) -> the torch-backed encoder
     export_sha256: dict = field(default_factory=dict)       # the graphs it runs, checked against meta.json
+    suspect_embeddings: dict = field(default_factory=dict)  # cache key -> cached before then: a foreign graph's
     _text_cache: dict = field(default_factory=dict, repr=False)
 
     has_text = True
@@ -130,7 +131,7 @@ def session_encoder(spec: str, runtime: str | None, load_full: Callable, threads
     exist and pass their checks (shoefind.encoders.runtimes.onnx_manifest); None otherwise (the caller
     loads the model the usual way, which exports again what failed). load_full(batch_size=) loads the
     torch-backed encoder of the same model and runtime, for what the sessions lack."""
-    from shoefind.artifacts.manifests import verify_checkpoint
+    from shoefind.encoders.checkpoint_manifest import verify_checkpoint
     from shoefind.encoders.cache_key import known_cache_key
     known = known_cache_key(spec, runtime, "cpu", capability)
     if known is None or known.runtime not in ("onnx", "onnx-int8") or known.checkpoint is None:
@@ -153,4 +154,5 @@ def session_encoder(spec: str, runtime: str | None, load_full: Callable, threads
               "machine": cap.describe(), "fidelity": known.fidelity, "fell_back_from": list(known.fell_back_from)}
     return SessionEncoder(spec=spec, model_id=known.model_id, is_random=known.is_random, runtime=known.runtime,
                           cache_key=known.key, meta=meta, image_session=image, text_session=text,
-                          threads=threads, runtime_choice=choice, load_full=load_full, export_sha256=digests)
+                          threads=threads, runtime_choice=choice, load_full=load_full, export_sha256=digests,
+                          suspect_embeddings=suspect_embeddings(meta))
