@@ -13,7 +13,7 @@ from prefect.states import Failed
 from pydantic import Field
 
 from shoefind.errors import UserError
-from shoefind.settings import layout
+from shoefind.settings import layout, using_data_dir
 
 # --- parameters as the run form shows them (empty text means "the default") ----------------------
 Dataset = Annotated[str, Field(
@@ -93,10 +93,14 @@ def argument_docs(fn) -> str:
 def fails_clearly(fn):
     """A flow body whose UserErrors end the run Failed with their one-line message, not a traceback
     (and whose parameters are described in its docstring, for the run form)."""
+    signature = inspect.signature(fn)
+
     @functools.wraps(fn)
     def run(*args, **kwargs):
+        data_dir = signature.bind_partial(*args, **kwargs).arguments.get("data_dir")
         try:
-            return fn(*args, **kwargs)
+            with using_data_dir(given(data_dir)):   # the fidelity record, ONNX exports: under this folder too
+                return publish_result(fn(*args, **kwargs))
         except UserError as exc:
             return stop(str(exc))
     run.__doc__ = argument_docs(fn)
@@ -104,6 +108,53 @@ def fails_clearly(fn):
     run.__annotations__ = typing.get_type_hints(fn, include_extras=True)
     run.__signature__ = inspect.signature(fn, eval_str=True)
     return run
+
+
+def declared(request_cls, skip: tuple[str, ...] = (), **fixed):
+    """A flow body taking a stage's request (shoefind.stages.request): the flow's parameters (its run
+    form, `-p name=value`, the deployment's schema) are the request's fields, minus `skip`, and the
+    body receives the validated request (with `fixed` values). A bad value ends the run with one line
+    before any work."""
+    from shoefind.stages.request import description, fields, form_field
+
+    declared_fields = {n: f for n, f in fields(request_cls).items() if n not in skip and n not in fixed}
+    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=annotation)
+              for n, (hint, default, _) in declared_fields.items()
+              for annotation, default in [form_field(hint, default)]]
+    signature = inspect.Signature(params)
+
+    def wrap(body):
+        @functools.wraps(body)
+        def run(*args, **kwargs):
+            values = signature.bind(*args, **kwargs).arguments
+            try:
+                request = request_cls.of(**values, **fixed)
+                with using_data_dir(getattr(request, "data_dir", None)):  # fidelity records, exports: here too
+                    return publish_result(body(request))
+            except UserError as exc:
+                return stop(str(exc))
+        del run.__wrapped__                     # Prefect reads this signature, not the body's
+        run.__signature__ = signature
+        run.__annotations__ = {p.name: p.annotation for p in params}
+        docs = [f"    {n}: {description(meta)}" for n, (_, _, meta) in declared_fields.items() if description(meta)]
+        run.__doc__ = inspect.cleandoc(body.__doc__ or "") + ("\n\nArgs:\n" + "\n".join(docs) if docs else "")
+        return run
+    return wrap
+
+
+def publish_result(result):
+    """The flow's return value, also published as a JSON artifact of its run (RESULT_ARTIFACT): a command
+    that triggered the deployment reads its answer there, since the result itself stays on the worker."""
+    import json
+
+    from prefect.artifacts import create_markdown_artifact
+    from prefect.states import State
+
+    from shoefind.stages.request import RESULT_ARTIFACT
+    if result is not None and not isinstance(result, State):
+        create_markdown_artifact(f"```json\n{json.dumps(result, default=str)}\n```", key=RESULT_ARTIFACT,
+                                 description="this run's result, as JSON")
+    return result
 
 
 def subflow(flow_fn, *args, **kwargs):

@@ -7,29 +7,21 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from shoefind.checks import dataset_problem, model_problem
-from shoefind.stages.features import merge_batch_reports, plan_batches, with_table_unreadable
+from shoefind.stages.features import (EmbedRequest, TableRequest, merge_batch_reports, plan_batches,
+                                      with_table_unreadable)
 from tasks.common import map_batches
 from tasks.features import build_table_task, embed_batch_task, embed_table_task
 
 from .cluster import on_cluster
-from .common import (BatchSize, Catalog, Cluster, DataDir, Dataset, Device, Model, Runtime, Threads, fails_clearly,
-                     given, paths, stop)
+from .common import declared
 
 
 @flow(name="build-table")
-@fails_clearly
-def build_table_flow(dataset: Dataset = "", data_dir: DataDir = "", catalog: Catalog = "",
-                     strict: bool = False) -> str:
-    """Build the feature table (shoes.csv, images.csv, issues.csv) of a labeled photo folder.
-
-    Args:
-        strict: Fail the run when the table lists any problem.
-    """
-    dataset, data_dir = paths(dataset, data_dir)
-    if problem := dataset_problem(dataset):
-        return stop(problem)
-    return build_table_task(dataset, data_dir, catalog=given(catalog), strict=strict)
+@declared(TableRequest)
+def build_table_flow(request: TableRequest) -> str:
+    """Build the feature table (shoes.csv, images.csv, issues.csv) of a labeled photo folder."""
+    dataset, data_dir = request.dataset_paths()
+    return build_table_task(dataset, data_dir, catalog=request.catalog, strict=request.strict)
 
 
 @flow(name="embed-batches")
@@ -48,26 +40,24 @@ def embed_batches_flow(table_dir: str, data_dir: str, model: str | None = None, 
 
 
 @flow(name="embed")
-@fails_clearly
-def embed_flow(dataset: Dataset = "", data_dir: DataDir = "", model: Model = "", catalog: Catalog = "",
-               batch_size: BatchSize = 32, threads: Threads = 0, cluster: Cluster = "", runtime: Runtime = "auto",
-               device: Device = "auto") -> dict:
-    """Cache the image embeddings of a dataset (only images not seen before are encoded)."""
-    from shoefind.cluster import check_cluster, check_reachable, worker_threads
-    dataset, data_dir = paths(dataset, data_dir)
-    model, runtime, device, cluster = given(model), given(runtime), given(device), given(cluster)
-    if problem := dataset_problem(dataset) or model_problem(model):
-        return stop(problem)
-    if cluster:
-        check_reachable(check_cluster(cluster))
-    table_dir = build_table_task(dataset, data_dir, catalog=given(catalog))
-    if cluster:
-        result = on_cluster(embed_batches_flow, cluster)(table_dir, data_dir, model=model, runtime=runtime,
-                                                         device=device, batch_size=batch_size,
-                                                         threads=worker_threads(cluster, threads or None))
+@declared(EmbedRequest)
+def embed_flow(request: EmbedRequest) -> dict:
+    """Cache the image embeddings of a dataset (only images not seen before are encoded); with a Dask
+    cluster its batches are tasks on the cluster's workers (embed-batches)."""
+    from shoefind.checks import require_model
+    from shoefind.cluster import check_reachable, worker_threads
+    dataset, data_dir = request.dataset_paths()
+    require_model(request.model)
+    if request.cluster:
+        check_reachable(request.cluster)
+    table_dir = build_table_task(dataset, data_dir, catalog=request.catalog)
+    options = dict(model=request.model, runtime=request.runtime, device=request.device,
+                   batch_size=request.batch_size)
+    if request.cluster:
+        result = on_cluster(embed_batches_flow, request.cluster)(
+            table_dir, data_dir, **options, threads=worker_threads(request.cluster, request.threads))
     else:
-        result = embed_table_task(table_dir, data_dir, model=model, batch_size=batch_size, threads=threads or None,
-                                  runtime=runtime, device=device)
+        result = embed_table_task(table_dir, data_dir, **options, threads=request.threads)
     return with_table_unreadable(result, table_dir) | {"table": table_dir}
 
 

@@ -44,12 +44,13 @@ LAYERS = [
     ("images", "reading photos safely"),
     ("csvfile", "reading a user's CSV"),
     ("rules_schema", "the shape of every rules/*.yaml"),
+    ("threads", "numeric libraries on one thread where that is faster"),
     ("walk", "listing files without following links"),
     ("faults", "crash points for the kill -9 tests"),
     ("errors", "one error family"),
 ]
 ORDER = {name: i for i, (name, _) in enumerate(LAYERS)}
-GROUND = {"settings", "cluster", "images", "csvfile", "rules_schema", "walk", "faults", "errors"}
+GROUND = {"settings", "cluster", "images", "csvfile", "rules_schema", "threads", "walk", "faults", "errors"}
 
 
 def package_of(module: str) -> str | None:

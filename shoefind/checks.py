@@ -23,3 +23,14 @@ def model_problem(spec: str | None) -> str | None:
     except ModelUnavailable as exc:
         return str(exc)
     return None
+
+
+def require_model(spec: str | None) -> None:
+    """ModelUnavailable (one paragraph: which file to put where) unless the model's files are here;
+    reads the spec and the caches only, so a run checks this before any work without loading twice."""
+    from shoefind.encoders.registry import family_of
+    from shoefind.encoders.spec import ModelSpec
+    parsed = ModelSpec.of(spec)
+    available, _ = family_of(parsed).locate(parsed)
+    if not available:
+        load_model(parsed)      # its error says what is missing and where it goes

@@ -2,13 +2,16 @@
 
 Every reader in shoefind goes through `open_image`, so corrupt, truncated, empty, non-image
 (HTML saved as .jpg) and decompression-bomb files all fail the same way: `ImageError`
-with a reason a person can act on.
+with a reason a person can act on. A path that is not a regular file (a FIFO would block the
+reader forever, /dev/zero never ends) is refused before it is opened, here and by `sha256_file`.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +36,24 @@ class ImageInfo:
     frames: int
 
 
+def special_file_reason(path: str | os.PathLike) -> str | None:
+    """Why a path must not be opened as a photo (a FIFO, a device, a socket), else None (a regular file,
+    a folder, or nothing there: opening it says so)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "a special file")
+    return f"{kind}, not a photo file: refused without reading it"
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """The file's sha256; a special file is an OSError before it is opened (reading it may never end)."""
+    if reason := special_file_reason(path):
+        raise OSError(errno.EINVAL, reason, str(path))
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
@@ -73,7 +93,8 @@ def _sniff_text(src) -> str | None:
 
 def _open(src, max_pixels: int) -> Image.Image:
     where = _describe(src)
-    reason = _sniff_text(src)
+    reason = None if isinstance(src, (bytes, bytearray)) else special_file_reason(src)
+    reason = reason or _sniff_text(src)
     if reason:
         raise ImageError(f"{where}: {reason}")
     try:
@@ -114,9 +135,10 @@ def open_image(src, size_hint: int | None = None, max_pixels: int = MAX_PIXELS) 
         if size_hint and img.format == "JPEG":
             img.draft("RGB", (size_hint, size_hint))
         img.load()
+        samples = _integer_samples(img)   # read from the header, which the transposed copy lacks
         img = ImageOps.exif_transpose(img)
         if img.mode != "RGB":
-            img = _to_rgb(img, where)
+            img = _to_rgb(img, where, samples)
     except ImageError:
         raise
     except (OSError, ValueError, SyntaxError) as exc:
@@ -127,18 +149,52 @@ def open_image(src, size_hint: int | None = None, max_pixels: int = MAX_PIXELS) 
     return img
 
 
-def _to_rgb(img: Image.Image, where: str = "the image") -> Image.Image:
-    # Transparent pixels become white (product shots), 16-bit and CMYK are converted.
+def _integer_samples(img: Image.Image) -> tuple[int, bool] | None:
+    """(bits, unsigned) of a 32-bit-container ("I") image's samples, from its TIFF header; None without one."""
+    tags = getattr(img, "tag_v2", None)
+    if img.mode != "I" or tags is None:
+        return None
+    first = lambda v: v[0] if isinstance(v, tuple) else v  # noqa: E731
+    bits, sample_format = first(tags.get(258)), first(tags.get(339))
+    return int(bits or 32), sample_format in (None, 1)   # TIFF's default sample format is unsigned
+
+
+def _to_rgb(img: Image.Image, where: str = "the image", samples: tuple[int, bool] | None = None) -> Image.Image:
+    # Transparent pixels become white (product shots), 16-bit, 32-bit and CMYK are converted.
     if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         bg = Image.new("RGB", rgba.size, (255, 255, 255))
         bg.paste(rgba, mask=rgba.getchannel("A"))
         return bg
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if img.mode in ("I;16", "I;16B", "I;16L"):
         return img.point(lambda v: v / 256).convert("L").convert("RGB")
+    if img.mode == "I":
+        return _int32_to_rgb(img, where, samples)
     if img.mode == "F":
         return _float_to_rgb(img, where)
     return img.convert("RGB")
+
+
+def _int32_to_rgb(img: Image.Image, where: str, samples: tuple[int, bool] | None) -> Image.Image:
+    # Pillow holds 32-bit integer samples (and some 16-bit ones) as signed int32: scaled by their
+    # full range, not as 16-bit (which turned a 32-bit TIFF almost all white). The range is the
+    # header's; without one, values up to 65535 are 16-bit. Unsigned 32-bit samples above 2^31 come
+    # back negative and are read as unsigned again; negative signed samples have no brightness scale.
+    import numpy as np
+    arr = np.asarray(img).astype(np.int64)
+    negative = bool(arr.size) and int(arr.min()) < 0
+    if samples is not None and samples[1]:          # unsigned samples of the header's width
+        arr &= (1 << samples[0]) - 1
+        full = 1 << samples[0]
+    elif negative:
+        raise ImageError(f"{where}: refused, a signed integer image with negative pixels has no brightness scale "
+                         "(save it as an 8- or 16-bit image)")
+    elif samples is not None:                       # signed samples: 0 .. 2^(bits-1) - 1
+        full = 1 << (samples[0] - 1)
+    else:
+        full = 1 << 16 if not arr.size or int(arr.max()) <= 0xFFFF else 1 << 31
+    grey = np.clip(arr * 256 // full, 0, 255).astype(np.uint8)
+    return Image.fromarray(grey, "L").convert("RGB")
 
 
 def _float_to_rgb(img: Image.Image, where: str) -> Image.Image:

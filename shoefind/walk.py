@@ -3,7 +3,8 @@
 A link in a photo folder may point anywhere (a private file, the folder itself, nowhere),
 so links are never followed, and every one is reported with what it points at, so that
 nothing is skipped silently. Special files (FIFOs, sockets, devices) are reported too:
-opening a FIFO to read it would wait forever.
+opening a FIFO to read it would wait forever. So are folders that cannot be read (chmod 000):
+their photos are not seen, which is a permission problem, not an empty folder.
 """
 from __future__ import annotations
 
@@ -20,10 +21,18 @@ class Skipped:
     reason: str
 
 
+UNREADABLE_FOLDER = "folder cannot be read"
+
+
 @dataclass
 class Listing:
     files: list[Path]         # regular files, sorted
-    skipped: list[Skipped]    # links and special files, each with the reason
+    skipped: list[Skipped]    # links, special files and unreadable folders, each with the reason
+
+    @property
+    def unreadable(self) -> list[Skipped]:
+        """Folders whose contents could not be listed (permissions): their files are missing here."""
+        return [s for s in self.skipped if s.reason.startswith(UNREADABLE_FOLDER)]
 
 
 def nfc(name: str) -> str:
@@ -57,7 +66,11 @@ def list_files(root: str | os.PathLike, skip_hidden_folders: bool = False) -> Li
     root = Path(root)
     files: list[Path] = []
     skipped: list[Skipped] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+
+    def unreadable(exc: OSError) -> None:   # os.walk would skip the folder without a word
+        skipped.append(Skipped(Path(exc.filename or root), f"{UNREADABLE_FOLDER} ({exc.strerror or exc}): "
+                                                           "its files are not seen"))
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=unreadable):
         here = Path(dirpath)
         keep = []
         for name in sorted(dirnames):

@@ -1,7 +1,8 @@
 """Fixtures for every kind of test; markers by folder (unit, models, pipeline, e2e).
 
-With CI=true a test that skips because chromium or ../shared/data is missing fails the run:
-CI has both, so such a skip would hide a broken set-up.
+With CI=true (`.ci/run` sets it) every skip fails the run, whether a test skips as it runs or a
+module skips while it is collected: CI has everything (../shared/data, chromium, chromedriver, the
+optional packages of requirements.txt), so a skip there means a broken set-up, not a test to ignore.
 """
 from __future__ import annotations
 
@@ -16,27 +17,51 @@ from tests.helpers import SHARED_DATA
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
 KINDS = ("unit", "models", "pipeline", "e2e")
-# Skips that mean "this machine lacks something CI always has".
-CI_REQUIRED = ("../shared/data", "chromium", "chromedriver")
+# What the `unit` marker promises never to start (pyproject.toml): a Prefect API, a browser, a trained model.
+NOT_IN_UNIT_TESTS = ("prefect_harness", "demo_lit", "nike_lit")
+
+
+def on_ci() -> bool:
+    return os.environ.get("CI") == "true"
 
 
 def pytest_collection_modifyitems(config, items):
+    misplaced = []
     for item in items:
         parts = Path(str(item.fspath)).parts
         for kind in KINDS:
             if kind in parts:
                 item.add_marker(getattr(pytest.mark, kind))
+        if "unit" in parts and (heavy := set(getattr(item, "fixturenames", ())) & set(NOT_IN_UNIT_TESTS)):
+            misplaced.append(f"{item.nodeid} uses {', '.join(sorted(heavy))}")
+    if misplaced:
+        raise pytest.UsageError("unit tests promise no Prefect API, browser or trained model (pyproject.toml "
+                                "markers): move these to tests/models, tests/pipeline or tests/e2e: "
+                                + "; ".join(misplaced))
+
+
+def _skip_reason(rep) -> str:
+    return str(rep.longrepr[-1]) if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
-    if os.environ.get("CI") == "true" and rep.skipped:
-        reason = str(rep.longrepr[-1]) if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
-        if any(word in reason for word in CI_REQUIRED):
-            rep.outcome = "failed"
-            rep.longrepr = f"skipped on CI, where it must run: {reason}"
+    if on_ci() and rep.skipped and not hasattr(rep, "wasxfail"):
+        reason = _skip_reason(rep)
+        rep.outcome = "failed"
+        rep.longrepr = f"skipped on CI, where every test must run: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """A module that skips while collected (pytest.skip(allow_module_level=True), importorskip)."""
+    outcome = yield
+    rep = outcome.get_result()
+    if on_ci() and rep.skipped:
+        rep.outcome = "failed"
+        rep.longrepr = f"{collector.nodeid} skipped on CI, where every test must run: {_skip_reason(rep)}"
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -24,6 +25,17 @@ def say_error(message: str) -> None:
     err.print(message, highlight=False, markup=False, soft_wrap=True)
 
 
+# Control characters (ESC starts terminal escape sequences) and bidirectional overrides: a folder or file
+# name may carry them, and printed raw they would drive the terminal or reorder what it shows.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text) -> str:
+    """text with control characters shown as escapes (\\x1b), never sent to the terminal."""
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                            else f"\\u{ord(m.group()):04x}", str(text))
+
+
 def fail(message: str, code: int = 2) -> "typer.Exit":
     """Print one red line and end the command with `code`."""
     say_error(message)
@@ -31,11 +43,15 @@ def fail(message: str, code: int = 2) -> "typer.Exit":
 
 
 def user_errors(command):
-    """A command whose UserErrors become one red line and exit code 2 (any other error is a bug)."""
+    """A command whose UserErrors become one red line and exit code 2 (any other error is a bug); its
+    --data-dir is the settings' data folder while it runs."""
+    from shoefind.settings import using_data_dir
+
     @functools.wraps(command)
     def run(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            with using_data_dir(kwargs.get("data_dir")):
+                return command(*args, **kwargs)
         except UserError as exc:
             fail(str(exc))
     return run
@@ -71,11 +87,24 @@ def dataset_folder(argument: Path | None, option: Path | None, data_dir: Path | 
     return root, lay.root
 
 
+def labeled_dataset(argument: Path | None, option: Path | None, data_dir: Path | None) -> tuple[Path, Path]:
+    """dataset_folder, and a folder with no image files refused too (empty, or unreadable: said which)."""
+    root, d = dataset_folder(argument, option, data_dir)
+    from shoefind.features.table import dataset_folder_problem
+    if problem := dataset_folder_problem(root):
+        raise UserError(problem)
+    return root, d
+
+
 def existing_paths(paths: list[Path], what: str = "photo") -> list[Path]:
-    """The paths, or a UserError naming the first that does not exist (checked before a model loads)."""
+    """The paths, or a UserError naming the first that does not exist or is a special file (a FIFO or a
+    device, which would block or never end: refused before it is opened), checked before a model loads."""
+    from shoefind.images import special_file_reason
     for p in paths:
         if not Path(p).expanduser().exists():
             raise PathNotFound(f"{p}: no such file or folder (the {what} to use)")
+        if reason := special_file_reason(Path(p).expanduser()):
+            raise UserError(f"{p}: {reason} (the {what} to use)")
     return paths
 
 

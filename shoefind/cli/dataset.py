@@ -3,46 +3,38 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import typer
-
 from shoefind.cli import options as o
-from shoefind.cli.common import dataset_folder, err, fail, print_json, progress_bar, show_run
-from shoefind.cli.execution import run_stage
+from shoefind.cli.common import dataset_folder, err, fail, print_json, show_run
+from shoefind.cli.declared import declared
+from shoefind.cli.execution import run_stage, stage_progress
+from shoefind.stages.evaluate import EvaluateRequest
+from shoefind.stages.features import EmbedRequest, TableRequest
+from shoefind.stages.features import table as table_stage
 
 
-def table(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, catalog: o.Catalog = None,
-          strict: bool = typer.Option(False, help="treat every listed problem as an error (exit 2)"),
-          data_dir: o.DataDir = None, json_out: o.Json = False, prefect: o.Prefect = False):
+@declared(TableRequest, dataset_argument=True)
+def table(request: TableRequest, json_out: o.Json = False):
     """Build the feature table (shoes.csv, images.csv, issues.csv) of a labeled photo folder."""
-    root, d = dataset_folder(dataset, dataset_opt, data_dir)
-    from shoefind.stages.features import save_table
-    from shoefind.features.table import count_images, dataset_folder_problem
-    if problem := dataset_folder_problem(root):   # an empty folder: nothing to make a table of
-        fail(problem)
-    with progress_bar("reading images", count_images(root)) as advance:
-        saved = save_table(root, d, catalog, progress=advance)   # reused when nothing changed
+    request.dataset_paths()                      # an empty folder: nothing to make a table of
+    strict = request.strict
+    with stage_progress() as progress:           # --strict is judged here, after the issues are listed
+        saved = table_stage(request.model_copy(update={"strict": False}), progress=progress)
     ft, out = saved.table, saved.folder
     for issue in ft.issues:
         err.print(str(issue), style="yellow", highlight=False, markup=False)
-    summary = {"table": str(out), "layout": ft.layout, "shoes": len(ft.shoes), "images": len(ft.images),
-               "issues": len(ft.issues)}
     if json_out:
-        print_json(summary)
+        print_json(saved.summary())
     else:
         print(f"{out}: {len(ft.shoes)} shoes, {len(ft.images)} images, {len(ft.issues)} issues")
     if strict and ft.issues:
         fail(f"{len(ft.issues)} problems listed above (--strict)")
 
 
-def embed(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model: o.Model = None,
-          data_dir: o.DataDir = None, catalog: o.Catalog = None, batch_size: o.BatchSize = 32,
-          threads: o.Threads = None, cluster: o.Cluster = None, runtime: o.RuntimeOpt = None,
-          device: o.DeviceOpt = None, json_out: o.Json = False, prefect: o.Prefect = False):
+@declared(EmbedRequest, dataset_argument=True)
+def embed(request: EmbedRequest, json_out: o.Json = False, prefect: o.Prefect = False):
     """Cache image embeddings of the dataset (only images not seen before are encoded)."""
-    root, d = dataset_folder(dataset, dataset_opt, data_dir)
-    result = run_stage("embed", prefect, dataset=str(root), data_dir=str(d), model=model,
-                       catalog=str(catalog) if catalog else None, batch_size=batch_size, threads=threads,
-                       cluster=cluster, runtime=runtime, device=device)
+    request.dataset_paths()
+    result = run_stage("embed", prefect, request)
     if json_out:
         print_json(result)
     else:
@@ -50,32 +42,16 @@ def embed(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model:
               f"{len(result['failed'])} unreadable -> {result['cache']}")
 
 
-def evaluate(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model: o.Model = None,
-             data_dir: o.DataDir = None, catalog: o.Catalog = None, batch_size: o.BatchSize = 32,
-             task: o.EvaluateTask = typer.Option("zeroshot", "--task",
-                                                 help="zeroshot (top-1/top-5 per attribute and name) or change "
-                                                      "(composed retrieval: Recall@k, MRR)"),
-             method: o.Methods = None, shots: o.Shots = None, seed: o.Seed = 0,
-             cluster: o.Cluster = None, runtime: o.RuntimeOpt = None, device: o.DeviceOpt = None,
-             prompts: o.Prompts = None, vocabulary: o.Vocabulary = None, filter_attributes: o.FilterAttributes = None,
-             fallback: o.Fallback = None, views: o.Views = 0, tta: o.Tta = None, json_out: o.Json = False,
-             prefect: o.Prefect = False):
-    """Top-1/top-5 per attribute and shoe name (zero-shot, or --method/--shots to compare learned methods)."""
-    from shoefind.encoders.spec import is_image_backbone   # no torch: bad paths are refused first
-    root, d = dataset_folder(dataset, dataset_opt, data_dir)
-    model = o.with_tta(model, tta)
-    comparing = bool(method and method != "zeroshot") or bool(shots) or is_image_backbone(model)
-    if task == "change" and comparing:
+@declared(EvaluateRequest, dataset_argument=True)
+def evaluate(request: EvaluateRequest, json_out: o.Json = False, prefect: o.Prefect = False):
+    """Top-1/top-5 per attribute and shoe name (zero-shot, or --method/--shots to compare learned methods).
+
+    A model `learn` trained (LiT, finetune) is scored on the photos it never trained on, its training
+    photos apart. Every task shows chance and the majority-class baseline beside top-1."""
+    request.dataset_paths()
+    if request.task == "change" and request.comparing():
         fail("--method and --shots apply to --task zeroshot (attribute and name classification)")
-    common = dict(dataset=str(root), data_dir=str(d), model=model, catalog=str(catalog) if catalog else None,
-                  batch_size=batch_size, cluster=cluster, runtime=runtime, device=device,
-                  zeroshot=o.zeroshot(prompts, vocabulary, filter_attributes, fallback))
-    if task == "change":
-        run_dir = run_stage("evaluate-change", prefect, **common)
-    else:
-        run_dir = run_stage("evaluate", prefect, **common, method=method or "zeroshot", shots=shots, seed=seed,
-                            **({"views": views} if views else {}))
-    show_run(Path(run_dir), json_out)
+    show_run(Path(run_stage("evaluate", prefect, request)), json_out)
 
 
 def prompts(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, catalog: o.Catalog = None,

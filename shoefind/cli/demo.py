@@ -2,28 +2,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
-
-import typer
-
 from shoefind.cli import options as o
-from shoefind.cli.common import data_layout, err, print_json
+from shoefind.cli.common import print_json
+from shoefind.cli.declared import declared
 from shoefind.cli.execution import run_stage
+from shoefind.stages.demo import DemoRequest
 
 
-def demo(folder: Annotated[Path, typer.Argument(help="where to write the demo catalog and model", file_okay=False)],
-         data_dir: o.DataDir = None,
-         photos: Annotated[Optional[int], typer.Option(
-             "--photos", min=3, help="photos per shoe (default 10)", show_default=False)] = None,
-         steps: Annotated[Optional[int], typer.Option(
-             "--steps", min=1, help="LiT training steps (default 150)", show_default=False)] = None,
-         seed: o.Seed = 0, device: o.DeviceOpt = None, json_out: o.Json = False, prefect: o.Prefect = False):
-    """Draw a demo catalog (144 shoes with known brand, colour, top, sole and name), train a model on it
-    (LiT over the offline efficientnet-lite0 backbone; no internet, no CLIP weights) and show how it
-    scores on photos it never saw. Then try the printed commands with --model on the demo catalog."""
-    d = data_layout(data_dir).root
-    result = run_stage("demo", prefect, folder=str(folder), data_dir=str(d), photos_per_shoe=photos, steps=steps,
-                       seed=seed, device=device)
+@declared(DemoRequest)
+def demo(request: DemoRequest, json_out: o.Json = False, prefect: o.Prefect = False):
+    """Draw a demo catalog and train a model that knows it, offline; show how it scores on photos it never saw.
+
+    The catalog: 144 shoes with known brand, colour, top, sole and name. The model: LiT over the offline
+    efficientnet-lite0 backbone (no internet, no CLIP weights). Each phase shows its progress. Then try
+    the printed commands with --model on the demo catalog."""
+    result = run_stage("demo", prefect, request)
     if json_out:
         print_json(result)
         return
@@ -32,16 +25,22 @@ def demo(folder: Annotated[Path, typer.Argument(help="where to write the demo ca
 
 def show_demo(result: dict) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
     out = Console()
-    table = Table(title=f"zero-shot top-1 on {result['heldout_photos']} held-out demo photos")
-    table.add_column("what")
-    table.add_column("top-1")
+    table = Table(title=f"zero-shot top-1 on {result['heldout_photos']} held-out demo photos (never trained on)")
+    for column in ("what", "top-1", "chance", "majority class"):
+        table.add_column(column, justify="left" if column == "what" else "right")
+
+    def pct(v) -> str:
+        return "-" if v is None else f"{v:.1%}"
     for key, value in result["zero_shot"].items():
-        top1 = value.get("top1")
+        majority = f"{pct(value['majority'])} ({value.get('majority_class', '')})" if "majority" in value else "-"
         table.add_row({"name": "name (name prompts)", "name_5step": "name (5-step method)"}.get(key, key),
-                      "-" if top1 is None else f"{top1:.1%}")
+                      pct(value.get("top1")), pct(value.get("chance")), majority)
     out.print(table)
+    for warning in result.get("warnings") or []:
+        out.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
     model, catalog = result["model"], result["catalog"]
     some = sorted(Path(catalog).glob("*_High_Red_*/photo-00.png")) or sorted(Path(catalog).glob("*/photo-00.png"))
     photo = str(some[0]) if some else f"{catalog}/<shoe>/photo-00.png"

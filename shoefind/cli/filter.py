@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 
 from shoefind.cli import options as o
-from shoefind.cli.common import data_layout, err, fail, print_json
+from shoefind.cli.common import data_layout, err, fail, print_json, printable
 
 
 def _progress():
@@ -111,10 +111,10 @@ def review(accept: list[str] = typer.Option(None, "--accept", help="accept this 
         else:
             for r in results:
                 if r.item:
-                    print(f"{r.item.id} {r.item.status}: {r.item.stored_path}")
+                    print(printable(f"{r.item.id} {r.item.status}: {r.item.stored_path}"))
         failed = [r for r in results if r.error]
         for r in failed:
-            err.print(f"error: --{r.decision} {r.ref}: {r.error}", style="red", highlight=False, markup=False)
+            err.print(printable(f"error: --{r.decision} {r.ref}: {r.error}"), style="red", highlight=False, markup=False)
         if failed:
             raise typer.Exit(2)
         return
@@ -125,7 +125,7 @@ def review(accept: list[str] = typer.Option(None, "--accept", help="accept this 
             return
         for i in items:
             reasons = "; ".join(f"{r['rule']}: {r['reason']}" for r in i.reasons)
-            print(f"{i.id:>5}  {i.status:<8}  {i.shoe}  {Path(i.source).name}  {reasons}")
+            print(printable(f"{i.id:>5}  {i.status:<8}  {i.shoe}  {Path(i.source).name}  {reasons}"))
         print(f"{len(items)} images ({', '.join(f'{k} {v}' for k, v in queue.counts().items())})")
         return
     _serve(queue, port, open_browser)

@@ -17,6 +17,7 @@ import typer.core
 from shoefind.cli import options as o
 from shoefind.cli.common import (data_layout, err, existing_paths, fail, print_json, say_error, warn_random)
 from shoefind.cli.execution import prefect_api, run_flow
+from shoefind.cli.help_format import ReadableCommand
 from shoefind.errors import PathNotFound
 
 
@@ -42,12 +43,12 @@ def _open(model, dataset: Path, data_dir: Path, runtime=None, device=None):
 def infer(photos: Annotated[List[Path], typer.Argument(help="photos, or folders of photos", show_default=False)],
           change: Annotated[Optional[str], typer.Option(
               "--change", help='a change in words, e.g. "same brand but red"', show_default=False)] = None,
-          dataset: o.DatasetOpt = None, model: o.Model = None, data_dir: o.DataDir = None,
+          dataset: o.DatasetOpt = None, model: o.ModelInfer = None, data_dir: o.DataDir = None,
           method: str = typer.Option("auto", help="identification: auto (best available), zeroshot, or a learned "
                                                   "one (fewshot, coop, ...)"),
           change_method: o.ChangeMethod = typer.Option("constraints", help="how a change in words is applied"),
           text_weight: Annotated[Optional[float], typer.Option(
-              "--text-weight", min=0.0, max=1.0, help="weight of the text against the photo (0-1; rules default)",
+              "--text-weight", min=0.0, max=1.0, help="weight of the text against the photo (default: the rules')",
               show_default=False)] = None,
           k: o.TopK = 5,
           results: int = typer.Option(10, "--results", min=1, help="how many changed shoes to list"),
@@ -164,7 +165,7 @@ def _labels(shoe: dict) -> str:
 _TEXT_MARK = "\x00text:"
 
 
-class DashTextCommand(typer.core.TyperCommand):
+class DashTextCommand(ReadableCommand):
     """A command whose text argument may start with '-': any argument that is not one of its
     options (`-red shoes`) is read as text, not refused as an unknown option."""
 
@@ -187,7 +188,7 @@ def search(text: str = typer.Argument(..., help='what to look for, e.g. "white h
            brand: str = typer.Option(None, help="only this brand"), color: str = typer.Option(None, help="only this colour"),
            top: str = typer.Option(None, "--top", help="only this top height (high, mid, low)"),
            sole: str = typer.Option(None, help="only this sole"),
-           dataset: o.DatasetOpt = None, model: o.Model = None, data_dir: o.DataDir = None,
+           dataset: o.DatasetOpt = None, model: o.ModelSearch = None, data_dir: o.DataDir = None,
            k: Annotated[int, typer.Option("-k", min=1, help="how many shoes to list")] = 10,
            runtime: o.RuntimeOpt = None, device: o.DeviceOpt = None, prompts: o.Prompts = None,
            json_out: o.Json = False,
@@ -216,7 +217,7 @@ def search(text: str = typer.Argument(..., help='what to look for, e.g. "white h
         print(f"{i:2d}. {r['shoe']} {_labels(r)} {r['score']:.3f}  {r['photo']}")
 
 
-def web(port: o.Port = 8501, dataset: o.DatasetOpt = None, model: o.Model = None, data_dir: o.DataDir = None):
+def web(port: o.WebPort = 8501, dataset: o.DatasetOpt = None, model: o.ModelWeb = None, data_dir: o.DataDir = None):
     """Start the web page (Streamlit) on 127.0.0.1: upload a photo, see the shoe, change it in words."""
     from shoefind.checks import model_problem
     from shoefind.cli.children import run_child

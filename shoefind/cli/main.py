@@ -14,6 +14,7 @@ import typer
 
 from shoefind.cli import crawl, dataset, demo, filter, infer, learn, model, preflight
 from shoefind.cli.common import say_error, user_errors
+from shoefind.cli.help_format import ReadableCommand, ReadableGroup
 
 COMMANDS = {
     # command      function                    what the user wants
@@ -32,14 +33,14 @@ COMMANDS = {
     "doctor":   preflight.doctor,          # what this machine has, and what is missing
 }
 
-app = typer.Typer(help="Find a shoe's name from a photo (CLIP + Prefect).", no_args_is_help=True,
+app = typer.Typer(help="Find a shoe's name from a photo (CLIP + Prefect).", no_args_is_help=True, cls=ReadableGroup,
                   pretty_exceptions_enable=False, add_completion=False,
                   context_settings={"help_option_names": ["-h", "--help"]})
 # A search may start with '-' ("-red shoes" pushes red away): there, a word that is not one of
 # the command's options is query text.
 COMMAND_CLASSES = {"search": infer.DashTextCommand}
 for _name, _func in COMMANDS.items():
-    app.command(_name, cls=COMMAND_CLASSES.get(_name))(user_errors(_func))
+    app.command(_name, cls=COMMAND_CLASSES.get(_name, ReadableCommand))(user_errors(_func))
 app.add_typer(model.app, name="model", help="models: list what is here, make a tiny test model, check one")
 
 
@@ -63,6 +64,8 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     # environment, so flows and worker processes started from here see the same choice
     if download:
         os.environ["SHOEFIND_DOWNLOAD"] = "1"
+    from shoefind.settings import current
+    current()   # a bad SHOEFIND_* (or PREFECT_API_URL) value: one line naming it, before any work
 
 
 def quiet_libraries() -> None:

@@ -8,18 +8,20 @@ import typer
 
 from shoefind.cli import options as o
 from shoefind.cli.common import err, print_json, user_errors
+from shoefind.cli.help_format import ReadableCommand, ReadableGroup
 from shoefind.errors import UserError
 
-app = typer.Typer(help="Models: tiny test models, what is on this machine, check one.", no_args_is_help=True)
+app = typer.Typer(help="Models: tiny test models, what is on this machine, check one.", no_args_is_help=True,
+                  cls=ReadableGroup)
 
 TinyFamily = Literal["clip", "open_clip", "hf", "siglip"]
 
 
-@app.command("make-tiny")
+@app.command("make-tiny", cls=ReadableCommand)
 @user_errors
 def make_tiny(path: Path = typer.Argument(..., help="where to write it: a .pt file for clip, a folder for the others"),
               family: TinyFamily = typer.Option("clip", "--family", help="whose format: clip | open_clip | hf | siglip"),
-              seed: o.Seed = 0):
+              seed: o.SeedTiny = 0):
     """Write a tiny model with RANDOM weights in a family's own format (for tests and dry runs)."""
     folder = path.expanduser().resolve().parent
     if not folder.is_dir():
@@ -35,7 +37,7 @@ def make_tiny(path: Path = typer.Argument(..., help="where to write it: a .pt fi
     print(out)
 
 
-@app.command("list")
+@app.command("list", cls=ReadableCommand)
 @user_errors
 def list_models(json_out: o.Json = False):
     """The known model specs (and local model folders), and whether each one's files are on this machine."""
@@ -56,9 +58,9 @@ def list_models(json_out: o.Json = False):
     Console(width=200).print(table)
 
 
-@app.command("check")
+@app.command("check", cls=ReadableCommand)
 @user_errors
-def check(model: o.Model = None, runtime: o.RuntimeOpt = None, device: o.DeviceOpt = None):
+def check(model: o.ModelCheck = None, runtime: o.RuntimeOpt = None, device: o.DeviceOpt = None):
     """Load the model and say where it came from."""
     from shoefind.encoders.load import load_encoder
     from shoefind.stages.features import model_options

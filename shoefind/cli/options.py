@@ -42,6 +42,15 @@ def _cluster(value: str | None) -> str | None:
         raise typer.BadParameter(str(exc)) from None
 
 
+def _threads(value: int | None) -> int | None:
+    """Refuse more threads than this machine can use (a few per core) while parsing."""
+    from shoefind.cluster import check_threads
+    try:
+        return check_threads(value)
+    except UserError as exc:
+        raise typer.BadParameter(str(exc).removeprefix(f"--threads {value}: ")) from None
+
+
 def _shots(value: str | None) -> str | None:
     if value is None:
         return None
@@ -59,18 +68,34 @@ DatasetOpt = Annotated[Optional[Path], typer.Option(
     "--dataset", "-d", help="labeled photo folder, one subfolder per shoe (default: DATA_DIR/images)",
     show_default=False)]
 Catalog = Annotated[Optional[Path], typer.Option(
-    "--catalog", help="catalog CSV: name,brand,color,hightop,sole (shoe labels when folder names lack them)",
+    "--catalog", help="catalog CSV with the columns name, brand, color, hightop, sole (shoe labels when folder "
+                      "names lack them)",
     exists=True, dir_okay=False, readable=True, show_default=False)]
 DataDir = Annotated[Optional[Path], typer.Option(
     "--data-dir", envvar="SHOEFIND_DATA", file_okay=False,
     help="working data folder (default: data/ of the checkout, else ~/.local/share/shoefind)", show_default=False)]
 
 # --- the model and how it runs -----------------------------------------------------------------
-Model = Annotated[Optional[str], typer.Option(
-    "--model", envvar="SHOEFIND_MODEL",
-    help="model spec: clip:ViT-B/32, open_clip:ARCH/TAG, open_clip:hf-hub:ORG/REPO, hf:ORG/REPO, a model "
-         "folder or checkpoint, or efficientnet-lite0 (image only); evaluate takes A,B,C to compare them "
-         "(`shoefind model list`)", show_default=False)]
+from shoefind.stages.request import METHOD_LIST, MODEL_SPECS, TEXT_MODEL_SPECS  # noqa: E402  (one text each)
+
+
+def model_option(purpose: str, specs: str = MODEL_SPECS):
+    """--model with a help that says what this command does with the model."""
+    return Annotated[Optional[str], typer.Option("--model", envvar="SHOEFIND_MODEL", help=f"{purpose}: {specs}",
+                                                 show_default=False)]
+
+
+Model = model_option("the model that encodes the photos")                               # embed
+ModelEvaluate = model_option("the model to score, or A,B,C to score several side by side on the same photos")
+ModelLearn = model_option(
+    "the model to learn with (--method lit: efficientnet-lite0, a clip: model, or a LiT checkpoint to train "
+    "further; --method finetune: a clip: model)")
+ModelInfer = model_option("the model that identifies the photos (with its learned classifiers, if `learn` saved any)")
+ModelSearch = model_option("the model that reads the words and ranks the catalog photos (one with a text side)",
+                           TEXT_MODEL_SPECS)
+ModelWeb = model_option("the model the page answers with")
+ModelDoctor = model_option("the model whose files to look for")
+ModelCheck = model_option("the model to load and describe")
 RuntimeOpt = Annotated[Optional[Runtime], typer.Option(
     "--runtime", help="how the model runs (default: $SHOEFIND_RUNTIME, else auto = fastest faithful path)",
     show_default=False)]
@@ -79,7 +104,8 @@ DeviceOpt = Annotated[Optional[Device], typer.Option(
     show_default=False)]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="images per forward pass")]
 Threads = Annotated[Optional[int], typer.Option(
-    "--threads", min=1, help="CPU threads for the model (default: all cores)", show_default=False)]
+    "--threads", min=1, callback=_threads, show_default=False,
+    help="CPU threads for the model (default: all cores; at most 4 per core)")]
 Cluster = Annotated[Optional[str], typer.Option(
     "--cluster", callback=_cluster, show_default=False,
     help="encode on Dask: local:N (N worker processes here) or a scheduler address tcp://host:8786")]
@@ -92,15 +118,19 @@ Prefect = Annotated[bool, typer.Option(
 # --- numbers and choices used by several commands ----------------------------------------------
 TopK = Annotated[int, typer.Option("-k", min=1, help="how many catalog shoes to list")]
 Port = Annotated[int, typer.Option("--port", min=0, max=65535, help="port on 127.0.0.1 (0: any free port)")]
+WebPort = Annotated[int, typer.Option("--port", min=1, max=65535, help="port of the page on 127.0.0.1")]
 Shots = Annotated[Optional[str], typer.Option(
     "--shots", callback=_shots, show_default=False,
     help="training photos per shoe: 16 = k 1,2,4,8,16; or a list 1,4,16")]
 Methods = Annotated[Optional[str], typer.Option(
     "--method", show_default=False,
-    help="comma list of zeroshot, fewshot (prototype, Tip-Adapter, Tip-Adapter-F, linear probe), tip-adapter-f, "
-         "linear-probe, coop, cocoop "
-         "(compared on one held-out k-shot split); learn also takes lit or finetune (alone): train a model, "
-         "write its checkpoint")]
+    help=f"the methods to compare on one held-out k-shot split, a comma list of {METHOD_LIST} (default: zeroshot "
+         "on every photo, no split; an image-only model compares fewshot)")]
+LearnMethods = Annotated[Optional[str], typer.Option(
+    "--method", show_default=False,
+    help=f"what to learn: a comma list of {METHOD_LIST}, fitted and compared on one held-out k-shot split and saved "
+         "for inference (default: zeroshot,fewshot,coop; fewshot for an image-only model); or, alone, lit (train a "
+         "text tower) or finetune (fine-tune a CLIP model): a new checkpoint")]
 Tta = Annotated[Optional[Literal["flip"]], typer.Option(
     "--tta", show_default=False,
     help="test-time augmentation of an image backbone: flip = mean of the photo's and its mirror's features "
@@ -118,8 +148,17 @@ def with_tta(model: str | None, tta: str | None) -> str | None:
     from shoefind.encoders.spec import spec_text
     spec = spec_text(model)
     return spec if spec.endswith(f"+{tta}") else f"{spec}+{tta}"
-Seed = Annotated[int, typer.Option("--seed", min=0, max=2 ** 32 - 1,   # numpy and torch seeds are 32-bit
-                                   help="random seed (the split is saved with the run)")]
+def seed_option(what: str):
+    """--seed with a help that says what it seeds in this command (numpy and torch seeds are 32-bit)."""
+    return Annotated[int, typer.Option("--seed", min=0, max=2 ** 32 - 1, help=what)]
+
+
+Seed = seed_option("random seed")
+SeedEvaluate = seed_option("seed of the k-shot split of --method/--shots (saved in the run folder)")
+SeedLearn = seed_option("seed of the held-out split and of training (the split is saved with the run, or beside "
+                        "the checkpoint)")
+SeedDemo = seed_option("seed of the drawings, the held-out split and training")
+SeedTiny = seed_option("seed of the random weights")
 
 
 # --- zero-shot identification (the 5-step method) and its prompts ------------------------------

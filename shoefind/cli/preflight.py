@@ -77,7 +77,7 @@ def _dataset(data_dir) -> tuple[str, str]:
                      "(Brand_Top_Color_Sole_Name/photo.jpg) or let the expansion flow crawl them")
 
 
-def doctor(model: o.Model = None, data_dir: o.DataDir = None, json_out: o.Json = False) -> None:
+def doctor(model: o.ModelDoctor = None, data_dir: o.DataDir = None, json_out: o.Json = False) -> None:
     """Say what this machine has for each pipeline stage, and how to supply what is missing."""
     checks = {"runtime": _runtime(), "model": _model(model), "browser": _browser(), "internet": _internet(), "dataset": _dataset(data_dir)}
     if json_out:

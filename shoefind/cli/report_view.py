@@ -26,24 +26,41 @@ def show_run(run_dir: Path, console: Console | None = None) -> None:
     if "comparison" in payload:
         out.print(_comparison_table(payload))
     elif isinstance(payload.get("metrics"), list) and payload["metrics"] and "top1" in payload["metrics"][0]:
-        out.print(_evaluation_table(payload))
+        for shown in _evaluation_tables(payload):
+            out.print(shown, highlight=False)
     else:
         out.print(Markdown((run_dir / "report.md").read_text()))
     report = run_dir / "report.html"
     out.print(f"reports: {report if report.is_file() else run_dir}", highlight=False)
 
 
-def _evaluation_table(payload: dict) -> Table:
-    table = Table(title=f"Zero-shot evaluation ({payload.get('model', '')})", title_justify="left")
-    for column in ("task", "classes", "photos", "top-1", "top-5", "chance top-1"):
-        table.add_column(column, justify="left" if column == "task" else "right")
-    for r in payload["metrics"]:
-        top5 = _pct(r["top5"])
-        if r["classes"] <= TRIVIAL_TOP5 and top5 != "-":
-            top5 = f"[dim]{top5} (trivial)[/]"
-        table.add_row(r["task"], str(r["classes"]), str(r["images"]), f"[bold]{_pct(r['top1'])}[/]", top5,
-                      _pct(1 / r["classes"]) if r["classes"] else "-")
-    return table
+SPLIT_TITLES = {"held-out": "held-out photos: never trained on, so these are its scores",
+                "trained-on": "trained-on photos: learned, so not a test"}
+
+
+def _evaluation_tables(payload: dict) -> list:
+    """The title, one table per split (a trained model's held-out and trained-on photos apart), then the
+    caveats: the rows whose top-1 is not clearly above always answering the majority class."""
+    splits = list(dict.fromkeys(r.get("split", "all") for r in payload["metrics"]))
+    title = payload.get("title") or f"Zero-shot evaluation ({payload.get('model', '')})"
+    shown, caveats = [f"[bold]{title}[/]"], []
+    for split in splits:
+        table = Table(title=SPLIT_TITLES.get(split), title_justify="left")
+        for column in ("task", "classes", "photos", "top-1", "top-5", "chance top-1", "majority class"):
+            table.add_column(column, justify="left" if column == "task" else "right")
+        for r in (r for r in payload["metrics"] if r.get("split", "all") == split):
+            top5 = _pct(r["top5"])
+            if r["classes"] <= TRIVIAL_TOP5 and top5 != "-":
+                top5 = f"[dim]{top5} (trivial)[/]"
+            caveat = r.get("versus") or ""
+            where = f" ({split} photos)" if split != "all" else ""
+            if caveat:
+                caveats.append(f"[yellow]! {r['task']}{where}: top-1 {_pct(r['top1'])} is {caveat}[/]")
+            table.add_row(r["task"], str(r["classes"]), str(r["images"]),
+                          f"[bold]{_pct(r['top1'])}[/]" + (" [yellow]![/]" if caveat else ""), top5,
+                          _pct(1 / r["classes"]) if r["classes"] else "-", _pct(r.get("majority")))
+        shown.append(table)
+    return shown + caveats
 
 
 def _comparison_table(payload: dict) -> Table:
@@ -61,4 +78,13 @@ def _comparison_table(payload: dict) -> Table:
     for (method, k), cells in by_key.items():
         table.add_row(method, str(k) if k else "-",
                       *[f"{_pct(cells[t]['top1'])} / {_pct(cells[t]['top5'])}" if t in cells else "-" for t in tasks])
+    baselines = payload.get("baselines") or {}
+    if baselines:       # what every top-1 must beat, on the same test photos
+        from rich.markup import escape
+        table.add_section()
+        table.add_row("[dim]chance[/]", "", *[f"[dim]{_pct(baselines[t]['chance'])}[/]" if t in baselines else "-"
+                                             for t in tasks])
+        table.add_row("[dim]majority class[/]", "",
+                      *[f"[dim]{_pct(baselines[t]['majority'])} {escape(baselines[t]['majority_class'])}[/]"
+                        if t in baselines else "-" for t in tasks])
     return table

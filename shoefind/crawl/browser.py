@@ -6,7 +6,6 @@ and that becomes one clear BrowserUnavailable message.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,8 +20,9 @@ class BrowserUnavailable(UserError):
     """No usable Chromium/chromedriver; str() says what to install."""
 
 
-def _first_existing(candidates, env: str) -> str | None:
-    override = os.environ.get(env)
+def _first_existing(candidates, setting: str) -> str | None:
+    from shoefind.settings import current
+    override = getattr(current(), setting)
     if override:
         return override if Path(override).exists() else None
     for path in candidates:
@@ -34,13 +34,13 @@ def _first_existing(candidates, env: str) -> str | None:
 def local_browser() -> tuple[str | None, str | None]:
     """(chromium, chromedriver) this machine has: $SHOEFIND_CHROMIUM / $SHOEFIND_CHROMEDRIVER first, then the
     Debian paths and PATH; None for what is missing. The crawler uses exactly these."""
-    return _first_existing(LOCAL_BROWSERS, "SHOEFIND_CHROMIUM"), _first_existing(LOCAL_DRIVERS, "SHOEFIND_CHROMEDRIVER")
+    return _first_existing(LOCAL_BROWSERS, "chromium"), _first_existing(LOCAL_DRIVERS, "chromedriver")
 
 
 def chrome_options(profile_dir: str, headless: bool = True, window: str = "1280,1600"):
     from selenium.webdriver import ChromeOptions
     opts = ChromeOptions()
-    binary = _first_existing(LOCAL_BROWSERS, "SHOEFIND_CHROMIUM")
+    binary = _first_existing(LOCAL_BROWSERS, "chromium")
     if binary:
         opts.binary_location = binary
     args = [
@@ -65,7 +65,7 @@ def chrome_options(profile_dir: str, headless: bool = True, window: str = "1280,
 
 
 def _driver_path() -> str:
-    local = _first_existing(LOCAL_DRIVERS, "SHOEFIND_CHROMEDRIVER")
+    local = _first_existing(LOCAL_DRIVERS, "chromedriver")
     if local:
         return local
     try:

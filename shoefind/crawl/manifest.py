@@ -18,6 +18,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from shoefind.errors import UserError
+from shoefind.settings import DataLayout
 
 # A failed URL is tried again on a rerun only if the failure may be temporary.
 FINAL_STATUSES = ("downloaded", "duplicate")
@@ -140,4 +141,4 @@ class Manifest:
 
 def manifest_path(data_dir: Path, dataset: Path) -> Path:
     """data/crawl/<dataset folder name>.manifest.jsonl (like data/tables/<folder name>)."""
-    return Path(data_dir) / "crawl" / f"{Path(dataset).resolve().name}.manifest.jsonl"
+    return DataLayout(Path(data_dir)).crawl / f"{Path(dataset).resolve().name}.manifest.jsonl"

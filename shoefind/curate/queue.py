@@ -24,6 +24,7 @@ from typing import Iterable, Iterator
 from shoefind.curate.decisions import INTENTS_SCHEMA, Intent, carry_out, decision_lock, finish_pending, recover
 from shoefind.errors import UserError
 from shoefind.images import ImageError, open_image
+from shoefind.settings import DataLayout
 from shoefind.walk import open_no_follow
 
 STATUSES = ("accepted", "rejected", "review", "purged")
@@ -125,9 +126,9 @@ class Decision:
 class ReviewQueue:
     def __init__(self, data_dir: str | os.PathLike):
         self.data_dir = Path(data_dir)
-        self.root = self.data_dir / "filter"
+        self.root = DataLayout(self.data_dir).filter_dir
         self.root.mkdir(parents=True, exist_ok=True)
-        self.path = self.root / "queue.sqlite"
+        self.path = DataLayout(self.data_dir).filter_queue
         with self.connect() as db:
             db.executescript(SCHEMA + INTENTS_SCHEMA)
         # decisions a killed process left half done are finished before anything reads the queue
@@ -148,7 +149,7 @@ class ReviewQueue:
     # --- where copies live -------------------------------------------------------------
     @property
     def dataset_dir(self) -> Path:
-        return self.data_dir / "images"
+        return DataLayout(self.data_dir).images
 
     def target_path(self, status: str, sha: str, shoe: str, suffix: str) -> Path | None:
         if status == "accepted":

@@ -36,6 +36,7 @@ MAX_BODY = 100_000
 MAX_ID = 2**63 - 1          # SQLite INTEGER
 MAX_BULK = 1000
 PER_PAGE = 48
+MAX_QUERY_FIELDS = 20      # the page sends a handful; parse_qs refuses more
 COOKIE = "shoefind_review"
 SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
@@ -176,7 +177,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _get(self) -> None:
         url = urlsplit(self.path)
-        query = parse_qs(url.query, max_num_fields=20)
+        try:
+            query = parse_qs(url.query, max_num_fields=MAX_QUERY_FIELDS)
+        except ValueError:   # more fields than that: refused by parse_qs, the client's mistake
+            raise BadRequest(f"too many query fields (at most {MAX_QUERY_FIELDS})") from None
         if not self._authorised(query):
             if url.path == "/":
                 return self._send(HTTPStatus.FORBIDDEN, FORBIDDEN_PAGE.encode(), "text/html; charset=utf-8")

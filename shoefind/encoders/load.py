@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+from shoefind.cluster import check_threads
 from shoefind.encoders.base import Encoder, ModelUnavailable  # noqa: F401  (ModelUnavailable: this API)
 from shoefind.encoders.registry import family_of
 from shoefind.encoders.runtimes.capability import Capability
@@ -44,6 +45,7 @@ def load_encoder(spec: "ModelSpec | str | None" = None, device: str | None = Non
     (shoefind.encoders.runtimes.onnx_sessions); False always loads the torch model.
     """
     parsed = ModelSpec.of(spec)
+    check_threads(threads)   # thousands of threads thrash and grow without progress
     device = resolve_device(device or current().device, capability)
     runtime = runtime or current().runtime
     with _LOAD_LOCK:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from shoefind.evaluate.report import _slug, confusion_png
-from shoefind.evaluate.report_html import (RANDOM_WARNING, ReportContent, chance_columns, per_class_accuracy,
-                                           split_warnings, worst_confusions, write_reports)
+from shoefind.evaluate.baselines import small_test_warning
+from shoefind.evaluate.report import _slug, write_confusions
+from shoefind.evaluate.report_html import (RANDOM_WARNING, ReportContent, big_task_confusions, chance_columns,
+                                           per_class_accuracy, split_warnings, worst_confusions, write_reports)
 
 TASK_ORDER = ["brand", "color", "hightop", "sole", "name"]
 METHOD_ORDER = ["zeroshot", "prototype", "tip-adapter", "tip-adapter-f", "linear-probe", "coop", "cocoop"]
@@ -81,16 +82,31 @@ def accuracy_plot(metrics: pd.DataFrame, title: str, path: Path) -> Path:
     return path
 
 
-def comparison_payload(comparison, dataset: str, methods: list[str]) -> dict:
+def comparison_payload(comparison, dataset: str, methods: list[str], warnings: list[str] = ()) -> dict:
     metrics = json.loads(_ordered(comparison.metrics).to_json(orient="records"))
     return {"dataset": dataset, "model": comparison.model_id, "random_weights": comparison.random_weights,
             "methods": methods, "shots": comparison.split.shots, "seed": comparison.split.seed,
             "best_for_name": comparison.best("name"), "comparison": metrics,
-            "details": comparison.details, "skipped": comparison.skipped, "warnings": comparison_warnings(comparison)}
+            "details": comparison.details, "skipped": comparison.skipped,
+            "warnings": comparison_warnings(comparison, warnings),
+            "baselines": test_baselines(comparison)}
 
 
-def write_comparison(run_dir: Path, comparison, dataset: str, methods: list[str]) -> dict[str, Path]:
-    """report.md, comparison.csv, metrics.json, accuracy_vs_k.png and the split (split.csv, split.json)."""
+def test_baselines(comparison) -> dict[str, dict]:
+    """Per task: chance and the majority class of the test photos (what every method's top-1 must beat)."""
+    from shoefind.evaluate.baselines import majority_of
+    confusion = getattr(comparison, "confusion", {}).get(_reported_method(comparison), {})
+    out = {}
+    for task, (classes, matrix) in confusion.items():
+        if majority := majority_of(classes, matrix):
+            out[task] = {"chance": 1 / len(classes), "majority": majority.rate, "majority_class": majority.label}
+    return out
+
+
+def write_comparison(run_dir: Path, comparison, dataset: str, methods: list[str],
+                     warnings: list[str] = ()) -> dict[str, Path]:
+    """report.md, comparison.csv, metrics.json, accuracy_vs_k.png and the split (split.csv, split.json).
+    warnings: more of what changes how to read it (e.g. a model that trained on the test photos)."""
     notes = [f"model: {comparison.model_id}", f"dataset: {dataset}",
              f"split: seed {comparison.split.seed}, k in {comparison.split.shots}, saved in split.csv"]
     if comparison.skipped:
@@ -99,7 +115,7 @@ def write_comparison(run_dir: Path, comparison, dataset: str, methods: list[str]
              "metrics.json": run_dir / "metrics.json"}
     _ordered(comparison.metrics).to_csv(files["comparison.csv"], index=False)
     tmp = run_dir / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(comparison_payload(comparison, dataset, methods), indent=2, default=str))
+    tmp.write_text(json.dumps(comparison_payload(comparison, dataset, methods, warnings), indent=2, default=str))
     os.replace(tmp, files["metrics.json"])
     files["split.csv"] = comparison.split.save(run_dir)
     plots = {}
@@ -110,11 +126,12 @@ def write_comparison(run_dir: Path, comparison, dataset: str, methods: list[str]
         plots["top-1 accuracy against shots per shoe"] = "accuracy_vs_k.png"
     best = _reported_method(comparison)
     confusion = getattr(comparison, "confusion", {}).get(best, {})
-    for task, (classes, matrix) in confusion.items():
-        name = f"confusion_{_slug(task)}.png"
-        files[name] = confusion_png(classes, matrix, f"{task} - {best} - {comparison.model_id}", run_dir / name)
-        plots[f"{task}: confusion matrix of {best}"] = name
-    files |= write_reports(run_dir, comparison_content(comparison, dataset, notes, plots, best))
+    more, confusion_plots, matrices = write_confusions(run_dir, confusion, f"{best} - {comparison.model_id}",
+                                                       f"confusion matrix of {best}")
+    files |= more
+    plots |= confusion_plots
+    files |= write_reports(run_dir, comparison_content(comparison, dataset, notes, plots, best, matrices,
+                                                                warnings))
     return files
 
 
@@ -125,16 +142,21 @@ def _reported_method(comparison) -> str | None:
     return best if best in confusion else next(iter(confusion), None)
 
 
-def comparison_warnings(comparison) -> list[str]:
-    """Random weights; shoes with no training photo (a one-photo-per-shoe catalog: the comparison means nothing)."""
+def comparison_warnings(comparison, more: list[str] = ()) -> list[str]:
+    """Random weights; shoes with no training photo (a one-photo-per-shoe catalog: the comparison means
+    nothing); too few test photos to tell the methods apart; a model that trained on the test photos."""
     out = [RANDOM_WARNING] if comparison.random_weights else []
     if (comparison.metrics["shots"] > 0).any():
         out += split_warnings(comparison.split)
-    return out
+        test = len(comparison.split.test())
+        if warning := small_test_warning(test, "held out for testing", total=len(comparison.split.images)):
+            out.append(warning)
+    return out + list(more)
 
 
 def comparison_content(comparison, dataset: str, notes: list[str], plots: dict[str, str],
-                       best: str | None) -> ReportContent:
+                       best: str | None, matrix_files: dict[str, str] | None = None,
+                       warnings: list[str] = ()) -> ReportContent:
     m = _ordered(comparison.metrics)
     confusion = getattr(comparison, "confusion", {}).get(best, {})
     if best is not None:       # per task: the reported method at its largest k
@@ -143,8 +165,11 @@ def comparison_content(comparison, dataset: str, notes: list[str], plots: dict[s
     summary = chance_columns(m.reset_index(drop=True), confusion)
     summary["task"] = [f"{t} ({best}{f', k={k}' if k else ''})" for t, k in zip(summary["task"], summary["shots"])]
     table = comparison_markdown(comparison.metrics, "", []).split("\n", 2)[2]
+    predictions = getattr(comparison, "predictions", {}).get(best)
     return ReportContent(
-        title=f"Method comparison: {Path(dataset).name}", notes=notes, warnings=comparison_warnings(comparison),
+        title=f"Method comparison: {Path(dataset).name}", notes=notes,
+        warnings=comparison_warnings(comparison, warnings),
         summary=summary, per_class={f"{t} ({best})": per_class_accuracy(c, mat) for t, (c, mat) in confusion.items()},
-        confusions=worst_confusions(confusion, getattr(comparison, "predictions", {}).get(best), dataset),
+        confusions=worst_confusions(confusion, predictions, dataset),
+        big_confusions=big_task_confusions(confusion, predictions, dataset), matrix_files=matrix_files or {},
         plots=plots, extra_markdown="## All methods\n\n" + table)

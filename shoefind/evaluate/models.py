@@ -25,6 +25,7 @@ class ModelComparison:
     models: list[str]                        # column names (model ids, in the order given)
     notes: list[str] = field(default_factory=list)
     long: pd.DataFrame | None = None         # model, metric, value (for CSV/artifacts)
+    baselines: dict = field(default_factory=dict)    # task -> chance, majority, majority_class (every photo)
 
 
 def measure_speed(encoder, paths: list[str], sample: int = SPEED_SAMPLE) -> float:
@@ -38,9 +39,12 @@ def measure_speed(encoder, paths: list[str], sample: int = SPEED_SAMPLE) -> floa
     return len(paths) / max(time.perf_counter() - start, 1e-9)
 
 
-def evaluate_model(encoder, table, data_dir: Path, change: bool = True, options=None) -> tuple[dict, list[str]]:
-    """One model's figures as {metric: value}, plus notes."""
+def evaluate_model(encoder, table, data_dir: Path, change: bool = True, options=None,
+                   spec: str | None = None) -> tuple[dict, list[str]]:
+    """One model's figures as {metric: value}, plus notes. A model shoefind trained on some of these
+    photos is scored on the others only (shoefind.evaluate.trained_on)."""
     from shoefind.evaluate.attributes import evaluate_zero_shot
+    from shoefind.evaluate.trained_on import HELD_OUT, training_record
     from shoefind.features.cache import EmbeddingCache
     notes = []
     row = {"family": getattr(encoder, "family", "clip"), "embed dim": encoder.embed_dim,
@@ -50,8 +54,17 @@ def evaluate_model(encoder, table, data_dir: Path, change: bool = True, options=
     if not encoder.has_text:
         notes.append(f"{encoder.model_id} is image-only: no zero-shot or change figures")
         return row, notes
-    evaluation = evaluate_zero_shot(encoder, table, EmbeddingCache.for_encoder(data_dir, encoder), options)
-    for r in evaluation.metrics.itertuples():
+    record = training_record(spec, encoder, data_dir)
+    evaluation = evaluate_zero_shot(encoder, table, EmbeddingCache.for_encoder(data_dir, encoder), options,
+                                    trained=record.trained if record is not None else None)
+    if record is not None:
+        lead = evaluation.split_metrics(evaluation.lead_split)
+        photos = int(lead["images"].max()) if len(lead) else 0
+        notes.append(f"{encoder.model_id}: top-1/top-5 on the {photos} photos it never trained on"
+                     if evaluation.lead_split == HELD_OUT else
+                     f"{encoder.model_id}: trained on every photo here, or on unknown ones: its top-1/top-5 are "
+                     "not a test")
+    for r in evaluation.split_metrics(evaluation.lead_split).itertuples():
         row[f"{r.task} top-1"] = r.top1
         row[f"{r.task} top-5"] = r.top5
     if change:
@@ -73,18 +86,22 @@ def evaluate_model(encoder, table, data_dir: Path, change: bool = True, options=
     return row, notes
 
 
-def compare_models(encoders: list, table, data_dir: Path, change: bool = True, options=None) -> ModelComparison:
-    """options: the zero-shot options (ZeroShotOptions) every model is scored with."""
+def compare_models(encoders: list, table, data_dir: Path, change: bool = True, options=None,
+                   specs: list[str] | None = None) -> ModelComparison:
+    """options: the zero-shot options (ZeroShotOptions) every model is scored with; specs: the specs
+    the encoders were loaded from (to find a trained model's manifest)."""
     rows, notes, names = {}, [], []
-    for enc in encoders:
+    for i, enc in enumerate(encoders):
         name = enc.model_id if enc.model_id not in rows else f"{enc.model_id} ({len(rows) + 1})"
-        rows[name], more = evaluate_model(enc, table, Path(data_dir), change=change, options=options)
+        rows[name], more = evaluate_model(enc, table, Path(data_dir), change=change, options=options,
+                                          spec=specs[i] if specs else None)
         names.append(name)
         notes += more
     metrics = list(dict.fromkeys(k for r in rows.values() for k in r))
     wide = pd.DataFrame({"metric": metrics} | {n: [rows[n].get(m) for m in metrics] for n in names})
     long = pd.DataFrame([{"model": n, "metric": m, "value": rows[n].get(m)} for n in names for m in metrics])
-    return ModelComparison(wide, names, notes, long)
+    from shoefind.evaluate.baselines import photo_baselines
+    return ModelComparison(wide, names, notes, long, photo_baselines(table))
 
 
 def _cell(metric: str, value) -> str:
@@ -102,6 +119,11 @@ def comparison_markdown(cmp: ModelComparison, title: str, notes: list[str] = ())
         lines.append(f"| {r['metric']} | " + " | ".join(_cell(r['metric'], r[m]) for m in cmp.models) + " |")
     lines += ["", "images/s: decode + preprocess + encode of up to "
               f"{SPEED_SAMPLE} photos on this machine (noisy on a shared machine); load s: first load in this process."]
+    if cmp.baselines:   # below the table, which stays narrow enough for a terminal
+        lines += ["", "What each top-1 must beat (chance: a uniform guess; majority class: always answering the most "
+                  "frequent class of the labeled photos):", ""]
+        lines += [f"- {task}: chance {b['chance']:.1%}, majority class {b['majority']:.1%} ({b['majority_class']})"
+                  for task, b in cmp.baselines.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -136,6 +158,6 @@ def write_comparison(run_dir: Path, cmp: ModelComparison, dataset: str, specs: l
     cmp.table.to_csv(files["metrics.csv"], index=False)
     files["metrics.json"].write_text(json.dumps(
         {"dataset": dataset, "specs": specs, "models": cmp.models, "notes": cmp.notes,
-         "metrics": json.loads(cmp.table.to_json(orient="records"))}, indent=2))
+         "metrics": json.loads(cmp.table.to_json(orient="records")), "baselines": cmp.baselines}, indent=2))
     comparison_png(cmp, files["comparison.png"])
     return files

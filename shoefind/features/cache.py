@@ -26,6 +26,8 @@ from typing import Iterable
 
 import numpy as np
 
+from shoefind.settings import DataLayout
+
 
 log = logging.getLogger("shoefind.cache")
 # The model's embedding dimension, beside the shards (see EmbeddingCache.without_model).
@@ -100,7 +102,7 @@ class EmbeddingCache:
             from shoefind.features.invalidate import drop_embeddings_made_before
             drop_embeddings_made_before(Path(data_dir) / "embeddings" / _safe(encoder.cache_key), since)
         dim = getattr(encoder, "embed_dim", None)
-        cache = cls(Path(data_dir) / "embeddings", encoder.cache_key, dim if isinstance(dim, int) else None)
+        cache = cls(DataLayout(Path(data_dir)).embeddings, encoder.cache_key, dim if isinstance(dim, int) else None)
         cache._record_dim()
         return cache
 
@@ -109,10 +111,10 @@ class EmbeddingCache:
         """The cache of this key opened without its model (shoefind.encoders.cache_key), or None when no
         model ever recorded its dimension there (then the shards alone cannot say which vectors are foreign)."""
         try:
-            dim = int((Path(data_dir) / "embeddings" / _safe(key) / DIM_FILE).read_text())
+            dim = int((DataLayout(Path(data_dir)).embeddings / _safe(key) / DIM_FILE).read_text())
         except (OSError, ValueError):
             return None
-        return cls(Path(data_dir) / "embeddings", key, dim)
+        return cls(DataLayout(Path(data_dir)).embeddings, key, dim)
 
     def _record_dim(self) -> None:
         """The model's embedding dimension, written beside the shards for `without_model`."""

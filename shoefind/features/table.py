@@ -23,7 +23,8 @@ from shoefind.csvfile import read_csv_rows
 from shoefind.images import ImageError, is_image_name, open_image, sha256_file
 from shoefind.vocab import ATTRIBUTES, _norm, vocabularies
 from shoefind.errors import PathNotFound, UserError
-from shoefind.walk import Skipped, link_reason, list_files
+from shoefind.settings import DataLayout
+from shoefind.walk import UNREADABLE_FOLDER, Skipped, link_reason, list_files
 
 SHOE_COLUMNS = ["shoe", "name", "brand", "hightop", "color", "sole", "folder"]
 IMAGE_COLUMNS = ["path", "sha256", "width", "height", "shoe"]
@@ -141,23 +142,25 @@ class DatasetError(UserError):
 
 
 def _skipped_issue(s: Skipped, root: Path) -> Issue:
-    kind = "symlink" if "symbolic link" in s.reason else "not-a-file"
+    kind = "symlink" if "symbolic link" in s.reason else "unreadable-folder" if s.reason.startswith(
+        UNREADABLE_FOLDER) else "not-a-file"
     return Issue(kind, str(s.path.relative_to(root)), s.reason)
 
 
-def _image_files(folder: Path, root: Path, issues: list[Issue]) -> tuple[list[Path], list[Path]]:
+def _image_files(folder: Path, root: Path, issues: list[Issue]) -> tuple[list[Path], list[Path], bool]:
+    """(image files, other files, whether some folder could not be read)."""
     listing = list_files(folder)
     issues.extend(_skipped_issue(s, root) for s in listing.skipped)
     files = [p for p in listing.files if not p.name.startswith(".")]
-    return [p for p in files if is_image_name(p)], [p for p in files if not is_image_name(p)]
+    return [p for p in files if is_image_name(p)], [p for p in files if not is_image_name(p)], bool(listing.unreadable)
 
 
 def _scan_images(root: Path, folder: Path, shoe: str, issues: list[Issue], rows: list[dict],
                  progress: Callable[[int], None] | None) -> None:
-    images, others = _image_files(folder, root, issues)
+    images, others, unreadable = _image_files(folder, root, issues)
     for p in others:
         issues.append(Issue("not-an-image-name", str(p.relative_to(root)), "file skipped: its name is not an image type"))
-    if not images:
+    if not images and not unreadable:   # an unreadable folder is listed as such, not as empty
         issues.append(Issue("no-images", str(folder.relative_to(root)), "shoe has no image files"))
     for p in images:
         rel = str(p.relative_to(root))
@@ -185,6 +188,15 @@ def count_images(root: str | os.PathLike) -> int:
     return sum(1 for p in list_files(root).files if is_image_name(p))
 
 
+def _has_image_file(root: Path) -> bool:
+    """Is there one regular image file under root (links not followed)? Stops at the first."""
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in filenames:
+            if is_image_name(name) and (Path(dirpath) / name).is_file() and not (Path(dirpath) / name).is_symlink():
+                return True
+    return False
+
+
 def dataset_folder_problem(root: str | os.PathLike) -> str | None:
     """Why a path cannot be a dataset folder (missing, a file, no image files), else None."""
     root = Path(root)
@@ -192,7 +204,13 @@ def dataset_folder_problem(root: str | os.PathLike) -> str | None:
         return f"dataset {root} is a file, not a folder: pass the folder that holds the shoe folders"
     if not root.is_dir():
         return f"dataset folder {root} does not exist"
-    if not count_images(root):
+    if not _has_image_file(root):
+        listing = list_files(root)
+        if listing.unreadable:   # chmod 000: a permission problem, not an empty folder
+            first, more = listing.unreadable[0], len(listing.unreadable) - 1
+            why = first.reason.split(": its files")[0].removeprefix("folder ")   # cannot be read (Permission denied)
+            return (f"dataset folder {root} has no image files this user can read: {first.path} {why}"
+                    + (f" (and {more} more folders)" if more else "") + ": give read access (chmod) or use another folder")
         return (f"dataset folder {root} has no image files (.jpg, .png, .webp...): put labeled photo "
                 "folders there (Brand_Top_Color_Sole_Name/photo.jpg)")
     return None
@@ -211,7 +229,12 @@ def build_table(root: str | os.PathLike, catalog: str | os.PathLike | None = Non
     shoes: list[dict] = []
     image_rows: list[dict] = []
     folders = []
-    for p in sorted(root.iterdir()):
+    try:
+        entries = sorted(root.iterdir())
+    except OSError as exc:   # chmod 000
+        raise DatasetError(f"dataset folder {root} cannot be read ({exc.strerror or exc}): give read access "
+                           "(chmod) or use another folder") from None
+    for p in entries:
         if p.name.startswith("."):
             continue
         if p.is_symlink():   # never followed: `ln -s . loop` would count every photo again
@@ -277,4 +300,4 @@ def build_table(root: str | os.PathLike, catalog: str | os.PathLike | None = Non
 
 def table_dir_for(data_dir: Path, dataset: str | os.PathLike) -> Path:
     """Where the tables of a dataset folder go: data/tables/<folder name>."""
-    return Path(data_dir) / "tables" / Path(dataset).resolve().name
+    return DataLayout(Path(data_dir)).table_dir(dataset)

@@ -75,7 +75,8 @@ def single_threaded_blas() -> None:
 
 def ann_threshold() -> int:
     """Catalogs with at least this many photos use the approximate index."""
-    return int(os.environ.get("SHOEFIND_ANN_THRESHOLD") or ANN_THRESHOLD)
+    from shoefind.settings import current
+    return current().ann_threshold or ANN_THRESHOLD
 
 
 def _atomic_json(path: Path, data: dict) -> None:

@@ -79,12 +79,24 @@ def manifest_markdown(manifest: dict) -> str:
              f"- held out by {', '.join(split.get('by', []))}: {split.get('heldout_photos', 0)} photos "
              f"({split.get('train_photos', 0)} for training)",
              f"- training: {training.get('steps', '')} steps in {training.get('seconds', '')} s "
-             f"({training.get('precision', '')}), final loss {training.get('final_loss', '')}",
-             "", "## Held-out scores", "", "| score | before | after |", "| --- | --- | --- |"]
+             f"({training.get('precision', '')}), final loss {training.get('final_loss', '')}"]
+    # what changes how to read the scores (too few held-out photos, a score no better than the majority class)
+    lines[2:2] = [f"> **Warning:** {w}  " for w in manifest.get("warnings") or []] + \
+        ([""] if manifest.get("warnings") else [])
+    baselines = manifest.get("heldout_baselines") or {}
+    lines += ["", "## Held-out scores", "", "| score | before | after |" + (" chance | majority class |" if baselines
+                                                                              else ""),
+              "| --- | --- | --- |" + (" --- | --- |" if baselines else "")]
     before, after = manifest.get("heldout_before") or {}, manifest.get("heldout") or {}
     for key in METRIC_ORDER:
         if key in before or key in after:
-            lines.append(f"| {key} | {_fmt(before.get(key))} | {_fmt(after.get(key))} |")
+            base = baselines.get(key)
+            extra = (f" {_fmt(base['chance'])} | {_fmt(base['majority'])} ({base['majority_class']}) |" if base
+                     else (" - | - |" if baselines else ""))
+            lines.append(f"| {key} | {_fmt(before.get(key))} | {_fmt(after.get(key))} |{extra}")
+    if baselines:
+        lines += ["", "Chance: a uniform guess over the catalog's classes; majority class: always answering the "
+                  "most frequent class of the held-out photos."]
     lines += ["", "## Hyperparameters", ""]
     lines += [f"- {k}: {v}" for k, v in (manifest.get("hyperparameters") or {}).items()]
     notes = manifest.get("notes") or []

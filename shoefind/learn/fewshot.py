@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from shoefind.learn.logistic import PhotoSpan, ProbeFit
 from shoefind.scoring.zeroshot import softmax
+from shoefind.threads import single_threaded_blas
 
 DEFAULT_ALPHA, DEFAULT_BETA = 1.0, 5.5        # Tip-Adapter's published defaults
 ALPHAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
@@ -259,6 +261,11 @@ class LinearProbe:
     decay is chosen on validation folds of the training photos (accuracy, then log-loss). It takes no
     augmented views: on nike-silhouettes (lite0, 16 shots) training on 10 crops per photo as well
     scored lower (0.79 against 0.81; a crop can cut off the collar that tells high from mid).
+
+    Each penalty is fitted by L-BFGS (100 iterations, warm-started from the stronger penalty before
+    it) in numpy, in the span of the training photos (shoefind.learn.logistic): the steps torch's
+    L-BFGS took on the full weights, at a fraction of the work and without torch. On a busy 2-core
+    machine one fit at 16 shots of 7 shoes went from 16-25 s of CPU (torch) to 0.15 s.
     """
     classes: list[str]
     weights: np.ndarray                  # (D, C)
@@ -273,6 +280,7 @@ class LinearProbe:
     @classmethod
     def fit(cls, train_x: np.ndarray, train_y: np.ndarray, classes: list[str], text: np.ndarray | None = None,
             logit_scale: float = 100.0, center: bool | None = None, seed: int = 0) -> "LinearProbe":
+        single_threaded_blas()
         train_x, train_y = np.asarray(train_x, np.float32), np.asarray(train_y)
         center = text is None if center is None else center
         space = FeatureSpace.fit(train_x, center)
@@ -281,6 +289,11 @@ class LinearProbe:
         anchor = (np.asarray(text, np.float32).T.copy() if text is not None
                   else np.zeros((train_x.shape[1], n_classes), np.float32))
         q = space(train_x)
+        span = PhotoSpan.of(q)
+        offset = scale * (q.astype(np.float64) @ anchor) if text is not None else np.zeros((len(q), n_classes))
+
+        def problem(rows: np.ndarray) -> ProbeFit:
+            return ProbeFit(span.coords[rows], offset[rows], train_y[rows], n_classes, scale, span.basis)
 
         counts = np.bincount(train_y, minlength=n_classes)
         present = counts[counts > 0]
@@ -290,12 +303,11 @@ class LinearProbe:
             folds = _folds(train_y, n_folds, seed)
             grid = {d: [0.0, 0.0] for d in PROBE_DECAYS}
             for f in range(n_folds):
-                x_fit, y_fit = q[folds != f], train_y[folds != f]
-                w, b = anchor.copy(), np.zeros(n_classes, np.float32)
-                val = folds == f
+                fit, val = problem(folds != f), folds == f
+                v = fit.zero()
                 for decay in PROBE_DECAYS:   # strongest first, warm-started
-                    w, b = _train_probe(x_fit, y_fit, n_classes, decay, scale, anchor, w, b)
-                    probs = softmax(scale * q[val] @ w + b)
+                    v = fit.solve(decay, v, PROBE_MAX_ITER)
+                    probs = softmax(fit.logits(span.coords[val], offset[val], v))
                     grid[decay][0] += float((probs.argmax(1) == train_y[val]).sum())
                     grid[decay][1] -= float(np.log(probs[np.arange(val.sum()), train_y[val]] + 1e-9).sum())
             decay, (hits, nll) = max(grid.items(), key=lambda kv: (kv[1][0], -kv[1][1]))
@@ -304,10 +316,12 @@ class LinearProbe:
         else:
             decay = PROBE_DEFAULT_DECAY["text" if text is not None else "image-only"]
             selection = {"by": "default (1 shot per class: nothing to validate on)"}
-        x_fit, y_fit = q, train_y
-        w, b = anchor.copy(), np.zeros(n_classes, np.float32)
+        y_fit = train_y
+        fit = problem(np.arange(len(train_y)))
+        v = fit.zero()
         for d in PROBE_DECAYS[:PROBE_DECAYS.index(decay) + 1] if decay in PROBE_DECAYS else (decay,):
-            w, b = _train_probe(x_fit, y_fit, n_classes, d, scale, anchor, w, b)
+            v = fit.solve(d, v, PROBE_MAX_ITER)
+        w, b = fit.weights(v, anchor)
         seen = counts > 0
         if len(y_fit) and not seen.all():
             # a class without photos learned only "not these photos": with prompts it keeps its prompt
@@ -322,26 +336,6 @@ class LinearProbe:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         return softmax(self.logits(x))
-
-
-def _train_probe(x: np.ndarray, y: np.ndarray, n_classes: int, decay: float, scale: float, anchor: np.ndarray,
-                 w0: np.ndarray, b0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cross-entropy + decay * ||w - anchor||^2, full batch L-BFGS from (w0, b0)."""
-    import torch
-    xs, ys = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.asarray(y)).long()
-    a = torch.from_numpy(anchor)
-    w = torch.tensor(w0, requires_grad=True)
-    b = torch.tensor(b0, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=PROBE_MAX_ITER, history_size=10,
-                            line_search_fn="strong_wolfe", tolerance_grad=1e-5, tolerance_change=1e-7)
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(scale * xs @ w + b, ys) + decay * ((w - a) ** 2).sum()
-        loss.backward()
-        return loss
-    opt.step(closure)
-    return w.detach().numpy().copy(), b.detach().numpy().copy()
 
 
 def _prototype_offset(q: np.ndarray, y: np.ndarray, raw: np.ndarray, text: np.ndarray) -> float:
@@ -377,15 +371,16 @@ class PrototypeClassifier:
     @classmethod
     def fit(cls, train_x: np.ndarray, train_y: np.ndarray, classes: list[str], text: np.ndarray | None = None,
             logit_scale: float = 100.0, center: bool | None = None) -> "PrototypeClassifier":
+        single_threaded_blas()
         center = text is None if center is None else center
         space = FeatureSpace.fit(train_x, center)
         q = space(train_x)
         y = np.asarray(train_y)
-        protos = np.zeros((len(classes), q.shape[1] if q.ndim == 2 else 0), np.float32)
-        seen = np.zeros(len(classes), bool)
-        for c in np.unique(y):
-            protos[c] = _normalise(q[y == c].mean(axis=0))
-            seen[c] = True
+        counts = np.bincount(y, minlength=len(classes)) if len(y) else np.zeros(len(classes), int)
+        seen = counts > 0
+        # every class mean in one product (one-hot labels x photos); a class without photos stays zero
+        sums = one_hot(y, len(classes)).T @ q if len(y) else np.zeros((len(classes), q.shape[1]), np.float32)
+        protos = np.where(seen[:, None], _normalise(sums / np.maximum(counts, 1)[:, None]), 0.0).astype(np.float32)
         offset = 0.0
         if text is not None and len(y):
             text = np.asarray(text, np.float32)

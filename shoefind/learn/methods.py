@@ -23,6 +23,7 @@ from shoefind.learn.fewshot import LinearProbe, PrototypeClassifier, TipAdapter,
 from shoefind.features.splits import Split, make_split, usable_shots
 from shoefind.features.table import FeatureTable
 from shoefind.scoring.zeroshot import ZeroShotModel, ZeroShotOptions, attribute_classes, top_k
+from shoefind.threads import single_threaded_blas
 from shoefind.errors import UserError
 
 METHOD_CHOICES = ("zeroshot", "fewshot", "tip-adapter-f", "linear-probe", "coop", "cocoop")
@@ -169,7 +170,13 @@ def fit_classifier(method: str, spec: TaskSpec, train_x: np.ndarray, train_y: np
 def score(classifier, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     if len(x) == 0:
         return float("nan"), float("nan")
-    ranked = top_k(classifier.logits(x), 5)
+    return score_ranked(top_k(classifier.logits(x), 5), y)
+
+
+def score_ranked(ranked: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Top-1 and top-5 of ranked class indices (n x 5)."""
+    if len(ranked) == 0:
+        return float("nan"), float("nan")
     return accuracy_at(y, ranked, 1), accuracy_at(y, ranked, 5)
 
 
@@ -182,6 +189,7 @@ def compare_methods(encoder, table: FeatureTable, cache: EmbeddingCache, methods
     views: augmented views per training photo (0: none), encoded once into their own cache."""
     methods = expand_methods(methods)
     check_methods(encoder, methods)
+    single_threaded_blas()   # the fits' products are small: BLAS threads only wait for each other
     labeled = table.labeled_images()
     have = labeled["sha256"].map(lambda s: s in cache)
     skipped = labeled.loc[~have, ["path", "shoe"]].to_dict("records")
@@ -222,14 +230,16 @@ def compare_methods(encoder, table: FeatureTable, cache: EmbeddingCache, methods
                 tr_keep = tr_y >= 0
                 clf = fit_classifier(method, spec, train_x[tr_keep], tr_y[tr_keep], encoder, coop_options,
                                      None if train_views is None else train_views[tr_keep])
-                top1, top5 = score(clf, test_x[keep], ty[keep])
+                # the test photos are ranked once: the scores and, at the largest k, the report's confusions
+                ranked = top_k(clf.logits(test_x[keep]), 5) if keep.any() else np.zeros((0, 5), int)
+                top1, top5 = score_ranked(ranked, ty[keep])
                 rows.append({"method": method, "shots": k, "task": spec.task, "classes": len(spec.classes),
                              "train_images": int(tr_keep.sum()), "images": int(keep.sum()),
                              "top1": top1, "top5": top5})
                 if k == (max(usable) if method != "zeroshot" else 0):
                     fitted.setdefault(method, {})[spec.task] = clf
                     if keep.any():
-                        _record_predictions(confusion, predictions, method, spec, clf, test, test_x, ty, keep)
+                        _record_predictions(confusion, predictions, method, spec, ranked[:, 0], test, ty, keep)
                     if k and tr_keep.any():
                         support[spec.task] = (train_x[tr_keep], [spec.classes[i] for i in tr_y[tr_keep]])
                     info = getattr(clf, "selection", None) or getattr(clf, "training", None)
@@ -241,9 +251,9 @@ def compare_methods(encoder, table: FeatureTable, cache: EmbeddingCache, methods
                       details, support, confusion, predictions, (options or ZeroShotOptions()).describe())
 
 
-def _record_predictions(confusion, predictions, method, spec, clf, test, test_x, truth, keep) -> None:
-    """The test photos' top-1 answers of one fitted classifier, for the report's confusions."""
-    predicted = top_k(clf.logits(test_x[keep]), 1)[:, 0]
+def _record_predictions(confusion, predictions, method, spec, predicted, test, truth, keep) -> None:
+    """The test photos' top-1 answers (`predicted`, for the `keep` rows) of one fitted classifier, for the
+    report's confusions."""
     confusion.setdefault(method, {})[spec.task] = (spec.classes,
                                                    confusion_matrix(truth[keep], predicted, len(spec.classes)))
     frame = predictions.setdefault(method, test[["path"]].copy())

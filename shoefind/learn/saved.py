@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,6 +35,7 @@ from shoefind.scoring.zeroshot import Identification, softmax
 from shoefind.errors import UserError
 from shoefind.images import sha256_file
 from shoefind.learn.finite import require_finite_weights
+from shoefind.settings import DataLayout
 
 MANIFEST_FORMAT = "shoefind-learned"
 MANIFEST_VERSION = 1
@@ -78,8 +78,7 @@ def _learned_weights(comparison: Comparison):
 
 
 def learned_dir(data_dir: str | os.PathLike, model_id: str, dataset: str) -> Path:
-    safe = lambda t: re.sub(r"[^A-Za-z0-9._-]+", "_", t)  # noqa: E731
-    return Path(data_dir) / "learned" / safe(model_id) / safe(Path(dataset).name)
+    return DataLayout(Path(data_dir)).learned_dir(model_id, dataset)
 
 
 def save_learned(data_dir: str | os.PathLike, comparison: Comparison, encoder, dataset: str) -> Path:

@@ -29,7 +29,11 @@ def expand_photos(inputs: Sequence[str | os.PathLike]) -> list[str]:
         p = Path(item).expanduser()
         if p.is_dir():
             # symbolic links and special files (a FIFO would block) are not followed
-            found = sorted(str(f) for f in list_files(p).files if is_image_name(f) and not f.name.startswith("."))
+            listing = list_files(p)
+            found = sorted(str(f) for f in listing.files if is_image_name(f) and not f.name.startswith("."))
+            if not found and listing.unreadable:   # chmod 000: a permission problem, not an empty folder
+                raise UserError(f"{p}: no image files this user can read ({listing.unreadable[0].path}: "
+                                f"{listing.unreadable[0].reason.split(': its files')[0]})")
             if not found:
                 raise UserError(f"{p}: the folder has no image files")
             out += found

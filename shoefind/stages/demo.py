@@ -11,7 +11,11 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Annotated, Callable, Optional
+
+from pydantic import BeforeValidator, Field
+
+from shoefind.stages.request import Cli, DataDir, Device, Request, Text, direct, seed_field
 
 DEMO_MODEL = "efficientnet-lite0"
 ZERO_SHOT_KEYS = {"brand": "brand_top1", "color": "color_top1", "hightop": "hightop_top1", "sole": "sole_top1",
@@ -29,8 +33,8 @@ def run_demo(folder: str | os.PathLike, data_dir: str | os.PathLike, model: str 
              log: Callable[[str], None] | None = None) -> dict:
     """Write the demo catalog, train the demo model on it, and say how it does on held-out photos.
 
-    Returns {"model", "catalog", "manifest", "zero_shot": {attribute | name | name_5step: {"top1": x}},
-    "heldout_photos", "seconds"}."""
+    Returns {"model", "catalog", "manifest", "zero_shot": {attribute | name | name_5step: {"top1", "chance",
+    "majority", "majority_class"}}, "heldout_photos", "seconds", "warnings"}."""
     from shoefind.demo.catalog import PHOTOS_PER_SHOE, write_demo_catalog
     from shoefind.demo.drawings import demo_shoes
     from shoefind.stages.lit import learn_lit_dataset
@@ -43,10 +47,38 @@ def run_demo(folder: str | os.PathLike, data_dir: str | os.PathLike, model: str 
     say(f"demo catalog: {catalog_dir} ({len(demo_shoes())} shoes, {n} photos each)")
     result = learn_lit_dataset(catalog_dir, data_dir, model=model or DEMO_MODEL, out=checkpoint, steps=steps,
                                seed=seed, batch_size=batch_size, device=device, progress=progress, log=log)
-    heldout = result["heldout"]
-    zero_shot = {k: {"top1": heldout.get(v)} for k, v in ZERO_SHOT_KEYS.items() if v in heldout}
+    heldout, baselines = result["heldout"], result.get("baselines") or {}
+    # each score with what it must beat: chance and always answering the held-out photos' majority class
+    zero_shot = {k: {"top1": heldout.get(v)} | {b: baselines[v][b] for b in ("chance", "majority", "majority_class")
+                                                  if v in baselines}
+                 for k, v in ZERO_SHOT_KEYS.items() if v in heldout}
     return {"model": result["checkpoint"], "catalog": str(catalog_dir), "manifest": result["manifest"],
             "zero_shot": zero_shot, "prototype": {"top1": heldout.get("prototype_top1")},
             "heldout_photos": heldout.get("photos"), "split": result["split"],
             "seconds": round(time.perf_counter() - start, 1),
-            "training_seconds": result["training"].get("seconds")}
+            "training_seconds": result["training"].get("seconds"), "warnings": result.get("warnings") or []}
+
+
+def _zero_is_default(value):
+    return None if value in (0, "", "0") else value
+
+
+class DemoRequest(Request):
+    folder: Annotated[Text, Field(description="where to write the demo catalog and model (default DATA_DIR/demo)"),
+                      Cli(argument=True)] = None
+    data_dir: DataDir = None
+    photos: Annotated[Optional[Annotated[int, Field(ge=3, le=100)]], BeforeValidator(_zero_is_default), Field(
+        description="photos per shoe (default 10)")] = None
+    steps: Annotated[Optional[Annotated[int, Field(ge=1, le=1_000_000)]], BeforeValidator(_zero_is_default), Field(
+        description="LiT training steps (default 150)")] = None
+    seed: seed_field("seed of the drawings, the held-out split and training") = 0
+    device: Device = None
+
+
+def demo(request: DemoRequest, step=direct, progress=None, log: Callable[[str], None] | None = None) -> dict:
+    """The demo stage: draw the catalog, train its model, score it on held-out drawings."""
+    from shoefind.settings import layout
+    lay = layout(request.data_dir)
+    folder = request.folder or str(lay.demo)
+    return step("demo", run_demo, folder, str(lay.root), photos_per_shoe=request.photos, steps=request.steps,
+                seed=request.seed, device=request.device, progress=progress, log=log)

@@ -11,11 +11,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Annotated, Callable, Literal
 
 import pandas as pd
 
+from pydantic import Field
+
 from shoefind.errors import UserError
+from shoefind.stages.request import (BatchSize, Catalog, Cluster, DataDir, Dataset, Device, Fallback,
+                                     FilterAttributes, Methods, Prompts, Request, Runtime, Shots, Tta, Views,
+                                     Vocabulary, direct, model_field, seed_field)
 
 Log = Callable[[str], None]
 
@@ -43,20 +48,26 @@ def _loaded(table_dir, data_dir, model, runtime=None, device=None):
 
 def evaluate_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, model: str | None = None,
                    runtime: str | None = None, device: str | None = None, zeroshot: dict | None = None) -> RunReport:
-    """Zero-shot top-1/top-5 per attribute and shoe name of every embedded image."""
+    """Zero-shot top-1/top-5 per attribute and shoe name of every embedded image. A model shoefind
+    trained (LiT, finetune) is scored on the photos it never trained on apart from its training photos
+    (shoefind.evaluate.trained_on), and the title says so."""
     from shoefind.evaluate.attributes import evaluate_zero_shot
-    from shoefind.evaluate.report import metrics_markdown, new_run_dir, write_evaluation
+    from shoefind.evaluate.report import evaluation_title, metrics_markdown, new_run_dir, write_evaluation
+    from shoefind.evaluate.trained_on import training_record
     encoder, table, cache = _loaded(table_dir, data_dir, model, runtime, device)
     from shoefind.scoring.zeroshot import ZeroShotOptions
-    evaluation = evaluate_zero_shot(encoder, table, cache, ZeroShotOptions.of(zeroshot))
+    record = training_record(model, encoder, data_dir)
+    evaluation = evaluate_zero_shot(encoder, table, cache, ZeroShotOptions.of(zeroshot),
+                                    trained=record.trained if record is not None else None)
     run_dir = new_run_dir(Path(data_dir), "evaluate", table.root.name)
-    write_evaluation(run_dir, evaluation, str(table.root))
+    write_evaluation(run_dir, evaluation, str(table.root), record=record)
     notes = [f"model: {evaluation.model_id}", f"reports: {run_dir}"] + list(evaluation.notes)
     if evaluation.random_weights:
         notes.insert(1, "RANDOM weights: the accuracy below means nothing")
-    return RunReport(run_dir, evaluation.metrics,
-                     metrics_markdown(evaluation.metrics, f"Zero-shot evaluation: {table.root.name}", notes),
-                     f"Zero-shot top-1/top-5 on {table.root.name} ({evaluation.model_id})", "zero-shot",
+    title = evaluation_title(str(table.root), evaluation, record)
+    what = "Zero-shot top-1/top-5" if record is None else f"Top-1/top-5 by split ({evaluation.lead_split} first)"
+    return RunReport(run_dir, evaluation.metrics, metrics_markdown(evaluation.metrics, title, notes),
+                     f"{what} on {table.root.name} ({evaluation.model_id})", "zero-shot",
                      bool(evaluation.random_weights))
 
 
@@ -77,7 +88,9 @@ def compare_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, mod
                                  coop_options=coop_options, log=log, options=ZeroShotOptions.of(zeroshot),
                                  views=views)
     run_dir = new_run_dir(Path(data_dir), "learn" if save else "compare", table.root.name)
-    write_comparison(run_dir, comparison, str(table.root), methods)
+    from shoefind.evaluate.trained_on import trained_test_warning, training_record
+    trained = trained_test_warning(training_record(model, encoder, data_dir), comparison.split.test()["sha256"])
+    write_comparison(run_dir, comparison, str(table.root), methods, warnings=[trained] if trained else [])
     extra = {}
     if save:
         from shoefind.learn.saved import save_learned
@@ -127,33 +140,13 @@ def compare_models_table(table_dir: str | os.PathLike, data_dir: str | os.PathLi
     table = load_table(table_dir)
     encoders = [load_encoder(m, **model_options(runtime, device)) for m in models]
     from shoefind.scoring.zeroshot import ZeroShotOptions
-    comparison = compare_models(encoders, table, Path(data_dir), options=ZeroShotOptions.of(zeroshot))
+    comparison = compare_models(encoders, table, Path(data_dir), options=ZeroShotOptions.of(zeroshot), specs=models)
     run_dir = new_run_dir(Path(data_dir), "compare-models", table.root.name)
     write_comparison(run_dir, comparison, str(table.root), models)
     return RunReport(run_dir, comparison.long,
                      comparison_markdown(comparison, f"Model comparison: {table.root.name}", [f"reports: {run_dir}"]),
                      f"Models compared on {table.root.name}: {', '.join(comparison.models)}", "model-comparison",
                      any(getattr(e, "is_random", False) for e in encoders))
-
-
-def evaluate_models(dataset, data_dir, models: list[str], catalog=None, batch_size: int = 32,
-                    task: str = "zeroshot", method: str = "zeroshot", shots: str | None = None,
-                    cluster: str | None = None, runtime: str | None = None, device: str | None = None,
-                    zeroshot: dict | None = None, progress=None, log: Log | None = None) -> RunReport:
-    """`evaluate --model A,B,C`: embed the photos with each model, then one side-by-side comparison."""
-    from shoefind.scoring.zeroshot import ZeroShotOptions
-    from shoefind.encoders.load import load_encoder
-    from shoefind.stages.features import embed_dataset, model_options
-    if task != "zeroshot" or comparing(method, shots):
-        raise UserError("--model A,B compares models (zero-shot top-1/top-5, change R@k, speed, load time); "
-                        "use --task change, --method or --shots with one model at a time")
-    zeroshot = ZeroShotOptions.of(zeroshot).describe()      # a bad option fails before any work
-    for spec in models:  # every model loads (or says what is missing) before any embedding starts
-        load_encoder(spec, **model_options(runtime, device))
-    for spec in models:
-        embedded = embed_dataset(dataset, data_dir, spec, catalog, batch_size, cluster=cluster, runtime=runtime,
-                                 device=device, progress=progress, log=log)
-    return compare_models_table(embedded["table"], data_dir, models, runtime, device, zeroshot)
 
 
 def methods_check(model: str | None, method: str | None) -> None:
@@ -168,38 +161,66 @@ def comparing(method: str | None, shots: str | None) -> bool:
     return bool(method and method != "zeroshot") or bool(shots)
 
 
-def evaluate_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, model: str | None = None,
-                     catalog: str | os.PathLike | None = None, batch_size: int = 32, task: str = "zeroshot",
-                     method: str = "zeroshot", shots: str | None = None, seed: int = 0,
-                     cluster: str | None = None, runtime: str | None = None, device: str | None = None,
-                     zeroshot: dict | None = None, progress=None, log: Log | None = None,
-                     views: int = 0) -> RunReport:
-    """The whole evaluate stage in this process: table -> embeddings -> scores -> run folder.
-    `zeroshot`: the zero-shot options (prompt set, vocabulary, filter, fallback) as a dict.
+class EvaluateRequest(Request):
+    dataset: Dataset = None
+    data_dir: DataDir = None
+    model: model_field("the model to score, or A,B,C to score several side by side on the same photos") = None
+    catalog: Catalog = None
+    batch_size: BatchSize = 32
+    task: Annotated[Literal["zeroshot", "change"], Field(
+        description="zeroshot (top-1/top-5 per attribute and name) or change (composed retrieval: Recall@k, MRR)")
+                    ] = "zeroshot"
+    method: Methods = None
+    shots: Annotated[Shots, Field(description="with methods: training photos per shoe (16 = k 1,2,4,8,16; or a list "
+                                              "1,4,16); default 16")] = None
+    seed: seed_field("seed of the k-shot split of --method/--shots (saved in the run folder)") = 0
+    cluster: Cluster = None
+    runtime: Runtime = None
+    device: Device = None
+    prompts: Prompts = None
+    vocabulary: Vocabulary = None
+    filter_attributes: FilterAttributes = None
+    fallback: Fallback = None
+    views: Views = 0
+    tta: Tta = None
 
-    An image-only model (no text side) is compared with the learned methods it can run.
-    """
-    from shoefind.encoders.families.backbones import is_image_backbone
+    def comparing(self) -> bool:
+        """Learned methods compared on a k-shot split (an image-only model always is)."""
+        from shoefind.encoders.spec import is_image_backbone, spec_text
+        return comparing(self.method, self.shots) or is_image_backbone(spec_text(self.model_text()))
+
+
+def evaluate(request: EvaluateRequest, step=direct, progress=None, log: Log | None = None) -> RunReport:
+    """The evaluate stage: table -> embeddings -> scores -> a run folder. Zero-shot top-1/top-5, learned
+    methods compared on one split (an image-only model is always compared), several models side by
+    side (model A,B,C), or the composed-retrieval benchmark (task change)."""
+    from shoefind.checks import require_model
     from shoefind.encoders.load import split_specs
-    from shoefind.stages.features import embed_dataset
-    from shoefind.encoders.spec import spec_text
-    if task not in ("zeroshot", "change"):
-        raise UserError(f"unknown task '{task}' (known: zeroshot, change)")
-    if len(models := split_specs(model)) > 1:
-        return evaluate_models(dataset, data_dir, models, catalog, batch_size, task, method, shots, cluster,
-                               runtime, device, zeroshot, progress, log)
-    compare = comparing(method, shots) or is_image_backbone(spec_text(model))
-    if task == "change" and compare:
-        raise UserError("--method and --shots apply to the zeroshot task (attribute and name classification)")
-    if compare:
-        methods_check(model, method)
     from shoefind.scoring.zeroshot import ZeroShotOptions
-    zeroshot = ZeroShotOptions.of(zeroshot).describe()      # a bad option fails before any work
-    embedded = embed_dataset(dataset, data_dir, model, catalog, batch_size, cluster=cluster, runtime=runtime,
-                             device=device, progress=progress, log=log)
-    if task == "change":
-        return evaluate_change_table(embedded["table"], data_dir, model, runtime, device, zeroshot)
+    from shoefind.stages.features import embed_dataset
+    dataset, data_dir = request.dataset_paths()
+    models = split_specs(request.model_text()) or [None]
+    several, compare = len(models) > 1, request.comparing()
+    if several and (request.task != "zeroshot" or comparing(request.method, request.shots)):
+        raise UserError("--model A,B compares models (zero-shot top-1/top-5, change R@k, speed, load time); "
+                        "use --task change, --method or --shots with one model at a time")
+    if request.task == "change" and compare:
+        raise UserError("--method and --shots apply to the zeroshot task (attribute and name classification)")
+    if compare and not several:
+        methods_check(models[0], request.method)
+    zeroshot = ZeroShotOptions.of(request.zeroshot()).describe()      # a bad option fails before any work
+    for spec in models:      # every model is here (or says what is missing) before any embedding starts
+        require_model(spec)
+    for spec in models:
+        embedded = step("embed", embed_dataset, dataset, data_dir, spec, request.catalog, request.batch_size,
+                        cluster=request.cluster, runtime=request.runtime, device=request.device, progress=progress,
+                        log=log)
+    table, model, runtime, device = embedded["table"], models[0], request.runtime, request.device
+    if several:
+        return step("compare-models", compare_models_table, table, data_dir, models, runtime, device, zeroshot)
+    if request.task == "change":
+        return step("evaluate-change", evaluate_change_table, table, data_dir, model, runtime, device, zeroshot)
     if compare:
-        return compare_table(embedded["table"], data_dir, model, method, shots or "16", seed, log=log,
-                             zeroshot=zeroshot, views=views)
-    return evaluate_table(embedded["table"], data_dir, model, runtime, device, zeroshot)
+        return step("compare-methods", compare_table, table, data_dir, model, request.method or "zeroshot",
+                    str(request.shots or "16"), request.seed, log=log, zeroshot=zeroshot, views=request.views)
+    return step("evaluate-zero-shot", evaluate_table, table, data_dir, model, runtime, device, zeroshot)

@@ -14,9 +14,15 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
+
+from typing import Annotated
+
+from pydantic import Field
 
 from shoefind.errors import UserError
+from shoefind.stages.request import (BatchSize, Catalog, Cluster, DataDir, Dataset, Device, Model, Request, Runtime,
+                                     Threads, direct)
 from shoefind.features.table import (FeatureTable, build_table, count_images, load_table, saved_table_if_current,
                                      table_dir_for)
 from shoefind.features.table_fingerprint import table_fingerprint
@@ -256,3 +262,40 @@ def embed_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, model
                              table=saved.table)
     return with_table_unreadable(result, saved.folder, saved.table) | {"table": str(saved.folder),
                                                            "issues": [str(i) for i in saved.table.issues]}
+
+
+class TableRequest(Request):
+    dataset: Dataset = None
+    data_dir: DataDir = None
+    catalog: Catalog = None
+    strict: Annotated[bool, Field(description="treat every listed problem as an error (exit 2)")] = False
+
+
+class EmbedRequest(Request):
+    dataset: Dataset = None
+    data_dir: DataDir = None
+    model: Model = None
+    catalog: Catalog = None
+    batch_size: BatchSize = 32
+    threads: Threads = None
+    cluster: Cluster = None
+    runtime: Runtime = None
+    device: Device = None
+
+
+def table(request: TableRequest, step=direct, progress=None, log: Log | None = None) -> SavedTable:
+    """The table stage: the dataset's feature table, saved (reused when nothing it reads changed)."""
+    dataset, data_dir = request.dataset_paths()
+    saved = step("build-feature-table", save_table, dataset, data_dir, request.catalog,
+                 progress=progress("reading images", count_images(dataset)) if progress else None)
+    if request.strict and saved.table.issues:
+        raise UserError(f"{len(saved.table.issues)} problems in {dataset} (strict): see {saved.folder}/issues.csv")
+    return saved
+
+
+def embed(request: EmbedRequest, step=direct, progress=None, log: Log | None = None) -> dict:
+    """The embed stage: table, then the embeddings of the photos the cache has not seen."""
+    dataset, data_dir = request.dataset_paths()
+    return step("embed", embed_dataset, dataset, data_dir, request.model, request.catalog, request.batch_size,
+                request.threads, cluster=request.cluster, runtime=request.runtime, device=request.device,
+                progress=progress, log=log)

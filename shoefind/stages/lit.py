@@ -123,6 +123,7 @@ def learn_lit_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, m
     from shoefind.learn.checkpoint import table_hash, write_model
     from shoefind.learn.lit import LitSettings, train_text_tower
     from shoefind.learn.heldout import heldout_metrics
+    from shoefind.evaluate.baselines import heldout_baselines
     from shoefind.scoring.zeroshot import ZeroShotOptions
 
     say = log or (lambda _m: None)
@@ -134,14 +135,25 @@ def learn_lit_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, m
     settings = replace(settings, seed=seed)
     check_hyperparameters(**{k: v for k, v in settings.as_dict().items() if k != "precision"})
     options = ZeroShotOptions.of(zeroshot)
-    saved = save_table(dataset, data_dir, catalog=catalog)
+    from shoefind.features.table import count_images
+    from shoefind.stages.phases import phase
+    reading = progress("reading images", count_images(dataset)) if progress and Path(dataset).is_dir() else None
+    saved = save_table(dataset, data_dir, catalog=catalog, progress=reading)
     table = saved.table
     labels = shoe_labels(table.shoes)
     require_labels(labels, str(table.root))
     from shoefind.encoders.spec import spec_text
     spec = spec_text(model)
-    encoder = load_encoder(spec, device=device, batch_size=batch_size, runtime="torch")
-    base = _Base(encoder, spec, encoder.device, settings)
+    with phase(f"loading {spec}", progress, say):
+        encoder = load_encoder(spec, device=device, batch_size=batch_size, runtime="torch")
+        base = _Base(encoder, spec, encoder.device, settings)
+    checkpoint = Path(out) if out else default_checkpoint(data_dir, table.root, base.id, base.kind != "clip")
+    if base.kind == "clip" and checkpoint.name.endswith(".lit.pt"):    # before minutes of training
+        raise UserError(f"{checkpoint}: LiT over a CLIP model writes a CLIP checkpoint (clip.load reads it); "
+                        "give a name ending in .pt but not .lit.pt")
+    if base.kind != "clip" and not checkpoint.name.endswith(".lit.pt"):
+        raise UserError(f"{checkpoint}: a LiT checkpoint over an image backbone is named NAME.lit.pt "
+                        "(that is how --model recognises it)")
     cache = EmbeddingCache.for_encoder(data_dir, base.images)
     embed_progress = progress("embedding photos", len(table.images)) if progress else None
     report = embed_images(base.images, cache, images_of(table), batch_size=batch_size, progress=embed_progress)
@@ -153,24 +165,25 @@ def learn_lit_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, m
     say(f"LiT on {table.root.name}: {len(train)} training photos, {len(held)} held out "
         f"(by {', '.join(split.by)}); base {base.id}")
     shoe_row = {s: i for i, s in enumerate(labels["shoe"])}
-    captions = build_captions(labels, np.array([shoe_row[s] for s in train["shoe"]]), options.prompts, seed)
+    with phase("writing captions", progress, say):
+        captions = build_captions(labels, np.array([shoe_row[s] for s in train["shoe"]]), options.prompts, seed)
     train_x = cache.matrix(train["sha256"].tolist())
     held_x = cache.matrix(held["sha256"].tolist())
     shoes = table.shoes
     require_sound_base(base.tower.state_dict(), base.id)
-    before = heldout_metrics(base.before or base.images, shoes, held_x, held["shoe"], train_x, train["shoe"], options)
+    with phase("scoring held-out photos before training", progress, say):
+        before = heldout_metrics(base.before or base.images, shoes, held_x, held["shoe"], train_x, train["shoe"],
+                                 options)
     train_progress = progress("training the text tower", settings.steps) if progress else None
     training = train_text_tower(base.tower, train_x, captions, settings, progress=train_progress, log=say)
     require_finite_weights(base.tower.state_dict(), "LiT training", f"learning rate {settings.lr}")
-    checkpoint = Path(out) if out else default_checkpoint(data_dir, table.root, base.id, base.kind != "clip")
-    if base.kind == "clip" and checkpoint.name.endswith(".lit.pt"):
-        raise UserError(f"{checkpoint}: LiT over a CLIP model writes a CLIP checkpoint (clip.load reads it); "
-                        "give a name ending in .pt but not .lit.pt")
-    if base.kind != "clip" and not checkpoint.name.endswith(".lit.pt"):
-        raise UserError(f"{checkpoint}: a LiT checkpoint over an image backbone is named NAME.lit.pt "
-                        "(that is how --model recognises it)")
-    after = heldout_metrics(base.trained_encoder(checkpoint), shoes, held_x, held["shoe"], train_x, train["shoe"],
-                            options)
+    with phase("scoring held-out photos", progress, say):
+        after = heldout_metrics(base.trained_encoder(checkpoint), shoes, held_x, held["shoe"], train_x,
+                                train["shoe"], options)
+    baselines = heldout_baselines(shoes, held["shoe"])
+    warnings = heldout_warnings(len(held), len(images), after, baselines)
+    for warning in warnings if progress is None else []:   # a command line shows them with the scores
+        say(f"warning: {warning}")
     split_file = checkpoint.with_name(checkpoint.name + ".split.csv")
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     split.save(split_file)
@@ -181,16 +194,28 @@ def learn_lit_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, m
         "hyperparameters": settings.as_dict() | {"prompts": options.prompts},
         "training": training.as_dict() | {"total_seconds": round(time.perf_counter() - started, 1)},
         "image_precision": getattr(base.images, "precision", "fp32"),
-        "heldout_before": before, "heldout": after,
+        "heldout_before": before, "heldout": after, "heldout_baselines": baselines, "warnings": warnings,
         "notes": [CLIP_NOTE] if base.kind == "clip" else
         [f"text tower {settings.width} wide, {settings.layers} layers, trained from "
          f"{'the checkpoint it continues' if 'continued_from' in base.base else 'scratch'}; image backbone locked"],
     }
     extra = {"trained": {"dataset": str(table.root), "table_hash": manifest["table_hash"],
                          "image_precision": manifest["image_precision"]}}
-    written = write_model(checkpoint, base.writer(extra), manifest)
+    with phase("writing the checkpoint", progress, say):
+        written = write_model(checkpoint, base.writer(extra), manifest)
     say(f"LiT checkpoint {checkpoint} ({training.seconds:.0f}s of training); held-out name top-1 "
         f"{after.get('zero_shot_top1')}")
     from shoefind.learn.checkpoint import manifest_paths
     return {"checkpoint": str(checkpoint), "manifest": str(manifest_paths(checkpoint)[0]), "heldout": after,
-            "heldout_before": before, "training": written["training"], "split": written["split"]}
+            "heldout_before": before, "training": written["training"], "split": written["split"],
+            "baselines": baselines, "warnings": warnings}
+
+
+def heldout_warnings(heldout: int, photos: int, scores: dict, baselines: dict) -> list[str]:
+    """Too few held-out photos to mean anything (the minimum stated), and the held-out scores no better
+    than always answering the majority class."""
+    from shoefind.evaluate.baselines import heldout_caveats, small_test_warning
+    out = []
+    if warning := small_test_warning(heldout, "held out", total=photos, top1=scores.get("zero_shot_top1")):
+        out.append(warning)
+    return out + heldout_caveats(scores, baselines)

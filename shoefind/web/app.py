@@ -7,7 +7,6 @@ the server keeps serving.
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))   # `streamlit run`
 
 from shoefind.features.catalog import EmptyCatalog, open_catalog  # noqa: E402
 from shoefind.scoring.change_words import ATTRIBUTE_NAMES  # noqa: E402
-from shoefind.settings import data_dir as resolve_data_dir  # noqa: E402
+from shoefind.settings import current  # noqa: E402
 from shoefind.images import ImageError, open_image  # noqa: E402
 from shoefind.retrieve.answer import answer_photos  # noqa: E402
 from shoefind.encoders.base import ModelUnavailable  # noqa: E402
@@ -43,9 +42,8 @@ def thumbnail(path: str, size: int = 320):
 
 
 def settings() -> tuple[str | None, str, str]:
-    data = resolve_data_dir()
-    dataset = os.environ.get("SHOEFIND_WEB_DATASET") or str(data / "images")
-    return os.environ.get("SHOEFIND_MODEL") or None, dataset, str(data)
+    given = current()
+    return given.model, str(given.web_dataset or given.layout.images), str(given.data_dir)
 
 
 def set_query(kind: str, value, label: str) -> None:
@@ -141,8 +139,8 @@ def show_grid(results: list[dict], key: str) -> None:
 def page() -> None:
     st.set_page_config(page_title="shoefind", layout="wide")
     st.title("shoefind")
-    spec, dataset, data = settings()
     try:
+        spec, dataset, data = settings()   # a bad environment value is a message too
         encoder, catalog = warm_model_and_catalog(spec, dataset, data)
     except (ModelUnavailable, EmptyCatalog, ValueError, OSError) as exc:
         st.error(str(exc))

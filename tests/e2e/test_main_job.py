@@ -137,3 +137,35 @@ def test_deployment_run_infer_answers_a_photo(main_job, tiny_model, tmp_path):
                   "-p", f"dataset={ds}", "-p", f"model={tiny_model}", "-p", f"data_dir={tmp_path / 'data'}",
                   "-p", "change=same brand but blue", "--watch", "--watch-timeout", "300")
     assert "Completed" in res.stdout + res.stderr, res.stdout[-2000:] + res.stderr[-2000:]
+
+
+def test_the_first_run_hint_runs_as_printed(main_job):
+    """The command up.sh suggests, typed as printed, completes on this machine."""
+    import shlex
+    env, home = main_job
+    line = next(line for line in (home / "up.log").read_text().splitlines() if "up: serving; try:" in line)
+    command = shlex.split(line.split("try:", 1)[1])
+    assert command[0].startswith("PREFECT_API_URL=") and command[1] == ".venv/bin/prefect", command
+    run_env = {**env, "COLUMNS": "250", command[0].split("=", 1)[0]: command[0].split("=", 1)[1]}
+    res = subprocess.run([str(REPO / command[1]), *command[2:], "--watch-timeout", "900"], env=run_env, cwd=REPO,
+                         capture_output=True, text=True, timeout=1000)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0 and "Completed" in out and "Validation failed" not in out, out[-3000:]
+
+
+def test_infer_through_the_api_prints_the_answer(main_job, tiny_model, tmp_path):
+    """With PREFECT_API_URL exported (as the README says), `shoefind infer` from outside the checkout
+    triggers the infer deployment, waits for it, and prints the answer the in-process path prints."""
+    env, _ = main_job
+    ds = make_labeled_dataset(tmp_path / "ds")
+    photo = next(ds.rglob("*.jpg"))
+    args = [str(REPO / ".venv" / "bin" / "shoefind"), "infer", str(photo), "--dataset", str(ds), "--model", tiny_model,
+            "--data-dir", str(tmp_path / "data"), "--json"]
+    local_env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
+    here = subprocess.run(args, env=local_env, cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    there = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert here.returncode == 0, here.stderr[-2000:]
+    assert there.returncode == 0 and "running the deployment infer/ad-hoc" in there.stderr, there.stderr[-3000:]
+    local, remote = json.loads(here.stdout), json.loads(there.stdout)
+    assert [a["shoe"]["shoe"] for a in remote["answers"]] == [a["shoe"]["shoe"] for a in local["answers"]]
+    assert remote["answers"][0]["top_shoes"] == local["answers"][0]["top_shoes"]

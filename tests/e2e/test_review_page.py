@@ -167,6 +167,8 @@ MALFORMED = {
     "raw non-ASCII path": (b"GET /image/\xe9\xff?token={token} HTTP/1.1\r\nHost: {host}\r\n\r\n", b""),
     "raw non-ASCII header": (b"GET /api/queue HTTP/1.1\r\nHost: {host}\r\nX-Review-Token: \xe9\xff\r\n\r\n", b""),
     "bad page number": (b"GET /api/queue?page=1e308&token={token} HTTP/1.1\r\nHost: {host}\r\n\r\n", b""),
+    "30 query fields": (b"GET /api/queue?" + b"&".join(b"f%d=1" % i for i in range(29)) +
+                        b"&token={token} HTTP/1.1\r\nHost: {host}\r\n\r\n", b""),
 }
 
 

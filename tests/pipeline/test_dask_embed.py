@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import prefect_dask  # noqa: F401  requirements.txt installs it: missing, the set-up is broken (no skip)
 import pytest
 
 from shoefind.features.cache import EmbeddingCache
@@ -14,8 +15,6 @@ from shoefind.encoders.load import load_model
 from shoefind.stages.features import split
 
 from tests.helpers import make_labeled_dataset
-
-pytest.importorskip("prefect_dask")
 
 
 @pytest.fixture(scope="module")

@@ -76,6 +76,37 @@ def test_float32_tiff_is_scaled_not_black(tmp_path):
         open_image(tmp_path / "nan.tif")
 
 
+def _sample_format(path, value: int) -> None:
+    """Rewrite the SampleFormat tag (339) of a little-endian TIFF Pillow wrote (1 unsigned, 2 signed)."""
+    data = bytearray(path.read_bytes())
+    ifd = struct.unpack("<I", data[4:8])[0]
+    for i in range(struct.unpack("<H", data[ifd:ifd + 2])[0]):
+        entry = ifd + 2 + 12 * i
+        if struct.unpack("<H", data[entry:entry + 2])[0] == 339:
+            data[entry + 8:entry + 10] = struct.pack("<H", value)
+            path.write_bytes(bytes(data))
+            return
+    raise AssertionError("no SampleFormat tag")
+
+
+def test_32bit_integer_tiff_is_scaled_by_its_range_not_read_as_white(tmp_path):
+    import numpy as np
+    ramp = np.tile(np.linspace(0, 2**31 - 1, 256), (64, 1)).astype(np.int32)   # signed 32-bit, black to white
+    Image.fromarray(ramp, "I").save(tmp_path / "i32.tif")
+    grey = np.asarray(open_image(tmp_path / "i32.tif"))[..., 0]
+    assert (grey == 255).mean() < 0.01 and 120 <= grey.mean() <= 135       # was 99.98% white
+    assert grey[0, 0] == 0 and grey[0, -1] == 255 and grey[0, 128] in (127, 128)
+    unsigned = np.tile(np.linspace(0, 2**32 - 1, 256), (64, 1)).astype(np.uint32)   # Pillow reads these as int32
+    Image.fromarray(unsigned.view(np.int32), "I").save(tmp_path / "u32.tif")
+    _sample_format(tmp_path / "u32.tif", 1)
+    grey = np.asarray(open_image(tmp_path / "u32.tif"))[..., 0]
+    assert np.abs(grey[0].astype(int) - np.arange(256)).max() <= 1          # was negative, then clipped
+    negative = ramp - 2**30
+    Image.fromarray(negative.astype(np.int32), "I").save(tmp_path / "neg.tif")
+    with pytest.raises(ImageError, match="negative pixels"):
+        open_image(tmp_path / "neg.tif")
+
+
 def test_exif_orientation_is_applied(tmp_path):
     img = Image.new("RGB", (400, 200), (10, 200, 10))
     exif = img.getexif()

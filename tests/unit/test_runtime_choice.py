@@ -80,7 +80,6 @@ def test_plain_cpu_gets_the_onnx_path(tiny_model, data_dir):
         assert enc.runtime_choice["fidelity"]["min_cosine"] >= 0.99
 
 
-@pytest.mark.skipif(not onnx_available(), reason="onnxruntime is not installed")
 def test_avx512_bf16_machine_gets_onnx_and_int8_below_its_bar_falls_back_to_exact_onnx(tiny_model, data_dir):
     exact = load_model(tiny_model, runtime="torch")
     first = load_model(tiny_model, capability=AVX512_BF16)

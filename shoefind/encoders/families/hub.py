@@ -24,10 +24,7 @@ def download_allowed() -> bool:
 
 def hub_cache() -> Path:
     """Where huggingface_hub keeps repos (respects HF_HUB_CACHE and HF_HOME)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
-    return Path(home).expanduser() / "hub"
+    return current().hf_hub_cache
 
 
 @contextlib.contextmanager

@@ -69,8 +69,7 @@ SAMPLE_PROMPTS = ["a photo of a red high-top sneaker.", "a white low-top leather
 def record_path(model_key: str, data_dir: Path | None = None) -> Path:
     """DATA/embeddings/fidelity/<model cache key>.json."""
     from shoefind.settings import layout
-    root = Path(data_dir) if data_dir is not None else layout().root
-    return root / "embeddings" / "fidelity" / (re.sub(r"[^A-Za-z0-9._-]+", "_", model_key) + ".json")
+    return layout(data_dir).fidelity / (re.sub(r"[^A-Za-z0-9._-]+", "_", model_key) + ".json")
 
 
 def read_records(path: Path) -> dict:
@@ -98,7 +97,7 @@ def _write_record(path: Path, entry_key: str, entry: dict) -> bool:
 def sample_images(n: int = SAMPLE_IMAGES, data_dir: Path | None = None) -> tuple[list, str]:
     """(images, where they came from): the first n photos under DATA/images, else generated ones."""
     from shoefind.settings import layout
-    folder = (Path(data_dir) if data_dir is not None else layout().root) / "images"
+    folder = layout(data_dir).images
     found: list[Path] = []
     if folder.is_dir():
         for root, dirs, files in os.walk(folder):

@@ -49,12 +49,12 @@ def export_name(checkpoint: Path) -> str:
 
 def export_dir(checkpoint: Path, data_dir: Path | None = None) -> Path:
     """Where the exports of these weights live (created)."""
-    from shoefind.settings import data_dir as default_data_dir
+    from shoefind.settings import layout
     name = export_name(checkpoint)
     beside = checkpoint.parent / "onnx" / name
     if _writable(beside):
         return beside
-    fallback = Path(data_dir or default_data_dir()) / "models" / "onnx" / name
+    fallback = layout(data_dir).onnx_exports / name
     fallback.mkdir(parents=True, exist_ok=True)
     return fallback
 
@@ -62,9 +62,9 @@ def export_dir(checkpoint: Path, data_dir: Path | None = None) -> Path:
 def existing_export_dir(checkpoint: Path, data_dir: Path | None = None) -> Path | None:
     """The folder that already holds these weights' exports (with their meta.json), else None;
     creates nothing."""
-    from shoefind.settings import data_dir as default_data_dir
+    from shoefind.settings import layout
     name = export_name(checkpoint)
-    for folder in (checkpoint.parent / "onnx" / name, Path(data_dir or default_data_dir()) / "models" / "onnx" / name):
+    for folder in (checkpoint.parent / "onnx" / name, layout(data_dir).onnx_exports / name):
         if (folder / META_FILE).is_file():
             return folder
     return None

@@ -11,7 +11,6 @@ $SHOEFIND_BF16=0/1 overrides both (tests pin it; machines where the measurement 
 """
 from __future__ import annotations
 
-import os
 import time
 from typing import Callable
 
@@ -29,12 +28,8 @@ def cpu_has_bf16() -> bool:
 
 def forced_bf16() -> bool | None:
     """$SHOEFIND_BF16 as a decision (None when unset)."""
-    value = os.environ.get("SHOEFIND_BF16", "").strip().lower()
-    if value in ("1", "true", "yes"):
-        return True
-    if value in ("0", "false", "no"):
-        return False
-    return None
+    from shoefind.settings import current
+    return current().bf16
 
 
 def measured_speedup(probe: Callable[[bool], None], rounds: int = ROUNDS) -> float:
