@@ -36,6 +36,7 @@ LAYERS = [
     ("features", "feature table, embedding cache, splits, catalog, vector index"),
     ("demo", "the drawn demo catalog"),
     ("encoders", "one Encoder interface: model specs, families, runtimes"),
+    ("artifacts", "stored model files read safely: weights-only torch loading, finite numbers"),
     ("prompts", "prompt sets"),
     ("vocab", "attribute vocabularies"),
     ("settings", "Settings and DataLayout, read once"),

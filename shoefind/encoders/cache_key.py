@@ -66,7 +66,7 @@ def clip_cache_key(parsed: ModelSpec, runtime: str | None, device: str | None,
     """The clip family's key: its weights id and preprocessing, and the runtime the recorded fidelity
     checks choose on this machine's CPU (a GPU: None, torch decides)."""
     from shoefind.encoders.runtimes.choose import candidates
-    from shoefind.encoders.runtimes.fidelity import BARS, read_records, record_entry_key, record_path
+    from shoefind.encoders.runtimes.fidelity import BARS, read_records, record_entry_key, record_path, usable_entry
     from shoefind.encoders.runtimes.onnx_files import INT8_SUFFIX
     named = _model_id(parsed.target)
     if named is None:
@@ -93,8 +93,8 @@ def clip_cache_key(parsed: ModelSpec, runtime: str | None, device: str | None,
         if name not in BARS:                       # exact runtimes share the fp32 cache
             return KnownKey(base, model_id, name, is_random, checkpoint, None, tuple(skipped))
         entry = records.get(record_entry_key(name, cap))
-        if not isinstance(entry, dict) or "min_cosine" not in entry:
-            return None    # never checked on this machine: the load checks and records it
+        if not usable_entry(entry):
+            return None    # never checked on this machine (or the record is damaged): the load checks it
         passed = entry["min_cosine"] >= BARS[name]
         fidelity = dict(entry, bar=BARS[name], passed=passed, recorded=str(path), reused=True)
         if not passed and asked == "auto" and i + 1 < len(options):

@@ -95,9 +95,15 @@ class EmbeddingCache:
 
     @classmethod
     def for_encoder(cls, data_dir: str | os.PathLike, encoder) -> "EmbeddingCache":
-        """The cache of an encoder's embeddings in a data folder: DATA_DIR/embeddings/<cache key>."""
+        """The cache of an encoder's embeddings in a data folder: DATA_DIR/embeddings/<cache key>. What a
+        foreign ONNX graph may have cached there is dropped first (shoefind.features.invalidate)."""
+        root = DataLayout(Path(data_dir)).embeddings
+        since = (getattr(encoder, "suspect_embeddings", None) or {}).get(encoder.cache_key)
+        if since:
+            from shoefind.features.invalidate import drop_embeddings_made_before
+            drop_embeddings_made_before(root / _safe(encoder.cache_key), since)
         dim = getattr(encoder, "embed_dim", None)
-        cache = cls(DataLayout(Path(data_dir)).embeddings, encoder.cache_key, dim if isinstance(dim, int) else None)
+        cache = cls(root, encoder.cache_key, dim if isinstance(dim, int) else None)
         cache._record_dim()
         return cache
 

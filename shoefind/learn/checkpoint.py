@@ -4,7 +4,8 @@ A checkpoint is written under a temporary name and renamed over the old one only
 complete (a rename is atomic), then its manifest beside it, in JSON (`<checkpoint>.json`) and markdown
 (`<checkpoint>.md`): base model and its sha256, the feature table's hash, the split, hyperparameters,
 training time and held-out scores before and after. The manifest carries the checkpoint's own
-sha256, so a manifest that does not belong to the file beside it can be told.
+sha256, so a manifest that does not belong to the file beside it can be told: loading refuses a
+checkpoint that does not match it (shoefind.encoders.checkpoint_manifest).
 """
 from __future__ import annotations
 
@@ -16,16 +17,10 @@ from typing import Callable
 
 import pandas as pd
 
+# loading compares the checkpoint with its manifest: shoefind.encoders.checkpoint_manifest.verify_checkpoint
+from shoefind.encoders.checkpoint_manifest import MANIFEST_FORMAT, manifest_paths  # noqa: F401  (this module's API)
 from shoefind.learn.heldout import METRIC_ORDER
 from shoefind.images import sha256_file
-
-MANIFEST_FORMAT = "shoefind-trained-model"
-
-
-def manifest_paths(checkpoint: str | os.PathLike) -> tuple[Path, Path]:
-    """<checkpoint>.json and <checkpoint>.md beside it (as `learn --method finetune` writes them)."""
-    checkpoint = Path(checkpoint)
-    return checkpoint.with_name(checkpoint.name + ".json"), checkpoint.with_name(checkpoint.name + ".md")
 
 
 def table_hash(images: pd.DataFrame, labels: pd.DataFrame) -> str:

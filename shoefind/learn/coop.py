@@ -520,29 +520,73 @@ def _progress(enabled: bool, description: str, total: int):
     return bar
 
 
-def load_coop(path: str | os.PathLike, encoder, spec) -> CoopClassifier:
-    """A saved CoOp / CoCoOp classifier for the current classes of `spec` (new classes: zero-shot
-    prompts for CoOp; the learned context with their names for CoCoOp)."""
-    require_prompt_learning(encoder, "coop")
-    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if payload.get("format") != ARTIFACT_FORMAT:
+# What a saved CoOp payload must hold, and of which type (checked before anything is built from it).
+_PAYLOAD_TYPES = {"model_id": str, "task": str, "trained_classes": list, "class_texts": list, "template": str,
+                  "n_ctx": int, "class_specific": bool, "ctx": torch.Tensor, "training": dict}
+MAX_CONTEXT = 64   # learned context tokens: CLIP's 77-token context must still hold the class name
+
+
+def _damaged(path, why: str) -> UserError:
+    from shoefind.artifacts.torch_files import DamagedFile
+    return DamagedFile(f"{path} is not a usable CoOp classifier: {why}; run `shoefind learn` again")
+
+
+def _checked_payload(path: Path, payload, encoder, spec) -> dict:
+    """The saved payload, its fields present and of their types, or one line saying what is wrong."""
+    if not isinstance(payload, dict) or payload.get("format") != ARTIFACT_FORMAT:
         raise UserError(f"{path} is not a shoefind CoOp artifact")
-    if int(payload.get("version", 0)) > ARTIFACT_VERSION:
+    version = payload.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise _damaged(path, f"its version is {version!r}")
+    if version > ARTIFACT_VERSION:
         raise UserError(f"{path} was written by a newer shoefind (CoOp artifact v{payload['version']})")
+    for key, kind in _PAYLOAD_TYPES.items():
+        if not isinstance(payload.get(key), kind) or (kind is int and isinstance(payload[key], bool)):
+            raise _damaged(path, f"its {key} is missing or not a {kind.__name__}")
     if payload["model_id"] != encoder.model_id:
         raise UserError(f"{path} was trained for model {payload['model_id']}, not {encoder.model_id}: "
                          "run `shoefind learn` again with this model")
     if payload["task"] != spec.task:
         raise UserError(f"{path} is for task {payload['task']}, not {spec.task}")
-    trained_classes = list(payload["trained_classes"])
+    if not 1 <= payload["n_ctx"] <= MAX_CONTEXT:
+        raise _damaged(path, f"its context length {payload['n_ctx']} is out of range (1 to {MAX_CONTEXT})")
+    if not all(isinstance(t, str) for t in payload["class_texts"] + payload["trained_classes"]) \
+            or len(payload["class_texts"]) != len(payload["trained_classes"]) or not payload["class_texts"]:
+        raise _damaged(path, "its class names do not match its class prompts")
+    conditional = payload.get("conditional", False)
+    meta = payload.get("meta_net")
+    if not isinstance(conditional, bool) or (conditional and not (
+            isinstance(meta, dict) and all(isinstance(v, torch.Tensor) for v in meta.values()))):
+        raise _damaged(path, "its CoCoOp meta-network is missing")
+    return payload
+
+
+def load_coop(path: str | os.PathLike, encoder, spec) -> CoopClassifier:
+    """A saved CoOp / CoCoOp classifier for the current classes of `spec` (new classes: zero-shot
+    prompts for CoOp; the learned context with their names for CoCoOp). A code-carrying, truncated or
+    edited file, or one holding NaN, is refused with one line."""
+    from shoefind.artifacts.finite import require_finite_model
+    from shoefind.artifacts.torch_files import load_torch_file
+    require_prompt_learning(encoder, "coop")
+    path = Path(path)
+    payload = _checked_payload(path, load_torch_file(path, "CoOp classifier"), encoder, spec)
     conditional = bool(payload.get("conditional", False))
-    learner = PromptLearner(encoder.model, list(payload["class_texts"]), payload["template"], int(payload["n_ctx"]),
-                            bool(payload["class_specific"]), init=None, conditional=conditional)
-    with torch.no_grad():
-        learner.ctx.copy_(payload["ctx"])
-        if conditional:
-            learner.meta_net.load_state_dict(payload["meta_net"])
-    common = dict(ctx=payload["ctx"], n_ctx=int(payload["n_ctx"]), class_specific=bool(payload["class_specific"]),
+    tensors = {"ctx": payload["ctx"]} | {f"meta_net.{k}": v for k, v in (payload["meta_net"] or {}).items()}
+    require_finite_model(tensors, path, "CoOp classifier", "run `shoefind learn` again")
+    trained_classes = list(payload["trained_classes"])
+    try:
+        learner = PromptLearner(encoder.model, list(payload["class_texts"]), payload["template"], payload["n_ctx"],
+                                payload["class_specific"], init=None, conditional=conditional)
+        with torch.no_grad():
+            learner.ctx.copy_(payload["ctx"])
+            if conditional:
+                learner.meta_net.load_state_dict(payload["meta_net"])
+    except (RuntimeError, ValueError, IndexError, KeyError) as exc:   # shapes that do not fit, a bad template
+        raise _damaged(path, f"its context does not fit this model ({type(exc).__name__})") from None
+    if learner.ctx.shape != payload["ctx"].shape:   # copy_ broadcasts a smaller tensor: not the one trained
+        raise _damaged(path, f"its context has shape {tuple(payload['ctx'].shape)}, this model's is "
+                             f"{tuple(learner.ctx.shape)}")
+    common = dict(ctx=payload["ctx"], n_ctx=payload["n_ctx"], class_specific=payload["class_specific"],
                   template=payload["template"], model_id=payload["model_id"], training=dict(payload["training"]))
     if conditional:
         return _conditional_classifier(encoder, spec, trained_classes, learner, common)

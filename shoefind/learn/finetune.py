@@ -231,6 +231,8 @@ def finetune_clip(encoder, base_checkpoint: str | os.PathLike | None, table, out
     manifest = {
         "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "method": "finetune",
         "checkpoint": str(out), "created": datetime.now(timezone.utc).isoformat(),
+        # what loading compares the checkpoint with (shoefind.encoders.checkpoint_manifest)
+        "checkpoint_sha256": sha256_file(tmp),
         "base_model": {"id": encoder.model_id, "path": str(base_path) if base_path else None,
                        "sha256": sha256_file(base_path) if base_path and base_path.is_file() else None},
         "dataset": str(table.root), "table_sha256": table_hash(labeled),

@@ -10,8 +10,7 @@ from __future__ import annotations
 import math
 from typing import Iterable, Mapping
 
-import numpy as np
-
+from shoefind.artifacts.finite import non_finite_names  # noqa: F401  (this module's API; loading checks too)
 from shoefind.errors import UserError
 
 
@@ -30,24 +29,6 @@ def require_finite_loss(loss, at: str, what: str, hint: str = "") -> None:
     if not math.isfinite(value):
         raise DivergedTraining(f"{what} diverged: the loss is {value} at {at}"
                                f"{' (' + hint + ')' if hint else ''}; nothing was saved")
-
-
-def non_finite_names(named: Mapping | Iterable) -> list[str]:
-    """Names of the tensors or arrays (name -> value) holding a NaN or an infinity."""
-    items = named.items() if isinstance(named, Mapping) else named
-    bad = []
-    for name, value in items:
-        if value is None:
-            continue
-        if hasattr(value, "detach"):       # a torch tensor: checked where it is
-            import torch
-            if value.is_floating_point() and not bool(torch.isfinite(value.detach()).all()):
-                bad.append(str(name))
-            continue
-        array = np.asarray(value)
-        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
-            bad.append(str(name))
-    return bad
 
 
 def require_finite_weights(named: Mapping | Iterable, what: str, hint: str = "") -> None:

@@ -12,11 +12,17 @@
 
 Loading rebuilds every classifier for the *current* catalog: a shoe added after training is
 scored by its zero-shot prompts (with a CLIP model), so nothing fails on new classes.
+
+Nothing is trusted on sight: the manifest records each file's sha256, and loading refuses, with one
+line naming the folder (DamagedLearned, exit code 2), a manifest that is truncated or edited, a file that
+is not the one the manifest names, one that cannot be read whole, that carries code or holds NaN. It
+never falls back to zero-shot in silence.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +34,7 @@ from shoefind.learn.fewshot import LinearProbe, PrototypeClassifier, TipAdapter,
 from shoefind.features.table import FeatureTable
 from shoefind.scoring.zeroshot import Identification, softmax
 from shoefind.errors import UserError
+from shoefind.images import sha256_file
 from shoefind.learn.finite import require_finite_weights
 from shoefind.settings import DataLayout
 
@@ -35,6 +42,21 @@ MANIFEST_FORMAT = "shoefind-learned"
 MANIFEST_VERSION = 1
 LEARNED_METHODS = ("prototype", "tip-adapter", "tip-adapter-f", "linear-probe", "coop", "cocoop")
 TIP_METHODS = {"tip-adapter": "", "tip-adapter-f": "_f"}   # method -> suffix of its arrays in fewshot-<task>.npz
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")   # a file in the folder, never a path out of it
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class DamagedLearned(UserError):
+    """Saved classifiers that cannot be used as they are (truncated, edited, not the files learn wrote)."""
+
+
+class LearnedForAnotherModel(UserError):
+    """Saved classifiers whose manifest names another model than the one loaded."""
+
+
+def _damaged(folder: Path, why: str) -> DamagedLearned:
+    return DamagedLearned(f"the classifiers learned in {folder} cannot be used: {why}. Run `shoefind learn` "
+                          "again, or delete that folder to use zero-shot")
 
 
 def _learned_weights(comparison: Comparison):
@@ -67,6 +89,7 @@ def save_learned(data_dir: str | os.PathLike, comparison: Comparison, encoder, d
     out = learned_dir(data_dir, encoder.model_id, dataset)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, dict[str, str]] = {}
+    digests: dict[str, str] = {}   # what loading compares each file with
     for task, (x, labels) in comparison.support.items():
         arrays = {"embeddings": x.astype(np.float32), "labels": np.array(labels),
                   "alpha": np.float32(1.0), "beta": np.float32(5.5)}
@@ -84,6 +107,7 @@ def save_learned(data_dir: str | os.PathLike, comparison: Comparison, encoder, d
                 arrays["probe_mean"] = probe.space.mean.astype(np.float32)
         np.savez(out / f".fewshot-{task}.npz.tmp.npz", **arrays)
         os.replace(out / f".fewshot-{task}.npz.tmp.npz", out / f"fewshot-{task}.npz")
+        digests[f"fewshot-{task}.npz"] = sha256_file(out / f"fewshot-{task}.npz")
         for method in ("prototype", *TIP_METHODS, "linear-probe"):
             if task in comparison.fitted.get(method, {}):
                 files.setdefault(method, {})[task] = f"fewshot-{task}.npz"
@@ -93,12 +117,13 @@ def save_learned(data_dir: str | os.PathLike, comparison: Comparison, encoder, d
                 continue   # a task without training photos kept its zero-shot prompts
             clf.save(out / f"{method}-{task}.pt")
             files.setdefault(method, {})[task] = f"{method}-{task}.pt"
+            digests[f"{method}-{task}.pt"] = sha256_file(out / f"{method}-{task}.pt")
     metrics = comparison.metrics
     best = {t: comparison.best(t) for t in sorted(set(metrics["task"]))}
     manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "model_id": encoder.model_id,
                 "cache_key": encoder.cache_key, "has_text": bool(encoder.has_text), "dataset": str(dataset),
                 "created": datetime.now(timezone.utc).isoformat(), "shots": comparison.split.shots,
-                "seed": comparison.split.seed, "best": best, "files": files,
+                "seed": comparison.split.seed, "best": best, "files": files, "sha256": digests,
                 "classes": {t: sorted(set(labels)) for t, (_x, labels) in comparison.support.items()},
                 "comparison": json.loads(metrics.to_json(orient="records")),
                 "zeroshot_options": comparison.options}
@@ -109,13 +134,64 @@ def save_learned(data_dir: str | os.PathLike, comparison: Comparison, encoder, d
 
 
 def read_manifest(folder: Path) -> dict | None:
+    """The folder's manifest (None when nothing was learned), every field checked for what loading reads."""
     path = folder / "manifest.json"
     if not path.is_file():
         return None
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != MANIFEST_FORMAT or int(manifest.get("version", 0)) > MANIFEST_VERSION:
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise _damaged(folder, f"manifest.json cannot be read ({'truncated or not JSON' if isinstance(exc, ValueError) else exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         raise UserError(f"{path} is not a learned-classifier manifest this shoefind can read")
+    version = manifest.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise _damaged(folder, f"manifest.json says version {version!r}")
+    if version > MANIFEST_VERSION:
+        raise UserError(f"{path} is not a learned-classifier manifest this shoefind can read")
+    _check_manifest(folder, manifest)
     return manifest
+
+
+def _check_manifest(folder: Path, manifest: dict) -> None:
+    """DamagedLearned naming the first field of the manifest that is missing or not what learn writes."""
+    def strings(value) -> bool:
+        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    problems = []
+    if not isinstance(manifest.get("model_id"), str):
+        problems.append("no model_id")
+    if not strings(manifest.get("best")):
+        problems.append("its best methods are not names")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(strings(per_task) and all(_FILE_NAME.fullmatch(f) for f in per_task.values())
+                                              for per_task in files.values()):
+        problems.append("its files are not file names of the folder")
+    digests = manifest.get("sha256", {})   # manifests written before checksums have none
+    if not strings(digests) or not all(_SHA256.fullmatch(d) for d in digests.values()):
+        problems.append("its sha256 list is not sha256 digests")
+    rows = manifest.get("comparison", [])
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("shots"), int)
+                                             and all(isinstance(r.get(k), (int, float, type(None))) for k in ("top1", "top5"))
+                                             for r in rows):
+        problems.append("its comparison table is not numbers")
+    if not isinstance(manifest.get("zeroshot_options") or {}, dict):
+        problems.append("its zero-shot options are not options")
+    if problems:
+        raise _damaged(folder, f"manifest.json is edited or damaged ({problems[0]})")
+
+
+def _verified(folder: Path, manifest: dict, file: str) -> Path:
+    """folder/file, when it is the file the manifest recorded (manifests without checksums: as it is)."""
+    path = folder / file
+    if not path.is_file():
+        raise _damaged(folder, f"{file} is missing")
+    digests = manifest.get("sha256")
+    if digests is not None:
+        if file not in digests:
+            raise _damaged(folder, f"manifest.json records no sha256 for {file}")
+        if sha256_file(path) != digests[file]:
+            raise _damaged(folder, f"{file} is not the file `shoefind learn` wrote (its sha256 differs from the manifest's)")
+    return path
 
 
 def _support(folder: Path, file: str, spec: TaskSpec, suffix: str = "") -> tuple:
@@ -125,6 +201,9 @@ def _support(folder: Path, file: str, spec: TaskSpec, suffix: str = "") -> tuple
         x, labels = z["embeddings"], [str(v) for v in z["labels"]]
         alpha, beta = float(z.get(f"alpha{suffix}", z["alpha"])), float(z.get(f"beta{suffix}", z["beta"]))
         keys = z[f"keys{suffix}"] if f"keys{suffix}" in z.files else None
+    _sound(folder / file, {"embeddings": x, "alpha": alpha, "beta": beta, "keys": keys})
+    if x.ndim != 2 or len(x) != len(labels) or (keys is not None and keys.shape != x.shape):
+        raise ValueError(f"{len(labels)} labels for support embeddings of shape {x.shape}")
     index = {c: i for i, c in enumerate(spec.classes)}
     keep = np.array([lab in index for lab in labels], bool)
     y = np.array([index[lab] for lab, k in zip(labels, keep) if k], dtype=int)
@@ -136,13 +215,19 @@ def load_classifier(folder: Path, manifest: dict, method: str, spec: TaskSpec, e
     file = manifest["files"].get(method, {}).get(spec.task)
     if file is None:
         return None
+    path = _verified(folder, manifest, file)
     scale = encoder.logit_scale if encoder.has_text else 100.0
     if method in ("coop", "cocoop"):
         from shoefind.learn.coop import load_coop
-        return load_coop(folder / file, encoder, spec)
-    if method == "linear-probe":
-        return _probe(folder / file, spec)
-    x, y, alpha, beta, keys = _support(folder, file, spec, TIP_METHODS.get(method, ""))
+        return load_coop(path, encoder, spec)
+    try:
+        if method == "linear-probe":
+            return _probe(path, spec)
+        x, y, alpha, beta, keys = _support(folder, file, spec, TIP_METHODS.get(method, ""))
+    except UserError:
+        raise
+    except Exception as exc:   # zipfile, zlib, numpy, a missing array or one of the wrong shape: all "damaged"
+        raise _damaged(folder, f"{file} cannot be read whole ({type(exc).__name__}: {str(exc)[:120]})") from None
     if method in TIP_METHODS:
         return TipAdapter.build(x, y, spec.classes, spec.text, scale, alpha=alpha, beta=beta, keys=keys,
                                 finetuned=method == "tip-adapter-f")
@@ -159,6 +244,10 @@ def _probe(path: Path, spec: TaskSpec) -> LinearProbe | None:
         w, b, saved = z["probe_weights"], z["probe_bias"], [str(c) for c in z["probe_classes"]]
         scale, decay = float(z["probe_scale"]), float(z["probe_decay"])
         mean = z["probe_mean"] if "probe_mean" in z.files else None
+    _sound(path, {"probe_weights": w, "probe_bias": b, "probe_scale": scale, "probe_mean": mean})
+    if w.ndim != 2 or w.shape[1] != len(saved) or b.shape != (len(saved),) or \
+            (mean is not None and mean.shape != (w.shape[0],)):
+        raise ValueError(f"probe weights {w.shape} and bias {b.shape} for {len(saved)} classes")
     column = {c: i for i, c in enumerate(saved)}
     known = np.array([c in column for c in spec.classes], bool)
     weights = np.zeros((w.shape[0], len(spec.classes)), np.float32)
@@ -173,6 +262,12 @@ def _probe(path: Path, spec: TaskSpec) -> LinearProbe | None:
             bias[~known] = b.min() - 10.0
     return LinearProbe(list(spec.classes), weights, bias, scale, FeatureSpace(mean), decay,
                        {"by": "saved", "decay": decay})
+
+
+def _sound(path: Path, arrays: dict) -> None:
+    """Refuse saved numbers holding NaN or infinities (an older shoefind could write them)."""
+    from shoefind.artifacts.finite import require_finite_model
+    require_finite_model(arrays, path, "learned classifier", "run `shoefind learn` again")
 
 
 @dataclass
@@ -214,7 +309,7 @@ def best_method(data_dir: str | os.PathLike, encoder, table: FeatureTable,
     if manifest is None:
         return None
     if manifest["model_id"] != encoder.model_id:
-        raise UserError(f"{folder} was learned with {manifest['model_id']}, not {encoder.model_id}")
+        raise LearnedForAnotherModel(f"{folder} was learned with {manifest['model_id']}, not {encoder.model_id}")
     method = manifest["best"].get(task) if among is None else _best_among(manifest, task, among)
     if method not in LEARNED_METHODS:
         return None
@@ -235,7 +330,10 @@ def _best_among(manifest: dict, task: str, among: tuple[str, ...]) -> str | None
 def load_method(folder: Path, manifest: dict, method: str, encoder, table: FeatureTable) -> LearnedClassifier:
     classifiers = {}
     from shoefind.scoring.zeroshot import ZeroShotOptions
-    options = ZeroShotOptions.parse(**(manifest.get("zeroshot_options") or {}))   # the prompts it learned with
+    try:
+        options = ZeroShotOptions.parse(**(manifest.get("zeroshot_options") or {}))   # the prompts it learned with
+    except (TypeError, ValueError) as exc:
+        raise _damaged(folder, f"manifest.json names zero-shot options this shoefind does not have ({exc})") from None
     for spec in task_specs(encoder, table, options):
         clf = load_classifier(folder, manifest, method, spec, encoder)
         if clf is None and spec.text is not None:

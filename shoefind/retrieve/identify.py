@@ -8,6 +8,7 @@ similar catalog photo. "auto" picks the best available: learned, else zero-shot,
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
@@ -18,6 +19,9 @@ from shoefind.encoders.base import require_text, stack_pixels
 from shoefind.errors import UserError
 from shoefind.images import ImageError, sha256_bytes, sha256_file
 from shoefind.scoring.zeroshot import Identification, ZeroShotModel, ZeroShotOptions, softmax, top_k
+
+log = logging.getLogger("shoefind.identify")
+_SAID: set[str] = set()   # warnings already given in this process
 
 
 class Classifier(Protocol):
@@ -47,11 +51,15 @@ def _learned(encoder, catalog: Catalog, family: str = "best"):
     if key not in catalog.classifiers:
         found = None
         if catalog.table is not None and catalog.data_dir is not None:
-            from shoefind.learn.saved import best_method
+            from shoefind.learn.saved import LearnedForAnotherModel, best_method
+            # damaged or edited classifiers are refused with one line (shoefind.learn.saved), never skipped
             try:
                 found = best_method(catalog.data_dir, encoder, catalog.table,
                                     among=None if family == "best" else LEARNED_FAMILIES[family])
-            except ValueError:      # learned with another model: not usable
+            except LearnedForAnotherModel as exc:      # not usable with this model: said (once), then not used
+                if str(exc) not in _SAID:
+                    _SAID.add(str(exc))
+                    log.warning("%s: not using them", exc)
                 found = None
         catalog.classifiers[key] = found
     return catalog.classifiers[key]

@@ -102,7 +102,10 @@ def test_export_is_cached_beside_the_weights_and_reused(tmp_path):
     again = onnx_runtime.onnx_encoder(base, weights, "onnx-int8")  # a new process would do the same
     assert {p: p.stat().st_mtime_ns for p in exports} == stamps, "second load reads, does not re-export"
     meta = exports[0].parent / "meta.json"   # what a torch-free process needs besides the graphs
-    assert sorted((tmp_path / "models" / "onnx").rglob("*")) == sorted(exports + [exports[0].parent, meta])
+    shown = [p for p in (tmp_path / "models" / "onnx").rglob("*") if not p.name.startswith(".")]
+    assert sorted(shown) == sorted(exports + [exports[0].parent, meta])
+    hidden = {p.name for p in exports[0].parent.iterdir() if p.name.startswith(".")}   # the lock, remembered hashes
+    assert hidden == {".export.lock"} | {f".{p.name}.sha256.json" for p in exports}, hidden
     assert again.encode_texts(["a shoe"]).shape == (1, 32)
 
 

@@ -194,7 +194,7 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu"):
             model = torch.jit.load(str(path), map_location="cpu").eval()
             state_dict = None
         except RuntimeError:
-            state_dict = torch.load(str(path), map_location="cpu")
+            state_dict = torch.load(str(path), map_location="cpu", weights_only=True)   # never code
     model = clip_model().build_model(state_dict or model.state_dict()).to(device)
     if str(device) == "cpu":
         model.float()

@@ -94,7 +94,13 @@ def load_hf_folder(folder: Path, device: str, spec: str, model_id: str | None = 
             model = AutoModel.from_pretrained(str(folder), local_files_only=True)
             tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
             processor = AutoImageProcessor.from_pretrained(str(folder), local_files_only=True)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:
+            from shoefind.artifacts.torch_files import refusal
+            refused = refusal(exc, weights, "Hugging Face weights file")   # a pickle asking for code: never torch's advice
+            if refused is not None:
+                raise refused from None
+            if not isinstance(exc, (OSError, ValueError)):
+                raise
             raise ModelUnavailable(f"{folder}: transformers could not read this model folder ({exc})") from exc
     dtype = torch.float16 if str(device).startswith("cuda") else torch.float32
     model.eval().to(device, dtype=dtype)

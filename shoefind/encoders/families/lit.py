@@ -27,7 +27,7 @@ from shoefind.encoders.families import clip_parts as clip
 
 from shoefind.encoders.spec import LIT_SUFFIX, is_lit_path  # noqa: F401  (this module's API)
 from shoefind.encoders.base import ModelUnavailable, encode_in_batches, ensemble_means, weights_id
-from shoefind.encoders.families.text_tower import TextTower, TowerConfig
+from shoefind.encoders.families.text_tower import CONTEXT_LENGTH, VOCAB_SIZE, TextTower, TowerConfig
 from shoefind.images import sha256_file
 
 LIT_FORMAT = "shoefind-lit"
@@ -239,19 +239,73 @@ def write_lit(path: str | os.PathLike, tower: TextTower, base: dict, extra: dict
 
 
 def read_lit(path: str | os.PathLike) -> dict:
-    """The checkpoint's contents, or ModelUnavailable saying why it is not a LiT checkpoint."""
+    """The checkpoint's contents, or a one-line UserError: not the file its manifest describes
+    (shoefind.encoders.checkpoint_manifest), code-carrying or truncated (shoefind.artifacts.torch_files), or not
+    a LiT checkpoint (ModelUnavailable)."""
+    from shoefind.encoders.checkpoint_manifest import verify_checkpoint
+    from shoefind.artifacts.torch_files import load_torch_file
     path = Path(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds for a file that is not a checkpoint
-        raise ModelUnavailable(f"{path} is not a LiT checkpoint shoefind can read ({exc})") from exc
+    verify_checkpoint(path)
+    payload = load_torch_file(path, "LiT checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != LIT_FORMAT:
         raise ModelUnavailable(f"{path} is not a LiT checkpoint (written by `shoefind learn --method lit` "
                                "over an image-only backbone)")
-    if int(payload.get("version", 0)) > LIT_VERSION:
+    version = payload.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ModelUnavailable(f"{path} is not a usable LiT checkpoint: its version is {version!r}")
+    if version > LIT_VERSION:
         raise ModelUnavailable(f"{path} was written by a newer shoefind (LiT format {payload['version']}); "
                                "upgrade shoefind to read it")
     return payload
+
+
+# What a text tower's config may say (a tampered one must not allocate gigabytes before it is refused);
+# the tokenizer fixes the context and the vocabulary.
+_TOWER_LIMITS = {"embed_dim": (1, 1 << 16), "width": (1, 4096), "layers": (1, 64), "heads": (1, 64),
+                 "context_length": (CONTEXT_LENGTH, CONTEXT_LENGTH), "vocab_size": (VOCAB_SIZE, VOCAB_SIZE)}
+
+
+def _unusable(path: Path, why: str) -> ModelUnavailable:
+    return ModelUnavailable(f"{path} is not a usable LiT checkpoint: {why}; train it again with "
+                            "`shoefind learn DATASET --method lit`")
+
+
+def _lit_base(payload: dict, path: Path) -> dict:
+    base = payload.get("base")
+    if not isinstance(base, dict) or not all(isinstance(base.get(k), str) for k in ("family", "spec", "weights_id")):
+        raise _unusable(path, "it does not name the image backbone it was trained on")
+    return base
+
+
+def _tower_config(payload: dict, path: Path) -> TowerConfig:
+    raw = payload.get("tower")
+    if not isinstance(raw, dict) or set(raw) - set(_TOWER_LIMITS) or "embed_dim" not in raw:
+        raise _unusable(path, "its text tower config is missing or has unknown fields")
+    for name, value in raw.items():
+        low, high = _TOWER_LIMITS[name]
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise _unusable(path, f"its text tower config says {name} {value!r} "
+                                  f"(expected {low}" + (f" to {high})" if high != low else ")"))
+    config = TowerConfig(**raw)
+    if config.width % config.heads:
+        raise _unusable(path, f"its text tower width {config.width} is not a multiple of its {config.heads} heads")
+    return config
+
+
+def _tower(payload: dict, config: TowerConfig, path: Path) -> TextTower:
+    """The text tower with the checkpoint's weights: every tensor present, of its shape, finite."""
+    from shoefind.artifacts.finite import require_finite_model
+    state = payload.get("state_dict")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise _unusable(path, "it holds no text tower weights")
+    tower = TextTower(config)
+    try:
+        tower.load_state_dict(state, strict=True)
+    except RuntimeError as exc:   # missing, unexpected or resized tensors
+        detail = " ".join(str(exc).split("\n")[1:2]).strip().rstrip(".") or "its weights do not fit its config"
+        raise _unusable(path, f"its text tower weights do not fit its config ({detail[:160]})") from None
+    require_finite_model(state, path, "LiT text tower", "train it again with `shoefind learn DATASET --method lit`")
+    return tower
 
 
 def load_lit(path: str | os.PathLike, device: str = "cpu") -> LitEncoder:
@@ -259,20 +313,20 @@ def load_lit(path: str | os.PathLike, device: str = "cpu") -> LitEncoder:
 
     The checkpoint names the backbone and the id of its weights; a checkpoint trained on another
     backbone, or on other weights than the installed ones, is refused (its text embeddings would
-    not match these image embeddings).
+    not match these image embeddings). So is one that does not match its manifest, carries code, is
+    truncated or edited (a config out of range, weights that do not fit it) or holds NaN: one line each.
     """
     from shoefind.encoders.families.backbones import load_backbone
     path = Path(path).expanduser()
     payload = read_lit(path)
-    base = payload["base"]
+    base = _lit_base(payload, path)
+    config = _tower_config(payload, path)
     backbone = load_backbone(base["spec"], device)
     check_backbone(base, backbone, str(path))
-    config = TowerConfig(**payload["tower"])
     if config.embed_dim != backbone.embed_dim:
         raise ModelUnavailable(f"{path}: its text tower gives {config.embed_dim}-d embeddings, but {base['spec']} "
                                f"gives {backbone.embed_dim}-d ones: the checkpoint is from another backbone")
-    tower = TextTower(config)
-    tower.load_state_dict(payload["state_dict"], strict=True)
+    tower = _tower(payload, config, path)
     tower.eval().to(device)
     for p in tower.parameters():
         p.requires_grad_(False)

@@ -78,6 +78,10 @@ def load_open_clip_folder(folder: Path, device: str, model_id: str | None = None
         try:
             model, _, preprocess = oc.create_model_and_transforms(name, device=device, precision=_precision(device))
         except Exception as exc:  # open_clip wraps its own errors as RuntimeError/ValueError
+            from shoefind.artifacts.torch_files import refusal
+            refused = refusal(exc, weights, "open_clip checkpoint")
+            if refused is not None:
+                raise refused from None
             raise ModelUnavailable(f"open_clip could not build the model in {folder} ({exc})") from exc
         tokenizer = _tokenizer(oc, name, folder)
     mid = model_id or f"{folder.name}-{weights_id(weights)[:8]}"
@@ -166,6 +170,10 @@ def load_open_clip(spec: str, target: str, device: str) -> OpenClipEncoder:
             model, _, preprocess = oc.create_model_and_transforms(arch, pretrained=str(weights), device=device,
                                                                   precision=_precision(device), **kwargs)
         except Exception as exc:
+            from shoefind.artifacts.torch_files import refusal
+            refused = refusal(exc, weights, "open_clip checkpoint")   # a pickle asking for code: never torch's advice
+            if refused is not None:
+                raise refused from None
             raise ModelUnavailable(f"open_clip could not load {weights} as {arch} ({exc})") from exc
         tokenizer = _tokenizer(oc, arch)
     return _finish(model, preprocess, tokenizer, mid, weights, device, str(weights))

@@ -97,11 +97,17 @@ def _load_clip(spec: str, device: str):
                 raise
         path = target
     else:
+        from shoefind.encoders.checkpoint_manifest import verify_checkpoint
         path = resolve_checkpoint(spec)
+        verify_checkpoint(path)     # a checkpoint `shoefind learn` wrote is the file its manifest names
     try:
         return clip_parts.load_checkpoint(path, device)
     except Exception as exc:  # torch raises many kinds for a file that is not a checkpoint
         # torch's own text advises turning off weights_only, i.e. unsafe loading: never shown
+        from shoefind.artifacts.torch_files import CodeCarryingFile, refusal
+        refused = refusal(exc, path, "CLIP checkpoint")
+        if isinstance(refused, CodeCarryingFile):
+            raise refused from None
         raise ModelUnavailable(f"{path} is not a CLIP checkpoint: neither a TorchScript archive nor a CLIP "
                                f"state dict ({type(exc).__name__}); pass a CLIP model name or a real "
                                "checkpoint file") from None

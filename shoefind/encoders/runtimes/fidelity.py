@@ -6,11 +6,18 @@ is compared with the runtime's bar (bf16/fp16 >= 0.999, onnx-int8 >= 0.99). The 
 recorded next to the embedding cache, DATA/embeddings/fidelity/<model>.json, one entry per
 machine and runtime (runtime, min cosine, bar, machine capability, date), so later runs
 read it instead of checking again.
+
+A record is read with suspicion: an entry whose cosines are not numbers from -1 to 1 (a string,
+null, NaN, 7) is treated as absent and checked again, with one warning line; an onnx-int8 entry
+names the sha256 of the graphs it measured, and applies to those graphs only (a re-made export is
+checked again).
 """
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import math
 import os
 import re
 import uuid
@@ -32,7 +39,29 @@ RECORD_NAMES = {"onnx-int8": f"onnx-int8r-e{EXPORT_VERSION}"}
 
 def record_entry_key(runtime: str, capability) -> str:
     return f"{RECORD_NAMES.get(runtime, runtime)}|{capability.machine_key()}"
+
+
 _UNRECORDED: dict[tuple, dict] = {}
+COSINES = ("min_cosine", "image_min_cosine", "text_min_cosine")
+log = logging.getLogger("shoefind.runtime")
+
+
+def entry_problem(entry) -> str | None:
+    """Why a recorded entry cannot be used (None: it can): each cosine a finite number from -1 to 1."""
+    if not isinstance(entry, dict):
+        return "not a record"
+    for name in COSINES:
+        if name not in entry and name != "min_cosine":
+            continue
+        value = entry.get(name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
+                or not -1.0 <= value <= 1.0:
+            return f"{name} {value!r} is not a cosine"
+    return None
+
+
+def usable_entry(entry) -> bool:
+    return entry_problem(entry) is None
 SAMPLE_PROMPTS = ["a photo of a red high-top sneaker.", "a white low-top leather shoe with a gum sole.",
                   "Nike Dunk Low Panda", "a black running shoe", "a photo of a shoe."]
 
@@ -133,14 +162,19 @@ def checked_fidelity(reference, candidate, capability, data_dir: Path | None = N
     path = record_path(reference.cache_key, data_dir)
     entry_key = record_entry_key(runtime, capability)
     entry = read_records(path).get(entry_key) or _UNRECORDED.get((str(path), entry_key))
-    if isinstance(entry, dict) and "min_cosine" in entry:
-        entry = dict(entry, bar=bar, passed=entry["min_cosine"] >= bar, recorded=str(path), reused=True)
-        return entry
+    export = getattr(candidate, "export_sha256", None) or None   # the graphs an onnx runtime runs
+    problem = entry_problem(entry) if entry is not None else "absent"
+    if problem is None and export is not None and entry.get("export") != export:
+        problem = "it measured other ONNX graphs" if "export" in entry else "absent"
+    if problem is None:
+        return dict(entry, bar=bar, passed=entry["min_cosine"] >= bar, recorded=str(path), reused=True)
+    if problem != "absent":
+        log.warning("fidelity record %s, %s: %s; checking again", path, entry_key, problem)
     images, source = sample_images(data_dir=data_dir)
     entry = {"runtime": runtime, "device": candidate.device, "model": reference.model_id,
              "machine": capability.describe(), "capability": capability.as_dict(),
              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-             "sample": source} | measure(reference, candidate, images)
+             "sample": source} | measure(reference, candidate, images) | ({"export": export} if export else {})
     saved = _write_record(path, entry_key, entry)
     if not saved:  # a read-only data folder: at least check once per process
         _UNRECORDED[(str(path), entry_key)] = entry

@@ -8,12 +8,18 @@ before (their folder holds the towers and meta.json), load_encoder returns a Ses
 same graphs, the same preprocessing (bit for bit, in numpy), prompts tokenised without torch, so
 the same embeddings and cache key as the OnnxClipEncoder that made the exports.
 
+Nothing in the export folder is taken on trust: meta.json and both graphs pass every check of
+shoefind.encoders.runtimes.onnx_manifest (their sha256, the weights they were made from, the numbers,
+each graph's own stamp) before the first photo is encoded; an export that fails is left to the full
+load, which exports it again.
+
 Whatever else is asked of it (the torch model for CoOp or learning, a method only the full
 encoder has) loads the full encoder once and hands the question to it, so every caller keeps
 working; only the commands that need nothing more skip torch.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -22,9 +28,11 @@ import numpy as np
 
 from shoefind.encoders.base import encode_in_batches, ensemble_means, memoised_texts
 from shoefind.encoders.families.clip_parts import Preprocess, tokenize_numpy
-from shoefind.encoders.runtimes.onnx_files import (existing_export_dir, normalise, open_session, read_meta,
-                                          run_text_session, tower_path)
+from shoefind.encoders.runtimes.onnx_files import existing_export_dir, normalise, open_session, run_text_session
+from shoefind.encoders.runtimes.onnx_manifest import ExportProblem, suspect_embeddings, verified_sessions
 from shoefind.images import open_image
+
+log = logging.getLogger("shoefind.onnx")
 
 
 class NumpyPreprocess(Preprocess):
@@ -52,6 +60,8 @@ class SessionEncoder:
     runtime_choice: dict = field(default_factory=dict)
     load_seconds: float = 0.0
     load_full: Callable = field(default=None, repr=False)   # (batch_size=) -> the torch-backed encoder
+    export_sha256: dict = field(default_factory=dict)       # the graphs it runs, checked against meta.json
+    suspect_embeddings: dict = field(default_factory=dict)  # cache key -> cached before then: a foreign graph's
     _text_cache: dict = field(default_factory=dict, repr=False)
 
     has_text = True
@@ -117,27 +127,32 @@ class SessionEncoder:
 
 def session_encoder(spec: str, runtime: str | None, load_full: Callable, threads: int | None = None,
                     capability=None, data_dir: Path | None = None) -> SessionEncoder | None:
-    """A SessionEncoder when the runtime is known to be onnx / onnx-int8 on this CPU and the
-    exports exist; None otherwise (the caller loads the model the usual way). load_full(batch_size=)
-    loads the torch-backed encoder of the same model and runtime, for what the sessions lack."""
+    """A SessionEncoder when the runtime is known to be onnx / onnx-int8 on this CPU and the exports
+    exist and pass their checks (shoefind.encoders.runtimes.onnx_manifest); None otherwise (the caller
+    loads the model the usual way, which exports again what failed). load_full(batch_size=) loads the
+    torch-backed encoder of the same model and runtime, for what the sessions lack."""
+    from shoefind.encoders.checkpoint_manifest import verify_checkpoint
     from shoefind.encoders.cache_key import known_cache_key
     known = known_cache_key(spec, runtime, "cpu", capability)
     if known is None or known.runtime not in ("onnx", "onnx-int8") or known.checkpoint is None:
         return None
     folder = existing_export_dir(known.checkpoint, data_dir)
-    meta = read_meta(folder) if folder else None
-    int8 = known.runtime == "onnx-int8"
-    paths = [tower_path(folder, t, int8) for t in ("image", "text")] if meta else []
-    if not meta or not all(p.is_file() for p in paths):
+    if folder is None:
         return None
+    verify_checkpoint(known.checkpoint)   # a fine-tuned checkpoint is the file its manifest names, or refused
+    int8 = known.runtime == "onnx-int8"
+    try:
+        meta, image, text, digests = verified_sessions(folder, known.checkpoint, int8, open_session, threads)
+    except ExportProblem as exc:   # said with one line by the full load, which exports it again
+        log.info("torch-free load skipped: %s", exc)
+        return None
+    if int8 and (known.fidelity or {}).get("export") != digests:
+        return None    # the recorded fidelity check measured other graphs: the full load checks again
     from shoefind.encoders.runtimes.capability import detect
     cap = capability or detect()
     choice = {"asked": (runtime or "auto").lower(), "runtime": known.runtime, "device": "cpu",
               "machine": cap.describe(), "fidelity": known.fidelity, "fell_back_from": list(known.fell_back_from)}
-    try:
-        sessions = open_session(paths[0], threads), open_session(paths[1], threads)
-    except Exception:   # a damaged export: the full load exports it again
-        return None
     return SessionEncoder(spec=spec, model_id=known.model_id, is_random=known.is_random, runtime=known.runtime,
-                          cache_key=known.key, meta=meta, image_session=sessions[0], text_session=sessions[1],
-                          threads=threads, runtime_choice=choice, load_full=load_full)
+                          cache_key=known.key, meta=meta, image_session=image, text_session=text,
+                          threads=threads, runtime_choice=choice, load_full=load_full, export_sha256=digests,
+                          suspect_embeddings=suspect_embeddings(meta))
