@@ -144,7 +144,8 @@ def _filter_attributes(value: str | None) -> str | None:
 
 Prompts = Annotated[Optional[str], typer.Option(
     "--prompts", callback=_prompt_set, show_default=False,
-    help="prompt set: shoefind (default) or seed (the seed project's templates verbatim); rules/prompts_NAME.yaml")]
+    help="prompt set: shoefind (default), seed (the seed project's latest templates verbatim, the catalog's values "
+         "word for word) or seed@96.3 (the seed commit that scored 96.3%); rules/prompts_NAME.yaml")]
 Vocabulary = Annotated[Optional[VocabularyChoice], typer.Option(
     "--vocabulary", show_default=False,
     help="attribute classes the 5-step method scores: catalog (the values the catalog's shoes have; default) "

@@ -43,11 +43,13 @@ def confusion_matrix(truth: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
 
 def evaluate_zero_shot(encoder, table: FeatureTable, cache: EmbeddingCache,
                        options: ZeroShotOptions | None = None) -> Evaluation:
+    options = options or ZeroShotOptions()
+    if options.prompt_set.as_written:   # the seed's sets classify and score the catalog's own words
+        table = table.in_catalog_words()
     labeled = table.labeled_images()
     have = labeled["sha256"].map(lambda s: s in cache)
     skipped = labeled.loc[~have, ["path", "shoe"]].to_dict("records")
     labeled = labeled.loc[have].reset_index(drop=True)
-    options = options or ZeroShotOptions()
     zs = ZeroShotModel.build(encoder, table.shoes, attributes=table.attributes, options=options)
     x = cache.matrix(labeled["sha256"].tolist()) if len(labeled) else np.zeros((0, encoder.embed_dim), np.float32)
     result = zs.identify(x) if len(labeled) else None

@@ -106,9 +106,12 @@ class TaskSpec:
 def task_specs(encoder, table: FeatureTable, options: ZeroShotOptions | None = None) -> list[TaskSpec]:
     """brand/color/hightop/sole (where the table has labels) and name, with prompt embeddings when possible."""
     options = options or ZeroShotOptions()
+    if options.prompt_set.as_written:   # the seed's sets: the catalog's own words are the classes
+        table = table.in_catalog_words()
     attributes = table.attributes
     zs = ZeroShotModel.build(encoder, table.shoes, attributes=attributes, options=options) if encoder.has_text else None
-    specs = [TaskSpec(a, attribute_classes(a, table.shoes[a], options.vocabulary), a, prompts=options.prompts)
+    specs = [TaskSpec(a, attribute_classes(a, table.shoes[a], options.vocabulary, options.prompt_set.as_written), a,
+                      prompts=options.prompts)
              for a in attributes]
     specs.append(TaskSpec("name", table.shoes["shoe"].tolist(), "shoe", prompts=options.prompts))
     if zs is not None:
@@ -182,6 +185,8 @@ def compare_methods(encoder, table: FeatureTable, cache: EmbeddingCache, methods
     views: augmented views per training photo (0: none), encoded once into their own cache."""
     methods = expand_methods(methods)
     check_methods(encoder, methods)
+    if (options or ZeroShotOptions()).prompt_set.as_written:   # labels in the catalog's own words
+        table = table.in_catalog_words()
     labeled = table.labeled_images()
     have = labeled["sha256"].map(lambda s: s in cache)
     skipped = labeled.loc[~have, ["path", "shoe"]].to_dict("records")
