@@ -37,9 +37,11 @@ def table(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, catalo
 def embed(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model: o.Model = None,
           data_dir: o.DataDir = None, catalog: o.Catalog = None, batch_size: o.BatchSize = 32,
           threads: o.Threads = None, cluster: o.Cluster = None, runtime: o.RuntimeOpt = None,
-          device: o.DeviceOpt = None, json_out: o.Json = False, prefect: o.Prefect = False):
+          device: o.DeviceOpt = None, image_loading: o.ImageLoading = None, json_out: o.Json = False,
+          prefect: o.Prefect = False):
     """Cache image embeddings of the dataset (only images not seen before are encoded)."""
     root, d = dataset_folder(dataset, dataset_opt, data_dir)
+    model = o.with_image_loading(model, image_loading)
     result = run_stage("embed", prefect, dataset=str(root), data_dir=str(d), model=model,
                        catalog=str(catalog) if catalog else None, batch_size=batch_size, threads=threads,
                        cluster=cluster, runtime=runtime, device=device)
@@ -58,12 +60,12 @@ def evaluate(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, mod
              method: o.Methods = None, shots: o.Shots = None, seed: o.Seed = 0,
              cluster: o.Cluster = None, runtime: o.RuntimeOpt = None, device: o.DeviceOpt = None,
              prompts: o.Prompts = None, vocabulary: o.Vocabulary = None, filter_attributes: o.FilterAttributes = None,
-             fallback: o.Fallback = None, views: o.Views = 0, tta: o.Tta = None, json_out: o.Json = False,
-             prefect: o.Prefect = False):
+             fallback: o.Fallback = None, views: o.Views = 0, tta: o.Tta = None,
+             image_loading: o.ImageLoading = None, json_out: o.Json = False, prefect: o.Prefect = False):
     """Top-1/top-5 per attribute and shoe name (zero-shot, or --method/--shots to compare learned methods)."""
     from shoefind.encoders.names import is_image_backbone   # no torch: bad paths are refused first
     root, d = dataset_folder(dataset, dataset_opt, data_dir)
-    model = o.with_tta(model, tta)
+    model = o.with_image_loading(o.with_tta(model, tta), image_loading)
     comparing = bool(method and method != "zeroshot") or bool(shots) or is_image_backbone(model)
     if task == "change" and comparing:
         fail("--method and --shots apply to --task zeroshot (attribute and name classification)")

@@ -53,11 +53,13 @@ def infer(photos: Annotated[List[Path], typer.Argument(help="photos, or folders 
           results: int = typer.Option(10, "--results", min=1, help="how many changed shoes to list"),
           runtime: o.RuntimeOpt = None, device: o.DeviceOpt = None,
           prompts: o.Prompts = None, vocabulary: o.Vocabulary = None, filter_attributes: o.FilterAttributes = None,
-          fallback: o.Fallback = None, json_out: o.Json = False, csv_out: Annotated[Optional[Path], typer.Option(
+          fallback: o.Fallback = None, image_loading: o.ImageLoading = None, json_out: o.Json = False,
+          csv_out: Annotated[Optional[Path], typer.Option(
               "--csv", help="also write the answers to this CSV file (one row per photo and result)",
               show_default=False)] = None, prefect: o.Prefect = False):
     """Which shoe is this? Top shoes, brand/colour/top/sole with confidences, nearest catalog photos.
     A folder shows a progress bar and one summary line per photo."""
+    model = o.with_image_loading(model, image_loading)
     from shoefind.retrieve.export import INFER_COLUMNS, answer_rows, check_csv_target, write_csv
     existing_paths(photos)
     if csv_out is not None:

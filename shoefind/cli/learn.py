@@ -29,7 +29,7 @@ def learn(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model:
                    "CoCoOp: batch 1, 10 epochs). Default: fast for CoOp, paper for CoCoOp"),
           max_epochs: Optional[int] = typer.Option(None, "--max-epochs", min=1, show_default=False,
                                                    help="CoOp epochs (default: the schedule's)"),
-          views: o.Views = 0, tta: o.Tta = None,
+          views: o.Views = 0, tta: o.Tta = None, image_loading: o.ImageLoading = None,
           blocks: int = typer.Option(2, "--blocks", min=0, help="finetune: last visual blocks trained"),
           alpha: float = typer.Option(0.5, "--alpha", min=0.0, max=1.0,
                                       help="finetune: WiSE-FT weight of the fine-tuned model (0 original, 1 tuned)"),
@@ -49,7 +49,7 @@ def learn(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model:
     `--method lit` trains a text tower against the frozen image embeddings (a new one for an image backbone
     such as efficientnet-lite0, CLIP's own for a CLIP model) into a checkpoint every command takes as --model."""
     root, d = dataset_folder(dataset, dataset_opt, data_dir)
-    model = o.with_tta(model, tta)
+    model = o.with_image_loading(o.with_tta(model, tta), image_loading)
     if is_lit(method):
         if runtime not in (None, "auto", "torch"):
             raise UserError(f"--runtime {runtime}: LiT trains with torch (bf16 where the CPU has it and it "

@@ -118,6 +118,23 @@ def with_tta(model: str | None, tta: str | None) -> str | None:
     from shoefind.settings import model_spec
     spec = model_spec(model)
     return spec if spec.endswith(f"+{tta}") else f"{spec}+{tta}"
+ImageLoading = Annotated[Optional[Literal["shoefind", "seed"]], typer.Option(
+    "--image-loading", show_default=False,
+    help="how photos are decoded: shoefind (default: JPEG draft decoding, EXIF orientation, transparency on "
+         "white) or seed (as the seed project: Image.open + convert(\"RGB\"), full size; for parity runs; "
+         "same as --model SPEC+seed-loading)")]
+
+
+def with_image_loading(model: str | None, loading: str | None) -> str | None:
+    """The model spec with its image-loading suffix ('ViT-B/32' + seed -> 'ViT-B/32+seed-loading')."""
+    if not loading or loading == "shoefind":
+        return model
+    from shoefind.encoders.names import SEED_LOADING_SUFFIX
+    from shoefind.settings import model_spec
+    spec = model_spec(model)
+    return spec if spec.endswith(SEED_LOADING_SUFFIX) else f"{spec}{SEED_LOADING_SUFFIX}"
+
+
 Seed = Annotated[int, typer.Option("--seed", min=0, help="random seed (the split is saved with the run)")]
 
 

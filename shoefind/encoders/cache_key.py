@@ -15,7 +15,7 @@ from pathlib import Path
 
 from shoefind.encoders import clip_parts
 from shoefind.encoders.capability import Capability, detect, no_gpu_here
-from shoefind.encoders.names import is_image_backbone, weights_id
+from shoefind.encoders.names import is_image_backbone, split_image_loading, weights_id
 from shoefind.errors import UserError
 from shoefind.settings import current, model_spec
 
@@ -67,7 +67,14 @@ def known_cache_key(spec: str | None = None, runtime: str | None = None, device:
     cannot be known without loading the model (see the module docstring)."""
     from shoefind.encoders.fidelity import BARS, read_records, record_entry_key, record_path
     from shoefind.encoders.runtimes import candidates
-    target = _clip_target(model_spec(spec).strip())
+    base, loading = split_image_loading(model_spec(spec).strip())
+    if loading == "seed":        # the seed's image loading: its own cache (encoders/image_loading.py)
+        from dataclasses import replace
+
+        from shoefind.encoders.image_loading import CACHE_SUFFIX, SEED_SUFFIX
+        known = known_cache_key(base, runtime, device, capability)
+        return known and replace(known, key=known.key + CACHE_SUFFIX, model_id=known.model_id + SEED_SUFFIX)
+    target = _clip_target(base)
     named = _model_id(target) if target else None
     if named is None:
         return None

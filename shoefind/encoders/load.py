@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from shoefind.encoders.names import IMAGE_BACKBONES, is_image_backbone  # noqa: F401  (IMAGE_BACKBONES: this API)
+from shoefind.encoders.names import IMAGE_BACKBONES, is_image_backbone, split_image_loading  # noqa: F401  (IMAGE_BACKBONES: this API)
 from shoefind.encoders.base import Encoder, ModelUnavailable
 from shoefind.encoders.capability import Capability
 from shoefind.encoders.runtimes import choose, resolve_device  # noqa: F401  (resolve_device: part of this API)
@@ -49,6 +49,10 @@ class ModelSpec:
 def parse_spec(spec: str) -> ModelSpec:
     """Decide the family of a spec (a local path is recognised by its files)."""
     spec = spec.strip()
+    base, loading = split_image_loading(spec)
+    if loading != "shoefind":    # `+seed-loading` changes how photos are decoded, not the model
+        parsed = parse_spec(base)
+        return ModelSpec(spec, parsed.family, parsed.target)
     for prefix, family in PREFIXES.items():
         if spec.startswith(prefix):
             target = spec[len(prefix):]
@@ -106,7 +110,11 @@ def load_encoder(spec: str | None = None, device: str | None = None, threads: in
     runtime is known and exported already runs without importing torch
     (shoefind.encoders.onnx_sessions); False always loads the torch model.
     """
-    parsed = parse_spec(model_spec(spec))
+    base, loading = split_image_loading(model_spec(spec))
+    if loading == "seed":        # photos decoded as the seed decodes them (encoders/image_loading.py)
+        from shoefind.encoders.image_loading import SeedLoadingEncoder
+        return SeedLoadingEncoder(load_encoder(base, device, threads, batch_size, runtime, capability, torch_free))
+    parsed = parse_spec(base)
     device = resolve_device(device or current().device, capability)
     runtime = runtime or current().runtime
     with _LOAD_LOCK:

@@ -10,6 +10,7 @@ EFFICIENTNET_LITE0 = "efficientnet-lite0"
 EFFICIENTNET_LITE2 = "efficientnet-lite2"
 IMAGE_BACKBONES = (EFFICIENTNET_LITE0, EFFICIENTNET_LITE2)
 TTA_SUFFIXES = {"+flip": "flip"}
+SEED_LOADING_SUFFIX = "+seed-loading"   # photos decoded as the seed decodes them (encoders/image_loading.py)
 LIT_SUFFIX = ".lit.pt"   # a LiT checkpoint (shoefind.encoders.lit)
 
 
@@ -25,8 +26,15 @@ def split_spec(spec: str | None) -> tuple[str | None, str | None]:
     return spec, None
 
 
+def split_image_loading(spec: str | None) -> tuple[str | None, str]:
+    """'ViT-B/32+seed-loading' -> ('ViT-B/32', 'seed'); no suffix -> (spec, 'shoefind')."""
+    if spec and spec.endswith(SEED_LOADING_SUFFIX):
+        return spec[: -len(SEED_LOADING_SUFFIX)], "seed"
+    return spec, "shoefind"
+
+
 def is_image_backbone(spec: str | None) -> bool:
-    return split_spec(spec)[0] in IMAGE_BACKBONES
+    return split_spec(split_image_loading(spec)[0])[0] in IMAGE_BACKBONES
 
 
 def weights_id(path: Path) -> str:
