@@ -2,7 +2,7 @@
 zero-shot and saved for inference."""
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Optional
 
 from prefect import flow
 from pydantic import Field
@@ -27,8 +27,9 @@ LearnMethods = Annotated[str, Field(
 @fails_clearly
 def learn_flow(dataset: Dataset = "", data_dir: DataDir = "", model: Model = "", catalog: Catalog = "",
                method: LearnMethods = "", shots: Shots = "16", seed: Seed = 0,
-               n_ctx: Annotated[int, Field(ge=1, title="CoOp context tokens", description="Learned context "
-                                                                                          "tokens per prompt.")] = 4,
+               n_ctx: Annotated[Optional[int], Field(ge=1, title="CoOp context tokens", description="Learned "
+                                                     "context tokens per prompt. Empty: as CoOp's code, the init "
+                                                     "phrase's tokens, or 16 with a random start.")] = None,
                class_specific: Annotated[bool, Field(title="class-specific context", description="CoOp: one "
                                                      "context per class instead of one shared by all.")] = False,
                max_epochs: Annotated[int, Field(ge=0, title="CoOp epochs", description="At most this many; "
@@ -40,8 +41,10 @@ def learn_flow(dataset: Dataset = "", data_dir: DataDir = "", model: Model = "",
                                                       "the paper's for CoCoOp.")] = "",
                ctx_init: Annotated[str, Field(title="CoOp context init",
                                               description="Words the context starts from.")] = "a photo of a",
-               views: Annotated[int, Field(ge=0, title="augmented views",
-                                           description="Augmented views per training photo (0: none).")] = 0,
+               views: Annotated[Optional[int], Field(ge=0, title="augmented views",
+                                                     description="Augmented views per training photo (0: none). "
+                                                     "Empty: each method's official setting (10 for Tip-Adapter "
+                                                     "and CoOp/CoCoOp on the paper's schedule).")] = None,
                blocks: Annotated[int, Field(ge=1, title="finetune: visual blocks",
                                             description="Last visual blocks trained by finetune.")] = 2,
                alpha: Annotated[float, Field(ge=0, le=1, title="finetune: WiSE-FT alpha",

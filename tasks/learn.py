@@ -12,7 +12,7 @@ from .evaluate import _finish
 @task(name="learn-classifiers", cache_policy=NO_CACHE)
 def learn_task(table_dir: str, data_dir: str, model: str | None = None, method: str | None = None,
                shots: str = "16", seed: int = 0, coop: dict | None = None, zeroshot: dict | None = None,
-               views: int = 0) -> str:
+               views: int | None = None) -> str:
     """Returns the run folder; the classifiers land in DATA_DIR/learned."""
     return _finish(learn_table(table_dir, data_dir, model, method, shots, seed, coop, log=get_run_logger().info,
                                zeroshot=zeroshot, views=views))

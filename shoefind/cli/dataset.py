@@ -60,7 +60,7 @@ def evaluate(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, mod
              method: o.Methods = None, shots: o.Shots = None, seed: o.Seed = 0,
              cluster: o.Cluster = None, runtime: o.RuntimeOpt = None, device: o.DeviceOpt = None,
              prompts: o.Prompts = None, vocabulary: o.Vocabulary = None, filter_attributes: o.FilterAttributes = None,
-             fallback: o.Fallback = None, views: o.Views = 0, tta: o.Tta = None,
+             fallback: o.Fallback = None, views: o.Views = None, tta: o.Tta = None,
              image_loading: o.ImageLoading = None, json_out: o.Json = False, prefect: o.Prefect = False):
     """Top-1/top-5 per attribute and shoe name (zero-shot, or --method/--shots to compare learned methods)."""
     from shoefind.encoders.names import is_image_backbone   # no torch: bad paths are refused first
@@ -76,7 +76,7 @@ def evaluate(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, mod
         run_dir = run_stage("evaluate-change", prefect, **common)
     else:
         run_dir = run_stage("evaluate", prefect, **common, method=method or "zeroshot", shots=shots, seed=seed,
-                            **({"views": views} if views else {}))
+                            **({"views": views} if views is not None else {}))
     show_run(Path(run_dir), json_out)
 
 

@@ -17,9 +17,12 @@ from shoefind.errors import UserError
 def learn(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model: o.Model = None,
           data_dir: o.DataDir = None, catalog: o.Catalog = None, method: o.Methods = None,
           shots: o.Shots = "16", seed: o.Seed = 0,
-          n_ctx: int = typer.Option(4, "--n-ctx", min=1, max=32, help="CoOp/CoCoOp context tokens (the paper: 16)"),
+          n_ctx: Optional[int] = typer.Option(None, "--n-ctx", min=1, max=32, show_default=False,
+                                              help="CoOp/CoCoOp context tokens with --ctx-init random (default 16, "
+                                                   "the paper's); a phrase sets them to its own tokens"),
           ctx_init: str = typer.Option("a photo of a", "--ctx-init",
-                                       help="CoOp context start: a phrase (fills the last tokens) or 'random'"),
+                                       help="CoOp context start: a phrase (its word embeddings; CoCoOp's "
+                                            "default) or 'random' (16 random tokens, CoOp's paper default)"),
           class_specific: bool = typer.Option(False, "--class-specific/--shared",
                                               help="CoOp context per class (starts random), or shared by all"),
           schedule: Optional[Literal["fast", "paper"]] = typer.Option(
@@ -29,7 +32,7 @@ def learn(dataset: o.DatasetArg = None, dataset_opt: o.DatasetOpt = None, model:
                    "CoCoOp: batch 1, 10 epochs). Default: fast for CoOp, paper for CoCoOp"),
           max_epochs: Optional[int] = typer.Option(None, "--max-epochs", min=1, show_default=False,
                                                    help="CoOp epochs (default: the schedule's)"),
-          views: o.Views = 0, tta: o.Tta = None, image_loading: o.ImageLoading = None,
+          views: o.Views = None, tta: o.Tta = None, image_loading: o.ImageLoading = None,
           blocks: int = typer.Option(2, "--blocks", min=0, help="finetune: last visual blocks trained"),
           alpha: float = typer.Option(0.5, "--alpha", min=0.0, max=1.0,
                                       help="finetune: WiSE-FT weight of the fine-tuned model (0 original, 1 tuned)"),

@@ -105,10 +105,11 @@ Tta = Annotated[Optional[Literal["flip"]], typer.Option(
     "--tta", show_default=False,
     help="test-time augmentation of an image backbone: flip = mean of the photo's and its mirror's features "
          "(same as --model NAME+flip)")]
-Views = Annotated[int, typer.Option(
-    "--views", min=0, max=64,
+Views = Annotated[Optional[int], typer.Option(
+    "--views", min=0, max=64, show_default=False,
     help="augmented views (random crop + flip) per training photo, encoded once and cached: Tip-Adapter "
-         "averages its keys over them, CoOp/CoCoOp/Tip-Adapter-F draw one per epoch (0: none)")]
+         "averages its keys over them, CoOp/CoCoOp/Tip-Adapter-F draw one per epoch (0: none; default: the "
+         "official setting, 10 for Tip-Adapter(-F) and for CoOp/CoCoOp on the paper's schedule)")]
 
 
 def with_tta(model: str | None, tta: str | None) -> str | None:

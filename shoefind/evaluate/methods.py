@@ -179,10 +179,11 @@ def score(classifier, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 def compare_methods(encoder, table: FeatureTable, cache: EmbeddingCache, methods: list[str], shots: list[int],
                     seed: int = 0, coop_options: dict | None = None,
                     log: Callable[[str], None] | None = None, options: ZeroShotOptions | None = None,
-                    views: int = 0) -> Comparison:
+                    views: int | None = None) -> Comparison:
     """Fit every method at every usable k and score it on the split's test photos.
 
-    views: augmented views per training photo (0: none), encoded once into their own cache."""
+    views: augmented views per training photo, encoded once into their own cache (None: each method's
+    official setting, see shoefind.features.views.views_plan; 0: none)."""
     methods = expand_methods(methods)
     check_methods(encoder, methods)
     if (options or ZeroShotOptions()).prompt_set.as_written:   # labels in the catalog's own words
@@ -202,24 +203,17 @@ def compare_methods(encoder, table: FeatureTable, cache: EmbeddingCache, methods
     specs = task_specs(encoder, table, options)
     rows, fitted, details, support, confusion, predictions = [], {}, {}, {}, {}, {}
     say = log or (lambda _m: None)
-    view_store = None
-    if views and usable and any(m in VIEW_METHODS for m in methods):
-        from shoefind.features.views import embed_views, view_cache
-        view_store = view_cache(cache.dir.parent, encoder)
-        pool = split.train(max(usable))
-        say(f"augmented views: {views} per training photo ({len(pool)} photos)")
-        embed_views(encoder, view_store, [(str(table.root / p), s) for p, s in zip(pool["path"], pool["sha256"])],
-                    views, seed)
+    from shoefind.features.views import prepare_views
+    pool = split.train(max(usable)) if usable else test.iloc[:0]     # every k's shots are among these
+    views_of = prepare_views(encoder, cache.dir.parent, table.root, pool, [m for m in methods if m in VIEW_METHODS],
+                             views, coop_options, seed, say)
 
     for method in methods:
         for k in ([0] if method == "zeroshot" else usable):
             train = split.train(k).merge(attrs, on="path") if k else test.iloc[:0]
             train_x = cache.matrix(train["sha256"].tolist()) if len(train) else np.zeros((0, test_x.shape[1]),
                                                                                          np.float32)
-            train_views = None
-            if view_store is not None and method in VIEW_METHODS and len(train):
-                from shoefind.features.views import view_matrix
-                train_views = view_matrix(view_store, train["sha256"].tolist(), views, seed)
+            train_views = views_of(method, train)
             for spec in specs:
                 ty = spec.labels(test)
                 keep = ty >= 0

@@ -63,9 +63,10 @@ def evaluate_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, mo
 def compare_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, model: str | None = None,
                   method: str | None = None, shots: str | None = None, seed: int = 0,
                   coop_options: dict | None = None, save: bool = False, log: Log | None = None,
-                  zeroshot: dict | None = None, views: int = 0) -> RunReport:
+                  zeroshot: dict | None = None, views: int | None = None) -> RunReport:
     """Fit and score the methods at each k on one split; write the run folder (and, with save, the
-    learned classifiers that inference then uses). views: augmented views per training photo."""
+    learned classifiers that inference then uses). views: augmented views per training photo (None:
+    each method's official setting, 0: none; shoefind.features.views)."""
     from shoefind.evaluate.methods import compare_methods, default_methods
     from shoefind.evaluate.methods_report import comparison_markdown, write_comparison
     from shoefind.evaluate.report import new_run_dir
@@ -173,7 +174,7 @@ def evaluate_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, mo
                      method: str = "zeroshot", shots: str | None = None, seed: int = 0,
                      cluster: str | None = None, runtime: str | None = None, device: str | None = None,
                      zeroshot: dict | None = None, progress=None, log: Log | None = None,
-                     views: int = 0) -> RunReport:
+                     views: int | None = None) -> RunReport:
     """The whole evaluate stage in this process: table -> embeddings -> scores -> run folder.
     `zeroshot`: the zero-shot options (prompt set, vocabulary, filter, fallback) as a dict.
 

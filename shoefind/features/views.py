@@ -6,11 +6,23 @@ in their own embedding cache, keyed by the encoder's cache key plus the augmenta
 (never mixed with the plain embeddings); training then reads no pixels. A view is
 reproducible: its crop and flip are drawn from a seed made of the photo's hash, the view
 number and `seed`.
+
+Each method augments as its official code does (`RECIPES`): Tip-Adapter's cache crops keep half of
+the photo or more (its main.py: RandomResizedCrop scale (0.5, 1)); CoOp and CoCoOp train on Dassl's
+`random_resized_crop` (INPUT.RRCROP_SCALE (0.08, 1.0)) and `random_flip`. CoOp draws a fresh crop
+every epoch; here an epoch draws one of the N cached views of each photo (N = 10 by default: a fresh
+crop per epoch would encode every photo once per epoch, 200 times at 16 shots).
+
+How many views each method gets (`views_plan`): by default the official setting, 10 augmented
+views for Tip-Adapter and Tip-Adapter-F (Tip-Adapter's augment_epoch: 10) and for CoOp and CoCoOp
+on the paper's schedule, none for CoOp's fast schedule; `--views N` gives every one of them N.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -19,14 +31,54 @@ import torch
 from shoefind.features.cache import EmbeddingCache
 from shoefind.images import ImageError, open_image
 
-# Tip-Adapter's training augmentation: crops keep at least half of the photo (a shoe stays a shoe).
-VIEW_RECIPE = "rrc-0.5-1-flip-v1"
-DEFAULT_VIEWS = 10
 
 
-def view_cache(embeddings_root: str | os.PathLike, encoder) -> EmbeddingCache:
+@dataclass(frozen=True)
+class ViewRecipe:
+    name: str                        # part of the view cache's name
+    scale: tuple[float, float]       # RandomResizedCrop's area range
+    draft: bool = True               # JPEG draft decoding at the model's resolution (False: full size)
+
+
+# Tip-Adapter's cache augmentation (main.py train_tranform): crops keep at least half of the photo.
+TIP_ADAPTER_VIEWS = ViewRecipe("rrc-0.5-1-flip-v1", (0.5, 1.0))
+# CoOp / CoCoOp (configs INPUT.TRANSFORMS random_resized_crop, random_flip; Dassl's RRCROP_SCALE).
+# Full-size decoding: an 8% crop of a draft-decoded photo would be upscaled from a few dozen pixels.
+COOP_VIEWS = ViewRecipe("rrc-0.08-1-flip-v1", (0.08, 1.0), draft=False)
+RECIPES = {"tip-adapter": TIP_ADAPTER_VIEWS, "tip-adapter-f": TIP_ADAPTER_VIEWS, "coop": COOP_VIEWS,
+           "cocoop": COOP_VIEWS}
+VIEW_RECIPE = TIP_ADAPTER_VIEWS.name
+DEFAULT_VIEWS = 10   # Tip-Adapter's augment_epoch; the cached pool CoOp draws an epoch's crop from
+
+
+def views_plan(methods, views: int | None = None, coop_options: dict | None = None) -> dict[str, tuple[int, ViewRecipe]]:
+    """{method: (views per training photo, recipe)} for the methods that use augmented views.
+
+    views None: each method's official setting (see the module docstring); 0: none; N: N for each."""
+    from shoefind.learn.coop import default_schedule
+    plan = {}
+    for method in methods:
+        if method not in RECIPES:
+            continue
+        if views is None:
+            coop = method in ("coop", "cocoop")
+            schedule = (coop_options or {}).get("schedule") or default_schedule(method == "cocoop")
+            n = DEFAULT_VIEWS if not coop or schedule == "paper" else 0
+        else:
+            n = int(views)
+        if n > 0:
+            plan[method] = (n, RECIPES[method])
+    return plan
+
+
+def can_augment(encoder) -> bool:
+    """Whether the encoder's preprocessing can be rebuilt with a random crop (a torchvision pipeline)."""
+    return getattr(encoder.preprocess, "transforms", None) is not None
+
+
+def view_cache(embeddings_root: str | os.PathLike, encoder, recipe: ViewRecipe = TIP_ADAPTER_VIEWS) -> EmbeddingCache:
     """The cache of augmented views next to the plain one: <root>/<cache key>|views-<recipe>."""
-    return EmbeddingCache(embeddings_root, f"{encoder.cache_key}|views-{VIEW_RECIPE}")
+    return EmbeddingCache(embeddings_root, f"{encoder.cache_key}|views-{recipe.name}")
 
 
 def view_key(sha: str, view: int, seed: int) -> str:
@@ -51,11 +103,12 @@ def _view_seed(sha: str, view: int, seed: int) -> int:
 
 
 def embed_views(encoder, cache: EmbeddingCache, items: Sequence[tuple[str, str]], n_views: int = DEFAULT_VIEWS,
-                seed: int = 0, batch_size: int = 32, progress: Callable[[int], None] | None = None) -> int:
+                seed: int = 0, batch_size: int = 32, progress: Callable[[int], None] | None = None,
+                recipe: ViewRecipe = TIP_ADAPTER_VIEWS) -> int:
     """Make sure every (path, sha256) has `n_views` cached views; returns how many were encoded.
     A photo that cannot be read is skipped (the plain embedding step reports it)."""
     cache.refresh()
-    augment = augmenter(encoder)
+    augment = augmenter(encoder, recipe.scale)
     todo = [(path, sha, v) for path, sha in dict(((s, (p, s)) for p, s in items)).values()
             for v in range(n_views) if view_key(sha, v, seed) not in cache]
     encoded = 0
@@ -64,7 +117,7 @@ def embed_views(encoder, cache: EmbeddingCache, items: Sequence[tuple[str, str]]
         tensors, keys = [], []
         for path, sha, v in chunk:
             try:
-                image = open_image(path, size_hint=encoder.input_resolution)
+                image = open_image(path, size_hint=encoder.input_resolution if recipe.draft else None)
             except ImageError:
                 continue
             with torch.random.fork_rng(devices=[]):
@@ -85,3 +138,32 @@ def view_matrix(cache: EmbeddingCache, shas: Sequence[str], n_views: int, seed: 
         return np.zeros((0, n_views, 0), np.float32)
     flat = cache.matrix([view_key(s, v, seed) for s in shas for v in range(n_views)])
     return flat.reshape(len(shas), n_views, -1)
+
+
+def prepare_views(encoder, embeddings_root, root, pool, methods, views: int | None = None,
+                  coop_options: dict | None = None, seed: int = 0,
+                  log: Callable[[str], None] | None = None) -> Callable:
+    """Encode (once, cached) the augmented views `views_plan` asks for, of the photos in `pool` (a frame
+    with path, sha256; paths under `root`), and return `views_of(method, frame)`: the (N, V, D) views
+    of a training frame's photos for that method, or None. An encoder whose preprocessing cannot be
+    augmented gets none, and the log says so."""
+    plan = views_plan(methods, views, coop_options)
+    say = log or (lambda _m: None)
+    if plan and not can_augment(encoder):
+        say(f"augmented views: {encoder.model_id}'s preprocessing cannot be augmented; training without them")
+        plan = {}
+    stores: dict[str, EmbeddingCache] = {}
+    items = [(str(Path(root) / p), s) for p, s in zip(pool["path"], pool["sha256"])]
+    for n, recipe in sorted({v for v in plan.values()}, key=lambda v: v[1].name):
+        if recipe.name not in stores:
+            stores[recipe.name] = view_cache(embeddings_root, encoder, recipe)
+        users = ", ".join(m for m, v in plan.items() if v == (n, recipe))
+        say(f"augmented views ({users}): {n} per training photo, {recipe.name} ({len(items)} photos)")
+        embed_views(encoder, stores[recipe.name], items, n, seed, recipe=recipe)
+
+    def views_of(method: str, frame) -> np.ndarray | None:
+        if method not in plan or not len(frame):
+            return None
+        n, recipe = plan[method]
+        return view_matrix(stores[recipe.name], frame["sha256"].tolist(), n, seed)
+    return views_of

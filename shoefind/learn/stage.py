@@ -8,10 +8,11 @@ from typing import Callable
 from shoefind.evaluate.stage import RunReport, compare_table, methods_check
 
 
-def coop_options(n_ctx: int = 4, class_specific: bool = False, max_epochs: int | None = None,
+def coop_options(n_ctx: int | None = None, class_specific: bool = False, max_epochs: int | None = None,
                  schedule: str | None = None, ctx_init: str = "a photo of a") -> dict:
     """CoOp / CoCoOp settings (see shoefind.learn.coop.train_coop); max_epochs None: the schedule's;
-    schedule None: each method's default (fast for CoOp, the paper's recipe for CoCoOp)."""
+    schedule None: each method's default (fast for CoOp, the paper's recipe for CoCoOp); n_ctx None:
+    as CoOp's code, the phrase's tokens, or 16 with a random start."""
     return {"n_ctx": n_ctx, "class_specific": class_specific, "max_epochs": max_epochs, "schedule": schedule,
             "ctx_init": ctx_init}
 
@@ -19,7 +20,7 @@ def coop_options(n_ctx: int = 4, class_specific: bool = False, max_epochs: int |
 def learn_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, model: str | None = None,
                 method: str | None = None, shots: str = "16", seed: int = 0, coop: dict | None = None,
                 log: Callable[[str], None] | None = None, zeroshot: dict | None = None,
-                views: int = 0) -> RunReport:
+                views: int | None = None) -> RunReport:
     """Compare and save: the learned classifiers land in DATA_DIR/learned for `infer` to use."""
     return compare_table(table_dir, data_dir, model, method, shots, seed, coop_options=coop, save=True, log=log,
                          zeroshot=zeroshot, views=views)
@@ -27,11 +28,11 @@ def learn_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, model
 
 def learn_dataset(dataset: str | os.PathLike, data_dir: str | os.PathLike, model: str | None = None,
                   catalog: str | os.PathLike | None = None, method: str | None = None, shots: str = "16",
-                  seed: int = 0, n_ctx: int = 4, class_specific: bool = False, max_epochs: int | None = None,
+                  seed: int = 0, n_ctx: int | None = None, class_specific: bool = False, max_epochs: int | None = None,
                   batch_size: int = 32, cluster: str | None = None, runtime: str | None = None,
                   device: str | None = None, zeroshot: dict | None = None, progress=None,
                   log: Callable[[str], None] | None = None,
-                  schedule: str | None = None, ctx_init: str = "a photo of a", views: int = 0, blocks: int = 2,
+                  schedule: str | None = None, ctx_init: str = "a photo of a", views: int | None = None, blocks: int = 2,
                   alpha: float = 0.5, epochs: int = 5, lr: float = 1e-5, out: str | None = None,
                   steps: int | None = None):
     """The whole learn stage in this process: table -> embeddings -> fit, compare, save.
