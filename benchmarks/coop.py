@@ -1,6 +1,11 @@
 """CoOp comparisons on a model with a trained text tower: the fast schedule against the paper's,
 and CoOp against CoCoOp on base and new shoes (the CoCoOp paper's protocol), over seeds.
 
+base-new is the CoCoOp paper's protocol (shoefind.evaluate.base_new): the sorted shoe names' first half
+are base, the rest new (`--split seeded` for shoefind's earlier per-seed split); base and new are both
+scored on test photos no shot comes from; CoOp and CoCoOp train with their papers' schedules and
+per-epoch augmented views (10 cached views per photo) unless `--schedules` / `--views` say otherwise.
+
     .venv/bin/python benchmarks/coop.py schedules --known demo [--shots 16] [--seeds 0,1,2]
     .venv/bin/python benchmarks/coop.py base-new --known nike [--shots 16] [--seeds 0,1,2]
     .venv/bin/python benchmarks/coop.py schedules DATASET --model MODEL --split SPLIT_CSV

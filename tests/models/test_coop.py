@@ -162,14 +162,27 @@ def test_cocoop_learns_colours_scores_unseen_classes_and_reloads(colours, tmp_pa
     assert again.name == "cocoop" and np.allclose(again.logits(x), clf.logits(x), atol=1e-4)
 
 
-def test_base_to_new_comparison_holds_shoes_out_of_training(colours):  # noqa: F811
-    from shoefind.evaluate.base_new import base_new_classes, compare_base_new, harmonic_mean
+def test_base_to_new_is_the_cocoop_papers_protocol(colours):  # noqa: F811
+    from shoefind.evaluate.base_new import base_new_classes, base_new_photos, compare_base_new, harmonic_mean
     encoder, table, cache = colours
-    base, new = base_new_classes(list(COLOURS), seed=0)
-    assert len(base) == len(new) == 2 and not set(base) & set(new)
-    rows = compare_base_new(encoder, table, cache, shots=4, coop_options={"max_epochs": 10}).set_index("method")
+    # subsample_classes: the sorted labels, the first ceil(n / 2) base, whatever the seed
+    assert base_new_classes(list(COLOURS), seed=0) == base_new_classes(list(COLOURS), seed=5) == \
+        (["blue", "green"], ["red", "yellow"])
+    assert base_new_classes(["c", "a", "b"]) == (["a", "b"], ["c"])
+    seeded = base_new_classes(list(COLOURS), seed=0, split="seeded")       # the old split, kept by name
+    assert len(seeded[0]) == 2 and seeded != base_new_classes(list(COLOURS), seed=3, split="seeded")
+    labeled = table.labeled_images()
+    base, new, train, base_test, new_test = base_new_photos(labeled, sorted(COLOURS), 4, seed=0)
+    # both sets are scored on a test split; no photo that trains, or could, is ever scored
+    assert set(train["shoe"]) == set(base) and not set(train["sha256"]) & set(base_test["sha256"])
+    assert len(new_test) == 4 * 2 and len(base_test) == 4 * 2 and len(train) == 4 * 2
+    rows = compare_base_new(encoder, table, cache, shots=4)      # the papers' schedules: 100 and 10 epochs
+    rows = rows.set_index("method")
     assert list(rows.index) == ["zeroshot", "coop", "cocoop"]
-    assert (rows["new_images"] == 8 * 2).all() and (rows["base_images"] == 4 * 2).all()   # new: every photo
+    assert (rows["new_images"] == 8).all() and (rows["base_images"] == 8).all()
+    assert rows.loc["coop", "schedule"] == rows.loc["cocoop", "schedule"] == "paper"
+    assert (rows.loc["coop", "epochs"], rows.loc["cocoop", "epochs"]) == (100, 10)
+    assert rows.loc["coop", "views"] == rows.loc["cocoop", "views"] == 10      # per-epoch augmented views
     assert rows.loc["coop", "base_top1"] >= 0.75                        # learned on the base shoes
     for r in rows.itertuples():
         assert r.harmonic == pytest.approx(harmonic_mean(r.base_top1, r.new_top1))
