@@ -51,6 +51,7 @@ class PromptSet:
     tidy: bool = False                  # fix articles and doubled words (not for a verbatim set)
     as_written: bool = False            # the catalog's values word for word (see `catalog`)
     source: dict = field(default_factory=dict)    # where verbatim templates come from (repository, commit)
+    published: dict = field(default_factory=dict)  # {set, tasks: {report row: top-1}}: the seed's own figures
 
     def catalog(self, shoes):
         """The shoes frame whose attribute values this set's prompts receive, classify and filter on:
@@ -150,7 +151,8 @@ def _load(name: str) -> PromptSet:
                         f"(rules/{SET_PREFIX}{name}.yaml)")
     return PromptSet(name, str(raw.get("description", "")), sections, sources,
                      verbatim=raw.get("class_text") == "verbatim", tidy=bool(raw.get("tidy")),
-                     as_written=values == "as-written", source=dict(raw.get("source") or {}))
+                     as_written=values == "as-written", source=dict(raw.get("source") or {}),
+                     published=dict(raw.get("published") or {}))
 
 
 def load_prompt_set(name: str | PromptSet | None = None) -> PromptSet:

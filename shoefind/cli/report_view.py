@@ -35,14 +35,17 @@ def show_run(run_dir: Path, console: Console | None = None) -> None:
 
 def _evaluation_table(payload: dict) -> Table:
     table = Table(title=f"Zero-shot evaluation ({payload.get('model', '')})", title_justify="left")
-    for column in ("task", "classes", "photos", "top-1", "top-5", "chance top-1"):
+    # the seed's published figure, beside the rows scored by its rule with its templates only
+    seed = any(r.get("seed_top1") is not None for r in payload["metrics"])
+    for column in ("task", "classes", "photos", "top-1", "top-5", "chance top-1") + (("seed",) if seed else ()):
         table.add_column(column, justify="left" if column == "task" else "right")
     for r in payload["metrics"]:
         top5 = _pct(r["top5"])
         if r["classes"] <= TRIVIAL_TOP5 and top5 != "-":
             top5 = f"[dim]{top5} (trivial)[/]"
         table.add_row(r["task"], str(r["classes"]), str(r["images"]), f"[bold]{_pct(r['top1'])}[/]", top5,
-                      _pct(1 / r["classes"]) if r["classes"] else "-")
+                      _pct(1 / r["classes"]) if r["classes"] else "-",
+                      *([_pct(r.get("seed_top1"))] if seed else []))
     return table
 
 

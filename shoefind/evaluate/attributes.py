@@ -29,6 +29,18 @@ class Evaluation:
     notes: list[str] = field(default_factory=list)      # what a reader needs to read the table
 
 
+def with_published(metrics: pd.DataFrame, published: dict, prompts: str) -> tuple[pd.DataFrame, str]:
+    """The metrics with the seed's own figure (`seed_top1`) beside the rows it published with these
+    templates and the same rule, and the note that says what they were measured on. The deployable
+    'name (5-step)' row gets none: the seed published only its oracle rule's figure."""
+    figures = dict(published.get("tasks") or {})
+    out = metrics.assign(seed_top1=[figures.get(t, float("nan")) for t in metrics["task"]])
+    note = (f"'seed' column: the seed's published top-1 with the {prompts} templates, on {published.get('set', '?')}, "
+            f"beside the row scored by the same rule only (its 5-step figure is the oracle rule's; it published "
+            f"no deployable one); it compares with this run only on the seed's own photos.")
+    return out, note
+
+
 def accuracy_at(truth_idx: np.ndarray, ranked: np.ndarray, k: int) -> float:
     if len(truth_idx) == 0:
         return float("nan")
@@ -91,5 +103,8 @@ def evaluate_zero_shot(encoder, table: FeatureTable, cache: EmbeddingCache,
     else:
         notes = []
     metrics = pd.DataFrame(rows, columns=["task", "classes", "images", "top1", "top5"])
+    if published := options.prompt_set.published:
+        metrics, note = with_published(metrics, published, options.prompts)
+        notes.append(note)
     return Evaluation(metrics, preds, confusion, skipped, encoder.model_id, getattr(encoder, "is_random", False),
                       options.describe(), notes)

@@ -28,9 +28,12 @@ def _slug(text: str) -> str:
 def metrics_markdown(metrics: pd.DataFrame, title: str, notes: list[str] = ()) -> str:
     # one quoted line per note ("  " ends a markdown line, so the notes do not run together)
     lines = [f"# {title}", ""] + [f"> {n}  " for n in notes] + ([""] if notes else [])
-    lines += ["| task | classes | images | top-1 | top-5 |", "|---|---:|---:|---:|---:|"]
+    seed = "seed_top1" in metrics and metrics["seed_top1"].notna().any()   # the seed's figure, matching rows only
+    lines += ["| task | classes | images | top-1 | top-5 |" + (" seed |" if seed else ""),
+              "|---|---:|---:|---:|---:|" + ("---:|" if seed else "")]
     for r in metrics.itertuples():
-        lines.append(f"| {r.task} | {r.classes} | {r.images} | {_percent(r.top1)} | {_percent(r.top5)} |")
+        lines.append(f"| {r.task} | {r.classes} | {r.images} | {_percent(r.top1)} | {_percent(r.top5)} |"
+                     + (f" {_percent(r.seed_top1)} |" if seed else ""))
     return "\n".join(lines) + "\n"
 
 

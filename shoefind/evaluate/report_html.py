@@ -170,12 +170,18 @@ def _top5_cell(row) -> str:
     return cell
 
 
+def _has_seed_figures(summary: pd.DataFrame) -> bool:
+    """Whether the rows carry the seed's published figures (a seed prompt set; see evaluate.attributes)."""
+    return "seed_top1" in summary and summary["seed_top1"].notna().any()
+
+
 def summary_markdown(summary: pd.DataFrame) -> list[str]:
-    lines = ["| task | classes | photos | top-1 | top-5 | chance top-1 | most frequent class |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    seed = _has_seed_figures(summary)
+    lines = ["| task | classes | photos | top-1 | top-5 | chance top-1 | most frequent class |" + (" seed |" if seed else ""),
+             "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if seed else "")]
     for r in summary.itertuples():
         lines.append(f"| {_md_escape(r.task)} | {r.classes} | {r.images} | {_pct(r.top1)} | {_top5_cell(r)} | "
-                     f"{_pct(r.chance_top1)} | {_pct(r.majority)} |")
+                     f"{_pct(r.chance_top1)} | {_pct(r.majority)} |" + (f" {_pct(r.seed_top1)} |" if seed else ""))
     return lines
 
 
@@ -259,15 +265,18 @@ def report_html(content: ReportContent, run_dir: Path, plot_px: int = 1100) -> s
     if content.extra_markdown:
         parts.append(_markdown_table_html(content.extra_markdown))
     if len(content.summary):
+        seed = _has_seed_figures(content.summary)
         parts.append("<h2>Accuracy per task</h2><table><tr><th>task</th><th>classes</th><th>photos</th><th>top-1</th>"
-                     "<th>top-5</th><th>chance top-1</th><th>most frequent class</th></tr>")
+                     "<th>top-5</th><th>chance top-1</th><th>most frequent class</th>"
+                     + ("<th>seed</th>" if seed else "") + "</tr>")
         for r in content.summary.itertuples():
             trivial = r.classes <= TRIVIAL_TOP5 and not pd.isna(r.top5)
             top5 = (f"<span class='trivial' title='{r.classes} classes: top-5 always holds the answer'>"
                     f"{_pct(r.top5)} (trivial)</span>") if trivial else _pct(r.top5)
             parts.append(f"<tr><td>{_h(r.task)}</td><td class='num'>{r.classes}</td><td class='num'>{r.images}</td>"
                          f"<td class='num'><b>{_pct(r.top1)}</b></td><td class='num'>{top5}</td>"
-                         f"<td class='num'>{_pct(r.chance_top1)}</td><td class='num'>{_pct(r.majority)}</td></tr>")
+                         f"<td class='num'>{_pct(r.chance_top1)}</td><td class='num'>{_pct(r.majority)}</td>"
+                         + (f"<td class='num'>{_pct(r.seed_top1)}</td>" if seed else "") + "</tr>")
         parts.append("</table><p class='notes'>Chance top-1 is a uniform guess (1 / classes); "
                      f"top-5 is marked trivial with {TRIVIAL_TOP5} classes or fewer.</p>")
     if any(str(t).startswith("name (5-step") for t in content.summary.get("task", [])):
