@@ -96,7 +96,7 @@ def compare_base_new(encoder, table, cache, methods=BASE_NEW_METHODS, shots: int
     coop_options None: both prompt learners on the paper's schedule. views: augmented views per
     training photo (None: the official setting for the schedule, see shoefind.features.views).
     heldout: sha256 of the only photos to test (the k shots come from the rest), see above."""
-    from shoefind.features.views import prepare_views
+    from shoefind.learn.augmented_views import prepare_views
     from shoefind.learn.coop import context_features, train_coop
     coop_options = dict(PAPER_COOP_OPTIONS if coop_options is None else coop_options)
     spec = task_specs(encoder, table)[-1]

@@ -203,7 +203,7 @@ def compare_methods(encoder, table: FeatureTable, cache: EmbeddingCache, methods
     specs = task_specs(encoder, table, options)
     rows, fitted, details, support, confusion, predictions = [], {}, {}, {}, {}, {}
     say = log or (lambda _m: None)
-    from shoefind.features.views import prepare_views
+    from shoefind.learn.augmented_views import prepare_views
     pool = split.train(max(usable)) if usable else test.iloc[:0]     # every k's shots are among these
     views_of = prepare_views(encoder, cache.dir.parent, table.root, pool, [m for m in methods if m in VIEW_METHODS],
                              views, coop_options, seed, say)

@@ -114,3 +114,15 @@ def test_context_tokens_as_coops_code():
 def test_fast_schedule_keeps_every_photo():
     plan = make_schedule("fast", 16)
     assert not plan.drop_last and plan.batch_size is None and plan.lr_at(0) == plan.lr_at(30) == 5e-3
+
+
+def test_paper_schedule_trains_on_per_epoch_views_by_default():
+    from shoefind.features.views import COOP_VIEWS, TIP_ADAPTER_VIEWS
+    from shoefind.learn.augmented_views import views_plan
+    methods = ["tip-adapter", "tip-adapter-f", "coop", "cocoop", "linear-probe"]
+    plan = views_plan(methods)            # defaults: CoOp fast (no views), CoCoOp on its paper's schedule
+    assert plan == {"tip-adapter": (10, TIP_ADAPTER_VIEWS), "tip-adapter-f": (10, TIP_ADAPTER_VIEWS),
+                    "cocoop": (10, COOP_VIEWS)}
+    assert views_plan(["coop"], None, {"schedule": "paper"}) == {"coop": (10, COOP_VIEWS)}
+    assert COOP_VIEWS.scale == (0.08, 1.0) and TIP_ADAPTER_VIEWS.scale == (0.5, 1.0)   # Dassl's, Tip-Adapter's
+    assert views_plan(methods, 0) == {} and set(views_plan(methods, 3)) == set(methods) - {"linear-probe"}
