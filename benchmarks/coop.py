@@ -1,6 +1,11 @@
 """CoOp comparisons on a model with a trained text tower: the fast schedule against the paper's,
 and CoOp against CoCoOp on base and new shoes (the CoCoOp paper's protocol), over seeds.
 
+base-new is the CoCoOp paper's protocol (shoefind.evaluate.base_new): the sorted shoe names' first half
+are base, the rest new (`--classes seeded` for shoefind's earlier per-seed split); base and new are both
+scored on test photos no shot comes from; CoOp and CoCoOp train with their papers' schedules and
+per-epoch augmented views (10 cached views per photo) unless `--schedules` / `--views` say otherwise.
+
     .venv/bin/python benchmarks/coop.py schedules --known demo [--shots 16] [--seeds 0,1,2]
     .venv/bin/python benchmarks/coop.py base-new --known nike [--shots 16] [--seeds 0,1,2]
     .venv/bin/python benchmarks/coop.py schedules DATASET --model MODEL --split SPLIT_CSV
@@ -11,7 +16,7 @@ training split), training them once when absent. SPLIT_CSV is the split a LiT ch
 writes next to itself (<checkpoint>.split.csv, role train / heldout): the k shots (per shoe, a
 seeded draw) come from its training photos and every score is on its held-out photos, which
 the text tower never saw. The task is the shoe's name; each seed draws other shots and starts
-from another initialisation. Everything else stays at today's defaults (4 context tokens from
+from another initialisation. `schedules` keeps today's defaults otherwise (4 context tokens from
 "a photo of a", no augmented views). Figures on a shared CPU are noisy in time, not in accuracy.
 """
 from __future__ import annotations
@@ -89,16 +94,19 @@ def schedules(encoder, table, cache, heldout, shots: int, seeds: list[int], name
 
 
 def base_new(encoder, table, cache, heldout, shots: int, seeds: list[int], names: list[str],
-             methods=BASE_NEW_METHODS) -> pd.DataFrame:
+             methods=BASE_NEW_METHODS, classes: str = "paper", views: int | None = None) -> pd.DataFrame:
     frames = []
     for seed in seeds:
-        options = {"schedule": names[0]} if names else {}
+        options = {"schedule": names[0]} if names else None    # None: both on their papers' schedules
+        started = time.perf_counter()
         rows = compare_base_new(encoder, table, cache, methods, shots=shots, seed=seed, coop_options=options,
-                                heldout=heldout)
-        frames.append(rows.assign(seed=seed, schedule=options.get("schedule", "default")))
+                                heldout=heldout, split=classes, views=views)
+        frames.append(rows.assign(seed=seed, seconds_seed=round(time.perf_counter() - started, 1)))
         for r in rows.itertuples():
-            print(f"  seed {seed} {r.method:8s} base {r.base_top1:.2%} new {r.new_top1:.2%} H {r.harmonic:.2%}",
+            how = f" ({r.schedule}, {r.epochs} epochs, {r.views} views)" if r.method != "zeroshot" else ""
+            print(f"  seed {seed} {r.method:8s} base {r.base_top1:.2%} new {r.new_top1:.2%} H {r.harmonic:.2%}{how}",
                   file=sys.stderr)
+        print(f"  seed {seed}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return pd.concat(frames, ignore_index=True)
 
 
@@ -117,7 +125,12 @@ def main() -> None:
     ap.add_argument("--shots", type=int, default=16)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--schedules", help="schedules compared (schedules: fast,paper) or the one CoOp and CoCoOp "
-                                        "both use (base-new; default: each method's own default)")
+                                        "both use (base-new; default: the papers' schedules)")
+    ap.add_argument("--classes", choices=["paper", "seeded"], default="paper",
+                    help="base-new: the shoes' split (paper: the sorted names' first half base; seeded: shoefind's "
+                         "earlier per-seed hash split)")
+    ap.add_argument("--views", type=int, help="base-new: augmented views per training photo (default: the "
+                                              "official setting of the schedule, 10 for the paper's; 0: none)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1: on a busy small CPU more threads make these tiny steps far slower)")
     ap.add_argument("--methods", default=",".join(BASE_NEW_METHODS), help="base-new: the methods compared")
@@ -141,12 +154,13 @@ def main() -> None:
     if args.what == "schedules":
         frame = schedules(encoder, table, cache, heldout, args.shots, seeds, names)
     else:
-        frame = base_new(encoder, table, cache, heldout, args.shots, seeds, names, args.methods.split(","))
+        frame = base_new(encoder, table, cache, heldout, args.shots, seeds, names, args.methods.split(","),
+                         args.classes, args.views)
     if args.json:
         print(frame.to_json(orient="records", indent=2))
         return
     print(f"model {encoder.model_id}, dataset {dataset}, {args.shots} shots, seeds {args.seeds}, "
-          f"protocol {args.protocol}")
+          f"protocol {args.protocol}" + (f", classes {args.classes}" if args.what == "base-new" else ""))
     if args.what == "schedules":
         summary = frame.groupby("schedule", sort=False).agg(
             top1_mean=("top1", "mean"), top1_sd=("top1", "std"), top1_min=("top1", "min"),
@@ -160,7 +174,7 @@ def main() -> None:
             print(f"paper - fast: {gap * 100:+.2f} points (mean over seeds)")
     else:
         summary = frame.groupby("method", sort=False)[["base_top1", "new_top1", "harmonic"]].agg(["mean", "std"])
-        print(frame[["method", "seed", "base_classes", "new_classes", "base_images", "new_images",
+        print(frame[["method", "seed", "base_classes", "new_classes", "train_images", "base_images", "new_images",
                      "base_top1", "new_top1", "harmonic"]].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         print(summary.to_string(float_format=lambda v: f"{v:.4f}"))
 

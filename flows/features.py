@@ -47,11 +47,11 @@ def embed_flow(request: EmbedRequest) -> dict:
     from shoefind.checks import require_model
     from shoefind.cluster import check_reachable, worker_threads
     dataset, data_dir = request.dataset_paths()
-    require_model(request.model)
+    require_model(request.model_text())
     if request.cluster:
         check_reachable(request.cluster)
     table_dir = build_table_task(dataset, data_dir, catalog=request.catalog)
-    options = dict(model=request.model, runtime=request.runtime, device=request.device,
+    options = dict(model=request.model_text(), runtime=request.runtime, device=request.device,
                    batch_size=request.batch_size)
     if request.cluster:
         result = on_cluster(embed_batches_flow, request.cluster)(

@@ -44,7 +44,7 @@ def infer_flow(request: InferRequest) -> dict:
     """Which shoe is this? Top shoes, attributes and nearest catalog photos of each photo.
     `prefect deployment run infer/ad-hoc -p image=/path/photo.jpg -p change="same brand but red"`"""
     from shoefind.checks import require_model
-    require_model(request.model)
+    require_model(request.model_text())
     answer = infer(request, step=as_task, log=get_run_logger().info)
     log_answers(answer, get_run_logger())
     create_markdown_artifact(answer_markdown(answer), key="infer-answer", description="shoefind inference")

@@ -149,6 +149,25 @@ def open_image(src, size_hint: int | None = None, max_pixels: int = MAX_PIXELS) 
     return img
 
 
+def open_image_as_seed(src, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode `src` as the seed project does (`--image-loading seed`, for parity runs): the image as
+    `Image.open` gives it, decoded at full size (no JPEG draft), not turned by its EXIF orientation and
+    in its own mode. CLIP's preprocessing then resizes, crops and calls `convert("RGB")`
+    (clip.clip._convert_image_to_rgb), which drops transparency: a transparent PNG shows whatever
+    colour its transparent pixels store (often black) where `open_image` pastes it on white.
+    The same guards as `open_image` (bombs, HTML, truncated files) give the same ImageError."""
+    img = _open(src, max_pixels)
+    where = _describe(src)
+    try:
+        img.load()
+    except (OSError, ValueError, SyntaxError) as exc:
+        msg = str(exc)
+        if "truncated" in msg:
+            raise ImageError(f"{where}: the file is truncated (incomplete download?)") from None
+        raise ImageError(f"{where}: corrupt image data ({msg})") from None
+    return img
+
+
 def _integer_samples(img: Image.Image) -> tuple[int, bool] | None:
     """(bits, unsigned) of a 32-bit-container ("I") image's samples, from its TIFF header; None without one."""
     tags = getattr(img, "tag_v2", None)

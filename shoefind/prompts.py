@@ -2,8 +2,13 @@
 
 A set holds the templates of each task: attributes (step 1 of the 5-step method), names
 (step 4), filtered shoes (step 3), CoOp's class texts, and text search / change in words.
-`shoefind` is the default; `seed` is the seed project's templates verbatim. A set may name a
-`base` set that supplies what it lacks.
+`shoefind` is the default; `seed` is the seed project's latest templates verbatim and `seed@96.3`
+those of the seed commit that scored its published 96.3% (each file records its source commit).
+A set may name a `base` set that supplies what it lacks.
+
+`catalog_values: as-written` (the seed's sets) reads the catalog word for word: the attribute
+values as the catalog writes them ("Newbalance", "Grey", "Whte"), not as shoefind's vocabulary
+reads them ("New Balance", "Gray", "White"); see `PromptSet.catalog`.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ DEFAULT_PROMPTS = "shoefind"
 SET_PREFIX = "prompts_"
 SECTIONS = ("attributes", "name", "filtered", "coop", "retrieval")
 FILTER_SLOTS = ("brand", "color", "hightop", "sole")
+CATALOG_VALUES = ("cleaned", "as-written")
 
 
 def prompt_set_names() -> list[str]:
@@ -43,6 +49,15 @@ class PromptSet:
     sources: dict = field(default_factory=dict)   # section -> the set it came from
     verbatim: bool = False              # class texts are the values as written
     tidy: bool = False                  # fix articles and doubled words (not for a verbatim set)
+    as_written: bool = False            # the catalog's values word for word (see `catalog`)
+    source: dict = field(default_factory=dict)    # where verbatim templates come from (repository, commit)
+    published: dict = field(default_factory=dict)  # {set, tasks: {report row: top-1}}: the seed's own figures
+
+    def catalog(self, shoes):
+        """The shoes frame whose attribute values this set's prompts receive, classify and filter on:
+        as the catalog writes them for a word-for-word set, else as shoefind reads them."""
+        from shoefind.vocab import as_written
+        return as_written(shoes) if self.as_written else shoes
 
     def _finish(self, text: str) -> str:
         text = " ".join(text.split())
@@ -130,8 +145,14 @@ def _load(name: str) -> PromptSet:
     missing = [s for s in SECTIONS if s not in sections]
     if missing:
         raise UserError(f"prompt set '{name}' lacks {', '.join(missing)} (rules/{SET_PREFIX}{name}.yaml)")
+    values = raw.get("catalog_values", "cleaned")
+    if values not in CATALOG_VALUES:
+        raise UserError(f"prompt set '{name}': catalog_values '{values}' is not one of {', '.join(CATALOG_VALUES)} "
+                        f"(rules/{SET_PREFIX}{name}.yaml)")
     return PromptSet(name, str(raw.get("description", "")), sections, sources,
-                     verbatim=raw.get("class_text") == "verbatim", tidy=bool(raw.get("tidy")))
+                     verbatim=raw.get("class_text") == "verbatim", tidy=bool(raw.get("tidy")),
+                     as_written=values == "as-written", source=dict(raw.get("source") or {}),
+                     published=dict(raw.get("published") or {}))
 
 
 def load_prompt_set(name: str | PromptSet | None = None) -> PromptSet:

@@ -50,3 +50,26 @@ def vocabularies() -> dict[str, Vocabulary]:
         attr: Vocabulary(attr, tuple(spec["values"]), tuple((spec.get("aliases") or {}).items()))
         for attr, spec in rules.items()
     }
+
+
+# The feature table keeps each attribute twice: the value shoefind reads it as (`color`: "Gray",
+# a vocabulary value) and the value as the catalog wrote it (`color_as_written`: "Grey"). A prompt
+# set that reads the catalog word for word (the seed's: rules/prompts_seed.yaml) uses the second.
+WRITTEN_SUFFIX = "_as_written"
+
+
+def written_column(attribute: str) -> str:
+    return f"{attribute}{WRITTEN_SUFFIX}"
+
+
+def as_written(shoes):
+    """A shoes frame whose attribute columns hold the values as the catalog wrote them (no alias,
+    no near-miss correction: Newbalance, Grey, Whte stay), where the frame records them; an
+    attribute without a recorded spelling keeps its value. Applying it twice changes nothing."""
+    out = shoes.copy()
+    for attr in ATTRIBUTES:
+        col = written_column(attr)
+        if col in out and attr in out:
+            written = out[col].fillna("").astype(str)
+            out[attr] = written.where(written.str.len() > 0, out[attr].fillna("").astype(str))
+    return out

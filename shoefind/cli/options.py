@@ -135,10 +135,11 @@ Tta = Annotated[Optional[Literal["flip"]], typer.Option(
     "--tta", show_default=False,
     help="test-time augmentation of an image backbone: flip = mean of the photo's and its mirror's features "
          "(same as --model NAME+flip)")]
-Views = Annotated[int, typer.Option(
-    "--views", min=0, max=64,
+Views = Annotated[Optional[int], typer.Option(
+    "--views", min=0, max=64, show_default=False,
     help="augmented views (random crop + flip) per training photo, encoded once and cached: Tip-Adapter "
-         "averages its keys over them, CoOp/CoCoOp/Tip-Adapter-F draw one per epoch (0: none)")]
+         "averages its keys over them, CoOp/CoCoOp/Tip-Adapter-F draw one per epoch (0: none; default: the "
+         "official setting, 10 for Tip-Adapter(-F) and for CoOp/CoCoOp on the paper's schedule)")]
 
 
 def with_tta(model: str | None, tta: str | None) -> str | None:
@@ -159,6 +160,7 @@ SeedLearn = seed_option("seed of the held-out split and of training (the split i
                         "the checkpoint)")
 SeedDemo = seed_option("seed of the drawings, the held-out split and training")
 SeedTiny = seed_option("seed of the random weights")
+
 
 
 # --- zero-shot identification (the 5-step method) and its prompts ------------------------------
@@ -184,7 +186,8 @@ def _filter_attributes(value: str | None) -> str | None:
 
 Prompts = Annotated[Optional[str], typer.Option(
     "--prompts", callback=_prompt_set, show_default=False,
-    help="prompt set: shoefind (default) or seed (the seed project's templates verbatim); rules/prompts_NAME.yaml")]
+    help="prompt set: shoefind (default), seed (the seed project's latest templates verbatim, the catalog's values "
+         "word for word) or seed@96.3 (the seed commit that scored 96.3%); rules/prompts_NAME.yaml")]
 Vocabulary = Annotated[Optional[VocabularyChoice], typer.Option(
     "--vocabulary", show_default=False,
     help="attribute classes the 5-step method scores: catalog (the values the catalog's shoes have; default) "

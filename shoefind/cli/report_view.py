@@ -44,9 +44,12 @@ def _evaluation_tables(payload: dict) -> list:
     splits = list(dict.fromkeys(r.get("split", "all") for r in payload["metrics"]))
     title = payload.get("title") or f"Zero-shot evaluation ({payload.get('model', '')})"
     shown, caveats = [f"[bold]{title}[/]"], []
+    # the seed's published figure, beside the rows scored by its rule with its templates only
+    seed = any(r.get("seed_top1") is not None for r in payload["metrics"])
     for split in splits:
         table = Table(title=SPLIT_TITLES.get(split), title_justify="left")
-        for column in ("task", "classes", "photos", "top-1", "top-5", "chance top-1", "majority class"):
+        for column in ("task", "classes", "photos", "top-1", "top-5", "chance top-1", "majority class") + \
+                (("seed",) if seed else ()):
             table.add_column(column, justify="left" if column == "task" else "right")
         for r in (r for r in payload["metrics"] if r.get("split", "all") == split):
             top5 = _pct(r["top5"])
@@ -58,7 +61,8 @@ def _evaluation_tables(payload: dict) -> list:
                 caveats.append(f"[yellow]! {r['task']}{where}: top-1 {_pct(r['top1'])} is {caveat}[/]")
             table.add_row(r["task"], str(r["classes"]), str(r["images"]),
                           f"[bold]{_pct(r['top1'])}[/]" + (" [yellow]![/]" if caveat else ""), top5,
-                          _pct(1 / r["classes"]) if r["classes"] else "-", _pct(r.get("majority")))
+                          _pct(1 / r["classes"]) if r["classes"] else "-", _pct(r.get("majority")),
+                          *([_pct(r.get("seed_top1"))] if seed else []))
         shown.append(table)
     return shown + caveats
 

@@ -50,8 +50,16 @@ def known_cache_key(spec: "ModelSpec | str | None" = None, runtime: str | None =
                     capability: Capability | None = None) -> KnownKey | None:
     """The cache key load_encoder(spec, device=device, runtime=runtime) would give, or None when it
     cannot be known without loading the model (see the module docstring)."""
+    from shoefind.encoders.spec import spec_text, split_image_loading
+    base, loading = split_image_loading(spec_text(spec))
+    if loading == "seed":        # the seed's image loading: its own cache (encoders/image_loading.py)
+        from dataclasses import replace
+
+        from shoefind.encoders.image_loading import CACHE_SUFFIX, SEED_SUFFIX
+        known = known_cache_key(base, runtime, device, capability)
+        return known and replace(known, key=known.key + CACHE_SUFFIX, model_id=known.model_id + SEED_SUFFIX)
     try:
-        parsed = ModelSpec.of(spec)
+        parsed = ModelSpec.of(base)
     except Exception:      # not a spec: the loading path says what is wrong
         return None
     from shoefind.encoders.registry import _function, family_of

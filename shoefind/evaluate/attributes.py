@@ -45,6 +45,20 @@ class Evaluation:
         """The split whose figures a reader should trust: held-out photos when a model trained on some."""
         return self.splits[0] if self.splits else ALL
 
+
+def with_published(metrics: pd.DataFrame, published: dict, prompts: str) -> tuple[pd.DataFrame, str]:
+    """The metrics with the seed's own figure (`seed_top1`) beside the rows it published with these
+    templates and the same rule, and the note that says what they were measured on. The deployable
+    'name (5-step)' row gets none: the seed published only its oracle rule's figure."""
+    figures = dict(published.get("tasks") or {})
+    out = metrics.assign(seed_top1=[figures.get(t, float("nan")) for t in metrics["task"]])
+    note = (f"'seed' column: the seed's published top-1 with the {prompts} templates, on {published.get('set', '?')}, "
+            f"beside the row scored by the same rule only (its 5-step figure is the oracle rule's; it published "
+            f"no deployable one); it compares with this run only on the seed's own photos.")
+    return out, note
+
+
+
     def split_metrics(self, split: str) -> pd.DataFrame:
         return self.metrics[self.metrics["split"] == split].reset_index(drop=True)
 
@@ -56,11 +70,13 @@ def evaluate_zero_shot(encoder, table: FeatureTable, cache: EmbeddingCache,
     trained: the hashes of the photos the model trained on (shoefind.evaluate.trained_on); given,
     those photos are scored apart from the rest (split trained-on / held-out), since a model's score
     on photos it learned says nothing about photos it has not seen."""
+    options = options or ZeroShotOptions()
+    if options.prompt_set.as_written:   # the seed's sets classify and score the catalog's own words
+        table = table.in_catalog_words()
     labeled = table.labeled_images()
     have = labeled["sha256"].map(lambda s: s in cache)
     skipped = labeled.loc[~have, ["path", "shoe"]].to_dict("records")
     labeled = labeled.loc[have].reset_index(drop=True)
-    options = options or ZeroShotOptions()
     zs = ZeroShotModel.build(encoder, table.shoes, attributes=table.attributes, options=options)
     x = cache.matrix(labeled["sha256"].tolist()) if len(labeled) else np.zeros((0, encoder.embed_dim), np.float32)
     result = zs.identify(x) if len(labeled) else None
@@ -116,5 +132,8 @@ def evaluate_zero_shot(encoder, table: FeatureTable, cache: EmbeddingCache,
     metrics = pd.DataFrame(rows, columns=["task", "split", "classes", "images", "top1", "top5"])
     # one split after the other, the held-out photos first (the figures to read)
     metrics = metrics.sort_values("split", key=lambda c: c.map(SPLIT_ORDER.index), kind="stable").reset_index(drop=True)
+    if published := options.prompt_set.published:
+        metrics, note = with_published(metrics, published, options.prompts)
+        notes.append(note)
     return Evaluation(metrics, preds, by_split.get(splits[0], {}), skipped, encoder.model_id,
                       getattr(encoder, "is_random", False), options.describe(), notes, by_split)

@@ -35,11 +35,14 @@ def metrics_markdown(metrics: pd.DataFrame, title: str, notes: list[str] = ()) -
     # one quoted line per note ("  " ends a markdown line, so the notes do not run together)
     lines = [f"# {title}", ""] + [f"> {n}  " for n in notes] + ([""] if notes else [])
     split = "split" in metrics and not set(metrics["split"]) <= {ALL}
-    lines += ["| task |" + (" photos of |" if split else "") + " classes | images | top-1 | top-5 |",
-              "|---|" + ("---|" if split else "") + "---:|---:|---:|---:|"]
+    seed = "seed_top1" in metrics and metrics["seed_top1"].notna().any()   # the seed's figure, matching rows only
+    lines += ["| task |" + (" photos of |" if split else "") + " classes | images | top-1 | top-5 |"
+              + (" seed |" if seed else ""),
+              "|---|" + ("---|" if split else "") + "---:|---:|---:|---:|" + ("---:|" if seed else "")]
     for r in metrics.itertuples():
         lines.append(f"| {r.task} |" + (f" {r.split} |" if split else "")
-                     + f" {r.classes} | {r.images} | {_percent(r.top1)} | {_percent(r.top5)} |")
+                     + f" {r.classes} | {r.images} | {_percent(r.top1)} | {_percent(r.top5)} |"
+                     + (f" {_percent(r.seed_top1)} |" if seed else ""))
     return "\n".join(lines) + "\n"
 
 

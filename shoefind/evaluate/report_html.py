@@ -285,12 +285,20 @@ def _top5_cell(row) -> str:
     return cell
 
 
+def _has_seed_figures(summary: pd.DataFrame) -> bool:
+    """Whether the rows carry the seed's published figures (a seed prompt set; see evaluate.attributes)."""
+    return "seed_top1" in summary and summary["seed_top1"].notna().any()
+
+
 def summary_markdown(summary: pd.DataFrame) -> list[str]:
-    lines = ["| task | classes | photos | top-1 | top-5 | chance top-1 | majority-class baseline | beats majority |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    seed = _has_seed_figures(summary)      # the seed's published figure, beside its matching rows only
+    lines = ["| task | classes | photos | top-1 | top-5 | chance top-1 | majority-class baseline | beats majority |"
+             + (" seed |" if seed else ""),
+             "|---|---:|---:|---:|---:|---:|---:|---|" + ("---:|" if seed else "")]
     for r in summary.itertuples():
         lines.append(f"| {_md_escape(r.task)} | {r.classes} | {r.images} | {_pct(r.top1)} | {_top5_cell(r)} | "
-                     f"{_pct(r.chance_top1)} | {_md_escape(_majority_cell(r))} | {_beats_cell(r)} |")
+                     f"{_pct(r.chance_top1)} | {_md_escape(_majority_cell(r))} | {_beats_cell(r)} |"
+                     + (f" {_pct(r.seed_top1)} |" if seed else ""))
     return lines
 
 
@@ -408,8 +416,10 @@ def _h(text) -> str:
 
 
 def _summary_html(rows: pd.DataFrame) -> str:
+    seed = _has_seed_figures(rows)
     parts = ["<table><tr><th>task</th><th>classes</th><th>photos</th><th>top-1</th><th>top-5</th>"
-             "<th>chance top-1</th><th>majority-class baseline</th><th>beats majority</th></tr>"]
+             "<th>chance top-1</th><th>majority-class baseline</th><th>beats majority</th>"
+             + ("<th>seed</th>" if seed else "") + "</tr>"]
     for r in rows.itertuples():
         trivial = r.classes <= TRIVIAL_TOP5 and not pd.isna(r.top5)
         top5 = (f"<span class='trivial' title='{r.classes} classes: top-5 always holds the answer'>"
@@ -419,7 +429,8 @@ def _summary_html(rows: pd.DataFrame) -> str:
         parts.append(f"<tr><td>{_h(r.task)}</td><td class='num'>{r.classes}</td><td class='num'>{r.images}</td>"
                      f"<td class='num'><b>{_pct(r.top1)}</b></td><td class='num'>{top5}</td>"
                      f"<td class='num'>{_pct(r.chance_top1)}</td><td class='num'>{_h(_majority_cell(r))}</td>"
-                     f"<td{css} title='{_h(getattr(r, 'versus', '') or '')}'>{_h(beats)}</td></tr>")
+                     f"<td{css} title='{_h(getattr(r, 'versus', '') or '')}'>{_h(beats)}</td>"
+                     + (f"<td class='num'>{_pct(r.seed_top1)}</td>" if seed else "") + "</tr>")
     parts.append("</table>")
     if notes := caveats(rows):
         parts.append("<ul class='caveats'>" + "".join(f"<li>{_h(n)}</li>" for n in notes) + "</ul>")

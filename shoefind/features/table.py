@@ -21,12 +21,13 @@ import pandas as pd
 
 from shoefind.csvfile import read_csv_rows
 from shoefind.images import ImageError, is_image_name, open_image, sha256_file
-from shoefind.vocab import ATTRIBUTES, _norm, vocabularies
+from shoefind.vocab import ATTRIBUTES, _norm, as_written, vocabularies, written_column
 from shoefind.errors import PathNotFound, UserError
 from shoefind.settings import DataLayout
 from shoefind.walk import UNREADABLE_FOLDER, Skipped, link_reason, list_files
 
-SHOE_COLUMNS = ["shoe", "name", "brand", "hightop", "color", "sole", "folder"]
+# the attributes as shoefind reads them, then as the catalog (or folder name) writes them
+SHOE_COLUMNS = ["shoe", "name", "brand", "hightop", "color", "sole", "folder"] + [written_column(a) for a in ATTRIBUTES]
 IMAGE_COLUMNS = ["path", "sha256", "width", "height", "shoe"]
 
 
@@ -52,6 +53,11 @@ class FeatureTable:
     def attributes(self) -> list[str]:
         """The attributes this table has labels for (classes layout: none but name)."""
         return [a for a in ATTRIBUTES if self.shoes[a].fillna("").astype(str).str.len().gt(0).any()]
+
+    def in_catalog_words(self) -> "FeatureTable":
+        """This table with its attribute values as the catalog writes them (shoefind.vocab.as_written):
+        what a word-for-word prompt set (the seed's) classifies, filters and is scored against."""
+        return FeatureTable(self.root, as_written(self.shoes), self.images, self.issues, self.layout)
 
     def labeled_images(self) -> pd.DataFrame:
         """Images joined with their shoe's labels."""
@@ -120,6 +126,7 @@ def _read_values(row: dict, where: str, issues: list[Issue]) -> dict:
     out = dict(row)
     for attr in ATTRIBUTES:
         raw = row.get(attr, "")
+        out[written_column(attr)] = "" if raw is None else str(raw)
         if raw is None or str(raw).strip() == "":
             issues.append(Issue("missing-value", where, f"no {attr} given"))
             out[attr] = ""
@@ -295,6 +302,8 @@ def build_table(root: str | os.PathLike, catalog: str | os.PathLike | None = Non
 
     shoes_df = pd.DataFrame(shoes, columns=SHOE_COLUMNS + [c for c in (shoes[0] if shoes else {}) if c not in SHOE_COLUMNS])
     images_df = pd.DataFrame(image_rows, columns=IMAGE_COLUMNS)
+    written = [written_column(a) for a in ATTRIBUTES]
+    shoes_df[written] = shoes_df[written].fillna("")     # a name-only (classes) dataset writes none
     return FeatureTable(root, shoes_df[SHOE_COLUMNS], images_df, issues, layout)
 
 

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 # Bumped whenever build_table reads a folder differently, so saved tables are rebuilt.
-TABLE_FORMAT = "table-v1"
+TABLE_FORMAT = "table-v2"   # v2: attribute values as written kept beside the read ones
 
 
 def _tree(root: Path, h) -> None:

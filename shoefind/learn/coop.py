@@ -37,7 +37,8 @@ from shoefind.learn.finite import require_finite_loss
 
 ARTIFACT_FORMAT = "shoefind-coop"
 ARTIFACT_VERSION = 2   # 2: CoCoOp (conditional + meta_net); v1 files still load
-INIT_CONTEXT = "a photo of a"   # CoOp's initialisation for 4 context tokens
+INIT_CONTEXT = "a photo of a"   # CoOp's initialisation for 4 context tokens (CoCoOp's default)
+RANDOM_CONTEXT_TOKENS = 16      # CoOp's paper default with a random start (scripts/coop/main.sh NCTX 16)
 
 
 def coop_class_texts(task: str, classes: list[str], prompts: str | None = None) -> list[str]:
@@ -192,14 +193,19 @@ class Schedule:
     weight_decay: float = 0.0
     cosine: bool = False
     validate: bool = False    # pick the epoch count on a held-out fold, then refit on all photos
+    drop_last: bool = False   # drop an epoch's last partial batch (Dassl's train loader, when N >= batch)
 
     def lr_at(self, epoch: int) -> float:
-        """Learning rate of 0-based `epoch`: constant warm-up, then cosine (Dassl's schedule)."""
+        """Learning rate of 0-based `epoch`, as Dassl's scheduler sets it (dassl/optim/lr_scheduler.py:
+        ConstantWarmupScheduler over CosineAnnealingLR(T_max=MAX_EPOCH), stepped after each epoch):
+        `warmup_lr` for the warm-up epochs, then the cosine from its start, because with
+        WARMUP_RECOUNT (Dassl's default) the cosine counts its epochs from the end of the warm-up:
+        epoch e >= w trains at lr/2 (1 + cos(pi (e - w) / epochs))."""
         if epoch < self.warmup_epochs:
             return self.warmup_lr
         if not self.cosine:
             return self.lr
-        return 0.5 * self.lr * (1 + math.cos(math.pi * epoch / self.epochs))
+        return 0.5 * self.lr * (1 + math.cos(math.pi * (epoch - self.warmup_epochs) / self.epochs))
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -219,17 +225,27 @@ def default_schedule(conditional: bool = False) -> str:
     return DEFAULT_COCOOP_SCHEDULE if conditional else DEFAULT_SCHEDULE
 
 
+# CoOp's scripts (COOP.md: rn50_ep50 at 1 shot, rn50_ep100 at 2 and 4, rn50 (200 epochs) at 8 and 16).
+PAPER_EPOCHS = {1: 50, 2: 100, 4: 100, 8: 200, 16: 200}
+
+
 def paper_epochs(shots: int) -> int:
-    """CoOp's epochs for k shots: 200 at 16, 100 at 4-8, 50 at 1-2."""
-    return 200 if shots >= 16 else 100 if shots >= 4 else 50
+    """CoOp's epochs for k shots (PAPER_EPOCHS); a k between the published ones takes the epochs of the
+    largest published k below it, more than 16 shots 200."""
+    published = [k for k in sorted(PAPER_EPOCHS) if k <= max(1, shots)]
+    return PAPER_EPOCHS[published[-1]]
 
 
 def make_schedule(name: str, shots: int, epochs: int | None = None, lr: float | None = None,
                   conditional: bool = False) -> Schedule:
     if name == "paper":
-        if conditional:   # CoCoOp's recipe: SGD lr 0.002, 10 epochs, batch 1 (the meta-net sees one image a step)
-            return Schedule("paper", "sgd", lr or 0.002, epochs or 10, 1, 1, 1e-5, 0.9, 5e-4, True)
-        return Schedule("paper", "sgd", lr or 0.002, epochs or paper_epochs(shots), 32, 1, 1e-5, 0.9, 5e-4, True)
+        # configs/trainers/CoOp/*.yaml and CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml: SGD lr 0.002 (Dassl's
+        # momentum 0.9, weight decay 5e-4), cosine, one constant warm-up epoch at 1e-5; CoCoOp 10 epochs
+        # at batch 1 (the meta-net sees one image a step), CoOp batch 32 and epochs by shots
+        if conditional:
+            return Schedule("paper", "sgd", lr or 0.002, epochs or 10, 1, 1, 1e-5, 0.9, 5e-4, True, drop_last=True)
+        return Schedule("paper", "sgd", lr or 0.002, epochs or paper_epochs(shots), 32, 1, 1e-5, 0.9, 5e-4, True,
+                        drop_last=True)
     if name == "fast":
         return Schedule("fast", "adam", lr or 5e-3, epochs or 50, None, validate=True)
     raise UserError(f"unknown CoOp schedule '{name}': choose from {', '.join(SCHEDULES)}")
@@ -346,7 +362,7 @@ def train_loop(learner: PromptLearner, x: torch.Tensor, y: torch.Tensor, schedul
     n = len(x)
     batch = schedule.batch_size or n
     best = {"loss": math.inf, "epoch": 0, "state": None, "accuracy": None}
-    checks_without_gain, epoch = 0, 0
+    checks_without_gain, epoch, steps = 0, 0, 0
     for epoch in range(1, epochs + 1):
         learner.train()
         for group in opt.param_groups:
@@ -357,8 +373,10 @@ def train_loop(learner: PromptLearner, x: torch.Tensor, y: torch.Tensor, schedul
         else:
             xe = x
         order = torch.randperm(n, generator=gen) if batch < n else torch.arange(n)
-        total = 0.0
-        for start in range(0, n, batch):
+        # Dassl's train loader: drop_last=len(data) >= batch_size (fewer photos: one partial batch)
+        end = n - n % batch if schedule.drop_last and n >= batch else n
+        total, seen = 0.0, 0
+        for start in range(0, end, batch):
             idx = order[start:start + batch]
             loss = nn.functional.cross_entropy(learner.logits(xe[idx], scale), y[idx])
             require_finite_loss(loss, f"epoch {epoch}", "CoOp training", f"learning rate {schedule.lr}")
@@ -366,7 +384,9 @@ def train_loop(learner: PromptLearner, x: torch.Tensor, y: torch.Tensor, schedul
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(idx)
-        note = f"loss {total / n:.3f}"
+            seen += len(idx)
+            steps += 1
+        note = f"loss {total / max(seen, 1):.3f}"
         if val is not None and len(val[0]) and (epoch % eval_every == 0 or epoch == epochs):
             learner.eval()
             with torch.no_grad():
@@ -385,11 +405,26 @@ def train_loop(learner: PromptLearner, x: torch.Tensor, y: torch.Tensor, schedul
             on_epoch(note)
         if checks_without_gain >= patience:
             break
-    best["epochs_run"] = epoch
+    best["epochs_run"], best["steps"] = epoch, steps
     return best
 
 
-def train_coop(encoder, spec, train_x: np.ndarray, train_y: np.ndarray, n_ctx: int = 4,
+def context_tokens(n_ctx: int | None, ctx_init: str | None, class_specific: bool = False) -> int:
+    """How many context tokens, as CoOp's code decides (trainers/coop.py PromptLearner): a phrase sets
+    them to its own tokens; a random start (or class-specific context) takes `n_ctx`, 16 by default.
+    An `n_ctx` that disagrees with the phrase is refused rather than silently padded."""
+    if class_specific or not ctx_init or ctx_init == "random":
+        return n_ctx or RANDOM_CONTEXT_TOKENS
+    ids = clip.tokenize(ctx_init)[0]
+    words = int(ids.argmax()) - 1
+    if n_ctx is not None and n_ctx != words:
+        raise UserError(f"--n-ctx {n_ctx} with --ctx-init '{ctx_init}': a phrase sets the context to its own "
+                        f"{words} tokens (as CoOp's code); leave --n-ctx out, or use --ctx-init random for "
+                        f"{n_ctx} random tokens")
+    return words
+
+
+def train_coop(encoder, spec, train_x: np.ndarray, train_y: np.ndarray, n_ctx: int | None = None,
                class_specific: bool = False, max_epochs: int | None = None, lr: float | None = None,
                schedule: str | None = None, ctx_init: str | None = INIT_CONTEXT,
                views: np.ndarray | None = None, conditional: bool = False, eval_every: int = 5,
@@ -398,9 +433,11 @@ def train_coop(encoder, spec, train_x: np.ndarray, train_y: np.ndarray, n_ctx: i
     """Learn the context (CoOp) or context + meta-network (CoCoOp, `conditional`) for the classes
     of `spec` that have training photos, from every one of the k-shot photos.
 
-    schedule "paper": SGD momentum 0.9, wd 5e-4, lr 0.002, cosine, 1 warm-up epoch at 1e-5,
-    batch 32, epochs by shots (200 at 16, 100 at 4-8, 50 at 1-2); CoCoOp: 10 epochs, batch 1.
+    schedule "paper": CoOp's scripts: SGD momentum 0.9, wd 5e-4, lr 0.002, cosine, 1 warm-up epoch at
+    1e-5 (per epoch as Dassl's scheduler, see Schedule.lr_at), batch 32 with the last partial batch
+    dropped, epochs by shots (PAPER_EPOCHS: 50 at 1, 100 at 2-4, 200 at 8-16); CoCoOp: 10 epochs, batch 1.
     schedule None: "fast" for CoOp, "paper" for CoCoOp (see DEFAULT_SCHEDULE).
+    n_ctx None: the phrase's tokens (4 for "a photo of a"), 16 with ctx_init "random" (context_tokens).
     schedule "fast": full-batch Adam lr 5e-3 for at most `max_epochs` (50); a validation fold
     (a quarter of each class's photos) picks the epoch count, then the context is refitted on
     every photo for that many epochs. With one photo per class there is no fold: it runs them all.
@@ -426,6 +463,7 @@ def train_coop(encoder, spec, train_x: np.ndarray, train_y: np.ndarray, n_ctx: i
     if class_specific and conditional:
         raise UserError("CoCoOp learns one shared context (with a per-image token): drop --class-specific")
     init = None if class_specific else ctx_init
+    n_ctx = context_tokens(n_ctx, init, class_specific)
 
     def new_learner(texts):
         return PromptLearner(encoder.model, coop_class_texts(spec.task, texts, prompts), template, n_ctx, class_specific,
@@ -462,7 +500,8 @@ def train_coop(encoder, spec, train_x: np.ndarray, train_y: np.ndarray, n_ctx: i
         if bar:
             bar.stop()
     learner.eval()
-    training = {"schedule": plan.as_dict(), "epochs_run": fitted["epochs_run"], "fit_photos": len(x),
+    training = {"schedule": plan.as_dict(), "epochs_run": fitted["epochs_run"], "steps": fitted["steps"],
+                "n_ctx": n_ctx, "fit_photos": len(x),
                 "views": 0 if v is None else int(v.shape[1]), "ctx_init": init or "random",
                 "prompts": load_prompt_set(prompts).name,
                 "seconds": round(time.perf_counter() - started, 2), **val_info}

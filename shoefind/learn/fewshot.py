@@ -2,13 +2,16 @@
 
 - `TipAdapter`: a cache model (Tip-Adapter, Zhang et al. 2022): the affinity of a photo to
   the k-shot training photos, exp(-beta (1 - cos)), summed per class and blended with the
-  zero-shot prompt logits as zs + alpha * cache. The cache keys are the photos' embeddings,
-  averaged over augmented views when those are cached (the paper averages 10). alpha and beta
-  are chosen on 4 validation folds of the training photos when every class has 4+ of them,
-  else by leave-one-out (1-2 shots), so no test photo is looked at.
-- `TipAdapter.fit(..., finetune=True)` is Tip-Adapter-F: the cache keys become parameters,
-  trained with AdamW (lr 1e-3, cosine, 20 epochs) on the training photos (a fresh augmented
-  view per epoch when cached).
+  zero-shot prompt logits as zs + alpha * cache. The cache keys are the photos' embeddings, or
+  with augmented views cached (10 by default, the official augment_epoch) the renormalised mean
+  of the views, as the official build_cache_model. alpha and beta are chosen on 4 validation
+  folds of the training photos when every class has 4+ of them, else by leave-one-out (1-2
+  shots), so no test photo is looked at.
+- `TipAdapter.fit(..., finetune=True)` is Tip-Adapter-F as the official main.py
+  run_tip_adapter_F: the cache keys become parameters, trained with AdamW (lr 1e-3, eps 1e-4,
+  cosine over every step, 20 epochs, batches of 256) at alpha 1.17, beta 1 (its configs'
+  init values) on the training photos (a fresh augmented view per epoch when cached), never
+  renormalised; then alpha and beta are searched again with the trained keys.
 - `LinearProbe`: multinomial logistic regression on the embeddings (the CLIP paper's linear
   probe). Its L2 penalty pulls the weights towards the class prompt embeddings when there are
   prompts (so a strong penalty is zero-shot), else towards zero; the penalty is chosen on the
@@ -81,14 +84,6 @@ def _folds(y: np.ndarray, n_folds: int, seed: int = 0) -> np.ndarray:
     return folds
 
 
-def average_views(x: np.ndarray, views: np.ndarray | None) -> np.ndarray:
-    """Each photo's embedding averaged with its augmented views' (N, V, D), renormalised."""
-    x = np.asarray(x, np.float32)
-    if views is None or not len(views):
-        return x
-    return _normalise(np.concatenate([x[:, None], np.asarray(views, np.float32)], axis=1).mean(axis=1))
-
-
 @dataclass
 class TipAdapter:
     classes: list[str]
@@ -106,22 +101,40 @@ class TipAdapter:
     def name(self) -> str:
         return "tip-adapter-f" if self.finetuned else "tip-adapter"
 
+    # Tip-Adapter-F trains at its configs' init_alpha / init_beta (configs/*.yaml), then searches them
+    FINETUNE_ALPHA, FINETUNE_BETA = 1.17, 1.0
+    FINETUNE_BATCH = 256
+
     @classmethod
     def fit(cls, train_x: np.ndarray, train_y: np.ndarray, classes: list[str], text: np.ndarray | None = None,
             logit_scale: float = 100.0, center: bool | None = None, views: np.ndarray | None = None,
             finetune: bool = False, epochs: int = FINETUNE_EPOCHS, lr: float = FINETUNE_LR,
             seed: int = 0) -> "TipAdapter":
-        """views: (N, V, D) augmented views of the training photos (keys average them; -F trains on them)."""
+        """views: (N, V, D) augmented views of the training photos (keys are their mean; -F trains on them)."""
         train_x, train_y = np.asarray(train_x, np.float32), np.asarray(train_y)
         model = cls.build(train_x, train_y, classes, text, logit_scale, center=center)
-        if views is not None:
-            model.keys = model.space(average_views(train_x, views))
-        model._choose_blend(train_x, train_y, seed)
+        if views is not None and len(views):
+            model.keys = model.space(cls.view_keys(views))
+        trained = None
+        if finetune:
+            if model.text is not None:
+                model.alpha, model.beta = cls.FINETUNE_ALPHA, cls.FINETUNE_BETA
+            else:   # no prompts, no official setting: train at the blend the training photos choose
+                model._choose_blend(train_x, train_y, seed)
+            trained = model._finetune(train_x, train_y, views, epochs, lr, seed)
+        model._choose_blend(train_x, train_y, seed)   # with the trained keys, for -F
+        if trained:
+            model.selection["finetune"] = trained
         if views is not None:
             model.selection["views"] = int(np.asarray(views).shape[1])
-        if finetune:
-            model._finetune(train_x, train_y, views, epochs, lr, seed)
         return model
+
+    @staticmethod
+    def view_keys(views: np.ndarray) -> np.ndarray:
+        """Cache keys from augmented views (N, V, D): their mean, renormalised (the official
+        build_cache_model averages augment_epoch passes; it averages before normalising, the view
+        cache keeps normalised embeddings only)."""
+        return _normalise(np.asarray(views, np.float32).mean(axis=1))
 
     @classmethod
     def build(cls, train_x: np.ndarray, train_y: np.ndarray, classes: list[str], text: np.ndarray | None = None,
@@ -196,8 +209,10 @@ class TipAdapter:
         self.selection = {"by": by, "accuracy": acc, "log_loss": -neg_nll, "photos": photos}
 
     def _finetune(self, train_x: np.ndarray, train_y: np.ndarray, views: np.ndarray | None, epochs: int,
-                  lr: float, seed: int) -> None:
-        """Tip-Adapter-F: train the cache keys (AdamW, cosine) with the chosen alpha and beta."""
+                  lr: float, seed: int) -> dict:
+        """Tip-Adapter-F (the official run_tip_adapter_F loop): train the cache keys with AdamW and a
+        cosine over every step, at this model's alpha and beta. The keys are never renormalised, during
+        training or after: the official adapter is a linear layer whose weights are the keys."""
         import torch
         gen = torch.Generator().manual_seed(seed)
         keys = torch.nn.Parameter(torch.from_numpy(self.keys.copy()))
@@ -207,20 +222,20 @@ class TipAdapter:
         y = torch.from_numpy(np.asarray(train_y)).long()
         x_all = torch.from_numpy(np.asarray(train_x, np.float32))
         v_all = None if views is None else torch.from_numpy(np.asarray(views, np.float32))
+        batch = self.FINETUNE_BATCH
         opt = torch.optim.AdamW([keys], lr=lr, eps=1e-4)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * max(1, -(-len(y) // 256)))
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * max(1, -(-len(y) // batch)))
         for _epoch in range(epochs):
             if v_all is not None:
                 x = v_all[torch.arange(len(y)), torch.randint(v_all.shape[1], (len(y),), generator=gen)]
             else:
                 x = x_all
             order = torch.randperm(len(y), generator=gen)
-            for start in range(0, len(y), 256):
-                idx = order[start:start + 256]
+            for start in range(0, len(y), batch):      # every batch, the last partial one too (drop_last=False)
+                idx = order[start:start + batch]
                 raw = x[idx]
                 q = torch.from_numpy(self.space(raw.numpy()))
-                k = torch.nn.functional.normalize(keys, dim=-1)
-                cache = torch.exp(-self.beta * (1.0 - q @ k.T)) @ values
+                cache = torch.exp(-self.beta * (1.0 - q @ keys.T)) @ values
                 if text is None:
                     logits = self.logit_scale * cache / counts
                 else:
@@ -230,10 +245,10 @@ class TipAdapter:
                 loss.backward()
                 opt.step()
                 sched.step()
-        self.keys = torch.nn.functional.normalize(keys.detach(), dim=-1).numpy()
+        self.keys = keys.detach().numpy().copy()
         self.finetuned = True
-        self.selection["finetune"] = {"epochs": epochs, "lr": lr, "optimizer": "AdamW", "schedule": "cosine",
-                                      "final_loss": round(float(loss.detach()), 4)}
+        return {"epochs": epochs, "lr": lr, "optimizer": "AdamW", "schedule": "cosine", "batch": batch,
+                "alpha": self.alpha, "beta": self.beta, "final_loss": round(float(loss.detach()), 4)}
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)

@@ -57,7 +57,7 @@ def heldout_metrics(encoder, shoes: pd.DataFrame, test_x: np.ndarray, test_shoes
         out["name_5step_top1"] = _top1(result.combined_scores.argmax(axis=1), truth)
         for attr in zs.attributes:
             classes = {c: i for i, c in enumerate(zs.classes[attr])}
-            labels = shoes[attr].fillna("").astype(str).to_numpy()
+            labels = zs.shoes[attr].fillna("").astype(str).to_numpy()   # as the prompt set reads them
             attr_truth = np.array([classes.get(labels[t], -1) if t >= 0 and labels[t] else -1 for t in truth])
             out[f"{attr}_top1"] = _top1(result.attribute_probs[attr].argmax(axis=1), attr_truth)
     if train_x is not None and train_shoes is not None:

@@ -107,9 +107,12 @@ class TaskSpec:
 def task_specs(encoder, table: FeatureTable, options: ZeroShotOptions | None = None) -> list[TaskSpec]:
     """brand/color/hightop/sole (where the table has labels) and name, with prompt embeddings when possible."""
     options = options or ZeroShotOptions()
+    if options.prompt_set.as_written:   # the seed's sets: the catalog's own words are the classes
+        table = table.in_catalog_words()
     attributes = table.attributes
     zs = ZeroShotModel.build(encoder, table.shoes, attributes=attributes, options=options) if encoder.has_text else None
-    specs = [TaskSpec(a, attribute_classes(a, table.shoes[a], options.vocabulary), a, prompts=options.prompts)
+    specs = [TaskSpec(a, attribute_classes(a, table.shoes[a], options.vocabulary, options.prompt_set.as_written), a,
+                      prompts=options.prompts)
              for a in attributes]
     specs.append(TaskSpec("name", table.shoes["shoe"].tolist(), "shoe", prompts=options.prompts))
     if zs is not None:
@@ -183,13 +186,16 @@ def score_ranked(ranked: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 def compare_methods(encoder, table: FeatureTable, cache: EmbeddingCache, methods: list[str], shots: list[int],
                     seed: int = 0, coop_options: dict | None = None,
                     log: Callable[[str], None] | None = None, options: ZeroShotOptions | None = None,
-                    views: int = 0) -> Comparison:
+                    views: int | None = None) -> Comparison:
     """Fit every method at every usable k and score it on the split's test photos.
 
-    views: augmented views per training photo (0: none), encoded once into their own cache."""
+    views: augmented views per training photo, encoded once into their own cache (None: each method's
+    official setting, see shoefind.features.views.views_plan; 0: none)."""
     methods = expand_methods(methods)
     check_methods(encoder, methods)
     single_threaded_blas()   # the fits' products are small: BLAS threads only wait for each other
+    if (options or ZeroShotOptions()).prompt_set.as_written:   # labels in the catalog's own words
+        table = table.in_catalog_words()
     labeled = table.labeled_images()
     have = labeled["sha256"].map(lambda s: s in cache)
     skipped = labeled.loc[~have, ["path", "shoe"]].to_dict("records")
@@ -205,24 +211,17 @@ def compare_methods(encoder, table: FeatureTable, cache: EmbeddingCache, methods
     specs = task_specs(encoder, table, options)
     rows, fitted, details, support, confusion, predictions = [], {}, {}, {}, {}, {}
     say = log or (lambda _m: None)
-    view_store = None
-    if views and usable and any(m in VIEW_METHODS for m in methods):
-        from shoefind.features.views import embed_views, view_cache
-        view_store = view_cache(cache.dir.parent, encoder)
-        pool = split.train(max(usable))
-        say(f"augmented views: {views} per training photo ({len(pool)} photos)")
-        embed_views(encoder, view_store, [(str(table.root / p), s) for p, s in zip(pool["path"], pool["sha256"])],
-                    views, seed)
+    from shoefind.learn.augmented_views import prepare_views
+    pool = split.train(max(usable)) if usable else test.iloc[:0]     # every k's shots are among these
+    views_of = prepare_views(encoder, cache.dir.parent, table.root, pool, [m for m in methods if m in VIEW_METHODS],
+                             views, coop_options, seed, say)
 
     for method in methods:
         for k in ([0] if method == "zeroshot" else usable):
             train = split.train(k).merge(attrs, on="path") if k else test.iloc[:0]
             train_x = cache.matrix(train["sha256"].tolist()) if len(train) else np.zeros((0, test_x.shape[1]),
                                                                                          np.float32)
-            train_views = None
-            if view_store is not None and method in VIEW_METHODS and len(train):
-                from shoefind.features.views import view_matrix
-                train_views = view_matrix(view_store, train["sha256"].tolist(), views, seed)
+            train_views = views_of(method, train)
             for spec in specs:
                 ty = spec.labels(test)
                 keep = ty >= 0

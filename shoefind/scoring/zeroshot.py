@@ -86,14 +86,24 @@ class ZeroShotOptions:
                 "filter_attributes": list(self.filter_attributes), "fallback": self.fallback}
 
 
-def attribute_classes(attribute: str, labels: pd.Series | None = None, vocabulary: str = "catalog") -> list[str]:
+def attribute_classes(attribute: str, labels: pd.Series | None = None, vocabulary: str = "catalog",
+                      as_written: bool = False) -> list[str]:
     """The classes step 1 scores for an attribute.
 
     "catalog": the values the catalog's shoes have (vocabulary order, then values the
     vocabulary lacks); "full": every vocabulary value, plus catalog values it lacks.
+    as_written (a word-for-word prompt set, the seed's): the catalog's values in the order it
+    first lists them, as the seed's dicts hold them (utils.update_dict), so its 97-shoe catalog
+    has 20 colours ("Grey" and "Whte" among them) where shoefind reads 19.
     """
     known = list(vocabularies()[attribute].values)
-    present = set() if labels is None else {v for v in labels.dropna().astype(str) if v}
+    values = [] if labels is None else [v for v in labels.dropna().astype(str) if v]
+    present = set(values)
+    if as_written:
+        in_order = list(dict.fromkeys(values))
+        if vocabulary == "catalog" and present:
+            return in_order
+        return known + [v for v in in_order if v not in known]
     extra = sorted(v for v in present if v not in known)
     if vocabulary == "catalog" and present:
         return [v for v in known if v in present] + extra
@@ -123,11 +133,12 @@ class ZeroShotModel:
               options: ZeroShotOptions | None = None) -> "ZeroShotModel":
         options = options or ZeroShotOptions()
         prompts = options.prompt_set
+        shoes = prompts.catalog(shoes)      # the seed's sets: the catalog's values word for word
         zs = cls(encoder, shoes.reset_index(drop=True), options=options)
         if attributes is None:
             attributes = [a for a in ATTRIBUTES if a in shoes and shoes[a].astype(str).str.len().gt(0).any()]
         for attr in attributes:
-            zs.classes[attr] = attribute_classes(attr, shoes[attr], options.vocabulary)
+            zs.classes[attr] = attribute_classes(attr, shoes[attr], options.vocabulary, prompts.as_written)
             zs.class_embeddings[attr] = encoder.encode_ensemble(prompts.attribute_prompts(attr, zs.classes[attr]))
         names = zs.shoes["name"].tolist()
         zs.class_embeddings["name"] = encoder.encode_ensemble(prompts.name_prompts(names))

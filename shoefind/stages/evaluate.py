@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import Field
 
 from shoefind.errors import UserError
-from shoefind.stages.request import (BatchSize, Catalog, Cluster, DataDir, Dataset, Device, Fallback,
+from shoefind.stages.request import (ImageLoading, BatchSize, Catalog, Cluster, DataDir, Dataset, Device, Fallback,
                                      FilterAttributes, Methods, Prompts, Request, Runtime, Shots, Tta, Views,
                                      Vocabulary, direct, model_field, seed_field)
 
@@ -74,10 +74,11 @@ def evaluate_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, mo
 def compare_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, model: str | None = None,
                   method: str | None = None, shots: str | None = None, seed: int = 0,
                   coop_options: dict | None = None, save: bool = False, log: Log | None = None,
-                  zeroshot: dict | None = None, views: int = 0, runtime: str | None = None,
+                  zeroshot: dict | None = None, views: int | None = None, runtime: str | None = None,
                   device: str | None = None) -> RunReport:
     """Fit and score the methods at each k on one split; write the run folder (and, with save, the
-    learned classifiers that inference then uses). views: augmented views per training photo."""
+    learned classifiers that inference then uses). views: augmented views per training photo (None:
+    each method's official setting, 0: none; shoefind.features.views)."""
     from shoefind.learn.methods import compare_methods, default_methods
     from shoefind.evaluate.methods_report import comparison_markdown, write_comparison
     from shoefind.evaluate.report import new_run_dir
@@ -182,8 +183,9 @@ class EvaluateRequest(Request):
     vocabulary: Vocabulary = None
     filter_attributes: FilterAttributes = None
     fallback: Fallback = None
-    views: Views = 0
+    views: Views = None
     tta: Tta = None
+    image_loading: ImageLoading = None
 
     def comparing(self) -> bool:
         """Learned methods compared on a k-shot split (an image-only model always is)."""

@@ -22,7 +22,7 @@ from pydantic import Field
 
 from shoefind.errors import UserError
 from shoefind.stages.request import (BatchSize, Catalog, Cluster, DataDir, Dataset, Device, Model, Request, Runtime,
-                                     Threads, direct)
+                                     ImageLoading, Threads, direct)
 from shoefind.features.table import (FeatureTable, build_table, count_images, load_table, saved_table_if_current,
                                      table_dir_for)
 from shoefind.features.table_fingerprint import table_fingerprint
@@ -281,6 +281,7 @@ class EmbedRequest(Request):
     cluster: Cluster = None
     runtime: Runtime = None
     device: Device = None
+    image_loading: ImageLoading = None
 
 
 def table(request: TableRequest, step=direct, progress=None, log: Log | None = None) -> SavedTable:
@@ -296,6 +297,6 @@ def table(request: TableRequest, step=direct, progress=None, log: Log | None = N
 def embed(request: EmbedRequest, step=direct, progress=None, log: Log | None = None) -> dict:
     """The embed stage: table, then the embeddings of the photos the cache has not seen."""
     dataset, data_dir = request.dataset_paths()
-    return step("embed", embed_dataset, dataset, data_dir, request.model, request.catalog, request.batch_size,
+    return step("embed", embed_dataset, dataset, data_dir, request.model_text(), request.catalog, request.batch_size,
                 request.threads, cluster=request.cluster, runtime=request.runtime, device=request.device,
                 progress=progress, log=log)

@@ -8,7 +8,7 @@ from typing import Annotated, Callable, Literal, Optional, Sequence, Union
 
 from pydantic import BeforeValidator, Field
 
-from shoefind.stages.request import (Cli, DataDir, Device, Fallback, FilterAttributes, Prompts, Request, Runtime,
+from shoefind.stages.request import (ImageLoading, Cli, DataDir, Device, Fallback, FilterAttributes, Prompts, Request, Runtime,
                                      Text, Vocabulary, direct, model_field)
 
 
@@ -72,6 +72,7 @@ class InferRequest(Request):
     vocabulary: Vocabulary = None
     filter_attributes: FilterAttributes = None
     fallback: Fallback = None
+    image_loading: ImageLoading = None
 
     def catalog_paths(self) -> tuple[str, str]:
         """(catalog folder, data folder); a missing catalog is refused before the model loads."""
@@ -87,6 +88,6 @@ def infer(request: InferRequest, step=direct, progress=None, log: Callable[[str]
     """The infer stage: answers for every photo (a folder stands for its photos); an unusable photo
     gets an `error`, the rest are answered."""
     dataset, data_dir = request.catalog_paths()
-    return step("infer", infer_photos, request.image, dataset, data_dir, request.model, request.change,
+    return step("infer", infer_photos, request.image, dataset, data_dir, request.model_text(), request.change,
                 request.method, request.change_method, request.k, request.results, request.text_weight,
                 request.runtime, request.device, request.zeroshot(), progress=progress)

@@ -16,7 +16,7 @@ from pydantic import BeforeValidator, Field
 from shoefind.errors import UserError
 from shoefind.learn.hyperparameters import RANGES, field_bounds
 from shoefind.stages.evaluate import RunReport, compare_table, methods_check
-from shoefind.stages.request import (METHOD_LIST, BatchSize, Catalog, Cli, Cluster, DataDir, Dataset, Device,
+from shoefind.stages.request import (ImageLoading, METHOD_LIST, BatchSize, Catalog, Cli, Cluster, DataDir, Dataset, Device,
                                      Prompts, Request, Runtime, Shots, Text, Tta, Views, Vocabulary, direct,
                                      model_field, seed_field)
 
@@ -48,9 +48,11 @@ class LearnRequest(Request):
     shots: Shots = "16"
     seed: seed_field("seed of the held-out split and of training (the split is saved with the run, or beside the "
                      "checkpoint)") = 0
-    n_ctx: Annotated[int, Field(ge=1, le=32, description="CoOp/CoCoOp context tokens (the paper: 16)")] = 4
-    ctx_init: Annotated[str, Field(description="CoOp context start: a phrase (fills the last tokens) or 'random'")
-                        ] = "a photo of a"
+    n_ctx: Annotated[Optional[Annotated[int, Field(ge=1, le=32)]], BeforeValidator(_empty), Field(
+        description="CoOp/CoCoOp context tokens with --ctx-init random (default 16, the paper's); a phrase sets "
+                    "them to its own tokens")] = None
+    ctx_init: Annotated[str, Field(description="CoOp context start: a phrase (its word embeddings; CoCoOp's default) "
+                                               "or 'random' (16 random tokens, CoOp's paper default)")] = "a photo of a"
     class_specific: Annotated[bool, Field(description="CoOp context per class (starts random), or shared by all"),
                               Cli(("--class-specific/--shared",))] = False
     schedule: Annotated[Optional[Literal["fast", "paper"]], BeforeValidator(_empty), Field(
@@ -61,6 +63,7 @@ class LearnRequest(Request):
                           Field(description="CoOp epochs (default: the schedule's)")] = None
     views: Views = 0
     tta: Tta = None
+    image_loading: ImageLoading = None
     blocks: Annotated[int, Field(**field_bounds("blocks"), description="finetune: last visual blocks trained"),
                       Cli(parse=_in_range("blocks"))] = 2
     alpha: Annotated[float, Field(**field_bounds("alpha"), description="finetune: WiSE-FT weight of the fine-tuned "
@@ -143,6 +146,9 @@ def require_training_photos(table_dir) -> None:
     images = load_table(table_dir).labeled_images()
     per_shoe = images.groupby("shoe").size()
     trained = int((per_shoe >= 2).sum())
+    if len(per_shoe) and not trained:
+        raise UserError("no shoe has more than one photo: the split keeps each shoe's only photo for testing, so there "
+                        "is nothing to learn from. Add photos (at least 2 per shoe)")
     if len(per_shoe) and trained <= len(per_shoe) / 2:
         others = f"the other {trained} shoe{'s' if trained != 1 else ''}"
         raise UserError(f"{len(per_shoe) - trained} of {len(per_shoe)} shoes have a single photo, which the split "
@@ -151,10 +157,11 @@ def require_training_photos(table_dir) -> None:
                         "shoe), or pass --force to learn anyway")
 
 
-def coop_options(n_ctx: int = 4, class_specific: bool = False, max_epochs: int | None = None,
+def coop_options(n_ctx: int | None = None, class_specific: bool = False, max_epochs: int | None = None,
                  schedule: str | None = None, ctx_init: str = "a photo of a") -> dict:
     """CoOp / CoCoOp settings (see shoefind.learn.coop.train_coop); max_epochs None: the schedule's;
-    schedule None: each method's default (fast for CoOp, the paper's recipe for CoCoOp)."""
+    schedule None: each method's default (fast for CoOp, the paper's recipe for CoCoOp); n_ctx None:
+    as CoOp's code, the phrase's tokens, or 16 with a random start."""
     return {"n_ctx": n_ctx, "class_specific": class_specific, "max_epochs": max_epochs, "schedule": schedule,
             "ctx_init": ctx_init}
 
@@ -162,7 +169,7 @@ def coop_options(n_ctx: int = 4, class_specific: bool = False, max_epochs: int |
 def learn_table(table_dir: str | os.PathLike, data_dir: str | os.PathLike, model: str | None = None,
                 method: str | None = None, shots: str = "16", seed: int = 0, coop: dict | None = None,
                 log: Callable[[str], None] | None = None, zeroshot: dict | None = None,
-                views: int = 0, runtime: str | None = None, device: str | None = None) -> RunReport:
+                views: int | None = None, runtime: str | None = None, device: str | None = None) -> RunReport:
     """Compare and save: the learned classifiers land in DATA_DIR/learned for `infer` to use."""
     return compare_table(table_dir, data_dir, model, method, shots, seed, coop_options=coop, save=True, log=log,
                          zeroshot=zeroshot, views=views, runtime=runtime, device=device)

@@ -36,6 +36,13 @@ class Cli:
     cli_type: Any = None                  # the command line's type, where it differs (e.g. list[str] for N paths)
 
 
+@dataclass(frozen=True)
+class Form:
+    """How an optional number reads in a flow's run form when 0 is a value of its own (views: 0 = none):
+    text, empty meaning not given."""
+    empty: str = ""
+
+
 def _empty_is_none(value):
     """A flow run form's empty text means 'not given', as an absent CLI option does."""
     return None if isinstance(value, str) and not value.strip() else value
@@ -152,15 +159,21 @@ Shots = Annotated[Optional[Union[int, str]], BeforeValidator(_empty_is_none), ch
 Methods = Annotated[Text, Field(
     description=f"the methods to compare on one held-out k-shot split, a comma list of {METHOD_LIST} (default: "
                 "zeroshot on every photo, no split; an image-only model compares fewshot)"), Cli(("--method",))]
-Views = Annotated[int, Field(ge=0, le=64, description="augmented views (random crop + flip) per training photo, "
-                                                      "encoded once and cached: Tip-Adapter averages its keys over "
-                                                      "them, CoOp/CoCoOp/Tip-Adapter-F draw one per epoch (0: none)")]
+Views = Annotated[Optional[Annotated[int, Field(ge=0, le=64)]], BeforeValidator(_empty_is_none), Form(), Field(
+    description="augmented views (random crop + flip) per training photo, encoded once and cached: Tip-Adapter "
+                "averages its keys over them, CoOp/CoCoOp/Tip-Adapter-F draw one per epoch (0: none; default: the "
+                "official setting, 10 for Tip-Adapter(-F) and for CoOp/CoCoOp on the paper's schedule)")]
+ImageLoading = Annotated[Optional[Literal["shoefind", "seed"]], BeforeValidator(_empty_is_none), Field(
+    description="how photos are decoded: shoefind (default: JPEG draft decoding, EXIF orientation, transparency on "
+                "white) or seed (as the seed project: Image.open + convert(\"RGB\"), full size; for parity runs; "
+                "same as --model SPEC+seed-loading)")]
 Tta = Annotated[Optional[Literal["flip"]], BeforeValidator(_empty_is_none), Field(
     description="test-time augmentation of an image backbone: flip = mean of the photo's and its mirror's features "
                 "(same as --model NAME+flip)")]
 Prompts = Annotated[Text, checked(parse_prompt_set), Field(
-    description="prompt set: shoefind (default) or seed (the seed project's templates verbatim); "
-                "rules/prompts_NAME.yaml"), Cli(parse=parse_prompt_set)]
+    description="prompt set: shoefind (default), seed (the seed project's latest templates verbatim, the catalog's "
+                "values word for word) or seed@96.3 (the seed commit that scored 96.3%); rules/prompts_NAME.yaml"),
+                  Cli(parse=parse_prompt_set)]
 Vocabulary = Annotated[Optional[Literal["catalog", "full"]], BeforeValidator(_empty_is_none), Field(
     description="attribute classes the 5-step method scores: catalog (the values the catalog's shoes have; "
                 "default) or full (every vocabulary value)")]
@@ -191,13 +204,17 @@ class Request(BaseModel):
         return {k: v for k, v in given.items() if v is not None} or None
 
     def model_text(self) -> str | None:
-        """The model spec with a test-time augmentation suffix ('efficientnet-lite2' + flip -> '...+flip')."""
+        """The model spec with its test-time augmentation and image-loading suffixes ('efficientnet-lite2' +
+        flip -> 'efficientnet-lite2+flip'; + seed loading -> '...+seed-loading')."""
+        from shoefind.encoders.spec import SEED_LOADING_SUFFIX, spec_text, split_image_loading
         model, tta = getattr(self, "model", None), getattr(self, "tta", None)
-        if not tta:
+        loading = getattr(self, "image_loading", None)
+        if not tta and loading in (None, "shoefind"):
             return model
-        from shoefind.encoders.spec import spec_text
-        spec = spec_text(model)
-        return spec if spec.endswith(f"+{tta}") else f"{spec}+{tta}"
+        base, written = split_image_loading(spec_text(model))
+        if tta and not base.endswith(f"+{tta}"):
+            base = f"{base}+{tta}"
+        return base + (SEED_LOADING_SUFFIX if "seed" in (loading, written) else "")
 
     def paths(self) -> tuple[str, str]:
         """(dataset, data folder) as absolute paths: the dataset given, else the working dataset."""
@@ -292,12 +309,15 @@ def form_field(hint, default):
     if not optional and default is not None:
         return hint, default          # ... (required) stays required
     meta = [m for m in getattr(hint, "__metadata__", ()) if not isinstance(m, Cli)]
+    form = next((m for m in meta if isinstance(m, Form)), None)
     from pydantic.fields import FieldInfo
     words = next((m.description for m in meta if isinstance(m, FieldInfo) and m.description), None)
     if typing.get_origin(base) is Literal:
         choices = typing.get_args(base)
         empty = "auto" if "auto" in choices else ""
         form = Literal[tuple(dict.fromkeys((empty, *choices)))]
+    elif base in (int, float) and form is not None:     # 0 is a value: the form takes text, empty = not given
+        return Annotated[Union[base, str], Field(description=words)], form.empty
     elif base in (int, float):
         limits = {k: v for k, v in bounds(hint).items() if k in ("le", "lt")}
         return Annotated[base, Field(ge=0, description=f"{words} (0: the default)", **limits)], 0

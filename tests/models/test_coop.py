@@ -81,14 +81,9 @@ def test_artifact_of_another_model_is_refused(colours, tmp_path):  # noqa: F811
         load_coop(path, encoder, spec)
 
 
-def test_paper_schedule_is_the_papers_recipe():
-    from shoefind.learn.coop import make_schedule, paper_epochs
-    assert [paper_epochs(k) for k in (1, 2, 4, 8, 16)] == [50, 50, 100, 100, 200]
-    plan = make_schedule("paper", 16)
-    assert (plan.optimizer, plan.lr, plan.momentum, plan.weight_decay, plan.batch_size) == ("sgd", 0.002, 0.9, 5e-4, 32)
-    assert plan.lr_at(0) == 1e-5                                   # one warm-up epoch at 1e-5
-    assert plan.lr_at(1) == pytest.approx(0.002 * 0.5 * (1 + np.cos(np.pi / 200)))   # then cosine
-    assert plan.lr_at(199) < 1e-6 and plan.epochs == 200
+def test_unknown_schedule_is_refused():
+    # the paper schedule's figures: tests/unit/test_coop_schedule.py
+    from shoefind.learn.coop import make_schedule
     with pytest.raises(ValueError, match="unknown CoOp schedule"):
         make_schedule("slow", 4)
 
@@ -122,10 +117,16 @@ def test_coop_trains_on_every_shot_after_validation_picks_the_epochs(colours):  
     t = clf.training
     assert t["fit_photos"] == len(x) and t["val_photos"] == len(COLOURS) * 2
     assert t["epochs_run"] == t["best_epoch"] >= 1                  # refit for the chosen epochs
-    paper = train_coop(encoder, spec, x, y, schedule="paper", max_epochs=6, ctx_init="random", n_ctx=16,
-                       progress=False)
+    paper = train_coop(encoder, spec, x, y, schedule="paper", max_epochs=6, ctx_init="random", progress=False)
     assert paper.training["fit_photos"] == len(x) and paper.training["epochs_run"] == 6
-    assert paper.training["schedule"]["optimizer"] == "sgd" and paper.n_ctx == 16
+    assert paper.training["schedule"]["optimizer"] == "sgd" and paper.n_ctx == 16   # random: 16 tokens
+    # Dassl drops an epoch's last partial batch when there is a full one (batch 32)
+    many = np.concatenate([x] * (40 // len(x) + 1))[:40]
+    paper = train_coop(encoder, spec, many, np.concatenate([y] * (40 // len(y) + 1))[:40], schedule="paper",
+                       max_epochs=3, progress=False)
+    assert paper.training["steps"] == 3 and paper.n_ctx == 4                       # 40 photos: 1 batch an epoch
+    few = train_coop(encoder, spec, x[:20], y[:20], schedule="paper", max_epochs=3, progress=False)
+    assert few.training["steps"] == 3                                               # 20 photos: one partial batch
 
 
 def test_cocoop_token_shifts_the_context_and_zero_token_is_coop(tiny_model):
@@ -161,14 +162,27 @@ def test_cocoop_learns_colours_scores_unseen_classes_and_reloads(colours, tmp_pa
     assert again.name == "cocoop" and np.allclose(again.logits(x), clf.logits(x), atol=1e-4)
 
 
-def test_base_to_new_comparison_holds_shoes_out_of_training(colours):  # noqa: F811
-    from shoefind.evaluate.base_new import base_new_classes, compare_base_new, harmonic_mean
+def test_base_to_new_is_the_cocoop_papers_protocol(colours):  # noqa: F811
+    from shoefind.evaluate.base_new import base_new_classes, base_new_photos, compare_base_new, harmonic_mean
     encoder, table, cache = colours
-    base, new = base_new_classes(list(COLOURS), seed=0)
-    assert len(base) == len(new) == 2 and not set(base) & set(new)
-    rows = compare_base_new(encoder, table, cache, shots=4, coop_options={"max_epochs": 10}).set_index("method")
+    # subsample_classes: the sorted labels, the first ceil(n / 2) base, whatever the seed
+    assert base_new_classes(list(COLOURS), seed=0) == base_new_classes(list(COLOURS), seed=5) == \
+        (["blue", "green"], ["red", "yellow"])
+    assert base_new_classes(["c", "a", "b"]) == (["a", "b"], ["c"])
+    seeded = base_new_classes(list(COLOURS), seed=0, split="seeded")       # the old split, kept by name
+    assert len(seeded[0]) == 2 and seeded != base_new_classes(list(COLOURS), seed=3, split="seeded")
+    labeled = table.labeled_images()
+    base, new, train, base_test, new_test = base_new_photos(labeled, sorted(COLOURS), 4, seed=0)
+    # both sets are scored on a test split; no photo that trains, or could, is ever scored
+    assert set(train["shoe"]) == set(base) and not set(train["sha256"]) & set(base_test["sha256"])
+    assert len(new_test) == 4 * 2 and len(base_test) == 4 * 2 and len(train) == 4 * 2
+    rows = compare_base_new(encoder, table, cache, shots=4)      # the papers' schedules: 100 and 10 epochs
+    rows = rows.set_index("method")
     assert list(rows.index) == ["zeroshot", "coop", "cocoop"]
-    assert (rows["new_images"] == 8 * 2).all() and (rows["base_images"] == 4 * 2).all()   # new: every photo
+    assert (rows["new_images"] == 8).all() and (rows["base_images"] == 8).all()
+    assert rows.loc["coop", "schedule"] == rows.loc["cocoop", "schedule"] == "paper"
+    assert (rows.loc["coop", "epochs"], rows.loc["cocoop", "epochs"]) == (100, 10)
+    assert rows.loc["coop", "views"] == rows.loc["cocoop", "views"] == 10      # per-epoch augmented views
     assert rows.loc["coop", "base_top1"] >= 0.75                        # learned on the base shoes
     for r in rows.itertuples():
         assert r.harmonic == pytest.approx(harmonic_mean(r.base_top1, r.new_top1))

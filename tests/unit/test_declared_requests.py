@@ -66,6 +66,10 @@ def test_the_flows_and_their_deployments_take_the_request_fields_with_the_same_t
         assert "null" not in str(schema), f"{target}: a field typed None shows 'Property is type None' in the form"
         assert all(p.get("description") for p in schema["properties"].values()), target
         got = _types(schema, schema.get("definitions", {}))
+        # a number whose 0 means something (views) reads as text in the form, empty meaning not given
+        from shoefind.stages.request import Form, fields
+        widened = {n for n, (_, _, meta) in fields(request).items() if any(isinstance(m, Form) for m in meta)}
+        got = {k: v - {"string"} if k in widened else v for k, v in got.items()}
         assert got == {k: v for k, v in want.items() if k not in skipped}, target
         file, func = target.split(":")
         for dep in deployments:

@@ -97,7 +97,7 @@ def test_the_threshold_is_kept_beside_the_cache_and_read_back(tmp_path):
 
 
 def test_a_big_catalog_holds_photos_out_through_its_index(tmp_path):
-    pytest.importorskip("faiss")
+    import faiss  # noqa: F401  (requirements.txt installs it: missing is a failure)
     from shoefind.features.cache import EmbeddingCache
     from shoefind.features.vector_index import AnnIndex, PhotoSearch, VectorStore
     vectors = clustered(3000)

@@ -104,11 +104,23 @@ def test_seed_set_is_the_seeds_templates_verbatim():
     assert seed.name_prompts(["Converse Low Black"])[0] == [
         "a photo of the Converse Low Black shoes.", "a photo of a Converse Low Black sneakers.",
         "a photo of the Converse Low Black shoes."]
-    assert seed.filtered_prompts([{"name": "Dunk Low", "brand": "Nike", "color": "Red", "hightop": "Low",
-                                   "sole": "Plain Sole"}])[0] == [
+    dunk = [{"name": "Dunk Low", "brand": "Nike", "color": "Red", "hightop": "Low", "sole": "Plain Sole"}]
+    # `seed` is the seed's latest templates (config/prompt_template.yaml at d96f9e9: "top is {}top")
+    assert seed.filtered_prompts(dunk)[0] == [
+        "A photo of the Dunk Low shoes, brand is Nike, color is Red, top is Lowtop.",
+        "Brand is Nike, color is Red, a photo of a Dunk Low shoes, top is Lowtop.",
+        "Brand is Nike, color is Red, top is Lowtop, a photo of the Dunk Low shoes."]
+    # `seed@96.3` the commit that scored 96.3% (b7ea4955: "hightop is {}top"); the rest is the same
+    scored = load_prompt_set("seed@96.3")
+    assert scored.filtered_prompts(dunk)[0] == [
         "A photo of the Dunk Low shoes, brand is Nike, color is Red, hightop is Lowtop.",
         "Brand is Nike, color is Red, a photo of a Dunk Low shoes, hightop is Lowtop.",
         "Brand is Nike, color is Red, hightop is Lowtop, a photo of the Dunk Low shoes."]
+    for attr in ("brand", "color", "hightop", "sole"):
+        assert scored.attribute_templates(attr) == seed.attribute_templates(attr)
+    assert (seed.source["commit"], scored.source["commit"]) == ("d96f9e928e5a57b92aa98fed9ab59147e3af0afb",
+                                                                "b7ea4955a33daa9afbd8d44758bc58403d8ee5e5")
+    assert seed.as_written and scored.as_written and not load_prompt_set("shoefind").as_written
     assert seed.coop_texts("name", ["Dunk Low"]) == ["Dunk Low."]
     assert load_prompt_set("shoefind").coop_texts("sole", ["Blue Sole"]) == ["shoe with a blue sole."]
     # what the seed has no prompts for comes from shoefind, and says so

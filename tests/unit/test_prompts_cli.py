@@ -12,8 +12,8 @@ from tests.unit.test_prompt_sets import problems
 
 
 @pytest.mark.parametrize("args, word", [
-    (["prompts", "--prompts", "nope"], "seed, shoefind"),
-    (["evaluate", "--prompts", "nope"], "seed, shoefind"),
+    (["prompts", "--prompts", "nope"], "seed, seed@96.3, shoefind"),
+    (["evaluate", "--prompts", "nope"], "seed, seed@96.3, shoefind"),
     (["infer", "x.jpg", "--vocabulary", "some"], "catalog"),
     (["evaluate", "--filter-attributes", "brand,size"], "size"),
     (["infer", "x.jpg", "--fallback", "drop"], "relax"),
