@@ -127,11 +127,12 @@ def learn(request: LearnRequest, step=direct, progress=None, log: Callable[[str]
     methods_check(model, request.method)
     from shoefind.scoring.zeroshot import ZeroShotOptions
     zeroshot = ZeroShotOptions.of(request.zeroshot()).describe()      # a bad option fails before any work
+    if not request.force:      # the table is read (and kept) before any photo is embedded
+        from shoefind.stages.features import save_table
+        require_training_photos(save_table(dataset, data_dir, request.catalog).folder)
     embedded = step("embed", embed_dataset, dataset, data_dir, model, request.catalog, request.batch_size,
                     cluster=request.cluster, runtime=request.runtime, device=request.device, progress=progress,
                     log=log)
-    if not request.force:
-        require_training_photos(embedded["table"])
     coop = coop_options(request.n_ctx, request.class_specific, request.max_epochs, request.schedule,
                         request.ctx_init)
     return step("learn-classifiers", learn_table, embedded["table"], data_dir, model, request.method,
