@@ -142,11 +142,15 @@ def open_image(src, size_hint: int | None = None, max_pixels: int = MAX_PIXELS) 
     except ImageError:
         raise
     except (OSError, ValueError, SyntaxError) as exc:
-        msg = str(exc)
-        if "truncated" in msg:
-            raise ImageError(f"{where}: the file is truncated (incomplete download?)") from None
-        raise ImageError(f"{where}: corrupt image data ({msg})") from None
+        raise _unreadable(where, exc) from None
     return img
+
+
+def _unreadable(where: str, exc: Exception) -> ImageError:
+    """What a decoder's error means for the user: a truncated file, or corrupt data."""
+    if "truncated" in str(exc):
+        return ImageError(f"{where}: the file is truncated (incomplete download?)")
+    return ImageError(f"{where}: corrupt image data ({exc})")
 
 
 def open_image_as_seed(src, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -161,10 +165,7 @@ def open_image_as_seed(src, max_pixels: int = MAX_PIXELS) -> Image.Image:
     try:
         img.load()
     except (OSError, ValueError, SyntaxError) as exc:
-        msg = str(exc)
-        if "truncated" in msg:
-            raise ImageError(f"{where}: the file is truncated (incomplete download?)") from None
-        raise ImageError(f"{where}: corrupt image data ({msg})") from None
+        raise _unreadable(where, exc) from None
     return img
 
 

@@ -37,12 +37,20 @@ class BrokenModel(UserError):
     """A stored model whose numbers are not finite: it cannot answer."""
 
 
+def non_finite_summary(named: Mapping | Iterable) -> tuple[int, int, str] | None:
+    """(tensors that hold NaN or infinities, tensors, the first names) of name -> value pairs; None when
+    every value is finite."""
+    items = list(named.items() if isinstance(named, Mapping) else named)
+    bad = non_finite_names(items)
+    if not bad:
+        return None
+    return len(bad), len(items), ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+
+
 def require_finite_model(named: Mapping | Iterable, path: str | os.PathLike, what: str, hint: str) -> None:
     """Refuse the model stored in `path` when any of its tensors or arrays (name -> value) holds a NaN or
     an infinity; `hint` says what to do instead."""
-    items = list(named.items() if isinstance(named, Mapping) else named)
-    bad = non_finite_names(items)
-    if bad:
-        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
-        raise BrokenModel(f"{path}: this {what} holds NaN or infinite values in {len(bad)} of {len(items)} "
+    if found := non_finite_summary(named):
+        bad, items, shown = found
+        raise BrokenModel(f"{path}: this {what} holds NaN or infinite values in {bad} of {items} "
                           f"tensors ({shown}), so it cannot answer; {hint}")

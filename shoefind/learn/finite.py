@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Iterable, Mapping
 
-from shoefind.artifacts.finite import non_finite_names  # noqa: F401  (this module's API; loading checks too)
+from shoefind.artifacts.finite import non_finite_names, non_finite_summary  # noqa: F401  (this module's API)
 from shoefind.errors import UserError
 
 
@@ -33,11 +33,9 @@ def require_finite_loss(loss, at: str, what: str, hint: str = "") -> None:
 
 def require_finite_weights(named: Mapping | Iterable, what: str, hint: str = "") -> None:
     """Refuse to save weights holding a NaN or an infinity."""
-    items = list(named.items() if isinstance(named, Mapping) else named)
-    bad = non_finite_names(items)
-    if bad:
-        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
-        raise DivergedTraining(f"{what} diverged: {len(bad)} of {len(items)} tensors hold NaN or infinite "
+    if found := non_finite_summary(named):
+        bad, items, shown = found
+        raise DivergedTraining(f"{what} diverged: {bad} of {items} tensors hold NaN or infinite "
                                f"values ({shown}){' (' + hint + ')' if hint else ''}; nothing was saved")
 
 
