@@ -57,11 +57,20 @@ def user_errors(command):
     return run
 
 
+def description_column():
+    """The step's name, cut short with an ellipsis on a narrow terminal, so the count and times beside it
+    always show (left to itself, rich shrinks every column and the counts become '…')."""
+    from rich.progress import TextColumn
+    from rich.table import Column
+    return TextColumn("{task.description}", table_column=Column(
+        no_wrap=True, overflow="ellipsis", max_width=max(16, err.width - 45)))
+
+
 @contextlib.contextmanager
 def progress_bar(description: str, total: int) -> Iterator:
     """Yields an `advance(n)` callable; draws a rich bar on stderr."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    with Progress(description_column(), BarColumn(bar_width=20), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err, transient=False, disable=total == 0) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task, n)

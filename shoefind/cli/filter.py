@@ -12,7 +12,9 @@ from shoefind.cli.common import data_layout, err, fail, print_json, printable
 def _progress():
     """A rich bar per step (hash, check, semantic); totals grow as batches are handed out."""
     from rich.progress import BarColumn, Progress, TextColumn
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} images"),
+
+    from shoefind.cli.common import description_column
+    bar = Progress(description_column(), BarColumn(bar_width=20), TextColumn("{task.completed} images"),
                    console=err, transient=False)
     steps: dict[str, int] = {}
 
