@@ -30,6 +30,7 @@ COMMANDS = {
     "search":   infer.search,              # find shoes by words
     "web":      infer.web,                 # the web page
     "doctor":   preflight.doctor,          # what this machine has, and what is missing
+    "models":   model.models,              # the dataset's trained models, which one is current
 }
 
 app = typer.Typer(help="Find a shoe's name from a photo (CLIP + Prefect).", no_args_is_help=True,
@@ -40,7 +41,8 @@ app = typer.Typer(help="Find a shoe's name from a photo (CLIP + Prefect).", no_a
 COMMAND_CLASSES = {"search": infer.DashTextCommand}
 for _name, _func in COMMANDS.items():
     app.command(_name, cls=COMMAND_CLASSES.get(_name))(user_errors(_func))
-app.add_typer(model.app, name="model", help="models: list what is here, make a tiny test model, check one")
+app.add_typer(model.app, name="model", help="models: list what is here, make a tiny test model, check one; "
+                                            "the dataset's trained models: history, promote, rollback")
 
 
 def _version(value: bool) -> None:
