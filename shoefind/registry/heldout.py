@@ -3,12 +3,15 @@ is trained or calibrated on it.
 
 Either a labeled folder kept apart (one subfolder per shoe, named as the dataset's shoe folders:
 its photos are copied into the registry, so they stay even if the folder goes), or, by default, a
-share of the dataset's own photos at registration (shoefind.features.heldout: whole colourways where
-file names tell them, else photos; reproducible for a seed). Those stay in the dataset but are never
-trained on. Photos added later are never held out, so scores across the registry's life compare.
+share of the dataset's own photos at registration (`heldout_share`: about a fifth of every shoe with
+3 or more photos, whole colourways where the file names tell them apart, else photos; reproducible
+for a seed). Those stay in the dataset but are never trained on. Every shoe keeps training photos:
+a closed-set head cannot name a shoe it never saw, so holding out whole shoes would only measure
+that. Photos added later are never held out, so scores across the registry's life compare.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -26,15 +29,45 @@ class HeldOutProblem(UserError):
     """A held-out folder that cannot be used."""
 
 
+SHARE = 0.2
+
+
+def _rank(seed: int, key: str) -> float:
+    """A reproducible number in [0, 1) for a key (a photo's place does not move when others are added)."""
+    return int(hashlib.sha256(f"{seed}|{key}".encode()).hexdigest()[:12], 16) / 16 ** 12
+
+
+def heldout_share(images: pd.DataFrame, seed: int = 0, share: float = SHARE) -> pd.Series:
+    """Which photos (path, sha256, shoe) to hold out: per shoe with 3+ photos, the units (colourways
+    when the file names give 3 or more, else photos) whose seeded hash rank is below `share`, at least
+    one, never all. Returns "colourway" / "photo" for held-out rows, "" for the others."""
+    from shoefind.features.heldout import colourway
+    held = pd.Series("", index=images.index, dtype=object)
+    for shoe, group in images.groupby("shoe"):
+        if len(group) < 3:
+            continue
+        ways = group["path"].map(colourway)
+        by = "colourway" if ways.nunique() >= 3 else "photo"
+        keys = ways if by == "colourway" else group["sha256"]
+        units = sorted(set(keys), key=lambda u: _rank(seed, f"{by}|{shoe}|{u}"))
+        out = [u for u in units if _rank(seed, f"{by}|{shoe}|{u}") < share] or units[:1]
+        out = out[:len(units) - 1]
+        held[group.index[keys.isin(out).to_numpy()]] = by
+    return held
+
+
 def heldout_from_dataset(table: FeatureTable, seed: int = 0) -> pd.DataFrame:
-    from shoefind.features.heldout import heldout_split
-    from shoefind.learn.captions import shoe_labels
-    split = heldout_split(table.images, shoe_labels(table.shoes), table.layout, seed)
-    held = split.heldout()
+    images = table.images.drop_duplicates("sha256")
+    held_by = heldout_share(images, seed)
+    held = images[held_by != ""]
     folder_of = dict(zip(table.shoes["shoe"], table.shoes["folder"]))
-    return pd.DataFrame({"sha256": held["sha256"], "folder": held["shoe"].map(folder_of),
-                         "path": [str(table.root / p) for p in held["path"]], "held_by": held["held_by"]},
-                        columns=COLUMNS)
+    frame = pd.DataFrame({"sha256": held["sha256"], "folder": held["shoe"].map(folder_of),
+                          "path": [str(table.root / p) for p in held["path"]], "held_by": held_by[held_by != ""]},
+                         columns=COLUMNS).reset_index(drop=True)
+    if frame.empty:
+        raise HeldOutProblem(f"the dataset {table.root} has no shoe with 3 or more photos, so none can be held out "
+                             "to score its models: add photos, or give a held-out folder")
+    return frame
 
 
 def heldout_from_folder(folder: str | os.PathLike, table: FeatureTable, copy_to: Path) -> pd.DataFrame:

@@ -73,14 +73,22 @@ LIT_CONTINUE_STEPS = 50     # a LiT tower trained further from the current model
 
 
 def fit(name: str, encoder, table: FeatureTable, x: np.ndarray, y: np.ndarray, seed: int = 0,
-        settings: dict | None = None, log=None, start=None) -> Fitted:
+        settings: dict | None = None, log=None, start=None, like=None) -> Fitted:
     """Train learner `name` on embeddings x with labels y (rows of table.shoes). start: the current
-    model's encoder, which LiT continues from (others start afresh: they fit in well under a second)."""
+    model's encoder, which LiT continues from (others start afresh: they fit in well under a second).
+    like: a fitted model whose chosen hyperparameters to keep (the linear probe's penalty), so fits on
+    parts of the photos answer with the same confidence as it (calibration)."""
     settings = dict(settings or {})
     if name == "lit":
         return _fit_lit(encoder, table, x, y, seed, settings, log, start)
     from shoefind.learn.methods import fit_classifier
     spec = name_spec(encoder, table, settings.get("prompts"))
+    if name == "linear-probe" and like is not None:
+        from shoefind.learn.fewshot import LinearProbe
+        scale = encoder.logit_scale if encoder.has_text else 100.0
+        head = LinearProbe.fit(np.asarray(x, np.float32), np.asarray(y), spec.classes, spec.text, scale,
+                               decay=like.head.decay)
+        return Fitted(head, encoder, _plain(head.selection))
     coop = {k: v for k, v in settings.items() if k in ("n_ctx", "epochs", "lr", "schedule", "ctx_init")}
     head = fit_classifier(name, spec, np.asarray(x, np.float32), np.asarray(y), encoder, coop or None)
     details = dict(getattr(head, "selection", None) or getattr(head, "training", None) or {})

@@ -91,6 +91,7 @@ def retrain(dataset: str | os.PathLike, data_dir: str | os.PathLike, learner: st
     if learner and learner not in learners.LEARNERS:
         raise UserError(f"unknown learner '{learner}': choose one of {', '.join(learners.LEARNERS)}")
     registry = ModelRegistry(data_dir, dataset)
+    began = time.perf_counter()
     with registry.lock():
         table = dataset_table(dataset, data_dir)
         photos_per_shoe = table.images.groupby("shoe").size()
@@ -113,7 +114,8 @@ def retrain(dataset: str | os.PathLike, data_dir: str | os.PathLike, learner: st
             say(f"nothing new to learn: model {current['id']} was trained on these photos with this learner")
             return _summary(current, current, False, "unchanged: the dataset is the one the current model learned",
                             None, registry)
-        return _train_and_promote(registry, name, spec, options, seed, encoder, table, data, snapshot, current, say)
+        return _train_and_promote(registry, name, spec, options, seed, encoder, table, data, snapshot, current, say,
+                                  began)
 
 
 def _embedded(encoder, table, registry: ModelRegistry, data_dir, say: Log) -> dict:
@@ -152,18 +154,22 @@ def _snapshot(data: dict, name: str, spec: str, options: dict, table) -> dict:
             "heldout_excluded": int(data["held_total"])}
 
 
-def _train_and_promote(registry, name, spec, options, seed, encoder, table, data, snapshot, current, say) -> dict:
+def _train_and_promote(registry, name, spec, options, seed, encoder, table, data, snapshot, current, say,
+                       began: float) -> dict:
     if len(np.unique(data["train_y"])) < 2:
         raise NotEnoughData("the training photos (the dataset without its held-out photos) show fewer than two "
                             "shoes: add photos before training")
     timing = {}
     start = _lit_start(registry, current) if name == "lit" else None
+    fitted = None
+    if learners.calibration_folds(name) > 1:     # the model first: its folds keep its hyperparameters
+        started = time.perf_counter()
+        fitted = learners.fit(name, encoder, table, data["train_x"], data["train_y"], seed, options, say)
+        timing["fit_s"] = round(time.perf_counter() - started, 2)
     started = time.perf_counter()
-    thresholds, final = _calibrate(name, encoder, table, data, seed, options, say, start)
+    thresholds, one_fit = _calibrate(name, encoder, table, data, seed, options, say, start, fitted)
     timing["calibrate_s"] = round(time.perf_counter() - started, 2)
-    started = time.perf_counter()
-    fitted = final or learners.fit(name, encoder, table, data["train_x"], data["train_y"], seed, options, say)
-    timing["fit_s"] = round(time.perf_counter() - started, 2)
+    fitted = fitted or one_fit
     crash_point("registry:fitted")
     started = time.perf_counter()
     scores, answers = _evaluate(fitted, table, data)
@@ -173,6 +179,7 @@ def _train_and_promote(registry, name, spec, options, seed, encoder, table, data
         comparison = paired(dict(zip(answers["sha256"], answers["correct"].astype(bool))),
                             _right_by_photo(registry, current["id"]))
     promote, reason = should_promote(comparison)
+    timing["total_s"] = round(time.perf_counter() - began, 2)     # table, new embeddings, fits, scores
     say(f"{name} on {snapshot['photos']} photos: held-out top-1 {scores['top1']:.3f} "
         f"({scores['photos']} photos); {reason}")
     with registry.new_model() as (model_id, folder):
@@ -195,7 +202,7 @@ def _train_and_promote(registry, name, spec, options, seed, encoder, table, data
             "data": snapshot, "heldout": scores, "thresholds": thresholds.as_dict(), "timing": timing,
             "comparison": comparison.as_dict() if comparison else None, "compared_with": current and current["id"],
             "files": {f: file_sha256(folder / f) for f in files}})
-        crash_point("registry:written")
+        crash_point("registry:writing")       # every file written, the folder not yet renamed into place
     registry.log({"event": "trained", "model": model_id, "heldout": scores, "learner": name,
                   "photos": snapshot["photos"], "timing": timing})
     if promote:
@@ -229,7 +236,8 @@ def calibration_share(shas, y: np.ndarray, seed: int) -> np.ndarray:
     return out
 
 
-def _calibrate(name, encoder, table, data, seed, options, say, start=None) -> tuple[Thresholds, "learners.Fitted | None"]:
+def _calibrate(name, encoder, table, data, seed, options, say, start=None,
+               model=None) -> tuple[Thresholds, "learners.Fitted | None"]:
     """Thresholds from answers on photos each fit did not see. One-fit learners (LiT, CoOp) keep a share
     of the photos out of their one fit (calibration_share); that fit is also the model (returned)."""
     x, y = data["train_x"], data["train_y"]
@@ -247,7 +255,7 @@ def _calibrate(name, encoder, table, data, seed, options, say, start=None) -> tu
         val, fit_rows = folds == f, folds != f
         if not val.any() or len(np.unique(y[fit_rows])) < 2:
             continue
-        fitted = learners.fit(name, encoder, table, x[fit_rows], y[fit_rows], seed, options, say, start)
+        fitted = learners.fit(name, encoder, table, x[fit_rows], y[fit_rows], seed, options, say, start, like=model)
         probs.append(fitted.head.predict_proba(x[val]))
         truth.append(y[val])
         similarity.append(nearest_similarity(x[val], x[fit_rows], x[fit_rows].mean(axis=0)))
