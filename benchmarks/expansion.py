@@ -55,7 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--review-budget", type=int, default=20, help="photos the reviewer decides per round")
     ap.add_argument("--learner", default="linear-probe", choices=LEARNERS)
     ap.add_argument("--model", default="efficientnet-lite0", help="the backbone the learner reads")
-    ap.add_argument("--per-round", type=int, default=20, help="new search results crawled per shoe and round")
+    ap.add_argument("--per-round", type=int, default=30,
+                    help="new search results crawled per shoe and round (a nightly crawl's size)")
     ap.add_argument("--reviewer-error", type=float, default=0.0, help="probability the reviewer decides wrong")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--brand", default=None, help="brand of the pool's shoes when the folder names do not say one")

@@ -110,10 +110,13 @@ def retrain(dataset: str | os.PathLike, data_dir: str | os.PathLike, learner: st
         data = _embedded(encoder, table, registry, data_dir, say)
         current = registry.current()
         snapshot = _snapshot(data, name, spec, options, table)
-        if current is not None and not force and current["data"]["snapshot"] == snapshot["snapshot"]:
-            say(f"nothing new to learn: model {current['id']} was trained on these photos with this learner")
-            return _summary(current, current, False, "unchanged: the dataset is the one the current model learned",
-                            None, registry)
+        latest = registry.manifest(registry.model_ids()[-1]) if registry.model_ids() else None
+        if latest is not None and not force and latest["data"]["snapshot"] == snapshot["snapshot"]:
+            say(f"nothing new to learn: model {latest['id']} was trained on these photos with this learner")
+            if _undecided(registry, latest, current):      # a run killed before its promotion: decide now
+                return _decide(registry, latest, current, say)
+            return _summary(latest, current, False, f"unchanged: model {latest['id']} learned these very photos "
+                            "with this learner", None, registry)
         return _train_and_promote(registry, name, spec, options, seed, encoder, table, data, snapshot, current, say,
                                   began)
 
@@ -187,9 +190,8 @@ def _train_and_promote(registry, name, spec, options, seed, encoder, table, data
                               [table.shoes["shoe"].iat[i] for i in data["train_y"]])
         answers.to_csv(folder / PREDICTIONS, index=False)
         data["train"][["sha256", "folder"]].to_csv(folder / TRAINING, index=False)
-        mean = data["train_x"].mean(axis=0) if len(data["train_x"]) else None
         with open(folder / SUPPORT, "wb") as fh:
-            np.savez(fh, embeddings=data["train_x"].astype(np.float16), mean=mean.astype(np.float32))
+            np.savez(fh, embeddings=data["train_x"].astype(np.float16))
         files = saved["files"] + [PREDICTIONS, TRAINING, SUPPORT]
         manifest = write_json(folder / "manifest.json", {
             "format": MODEL_FORMAT, "version": VERSION, "id": model_id, "created": now(),
@@ -205,12 +207,34 @@ def _train_and_promote(registry, name, spec, options, seed, encoder, table, data
         crash_point("registry:writing")       # every file written, the folder not yet renamed into place
     registry.log({"event": "trained", "model": model_id, "heldout": scores, "learner": name,
                   "photos": snapshot["photos"], "timing": timing})
+    crash_point("registry:promoting")
+    return _decide(registry, manifest, current, say, comparison, (promote, reason))
+
+
+def _undecided(registry: ModelRegistry, model: dict, current: dict | None) -> bool:
+    """Was this model written but never promoted or kept out (its run was killed in between)?"""
+    if current is not None and current["id"] == model["id"]:
+        return False
+    return not any(e.get("model") == model["id"] and str(e.get("event", "")).startswith("promoted")
+                   or e.get("candidate") == model["id"] for e in registry.events())
+
+
+def _decide(registry: ModelRegistry, model: dict, current: dict | None, say: Log, comparison=None,
+            verdict: tuple[bool, str] | None = None) -> dict:
+    """Promote the model when it is not worse than the current one (compared photo by photo), else keep
+    the current one; either way the decision is logged."""
+    if verdict is None:
+        if current is not None:
+            comparison = paired(_right_by_photo(registry, model["id"]), _right_by_photo(registry, current["id"]))
+        verdict = should_promote(comparison)
+        say(f"model {model['id']}: {verdict[1]}")
+    promote, reason = verdict
     if promote:
-        crash_point("registry:promoting")
-        registry.promote(model_id, "promoted", {"reason": reason, "comparison": manifest["comparison"]})
+        registry.promote(model["id"], "promoted", {"reason": reason,
+                                                   "comparison": comparison.as_dict() if comparison else None})
     else:
-        registry.log({"event": "kept", "model": current["id"], "candidate": model_id, "reason": reason})
-    return _summary(registry.manifest(model_id), current, promote, reason, comparison, registry)
+        registry.log({"event": "kept", "model": current["id"], "candidate": model["id"], "reason": reason})
+    return _summary(registry.manifest(model["id"]), current, promote, reason, comparison, registry)
 
 
 def _lit_start(registry: ModelRegistry, current: dict | None):
@@ -258,7 +282,7 @@ def _calibrate(name, encoder, table, data, seed, options, say, start=None,
         fitted = learners.fit(name, encoder, table, x[fit_rows], y[fit_rows], seed, options, say, start, like=model)
         probs.append(fitted.head.predict_proba(x[val]))
         truth.append(y[val])
-        similarity.append(nearest_similarity(x[val], x[fit_rows], x[fit_rows].mean(axis=0)))
+        similarity.append(nearest_similarity(x[val], x[fit_rows]))
         last = fitted
     if not probs:
         return Thresholds(None, None, calibration={"photos": 0, "folds": folds_n}), None

@@ -40,8 +40,7 @@ class ModelTriage:
     folders: list[str]                  # the head's classes, as shoe folders
     trained: set[str]                   # folders the model has training photos of
     thresholds: Thresholds
-    support: np.ndarray
-    mean: np.ndarray | None
+    support: np.ndarray                 # the training photos' embeddings (the novelty check)
     cache: object                       # the embedding cache (new photos are encoded once)
 
     def judge(self, paths: Sequence[str], intended: Sequence[str | None]) -> list[TriageVerdict | None]:
@@ -51,7 +50,7 @@ class ModelTriage:
             return out
         probs = self.head.predict_proba(x[ok])
         margin = margins(probs)
-        novel = nearest_similarity(x[ok], self.support, self.mean)
+        novel = nearest_similarity(x[ok], self.support)
         for row, i in enumerate(ok):
             out[i] = self._verdict(probs[row], float(margin[row]), float(novel[row]), intended[i])
         return out
@@ -119,12 +118,12 @@ def load_triage(data_dir: str | os.PathLike, dataset: str | os.PathLike) -> tupl
     from shoefind.features.cache import EmbeddingCache
     folder = registry.model_dir(loaded.manifest["id"])
     with np.load(folder / "support.npz") as z:
-        support, mean = z["embeddings"].astype(np.float32), z["mean"]
+        support = z["embeddings"].astype(np.float32)
     classes = list(loaded.head.classes)
     folder_of = dict(zip(loaded.table.shoes["shoe"], loaded.table.shoes["folder"]))
     triage = ModelTriage(loaded.manifest["id"], loaded.encoder, loaded.head, [folder_of.get(c, c) for c in classes],
                          set(loaded.manifest["data"]["per_shoe"]), Thresholds.from_dict(loaded.manifest["thresholds"]),
-                         support, mean, EmbeddingCache.for_encoder(data_dir, loaded.encoder))
+                         support, EmbeddingCache.for_encoder(data_dir, loaded.encoder))
     return triage, f"triage with model {triage.model}: {triage.thresholds.describe()}"
 
 
