@@ -21,52 +21,11 @@ from shoefind.curate.queue import ReviewQueue
 from shoefind.registry.store import ModelRegistry
 from tests.helpers import REPO
 from tests.helpers.cli import shoefind
+from tests.helpers.loop_photos import SHOES, shoe_dataset, shoe_photo
 
 MODEL = "efficientnet-lite0"
-SHOES = {"Nike_High_Red_Plain Sole_Air Test": (200, 30, 30), "Nike_Low_Blue_Plain Sole_Dunk Test": (30, 40, 200),
-         "Vans_Low_Green_Rubber Sole_Old Test": (30, 160, 60), "Converse_High_Yellow_Plain Sole_Chuck Test": (230, 200, 20)}
 RED, BLUE = list(SHOES)[:2]
 RULES = CrawlRules(without_model="review")
-
-
-def shoe_photo(path: Path, color, seed: int, shape: int | None = None) -> Path:
-    """A generated photo of a shoe of `color`: the shoe (a large blob) somewhere on a light, slightly noisy
-    background with a little clutter, laid out differently for every seed, so no two are near-duplicates."""
-    import random
-
-    import numpy as np
-    from PIL import Image, ImageDraw
-    rnd = random.Random(seed)
-    background = np.array([rnd.randint(200, 250) for _ in range(3)], np.float32)
-    noise = np.random.default_rng(seed).normal(0, 5, (240, 320, 3))
-    img = Image.fromarray(np.clip(background + noise, 0, 255).astype(np.uint8))
-    draw = ImageDraw.Draw(img)
-    for _ in range(rnd.randint(2, 4)):
-        x, y = rnd.randint(0, 300), rnd.randint(0, 220)
-        draw.rectangle([x, y, x + rnd.randint(6, 20), y + rnd.randint(6, 16)],
-                       fill=tuple(rnd.randint(0, 255) for _ in range(3)))
-    x0, y0 = rnd.randint(5, 110), rnd.randint(30, 110)
-    x1, y1 = x0 + rnd.randint(150, 200), y0 + rnd.randint(80, 120)
-    shape = list(SHOES.values()).index(color) if shape is None else shape
-    if shape == 0:        # each shoe its own silhouette as well as its colour, as real models differ
-        draw.ellipse([x0, y0, x1, y1], fill=color)
-    elif shape == 1:
-        draw.rectangle([x0, y0, x1, y1], fill=color)
-    elif shape == 2:
-        draw.polygon([(x0, y1), (x1, y1), ((x0 + x1) // 2, y0)], fill=color)
-    else:
-        for k in range(x0, x1, 24):
-            draw.rectangle([k, y0, k + 12, y1], fill=color)
-    draw.rectangle([x0, y1 - 12, x1, y1], fill=(30, 30, 30))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path, quality=92)
-    return path
-
-
-def _dataset(root: Path, per_shoe: int = 12, offset: int = 0) -> None:
-    for i, (folder, rgb) in enumerate(SHOES.items()):
-        for j in range(per_shoe):
-            shoe_photo(root / folder / f"photo {offset + j}.jpg", rgb, 1000 * i + offset + j)
 
 
 def _retrain(data_dir: Path, **kwargs) -> dict:
@@ -78,7 +37,7 @@ def _retrain(data_dir: Path, **kwargs) -> dict:
 def trained(tmp_path_factory) -> Path:
     """A data folder whose dataset (4 shoes x 12 photos) has its first model, m0001."""
     data_dir = tmp_path_factory.mktemp("loop") / "data"
-    _dataset(data_dir / "images")
+    shoe_dataset(data_dir / "images")
     _retrain(data_dir, learner="linear-probe")
     return data_dir
 
@@ -164,7 +123,7 @@ def test_triage_accepts_the_right_shoe_rejects_another_with_a_suggestion_and_que
 def test_without_a_trained_model_everything_waits_for_a_person(tmp_path):
     from shoefind.registry.triage import load_triage
     data = tmp_path / "data"
-    _dataset(data / "images", per_shoe=2)
+    shoe_dataset(data / "images", per_shoe=2)
     triage, note = load_triage(data, data / "images")
     assert triage is None and "no trained model" in note
     inbox = data / "inbox"
@@ -192,7 +151,7 @@ def test_a_worse_model_is_not_promoted_a_better_one_is_and_rollback_goes_back(da
     # the photos back where they belong, and more of them: not worse, promoted
     for p, data_bytes in blue.items():
         (data / "images" / RED / f"wrong {p.name}").rename(p)
-    _dataset(data / "images", per_shoe=4, offset=100)
+    shoe_dataset(data / "images", per_shoe=4, offset=100)
     better = _retrain(data)
     assert better["promoted"] and better["current"] == "m0003" and better["previous"] == "m0001"
     assert better["heldout"]["photos"] == worse["heldout"]["photos"]         # the same held-out photos
@@ -216,7 +175,7 @@ def test_a_worse_model_is_not_promoted_a_better_one_is_and_rollback_goes_back(da
 
 
 def test_infer_answers_with_the_current_model_and_follows_a_promotion(data):
-    _dataset(data / "images", per_shoe=4, offset=100)
+    shoe_dataset(data / "images", per_shoe=4, offset=100)
     assert _retrain(data)["current"] == "m0002"
     photo = shoe_photo(data / "query.jpg", SHOES[BLUE], 900)
     code, out, err = shoefind("infer", photo, "--dataset", data / "images", "--data-dir", data, "--json")
@@ -234,7 +193,7 @@ def test_infer_answers_with_the_current_model_and_follows_a_promotion(data):
 def test_a_kill_during_retraining_leaves_the_current_model_intact(data, step):
     registry = ModelRegistry(data, data / "images")
     before = (registry.pointer_path.read_bytes(), registry.manifest("m0001"))
-    _dataset(data / "images", per_shoe=3, offset=200)
+    shoe_dataset(data / "images", per_shoe=3, offset=200)
     code = ("from shoefind.registry.retrain import retrain; import sys; "
             f"retrain(sys.argv[1] + '/images', sys.argv[1], model={MODEL!r})")
     env = dict(os.environ, SHOEFIND_CRASH_AT=step, PYTHONPATH=str(REPO))
