@@ -24,14 +24,15 @@ def history(registry: ModelRegistry) -> list[dict]:
 
 
 def history_markdown(rows: list[dict]) -> str:
-    lines = ["| model | learner | photos | held-out top-1 | top-5 | vs. current then (SE, McNemar p) | promoted |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| model | learner | photos | held-out top-1 | top-5 | vs. current then (SE, McNemar p) | triage margin "
+             "| promoted |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         vs = "" if r["compared_with"] is None else \
             f"{r['difference']:+.3f} vs {r['compared_with']} (SE {r['se']:.3f}, p={r['p_value']:.2f})"
         mark = "**current**" if r["current"] else ("yes" if r["promoted"] else "no")
+        margin = "none (all to review)" if r["margin"] is None else f">= {r['margin']:.2f}"
         lines.append(f"| {r['model']} | {r['learner']} | {r['photos']} | {_num(r['top1'])} | {_num(r['top5'])} | "
-                     f"{vs} | {mark} |")
+                     f"{vs} | {margin} | {mark} |")
     return "\n".join(lines)
 
 

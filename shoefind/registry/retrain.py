@@ -62,8 +62,10 @@ def register(registry: ModelRegistry, table, learner: str, model: str, heldout: 
     return config
 
 
-def configured(registry: ModelRegistry, learner: str | None, model: str | None, settings: dict | None) -> dict:
-    """The registry's configuration with a learner, model or settings given now (a change is kept)."""
+def configured(registry: ModelRegistry, learner: str | None, model: str | None,
+               settings: dict | None) -> tuple[dict, bool]:
+    """The registry's configuration with a learner, model or settings given now, and whether that changed
+    it (keep_configuration writes the change, once the learner is known to run on the model)."""
     config = registry.config()
     wanted = dict(config["learner"])
     if learner:
@@ -72,11 +74,12 @@ def configured(registry: ModelRegistry, learner: str | None, model: str | None, 
         wanted["model"] = model
     if settings:
         wanted["settings"] = dict(wanted.get("settings", {})) | dict(settings)
-    if wanted != config["learner"]:
-        registry.log({"event": "learner changed", "from": config["learner"], "to": wanted})
-        config = registry.write_config({k: v for k, v in config.items() if k not in ("format", "version")}
-                                       | {"learner": wanted})
-    return config
+    return config | {"learner": wanted}, wanted != registry.config()["learner"]
+
+
+def keep_configuration(registry: ModelRegistry, config: dict) -> None:
+    registry.log({"event": "learner changed", "from": registry.config()["learner"], "to": config["learner"]})
+    registry.write_config({k: v for k, v in config.items() if k not in ("format", "version", "checksum")})
 
 
 def retrain(dataset: str | os.PathLike, data_dir: str | os.PathLike, learner: str | None = None,
@@ -102,11 +105,16 @@ def retrain(dataset: str | os.PathLike, data_dir: str | os.PathLike, learner: st
             register(registry, table, learner or learners.DEFAULT_LEARNER, spec_text(model), heldout,
                      settings, seed)
             say(f"registered {table.root} in {registry.root}: the held-out split is fixed from now on")
-        config = configured(registry, learner, model, settings)
+        elif heldout:
+            say(f"the held-out split of {table.root} was fixed when it was registered: {heldout} is not used "
+                f"(move {registry.root} aside to register the dataset again)")
+        config, changed = configured(registry, learner, model, settings)
         name, spec, options = config["learner"]["name"], config["learner"]["model"], config["learner"]["settings"]
         seed = int(config.get("seed", seed))
         encoder = load_encoder(spec, runtime="torch" if name not in learners.FEWSHOT else None)
         learners.check_learner(name, encoder)
+        if changed:
+            keep_configuration(registry, config)
         data = _embedded(encoder, table, registry, data_dir, say)
         current = registry.current()
         snapshot = _snapshot(data, name, spec, options, table)

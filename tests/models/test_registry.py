@@ -232,3 +232,17 @@ def test_a_registry_file_edited_by_hand_is_one_clear_error_and_nothing_is_lost(d
     registry.pointer_path.write_text("{not json")
     code, out, err = shoefind("model", "rollback", "--data-dir", data)
     assert code == 2 and err.count("error:") == 1 and "cannot be read as JSON" in err
+
+
+def test_a_learner_can_be_changed_and_one_that_cannot_run_changes_nothing(data):
+    from shoefind.errors import UserError
+    registry = ModelRegistry(data, data / "images")
+    with pytest.raises(UserError, match="coop"):
+        _retrain(data, learner="coop")                 # CoOp needs a CLIP text tower; lite0 has none
+    assert registry.config()["learner"]["name"] == "linear-probe" and registry.model_ids() == ["m0001"]
+    with pytest.raises(UserError, match="unknown learner 'magic'"):
+        _retrain(data, learner="magic")
+    changed = _retrain(data, learner="prototype")
+    assert changed["learner"] == "prototype" and registry.config()["learner"]["name"] == "prototype"
+    assert registry.manifest(changed["model"])["learner"]["name"] == "prototype"
+    assert [e["event"] for e in registry.events()][-3:-1] == ["learner changed", "trained"]
