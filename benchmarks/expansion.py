@@ -228,8 +228,11 @@ def run_round(r: int, args, data_dir: Path, work: Path, source, reviewer: Review
             "heldout_top5": current["heldout"]["top5"] if current else None,
             "model": model.get("model"), "current": current["id"] if current else None,
             "promoted": bool(model.get("promoted")), "trained_top1": (model.get("heldout") or {}).get("top1"),
-            "comparison": model.get("comparison"), "retrain_seconds": (model.get("timing") or {}).get("total_s"),
-            "fit_seconds": sum(v for k, v in (model.get("timing") or {}).items() if k != "total_s"),
+            "comparison": model.get("comparison"), "trained": bool(model.get("trained")),
+            # a round whose dataset did not change trains nothing (its model is the last one)
+            "retrain_seconds": (model.get("timing") or {}).get("total_s") if model.get("trained") else None,
+            "fit_seconds": sum(v for k, v in (model.get("timing") or {}).items() if k != "total_s")
+            if model.get("trained") else None,
             "round_seconds": round(seconds, 1), "stages": summary.get("stages", {})}
 
 
@@ -294,7 +297,7 @@ def result(args, rounds: list[dict], ceil: dict) -> dict:
     auto_right = sum(r["auto_right"] for r in rounds)
     admitted_by_reviewer = sum(r["reviewed_admitted"] for r in rounds)
     admitted = auto + admitted_by_reviewer
-    worse = [r["round"] for r in rounds if r["promoted"] and r["comparison"]
+    worse = [r["round"] for r in rounds if r["promoted"] and r["trained"] and r["comparison"]
              and r["comparison"]["new_top1"] < r["comparison"]["old_top1"]]
     return {"pool": args.pool, "distractors": args.distractors, "learner": args.learner, "model": args.model,
             "seed_shots": args.seed_shots, "review_budget": args.review_budget, "per_round": args.per_round,
@@ -302,7 +305,8 @@ def result(args, rounds: list[dict], ceil: dict) -> dict:
             "rounds": [{k: r[k] for k in ("round", "dataset_photos", "auto_accepted", "auto_precision", "reviewed",
                                           "heldout_top1", "promoted", "heldout_top5", "auto_rejected",
                                           "reviewed_admitted", "reviewed_precision", "queued", "model",
-                                          "comparison", "retrain_seconds", "fit_seconds", "round_seconds")}
+                                          "comparison", "trained", "retrain_seconds", "fit_seconds",
+                                          "round_seconds")}
                        for r in rounds],
             "ceiling": ceil["ceiling"], "ceiling_equal_size": ceil["ceiling_equal_size"],
             "reviewed_fraction": round(admitted_by_reviewer / admitted, 4) if admitted else None,

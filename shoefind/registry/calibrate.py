@@ -93,11 +93,14 @@ def choose_thresholds(probs: np.ndarray, truth: np.ndarray, similarity: np.ndarr
     count = np.arange(1, n + 1)
     precision = hits / count
     info["accuracy"] = round(float(right.mean()), 4)
-    ok = (count >= MIN_SUPPORT) & (precision >= target) & (m[order] >= MARGIN_FLOOR)
+    ranked = m[order]
+    # a threshold takes every photo with that margin: only the last of equal margins is a place to cut
+    cut = np.append(ranked[:-1] > ranked[1:], True)
+    ok = cut & (count >= MIN_SUPPORT) & (precision >= target) & (ranked >= MARGIN_FLOOR)
     if not ok.any():
         return Thresholds(None, novelty, target, info)
     k = int(np.flatnonzero(ok)[-1])
-    margin = float(m[order][k])
+    margin = float(ranked[k])
     above = m >= margin
     info |= {"above": int(above.sum()), "covered": round(float(above.mean()), 4),
              "precision": round(float(right[above].mean()), 4),

@@ -216,7 +216,7 @@ def _train_and_promote(registry, name, spec, options, seed, encoder, table, data
     registry.log({"event": "trained", "model": model_id, "heldout": scores, "learner": name,
                   "photos": snapshot["photos"], "timing": timing})
     crash_point("registry:promoting")
-    return _decide(registry, manifest, current, say, comparison, (promote, reason))
+    return _decide(registry, manifest, current, say, comparison, (promote, reason)) | {"trained": True}
 
 
 def _undecided(registry: ModelRegistry, model: dict, current: dict | None) -> bool:
@@ -325,7 +325,8 @@ def _right_by_photo(registry: ModelRegistry, model_id: str) -> dict[str, bool]:
 
 
 def _summary(manifest: dict, before: dict | None, promoted: bool, reason: str, comparison, registry) -> dict:
-    return {"model": manifest["id"], "learner": manifest["learner"]["name"], "promoted": promoted, "reason": reason,
+    return {"model": manifest["id"], "learner": manifest["learner"]["name"], "trained": False, "promoted": promoted,
+            "reason": reason,
             "current": registry.current_id(), "previous": before["id"] if before else None,
             "heldout": manifest["heldout"], "before": before["heldout"] if before else None,
             "comparison": comparison.as_dict() if comparison else None, "thresholds": manifest["thresholds"],
