@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from shoefind.crawl.collect import CrawlSettings, crawl, crawl_settings  # noqa: E402
 from shoefind.crawl.targets import Query, Shoe  # noqa: E402
 from shoefind.crawl.search_page import SearchEngine  # noqa: E402
-from tests.fake_search_site import FakeSearchSite, sample_images  # noqa: E402
+from tests.helpers.fake_search_site import FakeSearchSite, sample_images  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 

@@ -234,6 +234,14 @@ class DataLayout:
     def filter_queue(self) -> Path:
         return self.filter_dir / "queue.sqlite"
 
+    @property
+    def registries(self) -> Path:
+        return self.root / "registry"
+
+    def registry_dir(self, dataset: str | os.PathLike) -> Path:
+        """A dataset's model registry: registry/<dataset folder name> (as tables/ and learned/ name it)."""
+        return self.registries / (re.sub(r"[^A-Za-z0-9._-]+", "_", Path(dataset).resolve().name) or "dataset")
+
     def learned_dir(self, model_id: str, dataset: str | os.PathLike) -> Path:
         """The classifiers `learn` saved for one model and dataset folder."""
         safe = lambda t: re.sub(r"[^A-Za-z0-9._-]+", "_", t)  # noqa: E731

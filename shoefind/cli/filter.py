@@ -34,6 +34,9 @@ def filter_images(folder: Path = typer.Argument(None, help="crawl folder, one su
                   batch_size: o.BatchSize = 64,
                   purge: bool = typer.Option(False, "--purge", help="then delete the kept copies of rejected "
                                                                     "images (their verdicts stay)"),
+                  triage: bool = typer.Option(True, "--triage/--no-triage",
+                                              help="let the working dataset's current model accept, reject or queue "
+                                                   "each new photo (when it has one; `shoefind models`)"),
                   json_out: o.Json = False):
     """Apply the crawl rules: every new image is accepted, rejected (with the rule) or queued for review."""
     lay = data_layout(data_dir)
@@ -50,9 +53,12 @@ def filter_images(folder: Path = typer.Argument(None, help="crawl folder, one su
         err.print(note + (f"\n  {detail}" if detail else ""),
                   style="yellow" if checker is None or checker.encoder.is_random else None,
                   highlight=False, markup=False)
+        model_triage, triage_note = _triage(d, lay.images) if triage else (None, "triage off (--no-triage)")
+        err.print(triage_note, highlight=False, markup=False)
         bar, advance = _progress()
         with bar:
-            summary = run_filter(folder, d, checker, note, batch_size=batch_size, progress=advance).summary
+            summary = run_filter(folder, d, checker, note, batch_size=batch_size, progress=advance,
+                                 triage=model_triage, triage_note=triage_note).summary
     purged = ReviewQueue(d).purge() if purge else None
     if json_out:
         print_json({"filter": summary, "purged": purged})
@@ -63,11 +69,19 @@ def filter_images(folder: Path = typer.Argument(None, help="crawl folder, one su
         print(f"purged the kept copies of {purged} rejected images")
 
 
+def _triage(data_dir: Path, dataset: Path):
+    """The working dataset's current model as the filter's triage, and a note saying so (or why not)."""
+    from shoefind.registry.triage import load_triage
+    return load_triage(data_dir, dataset)
+
+
 def _print_summary(s: dict) -> None:
     print(f"{s['folder']}: {s['files']} files, {s['known']} already known, {s['new']} new")
     print(f"  exact duplicates: {s['exact_duplicates']} files (same sha256 as another file)")
     print(f"  accepted: {s['accepted']}   rejected: {s['rejected']}   queued for review: {s['queued']}"
           f"   (queue now: {s['queue_waiting']})")
+    if s.get("auto_accepted") or s.get("auto_rejected"):
+        print(f"  by the model: {s['auto_accepted']} accepted, {s['auto_rejected']} rejected ({s['triage']})")
     for rule, n in s["rejected_by_rule"].items():
         print(f"    rejected by {rule}: {n}")
     groups = s["near_duplicate_groups"]
@@ -85,6 +99,8 @@ def _print_summary(s: dict) -> None:
 
 def review(accept: list[str] = typer.Option(None, "--accept", help="accept this queue ID (or sha256 prefix)"),
            reject: list[str] = typer.Option(None, "--reject", help="reject this queue ID (or sha256 prefix)"),
+           label: str = typer.Option(None, "--label", help="with --accept: file the photo under this shoe folder "
+                                                           "instead of its own ('suggested': the model's suggestion)"),
            list_: bool = typer.Option(False, "--list", help="list the images waiting for review"),
            check: bool = typer.Option(False, "--check", help="check that the queue and the files on disk agree, "
                                                              "and repair what does not (orphan and missing copies)"),
@@ -104,10 +120,12 @@ def review(accept: list[str] = typer.Option(None, "--accept", help="accept this 
     if check:
         _check(queue, json_out)
         return
+    if label is not None and not accept:
+        fail("--label files an accepted photo under a shoe: give it with --accept ID")
     if accept or reject:
         # each decision stands on its own: all are reported, and any failure makes exit code 2
         results = queue.decide_many([(r, "accept") for r in accept or []] + [(r, "reject") for r in reject or []],
-                                    reviewer="cli")
+                                    reviewer="cli", label=label)
         if json_out:
             print_json([r.as_dict() for r in results])
         else:
@@ -121,13 +139,16 @@ def review(accept: list[str] = typer.Option(None, "--accept", help="accept this 
             raise typer.Exit(2)
         return
     if list_:
-        items = queue.items(None if status == "all" else status)
+        # waiting images most informative first (the model's smallest margins, the shoes with fewest photos)
+        items = queue.items(None if status == "all" else status, order="informative" if status == "review" else "id")
         if json_out:
             print_json({"items": [i.as_dict() for i in items], "counts": queue.counts()})
             return
         for i in items:
             reasons = "; ".join(f"{r['rule']}: {r['reason']}" for r in i.reasons)
-            print(printable(f"{i.id:>5}  {i.status:<8}  {i.shoe}  {Path(i.source).name}  {reasons}"))
+            guesses = ", ".join(f"{g['shoe']} {g['probability']:.2f}" for g in i.guesses)
+            print(printable(f"{i.id:>5}  {i.status:<8}  {i.folder}  {Path(i.source).name}  {reasons}"
+                            + (f"  [model: {guesses}]" if guesses else "")))
         print(f"{len(items)} images ({', '.join(f'{k} {v}' for k, v in queue.counts().items())})")
         return
     _serve(queue, port, open_browser)

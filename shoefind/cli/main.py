@@ -32,6 +32,7 @@ COMMANDS = {
     "web":      infer.web,                 # the web page
     "serve":    serve.serve,               # the HTTP API (JSON), model and catalog kept warm
     "doctor":   preflight.doctor,          # what this machine has, and what is missing
+    "models":   model.models,              # the dataset's trained models, which one is current
 }
 
 app = typer.Typer(help="Find a shoe's name from a photo (CLIP + Prefect).", no_args_is_help=True, cls=ReadableGroup,
@@ -42,7 +43,8 @@ app = typer.Typer(help="Find a shoe's name from a photo (CLIP + Prefect).", no_a
 COMMAND_CLASSES = {"search": infer.DashTextCommand}
 for _name, _func in COMMANDS.items():
     app.command(_name, cls=COMMAND_CLASSES.get(_name, ReadableCommand))(user_errors(_func))
-app.add_typer(model.app, name="model", help="models: list what is here, make a tiny test model, check one")
+app.add_typer(model.app, name="model", help="models: list what is here, make a tiny test model, check one; "
+                                            "the dataset's trained models: history, promote, rollback")
 
 
 def _version(value: bool) -> None:

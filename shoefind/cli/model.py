@@ -1,4 +1,6 @@
-"""`shoefind model ...`: make tiny test models, list the known models, check one loads."""
+"""`shoefind model ...`: make tiny test models, list the known models, check one loads; and the dataset's
+model registry: `shoefind models` (also `model history`) lists its trained models, `model promote ID` and
+`model rollback` change the current one by hand."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -70,3 +72,74 @@ def check(model: o.ModelCheck = None, runtime: o.RuntimeOpt = None, device: o.De
     text = "text+image" if enc.has_text else "image only"
     print(f"{enc.model_id} [{family}, {text}, {enc.device}]: embed dim {enc.embed_dim}, "
           f"input {enc.input_resolution}px{note}")
+
+
+# --- the model registry: the dataset's trained models and which one is current ------------------------
+def _registry(dataset: Path | None, data_dir: Path | None):
+    """The registry of a dataset (default the working one); an error line when it has none."""
+    from shoefind.cli.common import data_layout
+    from shoefind.registry.store import ModelRegistry
+    lay = data_layout(data_dir)
+    root = lay.dataset(dataset)
+    registry = ModelRegistry(lay.root, root)
+    if not registry.registered:
+        raise UserError(f"the dataset {root} has no trained model yet: an expansion run (`expand-dataset`) trains "
+                        "and registers one")
+    return registry
+
+
+def models(dataset: o.DatasetOpt = None, data_dir: o.DataDir = None, json_out: o.Json = False):
+    """Every model trained for the dataset, oldest first: held-out top-1/top-5, the comparison with the model
+    current then (with its noise), whether it was promoted, and which one is current."""
+    from shoefind.registry.history import history, history_markdown
+    registry = _registry(dataset, data_dir)
+    rows = history(registry)
+    config = registry.config()
+    if json_out:
+        print_json({"registry": str(registry.root), "current": registry.current_id(), "learner": config["learner"],
+                    "heldout": config["heldout"], "models": rows})
+        return
+    learner = config["learner"]
+    print(f"{registry.dataset}: learner {learner['name']} over {learner['model']}; held-out split: "
+          f"{config['heldout']['photos']} photos ({config['heldout']['source']}), fixed {config['registered']}")
+    print(history_markdown(rows) if rows else "no model trained yet")
+    print(f"current: {registry.current_id() or 'none'}  (registry {registry.root})")
+
+
+@app.command("history")
+@user_errors
+def history_command(dataset: o.DatasetOpt = None, data_dir: o.DataDir = None, json_out: o.Json = False):
+    """Every model trained for the dataset and which one is current (same as `shoefind models`)."""
+    models(dataset, data_dir, json_out)
+
+
+@app.command("promote")
+@user_errors
+def promote(model_id: str = typer.Argument(..., help="the model to make current (an id of `shoefind models`)"),
+            dataset: o.DatasetOpt = None, data_dir: o.DataDir = None, json_out: o.Json = False):
+    """Make a model of the dataset current by hand (it answers `infer`, `search`, the web page and triage)."""
+    registry = _registry(dataset, data_dir)
+    with registry.lock():
+        before = registry._stack_for_change()
+        registry.promote(model_id.strip(), "promoted by hand")
+    _changed(registry, before[-1] if before else None, json_out)
+
+
+@app.command("rollback")
+@user_errors
+def rollback(dataset: o.DatasetOpt = None, data_dir: o.DataDir = None, json_out: o.Json = False):
+    """Go back to the model that was current before the current one."""
+    registry = _registry(dataset, data_dir)
+    with registry.lock():
+        was, _now = registry.rollback()
+    _changed(registry, was, json_out)
+
+
+def _changed(registry, was: str | None, json_out: bool) -> None:
+    manifest = registry.current()
+    if json_out:
+        print_json({"current": manifest["id"], "was": was, "heldout": manifest["heldout"]})
+        return
+    top1 = manifest["heldout"]["top1"]
+    print(f"current model: {manifest['id']} (was {was or 'none'}); held-out top-1 "
+          f"{'-' if top1 is None else f'{top1:.3f}'}")

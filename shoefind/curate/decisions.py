@@ -45,11 +45,12 @@ CREATE TABLE IF NOT EXISTS intents (
     rule TEXT,
     from_path TEXT,
     to_path TEXT NOT NULL,
-    source TEXT NOT NULL
+    source TEXT NOT NULL,
+    label TEXT
 );
 """
 FIELDS = ("image_id", "sha256", "status", "decision", "decided_by", "decided_at", "rule", "from_path", "to_path",
-          "source")
+          "source", "label")
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class Intent:
     to_path: str
     source: str
     id: int | None = None
+    label: str | None = None       # the shoe folder it is filed under, when not its own
 
 
 @contextlib.contextmanager
@@ -169,9 +171,9 @@ def _leave_dataset(queue: "ReviewQueue", intent: Intent) -> None:
 def _commit(queue: "ReviewQueue", intent: Intent) -> None:
     to = Path(intent.to_path)
     with queue.connect() as db:
-        db.execute("UPDATE images SET status=?, decision=?, decided_by=?, decided_at=?, stored_path=?, rule=? "
-                   "WHERE id=?", (intent.status, intent.decision, intent.decided_by, intent.decided_at, str(to),
-                                  intent.rule, intent.image_id))
+        db.execute("UPDATE images SET status=?, decision=?, decided_by=?, decided_at=?, stored_path=?, rule=?, "
+                   "label=? WHERE id=?", (intent.status, intent.decision, intent.decided_by, intent.decided_at,
+                                          str(to), intent.rule, intent.label, intent.image_id))
         if intent.from_path and intent.from_path != intent.to_path:
             db.execute("DELETE FROM dataset_hashes WHERE path=?", (intent.from_path,))
         if intent.status != "accepted":

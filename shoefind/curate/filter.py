@@ -3,7 +3,8 @@
 Steps (each over batches of paths, so a Prefect flow can run them as tasks):
 scan -> sha256 -> skip what the queue already knows -> automatic checks -> exact and near
 duplicates (against the batch, the dataset and the pending queue) -> CLIP semantic check ->
-verdicts stored in the review queue, copies placed under the data dir.
+triage by the dataset's current model, when one is given (model_verdicts.py) -> verdicts stored in
+the review queue, copies placed under the data dir.
 """
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from shoefind.curate.crawl_checks import CrawlRules, ImageCheck, check_files, lo
 from shoefind.curate.dedupe import HashedImage, exact_duplicates, group_near_duplicates, near_duplicate_pairs
 from shoefind.images import is_image_name, sha256_file
 from shoefind.walk import list_files
+from shoefind.curate.model_verdicts import AUTO_ACCEPT, Triage, apply_verdict, intended_shoes
 from shoefind.curate.queue import ReviewQueue, from_hex
+from shoefind.crawl.manifest import manifest_path
 from shoefind.errors import PathNotFound
 
 
@@ -135,10 +138,12 @@ def _colors(raw) -> list[int]:
 
 def run_filter(folder: str | os.PathLike, data_dir: str | os.PathLike, checker=None, semantic_note: str = "",
                rules: CrawlRules | None = None, batch_size: int = 64, runner: BatchRunner | None = None,
-               progress: Callable[[str, int], None] | None = None) -> FilterResult:
+               progress: Callable[[str, int], None] | None = None, triage: Triage | None = None,
+               triage_note: str = "") -> FilterResult:
     """Filter every new image under folder; returns the run's summary and per-image verdicts.
 
     checker: a SemanticChecker, or None when no model is available (semantic_note says why).
+    triage: the dataset's current model as a Triage (None: no trained model, triage_note says why).
     """
     rules = rules or load_crawl_rules()
     runner = runner or LocalRunner(rules, checker, progress)
@@ -261,6 +266,18 @@ def run_filter(folder: str | os.PathLike, data_dir: str | os.PathLike, checker=N
                 v["status"], v["rule"] = "review", "semantic:skipped"
                 v["reasons"].append({"rule": "semantic:skipped", "reason": semantic_note or "no CLIP model"})
 
+    # Triage: the shoe each photo was crawled for, and the current model's view of it.
+    intended_of = intended_shoes(manifest_path(Path(data_dir), Path(folder)))
+    for i in new_idx:
+        verdicts[i]["intended"] = intended_of.get(shas[i])
+    scored = [i for i in new_idx if verdicts[i]["status"] != "rejected" and i not in settled]
+    if triage is not None and scored:
+        answers = triage.judge([paths[i] for i in scored], [verdicts[i]["intended"] for i in scored])
+        for i, answer in zip(scored, answers):
+            apply_verdict(verdicts[i], answer)
+            if progress:
+                progress("triage", 1)
+
     ordered = [verdicts[i] for i in new_idx]
     queue.record(ordered, run_id)
     queue.record_files(file_rows, run_id)
@@ -276,6 +293,10 @@ def run_filter(folder: str | os.PathLike, data_dir: str | os.PathLike, checker=N
         "near_duplicate_groups": group_report,
         "possible_duplicates": sum(any(r["rule"] == "possible_duplicate" for r in v["reasons"]) for v in ordered),
         "semantic": semantic_note or "semantic check on",
+        "auto_accepted": sum(v["status"] == "accepted" and v["rule"] == AUTO_ACCEPT for v in ordered),
+        "auto_rejected": sum(v["status"] == "rejected" and str(v["rule"]).startswith("triage:") for v in ordered),
+        "triage": (f"triage with model {triage.model}" if triage is not None else
+                   triage_note or "no triage: the dataset has no trained model yet"),
         "queue_waiting": queue.counts()["review"],
     }
     queue.save_run(run_id, str(folder), summary)
@@ -293,8 +314,10 @@ def summary_markdown(summary: dict) -> str:
     """The run summary as a short Markdown report (Prefect artifact, CLI)."""
     lines = [f"# Crawl filter run {summary['run_id']}", "", f"Folder: `{summary['folder']}`", "",
              "| | count |", "|---|---|"]
-    for key in ("files", "known", "exact_duplicates", "new", "accepted", "rejected", "queued", "queue_waiting"):
-        lines.append(f"| {key.replace('_', ' ')} | {summary[key]} |")
+    for key in ("files", "known", "exact_duplicates", "new", "accepted", "auto_accepted", "rejected", "auto_rejected",
+                "queued", "queue_waiting"):
+        if key in summary:
+            lines.append(f"| {key.replace('_', ' ')} | {summary[key]} |")
     if summary["rejected_by_rule"]:
         lines += ["", "Rejected by rule:", ""] + [f"- {r}: {n}" for r, n in summary["rejected_by_rule"].items()]
     if summary["near_duplicate_groups"]:
@@ -303,4 +326,6 @@ def summary_markdown(summary: dict) -> str:
             lines.append(f"- keep `{g['keep']}`: " + ", ".join(
                 f"`{d['path']}` (pHash {d['phash']}, dHash {d['dhash']})" for d in g["duplicates"]))
     lines += ["", f"Semantic check: {summary['semantic']}"]
+    if summary.get("triage"):
+        lines += ["", f"Triage: {summary['triage']}"]
     return "\n".join(lines) + "\n"

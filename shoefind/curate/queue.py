@@ -8,18 +8,26 @@ rejected -> filter/rejected/ (kept, with its reasons, until purge). Sources are 
 A person's decision moves that copy and changes the row as one transaction (decisions.py): a
 process killed half way is finished by the next open; `review --check` (queue_check.py) repairs
 what older versions or hands left behind.
+
+With a trained model (shoefind.registry.triage), each image also carries the shoe its crawl query
+was for (`intended`), the model's top guesses with probabilities, the label it suggests and its
+margin; a decision may file an image under another shoe (`label`). `informative_order` puts the
+waiting images where a person's decision teaches the model most first.
 """
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import os
 import shutil
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
+
+import numpy as np
 
 from shoefind.curate.decisions import INTENTS_SCHEMA, Intent, carry_out, decision_lock, finish_pending, recover
 from shoefind.errors import UserError
@@ -48,7 +56,13 @@ CREATE TABLE IF NOT EXISTS images (
     decision TEXT,
     created_at TEXT NOT NULL,
     decided_at TEXT,
-    run_id TEXT
+    run_id TEXT,
+    intended TEXT,
+    guesses TEXT NOT NULL DEFAULT '[]',
+    suggested TEXT,
+    margin REAL,
+    triaged_by TEXT,
+    label TEXT
 );
 CREATE INDEX IF NOT EXISTS images_status ON images(status);
 CREATE TABLE IF NOT EXISTS files (
@@ -70,6 +84,20 @@ CREATE TABLE IF NOT EXISTS runs (
     summary TEXT
 );
 """
+
+
+# Columns added after the first release: a queue written by an older version gains them on open.
+ADDED_COLUMNS = {"images": {"intended": "TEXT", "guesses": "TEXT NOT NULL DEFAULT '[]'", "suggested": "TEXT",
+                            "margin": "REAL", "triaged_by": "TEXT", "label": "TEXT"},
+                 "intents": {"label": "TEXT"}}
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    for table, columns in ADDED_COLUMNS.items():
+        have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+        for name, kind in columns.items():
+            if name not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
 def now() -> str:
@@ -101,6 +129,17 @@ class QueueItem:
     decision: str | None
     created_at: str
     decided_at: str | None
+    intended: str | None = None       # the shoe (folder) the crawl query was for; None: dropped by hand
+    guesses: list = field(default_factory=list)   # the model's top shoes: [{"shoe": folder, "probability": p}]
+    suggested: str | None = None      # a shoe the model is sure of, other than the intended one
+    margin: float | None = None       # the model's top-1 minus top-2 probability
+    triaged_by: str | None = None     # the registry model that scored it
+    label: str | None = None          # the shoe a decision filed it under, when not its own folder
+
+    @property
+    def folder(self) -> str:
+        """The shoe folder its accepted copy lives in."""
+        return self.label or self.shoe
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -131,6 +170,7 @@ class ReviewQueue:
         self.path = DataLayout(self.data_dir).filter_queue
         with self.connect() as db:
             db.executescript(SCHEMA + INTENTS_SCHEMA)
+            _add_columns(db)
         # decisions a killed process left half done are finished before anything reads the queue
         self.recovered: list[str] = recover(self)
 
@@ -178,6 +218,7 @@ class ReviewQueue:
             d.pop(k, None)
         d["reasons"] = json.loads(d["reasons"] or "[]")
         d["scores"] = json.loads(d["scores"] or "{}")
+        d["guesses"] = json.loads(d.get("guesses") or "[]")
         return QueueItem(**d)
 
     def known_shas(self, shas: Iterable[str]) -> set[str]:
@@ -190,13 +231,27 @@ class ReviewQueue:
                 found.update(r[0] for r in rows)
         return found
 
-    def items(self, status: str | None = None) -> list[QueueItem]:
+    def items(self, status: str | None = None, order: str = "id") -> list[QueueItem]:
+        """Images (of one status), in queue order or with order="informative" most informative first."""
         with self.connect() as db:
             if status:
                 rows = db.execute("SELECT * FROM images WHERE status=? ORDER BY id", (status,)).fetchall()
             else:
                 rows = db.execute("SELECT * FROM images ORDER BY id").fetchall()
-        return [self._item(r) for r in rows]
+        items = [self._item(r) for r in rows]
+        if order == "informative":
+            return informative_order(items, self.accepted_per_shoe())
+        if order != "id":
+            raise UserError(f"order must be id or informative, not {order!r}")
+        return items
+
+    def accepted_per_shoe(self) -> dict[str, int]:
+        """Photos in each shoe folder of the dataset (whoever put them there)."""
+        from shoefind.images import is_image_name
+        if not self.dataset_dir.is_dir():
+            return {}
+        return {p.name: sum(1 for f in p.iterdir() if is_image_name(f) and not f.name.startswith("."))
+                for p in self.dataset_dir.iterdir() if p.is_dir() and not p.is_symlink()}
 
     def get(self, ref: str | int) -> QueueItem:
         """An image by queue id or (a unique prefix of) its sha256 (hex digits only: matched
@@ -254,8 +309,10 @@ class ReviewQueue:
                      json.dumps(v.get("reasons", [])), json.dumps(v.get("scores", {})), v.get("width"),
                      v.get("height"), v.get("format"), v.get("file_bytes"), _hex(v.get("phash")),
                      _hex(v.get("dhash")), json.dumps(v.get("color") or []), v.get("duplicate_of"),
-                     str(target) if target else None, None if v["status"] == "review" else "rules",
-                     now(), None if v["status"] == "review" else now(), run_id))
+                     str(target) if target else None,
+                     None if v["status"] == "review" else v.get("decided_by") or "rules",
+                     now(), None if v["status"] == "review" else now(), run_id, v.get("intended"),
+                     json.dumps(v.get("guesses") or []), v.get("suggested"), v.get("margin"), v.get("triaged_by")))
             stored.append(v["sha256"])
         if rows:
             # copies are placed first, rows written after in one transaction: a crash in between
@@ -264,7 +321,8 @@ class ReviewQueue:
                 db.executemany(
                     "INSERT INTO images (sha256, source, shoe, status, rule, reasons, scores, width, height, format,"
                     " file_bytes, phash, dhash, color, duplicate_of, stored_path, decided_by, created_at, decided_at,"
-                    " run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                    " run_id, intended, guesses, suggested, margin, triaged_by)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
                 # the next run need not decode what it just accepted
                 db.executemany("INSERT OR REPLACE INTO dataset_hashes VALUES (?,?,?,?,?,?,?,?)", hashed)
         return stored
@@ -280,26 +338,68 @@ class ReviewQueue:
             db.executemany("INSERT OR IGNORE INTO files (path, sha256, duplicate_of, seen_at, run_id) "
                            "VALUES (?,?,?,?,?)", [(p, s, d, now(), run_id) for p, s, d in files])
 
-    def decide(self, ref: str | int, decision: str, reviewer: str = "reviewer") -> QueueItem:
+    def decide(self, ref: str | int, decision: str, reviewer: str = "reviewer", label: str | None = None,
+               rule: str | None = None) -> QueueItem:
         """A person's accept/reject: stored with the time, and the image's copy moved to match.
         Rejecting removes every copy of the image from the dataset. A transaction (decisions.py):
-        a process killed half way leaves nothing that the next open does not finish."""
+        a process killed half way leaves nothing that the next open does not finish.
+
+        label: accept it under this shoe folder instead of its own ("suggested": the model's
+        suggestion, else its top guess). rule: the rule recorded (default: "reviewer" for a
+        rejection, the image's own for an acceptance; a model's decisions give theirs)."""
         if decision not in ("accept", "reject"):
             raise UserError(f"decision must be accept or reject, not {decision!r}")
+        if label is not None and decision != "accept":
+            raise UserError("a label files an accepted photo under a shoe: give it with accept, not reject")
         with decision_lock(self.root):
             self.recovered += finish_pending(self)
             item = self.get(ref)  # read under the lock: another decision on it has finished
             if item.status == "purged":
                 raise UserError(f"image {item.id} was purged; it cannot be decided again")
+            folder = self.resolve_label(item, label) if label is not None else None
+            if folder == item.shoe:
+                folder = None           # its own folder: no label to keep
             status = "accepted" if decision == "accept" else "rejected"
             suffix = Path(item.stored_path).suffix if item.stored_path else ".bin"
-            target = self.target_path(status, item.sha256, item.shoe, suffix)
+            target = self.target_path(status, item.sha256, folder or item.shoe, suffix)
             current = Path(item.stored_path) if item.stored_path else None
-            if status == "accepted" and item.status != "accepted":
+            if status == "accepted" and (item.status != "accepted" or folder != item.label):
                 self._check_decodes(item, current if current and current.is_file() else Path(item.source))
             carry_out(self, Intent(item.id, item.sha256, status, decision, reviewer, now(),
-                                   "reviewer" if status == "rejected" else item.rule,
-                                   item.stored_path, str(target), item.source))
+                                   rule or ("reviewer" if status == "rejected" else item.rule),
+                                   item.stored_path, str(target), item.source,
+                                   label=folder if status == "accepted" else None))
+        return self.get(item.id)
+
+    def resolve_label(self, item: QueueItem, label: str) -> str:
+        """The shoe folder a --label names: "suggested" is the model's suggestion (else its top guess);
+        any other must be a shoe folder of the dataset or one the model or the crawl named."""
+        text = str(label).strip()
+        if text.lower() == "suggested":
+            named = item.suggested or next((g["shoe"] for g in item.guesses if g.get("shoe")), None)
+            if not named:
+                raise UserError(f"image {item.id} has no suggested label (no model has scored it); "
+                                "give the shoe folder to file it under")
+            return named
+        known = set(self.accepted_per_shoe()) | {s for s in (item.shoe, item.intended, item.suggested) if s} | \
+            {g["shoe"] for g in item.guesses if g.get("shoe")}
+        if text in known:
+            return text
+        close = difflib.get_close_matches(text, sorted(known), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise UserError(f"no shoe '{text}' in the dataset {self.dataset_dir}{hint}: a label is a shoe folder of the "
+                        "dataset, one of the model's guesses, or 'suggested'")
+
+    def annotate(self, ref: str | int, guesses: list, suggested: str | None, margin: float | None,
+                 triaged_by: str | None, reason: dict | None = None) -> QueueItem:
+        """Store a model's view of an image (a newer model scoring a waiting image again)."""
+        item = self.get(ref)
+        reasons = [r for r in item.reasons if not str(r.get("rule", "")).startswith("triage:")]
+        if reason:
+            reasons.append(reason)
+        with self.connect() as db:
+            db.execute("UPDATE images SET guesses=?, suggested=?, margin=?, triaged_by=?, reasons=? WHERE id=?",
+                       (json.dumps(guesses), suggested, margin, triaged_by, json.dumps(reasons), item.id))
         return self.get(item.id)
 
     def reopen(self, ref: str | int) -> QueueItem:
@@ -313,7 +413,7 @@ class ReviewQueue:
             target = self.target_path("review", item.sha256, item.shoe, suffix)
             carry_out(self, Intent(item.id, item.sha256, "review", None, None, None,
                                    None if item.rule == "reviewer" else item.rule,
-                                   item.stored_path, str(target), item.source))
+                                   item.stored_path, str(target), item.source, label=None))
         return self.get(item.id)
 
     def duplicate_path(self, sha256: str) -> Path | None:
@@ -335,13 +435,16 @@ class ReviewQueue:
             raise NotAcceptable(f"image {item.id} cannot be accepted: {str(exc).split(': ', 1)[-1]} "
                                 "(only a readable image may enter the dataset)") from None
 
-    def decide_many(self, decisions: list[tuple[str, str]], reviewer: str = "reviewer") -> list[Decision]:
+    def decide_many(self, decisions: list[tuple[str, str]], reviewer: str = "reviewer",
+                    label: str | None = None) -> list[Decision]:
         """Apply each (ref, accept|reject) on its own; every one's outcome is returned, so a
-        bad reference in a batch never hides what was done before or after it."""
+        bad reference in a batch never hides what was done before or after it. label: every
+        accepted one is filed under it (see decide)."""
         out = []
         for ref, decision in decisions:
             try:
-                out.append(Decision(ref, decision, self.decide(ref, decision, reviewer), None))
+                out.append(Decision(ref, decision, self.decide(ref, decision, reviewer,
+                                                               label if decision == "accept" else None), None))
             except (KeyError, ValueError, OSError) as exc:
                 out.append(Decision(ref, decision, None, str(exc).strip("'\"")))
         return out
@@ -389,6 +492,22 @@ class ReviewQueue:
                                              "pixels"), r)) for r in rows})
         present = {str(p) for p in files}
         return [h for path, h in have.items() if path in present and h["phash"]]
+
+
+def informative_order(items: list[QueueItem], accepted: dict[str, int]) -> list[QueueItem]:
+    """Most informative first: where the model is least sure (smallest margin; an image no model has
+    scored counts as unsure), weighted up for shoes with the fewest accepted photos (a photo of a shoe
+    with 3 photos teaches more than one of a shoe with 300). Ties keep queue order."""
+    counts = [n for n in accepted.values() if n > 0]
+    typical = float(np.median(counts)) if counts else 1.0
+
+    def need(item: QueueItem) -> float:
+        uncertain = 1.0 - (item.margin if item.margin is not None else 0.0)
+        shoe = item.label or item.intended or item.shoe or item.suggested or \
+            next((g["shoe"] for g in item.guesses if g.get("shoe")), "")
+        return uncertain * ((typical + 1.0) / (accepted.get(shoe, 0) + 1.0)) ** 0.5
+
+    return sorted(items, key=lambda i: (-need(i), i.id))
 
 
 def _hex(value: int | None) -> str | None:

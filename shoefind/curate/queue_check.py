@@ -110,7 +110,7 @@ class _Check:
 
     def _restore(self, item: QueueItem, spare: list[Path]) -> None:
         suffix = Path(item.stored_path).suffix if item.stored_path else ".bin"
-        target = self.queue.target_path(item.status, item.sha256, item.shoe, suffix)
+        target = self.queue.target_path(item.status, item.sha256, item.folder, suffix)
         found = next((p for p in spare if p.exists()), None)
         if found is not None:
             self.queue._place(found, target, move=True)

@@ -1,11 +1,13 @@
 """The review page: a small local web server over the review queue (127.0.0.1 only).
 
 GET /?token=T       the page (sets a same-origin session cookie); without the token: 403
-GET /api/queue      one page of items with filters (status, reason, folder), sort by score,
-                    facet counts and progress (JSON)
+GET /api/queue      one page of items with filters (status, reason, folder), sorted most
+                    informative first (default), in queue order or by score, facet counts and
+                    progress (JSON); items carry the shoe they were crawled for and the model's guesses
 GET /image/<id>     one queued image; /image/<id>/match the image it may duplicate
 POST /api/decide    {"id": 3, "decision": "accept" | "reject"} or {"ids": [3, 4], ...}:
-                    each item's result is reported
+                    each item's result is reported; "label": "SHOE" (or "suggested") with accept
+                    files it under that shoe (the model's suggestion is one click on the page)
 POST /api/undo      reopens the last decision made on this page
 
 Safety: every request needs the session cookie, the ?token= of the printed URL, or the
@@ -28,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from shoefind.curate.queue import ReviewQueue
+from shoefind.curate.queue import ReviewQueue, informative_order
 from shoefind.features.table import parse_folder_name
 from shoefind.vocab import vocabularies
 
@@ -213,11 +215,14 @@ class _Handler(BaseHTTPRequestHandler):
             items = [i for i in items if any(r.get("rule") == reason for r in i.reasons)]
         if one("folder") or "folder" in query:
             items = [i for i in items if i.shoe == one("folder")]
-        sort = one("sort", "id")
-        if sort != "id":
+        sort = one("sort", "informative")
+        if sort == "informative":
+            items = informative_order(items, self.server.queue.accepted_per_shoe())
+        elif sort != "id":
             name, _, direction = sort.partition(":")
             if name not in score_names or direction not in ("asc", "desc"):
-                raise BadRequest(f"sort must be id or SCORE:asc|desc with a score of these items, not {sort[:60]!r}")
+                raise BadRequest(f"sort must be informative, id or SCORE:asc|desc with a score of these items, not "
+                                 f"{sort[:60]!r}")
             # items without that score go last either way
             items.sort(key=lambda i: (name not in (i.scores or {}),
                                       (-1 if direction == "desc" else 1) * float((i.scores or {}).get(name, 0))))
@@ -278,13 +283,16 @@ class _Handler(BaseHTTPRequestHandler):
         decision = body.get("decision")
         if decision not in ("accept", "reject"):
             raise BadRequest(f"decision must be accept or reject, not {str(decision)[:40]!r}")
+        label = body.get("label")
+        if label is not None and (not isinstance(label, str) or not 0 < len(label) <= 300 or decision != "accept"):
+            raise BadRequest("label must be a shoe folder name (or 'suggested'), given with decision accept")
         if "ids" in body:
             if not isinstance(body["ids"], list) or not 0 < len(body["ids"]) <= MAX_BULK:
                 raise BadRequest(f"ids must be a list of 1 to {MAX_BULK} image ids")
             ids = [parse_id(i) for i in body["ids"]]
         else:
             ids = [parse_id(body.get("id"))]
-        results = [self._decide(i, decision) for i in ids]
+        results = [self._decide(i, decision, label) for i in ids]
         ok = [r for r in results if "item" in r]
         answer = {"results": results, "counts": self.server.queue.counts(), "decided_here": self.server.decided_here}
         if "ids" not in body:          # one item: its result at the top level, as before
@@ -293,10 +301,10 @@ class _Handler(BaseHTTPRequestHandler):
             answer["item"] = ok[0]["item"]
         self._json(answer)
 
-    def _decide(self, item_id: int, decision: str) -> dict:
+    def _decide(self, item_id: int, decision: str, label: str | None = None) -> dict:
         try:
             with self.server.lock:
-                item = self.server.queue.decide(item_id, decision, reviewer="review-page")
+                item = self.server.queue.decide(item_id, decision, reviewer="review-page", label=label)
                 self.server.decided_here += 1
                 self.server.history.append(item.id)
             return {"id": item_id, "item": _public(item)}
@@ -332,6 +340,9 @@ def _public(item) -> dict:
     d["folder_warning"] = folder_warning(item.shoe)
     if item.duplicate_of:
         d["match_url"] = f"/image/{item.id}/match"
+    # the label one click files it under: the model's suggestion, else its top guess, when not its own folder
+    offer = item.suggested or next((g["shoe"] for g in item.guesses if g.get("shoe")), None)
+    d["offer"] = offer if offer and offer != item.folder else None
     d.pop("stored_path", None)
     return d
 
@@ -377,6 +388,7 @@ PAGE = """<!doctype html>
  .shoe{font-weight:bold;overflow-wrap:anywhere;word-break:break-word}
  .file,.reason{font-size:.85em;color:#555;overflow-wrap:anywhere;word-break:break-word}
  .score{font-size:.8em;color:#777;overflow-wrap:anywhere}
+ .guesses{font-size:.8em;color:#1a4d8f;overflow-wrap:anywhere}
  .badge{display:inline-block;font-size:.75em;padding:1px 6px;border-radius:9px;margin:2px 0;overflow-wrap:anywhere}
  .badge.warn{background:#fff3cd;color:#7a5a00;border:1px solid #e0c060}
  .badge.status{background:#eee}
@@ -389,7 +401,8 @@ PAGE = """<!doctype html>
  <div><h1>Review queue</h1>
   <div id="progress">loading...</div><progress id="bar" value="0" max="1"></progress>
   <p class="keys"><kbd>A</kbd> accept &nbsp; <kbd>R</kbd> reject &nbsp; <kbd>&larr;</kbd>/<kbd>&rarr;</kbd>
-   or <kbd>J</kbd>/<kbd>K</kbd> move &nbsp; <kbd>Space</kbd> select &nbsp; <kbd>U</kbd> undo &nbsp;
+   or <kbd>J</kbd>/<kbd>K</kbd> move &nbsp; <kbd>S</kbd> accept as the model suggests &nbsp;
+   <kbd>Space</kbd> select &nbsp; <kbd>U</kbd> undo &nbsp;
    <kbd>N</kbd>/<kbd>P</kbd> page</p></div>
  <div><h2>Accept a photo only if</h2><ul id="rules">__RULES__</ul></div>
 </header>
@@ -398,7 +411,7 @@ PAGE = """<!doctype html>
    <option value="rejected">rejected</option><option value="all">all</option></select></label>
  <label>Reason <select id="f-reason"><option value="">any</option></select></label>
  <label>Folder <select id="f-folder"><option value="">any</option></select></label>
- <label>Sort <select id="f-sort"><option value="id">queue order</option></select></label>
+ <label>Sort <select id="f-sort"><option value="informative">most informative first</option><option value="id">queue order</option></select></label>
  <label><input type="checkbox" id="select-page"> select page</label>
  <button id="bulk-accept" disabled>Accept selected</button>
  <button id="bulk-reject" disabled>Reject selected</button>
@@ -430,7 +443,7 @@ async function load(keepCurrent){
   items = data.items; page = data.page; pages = data.pages; counts = data.counts; decided = data.decided_here;
   fillSelect($('f-reason'), Object.entries(data.facets.reasons).map(([k,v]) => [k, k + ' (' + v + ')']));
   fillSelect($('f-folder'), Object.entries(data.facets.folders).map(([k,v]) => [k, (k || '(no folder)') + ' (' + v + ')']));
-  fillSelect($('f-sort'), data.facets.scores.flatMap(s => [[s + ':desc', s + ' score, high first'], [s + ':asc', s + ' score, low first']]));
+  fillSelect($('f-sort'), [['id', 'queue order']].concat(data.facets.scores.flatMap(s => [[s + ':desc', s + ' score, high first'], [s + ':asc', s + ' score, low first']])));
   $('undo').disabled = !data.can_undo;
   if (!keepCurrent) current = 0;
   current = Math.min(current, Math.max(items.length - 1, 0));
@@ -453,13 +466,24 @@ function card(it, i){
     fig2.appendChild(m); fig2.appendChild(el('figcaption', '', 'its possible duplicate')); imgs.appendChild(fig); imgs.appendChild(fig2);
   } else imgs.appendChild(fig);
   c.appendChild(imgs);
-  c.appendChild(el('div','shoe', it.shoe || '(no shoe folder)'));
+  c.appendChild(el('div','shoe', (it.label || it.shoe) || '(no shoe folder)'));
+  if (it.intended && it.intended !== (it.label || it.shoe)) c.appendChild(el('div','file', 'crawled for ' + it.intended));
+  if ((it.guesses||[]).length){
+    const g = el('div','guesses', 'model ' + (it.triaged_by || '') + ': ');
+    it.guesses.forEach((x, j) => { g.appendChild(el('span', 'guess', (j ? ', ' : '') + x.shoe + ' ' + Number(x.probability).toFixed(2))); });
+    c.appendChild(g);
+  }
   if (it.folder_warning){ const b = el('span', 'badge warn', '\u26a0 ' + it.folder_warning); b.title = it.folder_warning; c.appendChild(b); }
   c.appendChild(el('div','file', it.file));
   (it.reasons||[]).forEach(r => c.appendChild(el('div','reason', r.rule + ': ' + r.reason)));
   const s = Object.entries(it.scores||{}).map(([k,v]) => k + ' ' + Number(v).toFixed(2)).join(', ');
   if (s) c.appendChild(el('div','score', s));
   const actions = el('div', 'actions');
+  if (it.offer){
+    const s = el('button','accept-as','Accept as ' + it.offer); s.title = 'file it under ' + it.offer + ' (S)';
+    s.onclick = () => {current=i; decide('accept', it.offer);};
+    actions.appendChild(s);
+  }
   const a = el('button','accept','Accept'); a.onclick = () => {current=i; decide('accept');};
   const r = el('button','reject','Reject'); r.onclick = () => {current=i; decide('reject');};
   if (it.status === 'review'){ actions.appendChild(a); actions.appendChild(r); }
@@ -496,9 +520,10 @@ function applied(data){
     if (res.item && k >= 0) items[k] = res.item;
   });
 }
-async function decide(decision){
-  const it = items[current]; if (!it || it.status === decision + 'ed') return;
-  const data = await post('/api/decide', {id: it.id, decision}); if (!data) return;
+async function decide(decision, label){
+  const it = items[current]; if (!it || (it.status === decision + 'ed' && !label)) return;
+  const body = {id: it.id, decision}; if (label) body.label = label;
+  const data = await post('/api/decide', body); if (!data) return;
   applied(data);
   const next = items.findIndex((x, j) => j > current && x.status === 'review');
   if (next >= 0) current = next;
@@ -534,6 +559,7 @@ document.addEventListener('keydown', ev => {
   if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
   const k = ev.key.toLowerCase();
   if (k === 'a') decide('accept');
+  else if (k === 's') { const it = items[current]; if (it && it.offer) decide('accept', it.offer); }
   else if (k === 'r' || k === 'x') decide('reject');
   else if (k === 'u') undo();
   else if (k === ' ') { ev.preventDefault(); const it = items[current]; if (it){ selected.has(it.id) ? selected.delete(it.id) : selected.add(it.id); render(); } }

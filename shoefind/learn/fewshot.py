@@ -294,7 +294,9 @@ class LinearProbe:
 
     @classmethod
     def fit(cls, train_x: np.ndarray, train_y: np.ndarray, classes: list[str], text: np.ndarray | None = None,
-            logit_scale: float = 100.0, center: bool | None = None, seed: int = 0) -> "LinearProbe":
+            logit_scale: float = 100.0, center: bool | None = None, seed: int = 0,
+            decay: float | None = None) -> "LinearProbe":
+        """decay: the L2 penalty to use (None: chosen on validation folds of the training photos)."""
         single_threaded_blas()
         train_x, train_y = np.asarray(train_x, np.float32), np.asarray(train_y)
         center = text is None if center is None else center
@@ -314,7 +316,9 @@ class LinearProbe:
         present = counts[counts > 0]
         n_folds = min(VALIDATION_FOLDS, int(present.min())) if len(present) else 0
         selection: dict = {}
-        if n_folds >= 2:
+        if decay is not None:
+            selection = {"by": "given"}
+        elif n_folds >= 2:
             folds = _folds(train_y, n_folds, seed)
             grid = {d: [0.0, 0.0] for d in PROBE_DECAYS}
             for f in range(n_folds):

@@ -2,9 +2,11 @@
 
 The classifier is chosen by name (`method`, the same names as `learn --method`):
 "zeroshot" is the 5-step zero-shot method (needs a text side); "fewshot" and "coop" are what
-`shoefind learn` saved ("learned" is the best of them); "nearest" ranks shoes by their most
-similar catalog photo. "auto" picks the best available: learned, else zero-shot, else nearest
-(an image-only backbone before `learn`). Others plug in with `register_classifier`.
+`shoefind learn` saved ("learned" is the best of them); "current" is the dataset's current model in
+the model registry (what the expansion runs train and promote, shoefind.registry); "nearest" ranks
+shoes by their most similar catalog photo. "auto" picks the best available: the current model,
+else learned, else zero-shot, else nearest (an image-only backbone before `learn`). Others plug
+in with `register_classifier`.
 """
 from __future__ import annotations
 
@@ -83,6 +85,12 @@ LEARNED_FAMILIES = {"fewshot": ("prototype", "tip-adapter", "tip-adapter-f", "li
                     "coop": ("coop",), "cocoop": ("cocoop",)}
 
 
+def _current(encoder, catalog: Catalog):
+    """The dataset's current model (model registry), when it reads this encoder's embeddings."""
+    from shoefind.registry.current import current_classifier
+    return current_classifier(encoder, catalog)
+
+
 def _zero_shot(encoder, catalog: Catalog, options: ZeroShotOptions | None = None) -> ZeroShotModel:
     require_text(encoder, "the zero-shot method (text prompts)")
     return ZeroShotModel.build(encoder, catalog.shoes, catalog.attributes, options)
@@ -130,6 +138,7 @@ CLASSIFIERS: dict[str, ClassifierMethod] = {
     "cocoop": ClassifierMethod("cocoop", lambda enc, cat: _learned(enc, cat, "cocoop"),
                                lambda enc, cat: _learned(enc, cat, "cocoop") is not None, rank=9),
     "learned": ClassifierMethod("learned", _learned, lambda enc, cat: _learned(enc, cat) is not None, rank=10),
+    "current": ClassifierMethod("current", _current, lambda enc, cat: _current(enc, cat) is not None, rank=11),
     "nearest": ClassifierMethod("nearest", lambda enc, cat: NearestPhotos(cat), lambda enc, cat: True, rank=0),
 }
 
@@ -142,6 +151,7 @@ DESCRIPTIONS = {
     "coop": "CoOp prompts learned by `shoefind learn`",
     "cocoop": "CoCoOp prompts (context + a token from each photo) learned by `shoefind learn`",
     "learned": "the best classifier learned by `shoefind learn`",
+    "current": "the dataset's current model (model registry: `shoefind models`), trained by the expansion runs",
     "nearest": "nearest catalog photos (no classifier learned: `shoefind learn` trains one)",
 }
 
@@ -177,6 +187,10 @@ def _unavailable(method: str, encoder, catalog: Catalog) -> str:
         from shoefind.encoders.base import no_text_message
         what = "the zero-shot method (text prompts)" if method == "zeroshot" else "CoOp (learned text prompts)"
         return no_text_message(encoder.model_id, what)
+    if method == "current":
+        return (f"The dataset {catalog.root} has no current model for {encoder.model_id} (an expansion run trains "
+                "and promotes one; `shoefind models` lists them). Leave out --model to use the current model's own, "
+                "or use another --method.")
     learn = f"shoefind learn {catalog.root} --model {encoder.model_id}"
     what = {"fewshot": "No few-shot classifier", "coop": "No CoOp classifier"}.get(method, "No classifier")
     return (f"{what} has been learned for {encoder.model_id} and the catalog {catalog.root}. "
@@ -190,7 +204,7 @@ def classifier_for(encoder, catalog: Catalog, method: str = "auto",
     name = choose_method(method, encoder, catalog)
     options = options or ZeroShotOptions()
     key = (name, encoder.cache_key, encoder.model_id) + ((options,) if name == "zeroshot" else ())
-    if name not in ("learned", *LEARNED_FAMILIES):
+    if name not in ("learned", "current", *LEARNED_FAMILIES):
         if key not in catalog.classifiers:
             build = CLASSIFIERS[name].build
             catalog.classifiers[key] = build(encoder, catalog, options) if build is _zero_shot else \
@@ -198,6 +212,8 @@ def classifier_for(encoder, catalog: Catalog, method: str = "auto",
         classifier = catalog.classifiers[key]
     else:       # learned ones are memoised by _learned (and rebuilt when learn saves again)
         classifier = CLASSIFIERS[name].build(encoder, catalog)
+    if name == "current":
+        return f"current: {classifier.method} {classifier.model_id}", classifier
     if getattr(classifier, "method", None):      # a learned classifier says which one it is, by its family
         family = next((f for f, saved in LEARNED_FAMILIES.items() if classifier.method in saved), classifier.method)
         name = f"{family}: {classifier.method}" if family != classifier.method else family

@@ -20,10 +20,14 @@ def _as_list(value):
 def open_model_and_catalog(model: str | None, dataset: str | os.PathLike, data_dir: str | os.PathLike,
                            runtime: str | None = None, device: str | None = None,
                            progress: Callable[[int], None] | None = None):
-    """(encoder, catalog): photos of the catalog not seen before are embedded first."""
+    """(encoder, catalog): photos of the catalog not seen before are embedded first. Without a model
+    given, the dataset's current model (model registry) when it has one, else the default model."""
     from shoefind.encoders.load import load_encoder
     from shoefind.features.catalog import open_catalog
     from shoefind.stages.features import model_options
+    if model is None:
+        from shoefind.registry.current import current_spec
+        model = current_spec(data_dir, Path(dataset).expanduser())
     encoder = load_encoder(model, **model_options(runtime, device))
     return encoder, open_catalog(encoder, Path(dataset), data_dir, progress=progress)
 

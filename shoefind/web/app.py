@@ -30,6 +30,9 @@ GRID_COLUMNS = 4
 def warm_model_and_catalog(spec: str | None, dataset: str, data_dir: str):
     """Both are kept per process by shoefind (the catalog is reopened when its folder changes)."""
     with st.spinner("loading the model and the catalog (new photos are embedded once)"):
+        if spec is None:    # the dataset's current model (model registry), when it has one
+            from shoefind.registry.current import current_spec
+            spec = current_spec(data_dir, dataset)
         encoder = load_model(spec)
         return encoder, open_catalog(encoder, dataset, data_dir)
 

@@ -1,0 +1,90 @@
+"""What the filter asks of a trained model, and how the model's answer changes a filter verdict.
+
+The filter (filter.py) knows nothing of models: a caller above it (shoefind.registry.triage) passes
+an object with `judge(paths, intended)` that scores new photos with the dataset's current model.
+Its verdict per photo:
+- accept: the model agrees with the shoe the crawl query was for, with a calibrated margin;
+- reject: it is sure the photo is another catalog shoe (kept as the suggested label, never filed
+  under it silently) or no shoe of the catalog;
+- review: anything else, with the model's guesses for the person who decides.
+
+The shoe a photo was crawled for is the crawl manifest's (`intended_shoes`); a photo dropped into
+the inbox by hand has none, so the model can suggest a label for it but never accept it.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, Sequence
+
+# Filter verdicts a model may settle: nothing but the model's question is open. Images queued for
+# another reason (a possible duplicate, a label conflict) keep waiting for a person, with the model's
+# guesses shown beside them.
+SETTLED_BY_MODEL = (None, "semantic:skipped", "semantic:uncertain")
+AUTO_ACCEPT = "triage:agrees"
+OTHER_SHOE = "triage:other-shoe"
+NOT_IN_CATALOG = "triage:not-in-catalog"
+UNSURE = "triage:unsure"
+NO_INTENDED = "triage:no-intended-shoe"
+
+
+@dataclass(frozen=True)
+class TriageVerdict:
+    outcome: str                      # accept | reject | review
+    rule: str                         # one of the triage:* rules above
+    reason: str                       # one sentence, for the queue's reasons
+    guesses: list = field(default_factory=list)   # [{"shoe": folder, "probability": p}], best first
+    suggested: str | None = None      # the shoe the model is sure of, when not the intended one
+    margin: float | None = None       # top-1 minus top-2 probability
+    model: str = ""                   # the registry model id
+
+    def fields(self) -> dict:
+        """The queue columns this verdict fills."""
+        return {"guesses": self.guesses, "suggested": self.suggested, "margin": self.margin,
+                "triaged_by": self.model}
+
+
+class Triage(Protocol):
+    model: str                        # the registry model id (shown in summaries)
+
+    def judge(self, paths: Sequence[str], intended: Sequence[str | None]) -> list[TriageVerdict | None]:
+        """One verdict per photo (None where it cannot be read)."""
+
+
+def intended_shoes(manifest: str | os.PathLike) -> dict[str, str]:
+    """sha256 -> the shoe folder its crawl query was for, from a crawl manifest (read without its
+    lock: a torn last line is skipped, as the manifest itself does)."""
+    out: dict[str, str] = {}
+    path = Path(manifest)
+    if not path.is_file():
+        return out
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(rec, dict) and rec.get("status") == "downloaded" and rec.get("sha256") and rec.get("shoe"):
+                out.setdefault(rec["sha256"], rec["shoe"])
+    return out
+
+
+def apply_verdict(verdict: dict, answer: TriageVerdict | None) -> None:
+    """Change one filter verdict (a dict, see run_filter) by the model's answer, in place."""
+    if answer is None:
+        return
+    verdict.update(answer.fields())
+    settles = verdict["status"] != "rejected" and verdict.get("rule") in SETTLED_BY_MODEL
+    if not settles:
+        return            # keeps its own verdict; the guesses help the person who decides it
+    verdict["reasons"] = [r for r in verdict["reasons"] if r.get("rule") != "semantic:skipped"]
+    verdict["reasons"].append({"rule": answer.rule, "reason": answer.reason})
+    verdict["rule"] = answer.rule
+    if answer.outcome == "accept":
+        verdict["status"], verdict["decided_by"] = "accepted", f"model:{answer.model}"
+    elif answer.outcome == "reject":
+        verdict["status"], verdict["decided_by"] = "rejected", f"model:{answer.model}"
+    else:
+        verdict["status"] = "review"

@@ -1,0 +1,153 @@
+"""Triage with the dataset's current model: which new photos it accepts, rejects or leaves to a person.
+
+`load_triage(data_dir, dataset)` is the current model as the filter's Triage (see
+shoefind.curate.model_verdicts); None, with why, when the dataset has no trained model yet (then
+everything goes to review, as before there was one). Per photo crawled for shoe S:
+- a photo less like any training photo than the catalog's own photos are (the novelty threshold):
+  rejected, no shoe of the catalog;
+- the model says S with at least the calibrated margin: accepted under S;
+- it says another shoe T with that margin: rejected, with T as the suggested label;
+- otherwise, or when S is a shoe the model has no training photo of, or without a calibrated
+  margin: review, with the model's top guesses.
+A photo dropped into the inbox by hand has no S: it always goes to review, with the guesses.
+
+`retriage_waiting(queue, triage)` asks a newly promoted model about the photos still waiting for a
+person, so what an older model was unsure of can be settled without them.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from shoefind.curate.model_verdicts import (AUTO_ACCEPT, NO_INTENDED, NOT_IN_CATALOG, OTHER_SHOE, SETTLED_BY_MODEL,
+                                            UNSURE, TriageVerdict)
+from shoefind.registry.calibrate import Thresholds, margins, nearest_similarity
+from shoefind.registry.store import ModelRegistry
+
+GUESSES = 3
+
+
+@dataclass
+class ModelTriage:
+    """The current model, ready to answer photos (see the module docstring)."""
+    model: str                          # registry model id
+    encoder: object
+    head: object
+    folders: list[str]                  # the head's classes, as shoe folders
+    trained: set[str]                   # folders the model has training photos of
+    thresholds: Thresholds
+    support: np.ndarray                 # the training photos' embeddings (the novelty check)
+    cache: object                       # the embedding cache (new photos are encoded once)
+
+    def judge(self, paths: Sequence[str], intended: Sequence[str | None]) -> list[TriageVerdict | None]:
+        x, ok = self.embed(paths)
+        out: list[TriageVerdict | None] = [None] * len(paths)
+        if not ok:
+            return out
+        probs = self.head.predict_proba(x[ok])
+        margin = margins(probs)
+        novel = nearest_similarity(x[ok], self.support)
+        for row, i in enumerate(ok):
+            out[i] = self._verdict(probs[row], float(margin[row]), float(novel[row]), intended[i])
+        return out
+
+    def embed(self, paths: Sequence[str]) -> tuple[np.ndarray, list[int]]:
+        """Embeddings of the photos that can be read (their rows), through the embedding cache."""
+        from shoefind.features.embed import embed_images
+        from shoefind.images import sha256_file
+        shas = []
+        for p in paths:
+            try:
+                shas.append(sha256_file(p))
+            except OSError:
+                shas.append(None)
+        items = [(str(p), s) for p, s in zip(paths, shas) if s]
+        if items:
+            embed_images(self.encoder, self.cache, items)
+        ok = [i for i, s in enumerate(shas) if s and s in self.cache]
+        x = np.zeros((len(paths), self.support.shape[1]), np.float32)
+        if ok:
+            x[ok] = self.cache.matrix([shas[i] for i in ok])
+        return x, ok
+
+    def _verdict(self, p: np.ndarray, margin: float, similarity: float, intended: str | None) -> TriageVerdict:
+        order = np.argsort(-p)[:GUESSES]
+        guesses = [{"shoe": self.folders[j], "probability": round(float(p[j]), 4)} for j in order]
+        top = self.folders[order[0]]
+        t = self.thresholds.margin
+        sure = t is not None and margin >= t
+        common = {"guesses": guesses, "margin": round(margin, 4), "model": self.model}
+        says = f"model {self.model} says {top} ({p[order[0]]:.2f}, margin {margin:.2f})"
+        if intended is None:
+            return TriageVerdict("review", NO_INTENDED, f"{says}; the photo was not crawled for a shoe, so a "
+                                 "person files it", suggested=top if sure else None, **common)
+        if intended not in self.trained:
+            return TriageVerdict("review", UNSURE, f"{says}; it has no training photo of {intended} yet",
+                                 suggested=top if sure and top != intended else None, **common)
+        if self.thresholds.novelty is not None and similarity < self.thresholds.novelty:
+            return TriageVerdict("reject", NOT_IN_CATALOG, f"no shoe of the catalog: less like any training photo "
+                                 f"(similarity {similarity:.2f}) than the catalog's own photos are "
+                                 f"(>= {self.thresholds.novelty:.2f})", **common)
+        if t is None:
+            return TriageVerdict("review", UNSURE, f"{says}; the model is not calibrated to decide alone yet "
+                                 "(too few labeled photos)", **common)
+        if sure and top == intended:
+            return TriageVerdict("accept", AUTO_ACCEPT, f"{says}: the shoe it was crawled for "
+                                 f"(margin >= {t:.2f} is right {self.thresholds.target_precision:.0%} of the time)",
+                                 **common)
+        if sure:
+            return TriageVerdict("reject", OTHER_SHOE, f"{says}, not {intended} it was crawled for; suggested "
+                                 "label: " + top, suggested=top, **common)
+        return TriageVerdict("review", UNSURE, f"{says}: not sure enough (margin below {t:.2f})",
+                             suggested=None, **common)
+
+
+def load_triage(data_dir: str | os.PathLike, dataset: str | os.PathLike) -> tuple[ModelTriage | None, str]:
+    """(the current model as a Triage, a note); (None, why) when the dataset has none yet."""
+    from shoefind.registry.current import load_current
+    registry = ModelRegistry(data_dir, dataset)
+    if not registry.registered:
+        return None, "no triage: the dataset has no trained model yet (the expansion run trains one)"
+    loaded = load_current(registry)
+    if loaded is None:
+        return None, "no triage: no model of the dataset has been promoted yet"
+    from shoefind.features.cache import EmbeddingCache
+    folder = registry.model_dir(loaded.manifest["id"])
+    with np.load(folder / "support.npz") as z:
+        support = z["embeddings"].astype(np.float32)
+    classes = list(loaded.head.classes)
+    folder_of = dict(zip(loaded.table.shoes["shoe"], loaded.table.shoes["folder"]))
+    triage = ModelTriage(loaded.manifest["id"], loaded.encoder, loaded.head, [folder_of.get(c, c) for c in classes],
+                         set(loaded.manifest["data"]["per_shoe"]), Thresholds.from_dict(loaded.manifest["thresholds"]),
+                         support, EmbeddingCache.for_encoder(data_dir, loaded.encoder))
+    return triage, f"triage with model {triage.model}: {triage.thresholds.describe()}"
+
+
+def retriage_waiting(queue, triage: ModelTriage) -> dict:
+    """Ask the model about the photos waiting for a person that only a model's doubt kept there (and
+    that this model has not answered yet); counts of what it settled."""
+    waiting = [i for i in queue.items("review")
+               if i.triaged_by != triage.model and (i.rule in SETTLED_BY_MODEL or i.rule in (UNSURE, NO_INTENDED))]
+    counts = {"asked": len(waiting), "auto_accepted": 0, "auto_rejected": 0, "still_waiting": 0}
+    if not waiting:
+        return counts
+    paths = [i.stored_path if i.stored_path and Path(i.stored_path).is_file() else i.source for i in waiting]
+    for item, answer in zip(waiting, triage.judge(paths, [i.intended for i in waiting])):
+        if answer is None:
+            counts["still_waiting"] += 1
+            continue
+        queue.annotate(item.id, answer.guesses, answer.suggested, answer.margin, answer.model,
+                       {"rule": answer.rule, "reason": answer.reason})
+        if answer.outcome == "accept":
+            queue.decide(item.id, "accept", reviewer=f"model:{answer.model}", rule=AUTO_ACCEPT)
+            counts["auto_accepted"] += 1
+        elif answer.outcome == "reject":
+            queue.decide(item.id, "reject", reviewer=f"model:{answer.model}", rule=answer.rule)
+            counts["auto_rejected"] += 1
+        else:
+            counts["still_waiting"] += 1
+    return counts

@@ -1,0 +1,248 @@
+"""The learning loop on a real model (the offline efficientnet-lite0 backbone, a linear probe) over generated
+shoe photos: the first retraining registers the dataset and promotes; the current model triages new photos
+(a right one accepted, another shoe's rejected with a suggested label, an unsure one queued, a hand-dropped
+one queued with its guesses); a worse model is not promoted; promotion and rollback by hand; `infer` answers
+with the current model; a kill -9 during retraining leaves the current model intact; a registry file
+edited by hand is one clear error and nothing is lost."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shoefind.curate.crawl_checks import CrawlRules
+from shoefind.curate.filter import run_filter
+from shoefind.curate.queue import ReviewQueue
+from shoefind.registry.store import ModelRegistry
+from tests.helpers import REPO
+from tests.helpers.cli import shoefind
+from tests.helpers.loop_photos import SHOES, shoe_dataset, shoe_photo
+
+MODEL = "efficientnet-lite0"
+RED, BLUE = list(SHOES)[:2]
+RULES = CrawlRules(without_model="review")
+
+
+def _retrain(data_dir: Path, **kwargs) -> dict:
+    from shoefind.registry.retrain import retrain
+    return retrain(data_dir / "images", data_dir, model=MODEL, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A data folder whose dataset (4 shoes x 12 photos) has its first model, m0001."""
+    data_dir = tmp_path_factory.mktemp("loop") / "data"
+    shoe_dataset(data_dir / "images")
+    _retrain(data_dir, learner="linear-probe")
+    return data_dir
+
+
+@pytest.fixture
+def data(trained, tmp_path) -> Path:
+    """A copy of the trained data folder for one test (the embedding cache comes along)."""
+    copy = tmp_path / "data"
+    shutil.copytree(trained, copy)
+    return copy
+
+
+def _crawled(data_dir: Path, inbox: Path, files: dict[Path, str | None]) -> None:
+    """Record files as a crawl manifest does: downloaded for the shoe given (None: dropped by hand)."""
+    from shoefind.images import sha256_file
+    manifest = data_dir / "crawl" / "inbox.manifest.jsonl"
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    with open(manifest, "a") as fh:
+        for path, shoe in files.items():
+            if shoe:
+                fh.write(json.dumps({"status": "downloaded", "shoe": shoe, "sha256": sha256_file(path),
+                                     "path": str(path.relative_to(inbox)), "query": shoe}) + "\n")
+
+
+def test_the_first_retraining_registers_the_dataset_and_promotes(trained):
+    registry = ModelRegistry(trained, trained / "images")
+    config = registry.config()
+    assert config["learner"] == {"name": "linear-probe", "model": MODEL, "settings": {}}
+    held = config["heldout"]
+    assert held["source"] == "dataset" and held["shoes"] == 4 and 4 <= held["photos"] <= 16
+    manifest = registry.current()
+    assert manifest["id"] == "m0001" and registry.current_id() == "m0001"
+    # the held-out photos are never trained on
+    train = (registry.model_dir("m0001") / "train.csv").read_text()
+    for sha in (registry.root / "heldout.csv").read_text().splitlines()[1:]:
+        assert sha.split(",")[0] not in train
+    assert manifest["data"]["photos"] == 48 - held["photos"]
+    assert manifest["heldout"]["top1"] >= 0.75
+    thresholds = manifest["thresholds"]
+    assert thresholds["margin"] is not None and thresholds["calibration"]["precision"] >= 0.98
+    assert thresholds["calibration"]["photos"] == manifest["data"]["photos"]      # every photo, out of fold
+
+
+def test_triage_accepts_the_right_shoe_rejects_another_with_a_suggestion_and_queues_the_unsure(data, tmp_path):
+    from shoefind.registry.triage import load_triage
+    inbox = data / "inbox"
+    right = shoe_photo(inbox / RED / "right.jpg", SHOES[RED], 501)
+    other = shoe_photo(inbox / RED / "other.jpg", SHOES[BLUE], 502)
+    unsure = shoe_photo(inbox / RED / "unsure.jpg", SHOES[RED], 504, shape=1)    # red, but shaped as BLUE
+    by_hand = shoe_photo(inbox / BLUE / "dropped by hand.jpg", SHOES[BLUE], 503)
+    _crawled(data, inbox, {right: RED, other: RED, unsure: RED, by_hand: None})
+    triage, note = load_triage(data, data / "images")
+    assert triage is not None and "m0001" in note
+    summary = run_filter(inbox, data, rules=RULES, triage=triage).summary
+    items = {Path(i.source).name: i for i in ReviewQueue(data).items()}
+
+    accepted = items["right.jpg"]
+    assert (accepted.status, accepted.rule, accepted.decided_by) == ("accepted", "triage:agrees", "model:m0001")
+    assert accepted.intended == RED and accepted.guesses[0]["shoe"] == RED
+    assert (data / "images" / RED / f"{accepted.sha256}.jpg").is_file()
+
+    rejected = items["other.jpg"]
+    assert (rejected.status, rejected.rule, rejected.suggested) == ("rejected", "triage:other-shoe", BLUE)
+    assert not list((data / "images").rglob(f"{rejected.sha256}.*"))      # never filed silently
+
+    waiting = items["unsure.jpg"]
+    assert (waiting.status, waiting.rule) == ("review", "triage:unsure")
+    assert waiting.margin < triage.thresholds.margin and {g["shoe"] for g in waiting.guesses[:2]} == {RED, BLUE}
+    dropped = items["dropped by hand.jpg"]
+    assert (dropped.status, dropped.rule, dropped.intended) == ("review", "triage:no-intended-shoe", None)
+    assert dropped.guesses[0]["shoe"] == BLUE
+    assert (summary["auto_accepted"], summary["auto_rejected"], summary["queued"]) == (1, 1, 2)
+
+    # a person files the rejected photo under the suggested shoe in one step, through the transactions
+    filed = ReviewQueue(data).decide(rejected.id, "accept", reviewer="test", label="suggested")
+    assert (filed.status, filed.folder) == ("accepted", BLUE)
+    assert (data / "images" / BLUE / f"{rejected.sha256}.jpg").is_file()
+    # the waiting ones come most informative first: the unsure photo before the one the model was sure of
+    order = [Path(i.source).name for i in ReviewQueue(data).items("review", order="informative")]
+    assert order == ["unsure.jpg", "dropped by hand.jpg"]
+
+
+def test_without_a_trained_model_everything_waits_for_a_person(tmp_path):
+    from shoefind.registry.triage import load_triage
+    data = tmp_path / "data"
+    shoe_dataset(data / "images", per_shoe=2)
+    triage, note = load_triage(data, data / "images")
+    assert triage is None and "no trained model" in note
+    inbox = data / "inbox"
+    photo = shoe_photo(inbox / RED / "new.jpg", SHOES[RED], 9)
+    _crawled(data, inbox, {photo: RED})
+    summary = run_filter(inbox, data, rules=RULES, triage=None, triage_note=note).summary
+    assert (summary["accepted"], summary["queued"], summary["auto_accepted"]) == (0, 1, 0)
+    assert ReviewQueue(data).items("review")[0].intended == RED
+
+
+def test_a_worse_model_is_not_promoted_a_better_one_is_and_rollback_goes_back(data):
+    registry = ModelRegistry(data, data / "images")
+    # every BLUE photo filed as RED by mistake makes a worse model: it is trained and kept, not promoted
+    blue = {p: p.read_bytes() for p in (data / "images" / BLUE).iterdir()}
+    for p in blue:
+        p.rename(data / "images" / RED / f"wrong {p.name}")
+    worse = _retrain(data)
+    assert not worse["promoted"] and worse["current"] == "m0001" and worse["model"] == "m0002"
+    assert worse["heldout"]["top1"] < worse["before"]["top1"]
+    c = worse["comparison"]
+    assert c["old_only"] > c["new_only"] and c["se"] > 0 and 0 <= c["p_value"] <= 1
+    assert registry.current_id() == "m0001"
+    # the same photos again: nothing new to learn, nothing trained
+    assert _retrain(data)["reason"].startswith("unchanged")
+    # the photos back where they belong, and more of them: not worse, promoted
+    for p, data_bytes in blue.items():
+        (data / "images" / RED / f"wrong {p.name}").rename(p)
+    shoe_dataset(data / "images", per_shoe=4, offset=100)
+    better = _retrain(data)
+    assert better["promoted"] and better["current"] == "m0003" and better["previous"] == "m0001"
+    assert better["heldout"]["photos"] == worse["heldout"]["photos"]         # the same held-out photos
+    events = [e["event"] for e in registry.events()]
+    assert events == ["registered", "trained", "promoted", "trained", "kept", "trained", "promoted"]
+
+    code, out, err = shoefind("models", "--data-dir", data, "--json")
+    assert code == 0, err
+    listed = json.loads(out)
+    assert listed["current"] == "m0003"
+    assert [(m["model"], m["promoted"], m["current"]) for m in listed["models"]] == [
+        ("m0001", True, False), ("m0002", False, False), ("m0003", True, True)]
+    code, out, err = shoefind("model", "rollback", "--data-dir", data)
+    assert code == 0 and "current model: m0001 (was m0003)" in out, err
+    code, out, err = shoefind("model", "rollback", "--data-dir", data)
+    assert code == 2 and err.count("error:") == 1 and "no earlier one" in err
+    code, out, err = shoefind("model", "promote", "m0002", "--data-dir", data)
+    assert code == 0 and registry.current_id() == "m0002", err
+    code, out, err = shoefind("model", "promote", "m0009", "--data-dir", data)
+    assert code == 2 and "no model m0009" in err and registry.current_id() == "m0002"
+
+
+def test_infer_answers_with_the_current_model_and_follows_a_promotion(data):
+    shoe_dataset(data / "images", per_shoe=4, offset=100)
+    assert _retrain(data)["current"] == "m0002"
+    photo = shoe_photo(data / "query.jpg", SHOES[BLUE], 900)
+    code, out, err = shoefind("infer", photo, "--dataset", data / "images", "--data-dir", data, "--json")
+    assert code == 0, err
+    answer = json.loads(out)
+    first = answer["answers"][0] if "answers" in answer else answer
+    assert "current: linear-probe m0002" in json.dumps(answer) and BLUE.split("_")[-1] in json.dumps(first["shoe"])
+    code, _, err = shoefind("model", "promote", "m0001", "--data-dir", data)
+    assert code == 0, err
+    code, out, err = shoefind("infer", photo, "--dataset", data / "images", "--data-dir", data, "--json")
+    assert code == 0 and "current: linear-probe m0001" in out, err
+
+
+@pytest.mark.parametrize("step", ["registry:fitted", "registry:writing", "registry:promoting"])
+def test_a_kill_during_retraining_leaves_the_current_model_intact(data, step):
+    registry = ModelRegistry(data, data / "images")
+    before = (registry.pointer_path.read_bytes(), registry.manifest("m0001"))
+    shoe_dataset(data / "images", per_shoe=3, offset=200)
+    code = ("from shoefind.registry.retrain import retrain; import sys; "
+            f"retrain(sys.argv[1] + '/images', sys.argv[1], model={MODEL!r})")
+    env = dict(os.environ, SHOEFIND_CRASH_AT=step, PYTHONPATH=str(REPO))
+    done = subprocess.run([sys.executable, "-c", code, str(data)], env=env, cwd=REPO, capture_output=True, timeout=600)
+    assert done.returncode == -9, done.stderr.decode()[-2000:]
+    assert registry.pointer_path.read_bytes() == before[0] and registry.current() == before[1]
+    # a model written whole but not promoted stays, not current; a half-written one never shows
+    assert registry.model_ids() == (["m0001", "m0002"] if step == "registry:promoting" else ["m0001"])
+    # the next run cleans up and goes on
+    again = _retrain(data)
+    assert again["promoted"] and registry.current_id() == again["model"]
+    assert not list(registry.models_dir.glob(".*.part"))
+
+
+def test_a_registry_file_edited_by_hand_is_one_clear_error_and_nothing_is_lost(data):
+    registry = ModelRegistry(data, data / "images")
+    files = {p: p.read_bytes() for p in registry.root.rglob("*") if p.is_file() and p != registry.pointer_path}
+    pointer = json.loads(registry.pointer_path.read_text())
+    registry.pointer_path.write_text(json.dumps(pointer | {"stack": ["m0001", "m0001"]}))
+    code, out, err = shoefind("models", "--data-dir", data)
+    assert code == 2 and err.count("error:") == 1 and "changed outside shoefind" in err and "Traceback" not in err
+    assert "shoefind model promote" in err
+    code, out, err = shoefind("infer", data / "images" / RED / "photo 0.jpg", "--dataset", data / "images",
+                              "--data-dir", data)
+    assert code == 2 and "current.json" in err and "Traceback" not in err
+    assert {p: p.read_bytes() for p in files} == files                         # nothing changed or lost
+    code, out, err = shoefind("model", "promote", "m0001", "--data-dir", data)  # writes the pointer again
+    assert code == 0 and registry.current_id() == "m0001", err
+
+    manifest = registry.model_dir("m0001") / "manifest.json"
+    edited = json.loads(manifest.read_text())
+    edited["heldout"]["top1"] = 0.123
+    manifest.write_text(json.dumps(edited))
+    code, out, err = shoefind("models", "--data-dir", data)
+    assert code == 2 and err.count("error:") == 1 and "m0001" in err and "changed outside shoefind" in err
+    registry.pointer_path.write_text("{not json")
+    code, out, err = shoefind("model", "rollback", "--data-dir", data)
+    assert code == 2 and err.count("error:") == 1 and "cannot be read as JSON" in err
+
+
+def test_a_learner_can_be_changed_and_one_that_cannot_run_changes_nothing(data):
+    from shoefind.errors import UserError
+    registry = ModelRegistry(data, data / "images")
+    with pytest.raises(UserError, match="coop"):
+        _retrain(data, learner="coop")                 # CoOp needs a CLIP text tower; lite0 has none
+    assert registry.config()["learner"]["name"] == "linear-probe" and registry.model_ids() == ["m0001"]
+    with pytest.raises(UserError, match="unknown learner 'magic'"):
+        _retrain(data, learner="magic")
+    changed = _retrain(data, learner="prototype")
+    assert changed["learner"] == "prototype" and registry.config()["learner"]["name"] == "prototype"
+    assert registry.manifest(changed["model"])["learner"]["name"] == "prototype"
+    assert [e["event"] for e in registry.events()][-3:-1] == ["learner changed", "trained"]
