@@ -58,19 +58,25 @@ def user_errors(command):
 
 
 def description_column():
-    """The step's name, cut short with an ellipsis on a narrow terminal, so the count and times beside it
-    always show (left to itself, rich shrinks every column and the counts become '…')."""
+    """The step's name, folded onto a second line on a narrow terminal (or a log, 80 columns), so the
+    count and times beside it always show: left to itself, rich shrinks every column and the counts
+    become '…'."""
     from rich.progress import TextColumn
     from rich.table import Column
     return TextColumn("{task.description}", table_column=Column(
-        no_wrap=True, overflow="ellipsis", max_width=max(16, err.width - 45)))
+        no_wrap=False, overflow="fold", max_width=max(16, err.width - 36)))
+
+
+def bar_column():
+    from rich.progress import BarColumn
+    return BarColumn(bar_width=10 if err.width < 100 else 20)
 
 
 @contextlib.contextmanager
 def progress_bar(description: str, total: int) -> Iterator:
     """Yields an `advance(n)` callable; draws a rich bar on stderr."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-    with Progress(description_column(), BarColumn(bar_width=20), MofNCompleteColumn(),
+    from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
+    with Progress(description_column(), bar_column(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err, transient=False, disable=total == 0) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task, n)

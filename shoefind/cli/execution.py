@@ -112,10 +112,10 @@ def stage_progress():
     """A progress(description, total) -> advance(n) factory: one rich bar per step, on stderr, with the
     time it has taken. total None: a step of unknown length (a pulsing bar, done at its first advance),
     so no step of a long run is silent (shoefind.stages.phases)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
-    from shoefind.cli.common import description_column, err
-    bar = Progress(description_column(), BarColumn(bar_width=20), MofNCompleteColumn(), TimeElapsedColumn(),
+    from shoefind.cli.common import bar_column, description_column, err
+    bar = Progress(description_column(), bar_column(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TimeRemainingColumn(), console=err, transient=False)
 
     def progress(description: str, total: int | None):

@@ -11,10 +11,10 @@ from shoefind.cli.common import data_layout, err, fail, print_json, printable
 
 def _progress():
     """A rich bar per step (hash, check, semantic); totals grow as batches are handed out."""
-    from rich.progress import BarColumn, Progress, TextColumn
+    from rich.progress import Progress, TextColumn
 
-    from shoefind.cli.common import description_column
-    bar = Progress(description_column(), BarColumn(bar_width=20), TextColumn("{task.completed} images"),
+    from shoefind.cli.common import bar_column, description_column
+    bar = Progress(description_column(), bar_column(), TextColumn("{task.completed} images"),
                    console=err, transient=False)
     steps: dict[str, int] = {}
 
