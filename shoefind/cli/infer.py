@@ -82,10 +82,16 @@ def _print_answers(answer: dict) -> None:
         else:
             out.print(f"[bold]{a['photo']}[/]: {a['shoe']['shoe']} ({a['shoe']['probability']:.0%}, {a['method']})")
         out.print(f"  method: {a['method_description']}")
+        if a.get("method_note"):
+            out.print(f"  [yellow]{a['method_note']}[/]")
         if "open_set" in a and not a.get("not_in_catalog"):
             out.print(f"  {_closeness(a)}")
         if a.get("catalog_shoe"):
-            out.print(f"  [cyan]this photo is in the catalog, labeled {a['catalog_shoe']['shoe']}[/]")
+            own = a.get("method_shoe") or {}
+            agrees = "agrees" if own.get("shoe") == a["catalog_shoe"]["shoe"] else \
+                f"alone would say {own.get('shoe')} ({own.get('probability', 0):.0%})"
+            out.print(f"  [cyan]this photo is in the catalog, labeled {a['catalog_shoe']['shoe']}: the answer is its "
+                      f"label (the method {agrees})[/]")
         table = Table("shoe", "brand", "colour", "top", "sole", "probability", "score")
         for s in a["top_shoes"]:
             table.add_row(s["shoe"], s.get("brand", ""), s.get("color", ""), s.get("hightop", ""), s.get("sole", ""),
@@ -140,8 +146,13 @@ def _print_summary(answer: dict) -> None:
     out.print(f"{len(done)} identified, {len(answers) - len(done)} failed"
               + (f" ({far} not like any shoe in this catalog)" if far else "")
               + "; method: " + ", ".join(f"{m} ({n})" for m, n in methods.items()))
+    labeled = sum(bool(a.get("catalog_shoe")) for a in done)
+    if labeled:
+        out.print(f"{labeled} are catalog photos, answered by their catalog labels")
     if shoes:
         out.print("most frequent: " + ", ".join(f"{s} ({n})" for s, n in shoes.most_common(5)))
+    for note in sorted({a["method_note"] for a in done if a.get("method_note")}):
+        out.print(f"[yellow]{note}[/]")
 
 
 def _labels(shoe: dict) -> str:

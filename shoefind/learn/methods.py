@@ -106,6 +106,11 @@ class TaskSpec:
 
 def task_specs(encoder, table: FeatureTable, options: ZeroShotOptions | None = None) -> list[TaskSpec]:
     """brand/color/hightop/sole (where the table has labels) and name, with prompt embeddings when possible."""
+    return _specs_and_zeroshot(encoder, table, options)[0]
+
+
+def _specs_and_zeroshot(encoder, table: FeatureTable, options: ZeroShotOptions | None = None):
+    """The task specs and the zero-shot model whose prompts they carry (None without a text side)."""
     options = options or ZeroShotOptions()
     if options.prompt_set.as_written:   # the seed's sets: the catalog's own words are the classes
         table = table.in_catalog_words()
@@ -118,7 +123,7 @@ def task_specs(encoder, table: FeatureTable, options: ZeroShotOptions | None = N
     if zs is not None:
         for s in specs:
             s.text = zs.class_embeddings[s.task]
-    return specs
+    return specs, zs
 
 
 @dataclass
@@ -131,6 +136,8 @@ class Comparison:
     skipped: list[dict] = field(default_factory=list)
     details: dict = field(default_factory=dict)                          # e.g. chosen alpha/beta, CoOp epochs
     support: dict[str, tuple[np.ndarray, list[str]]] = field(default_factory=dict)  # task -> largest-k photos, labels
+    # the shoe top-1 a learned method must not fall below: nearest catalog photo, zero-shot (learn.references)
+    references: dict = field(default_factory=dict)
     # method -> task -> (classes, confusion matrix) and the test photos' predictions, at the largest k (reports)
     confusion: dict[str, dict[str, tuple[list[str], np.ndarray]]] = field(default_factory=dict)
     predictions: dict[str, pd.DataFrame] = field(default_factory=dict)     # method -> path, <task>_true/_pred
@@ -208,7 +215,7 @@ def compare_methods(encoder, table: FeatureTable, cache: EmbeddingCache, methods
     attrs = labeled.drop(columns=["sha256", "shoe"])   # labels joined back by path (unique per image)
     test = split.test().merge(attrs, on="path")
     test_x = cache.matrix(test["sha256"].tolist())
-    specs = task_specs(encoder, table, options)
+    specs, zeroshot = _specs_and_zeroshot(encoder, table, options)
     rows, fitted, details, support, confusion, predictions = [], {}, {}, {}, {}, {}
     say = log or (lambda _m: None)
     from shoefind.learn.augmented_views import prepare_views
@@ -246,8 +253,26 @@ def compare_methods(encoder, table: FeatureTable, cache: EmbeddingCache, methods
                         details.setdefault(method, {})[spec.task] = info
                 say(f"{method:11s} k={k:<2d} {spec.task:8s} top-1 {top1:.1%}  top-5 {top5:.1%}")
     metrics = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+    references = _references(encoder, table, specs, zeroshot, labeled, test, test_x, cache, options)
+    if references["nearest"]["top1"] is not None:
+        say("references on the same test photos: " + ", ".join(
+            f"{name} top-1 {r['top1']:.1%}" for name, r in references.items() if r))
     return Comparison(metrics, split, fitted, encoder.model_id, getattr(encoder, "is_random", False), skipped,
-                      details, support, confusion, predictions, (options or ZeroShotOptions()).describe())
+                      details, support, references, confusion, predictions,
+                      (options or ZeroShotOptions()).describe())
+
+
+def _references(encoder, table, specs, zeroshot, labeled, test, test_x, cache, options) -> dict:
+    """The test photos' shoe top-1 by the nearest other catalog photo (every labeled photo but its own
+    copy: what `infer --method nearest` answers for a new photo of a catalog shoe) and by zero-shot."""
+    from shoefind.learn.references import reference_scores
+    name = next(s for s in specs if s.task == "name")
+    truth, shoe_of = name.labels(test), name.labels(labeled)
+    keep, known = truth >= 0, shoe_of >= 0
+    return reference_scores(encoder, table.shoes, table.attributes, test_x[keep], truth[keep],
+                            cache.matrix(labeled.loc[known, "sha256"].tolist()), shoe_of[known],
+                            test.loc[keep, "sha256"].tolist(), labeled.loc[known, "sha256"].tolist(),
+                            options, zeroshot)
 
 
 def _record_predictions(confusion, predictions, method, spec, predicted, test, truth, keep) -> None:

@@ -39,7 +39,7 @@ from shoefind.learn.finite import require_finite_weights
 from shoefind.settings import DataLayout
 
 MANIFEST_FORMAT = "shoefind-learned"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2   # 2: the held-out references (nearest catalog photo, zero-shot)
 LEARNED_METHODS = ("prototype", "tip-adapter", "tip-adapter-f", "linear-probe", "coop", "cocoop")
 TIP_METHODS = {"tip-adapter": "", "tip-adapter-f": "_f"}   # method -> suffix of its arrays in fewshot-<task>.npz
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")   # a file in the folder, never a path out of it
@@ -126,6 +126,7 @@ def save_learned(data_dir: str | os.PathLike, comparison: Comparison, encoder, d
                 "seed": comparison.split.seed, "best": best, "files": files, "sha256": digests,
                 "classes": {t: sorted(set(labels)) for t, (_x, labels) in comparison.support.items()},
                 "comparison": json.loads(metrics.to_json(orient="records")),
+                "references": comparison.references,
                 "zeroshot_options": comparison.options}
     tmp = out / ".manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=2))
@@ -174,6 +175,10 @@ def _check_manifest(folder: Path, manifest: dict) -> None:
                                              and all(isinstance(r.get(k), (int, float, type(None))) for k in ("top1", "top5"))
                                              for r in rows):
         problems.append("its comparison table is not numbers")
+    refs = manifest.get("references", {})      # manifests of version 1 have none
+    if not isinstance(refs, dict) or not all(r is None or (isinstance(r, dict) and isinstance(
+            r.get("top1"), (int, float, type(None))) and not isinstance(r.get("top1"), bool)) for r in refs.values()):
+        problems.append("its references are not scores")
     if not isinstance(manifest.get("zeroshot_options") or {}, dict):
         problems.append("its zero-shot options are not options")
     if problems:
@@ -277,6 +282,9 @@ class LearnedClassifier:
     model_id: str
     classifiers: dict[str, object]      # task -> classifier with classes / logits / predict_proba
     folder: Path | None = None
+    heldout_top1: float | None = None   # its shoe top-1 on learn's test photos, at the largest k
+    references: dict | None = None      # the same photos' nearest-photo and zero-shot top-1 (None: not recorded)
+    trained_shoes: set | None = None    # the shoes it had a training photo of
 
     @property
     def tasks(self) -> list[str]:
@@ -340,4 +348,14 @@ def load_method(folder: Path, manifest: dict, method: str, encoder, table: Featu
             clf = ZeroShotClassifier(spec.classes, spec.text, encoder.logit_scale)
         if clf is not None:
             classifiers[spec.task] = clf
-    return LearnedClassifier(method, encoder.model_id, classifiers, folder)
+    trained = (manifest.get("classes") or {}).get("name")
+    return LearnedClassifier(method, encoder.model_id, classifiers, folder, _heldout_top1(manifest, method),
+                             manifest.get("references") if isinstance(manifest.get("references"), dict) else None,
+                             set(trained) if isinstance(trained, list) else None)
+
+
+def _heldout_top1(manifest: dict, method: str) -> float | None:
+    rows = [r for r in manifest.get("comparison", []) if r.get("task") == "name" and r.get("method") == method]
+    if not rows:
+        return None
+    return max(rows, key=lambda r: r["shots"]).get("top1")

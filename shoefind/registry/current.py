@@ -64,6 +64,8 @@ class CurrentClassifier:
     head: object
     shoes: object                      # the catalog's shoes (rows of the head's classes)
     attribute_names: list[str]
+    heldout_top1: float | None = None   # on the registry's held-out photos
+    references: dict | None = None      # nearest-photo and zero-shot top-1 on them (None: not recorded)
 
     def classes(self, attribute: str) -> list[str]:
         return sorted(set(self.shoes[attribute].astype(str)))
@@ -111,4 +113,5 @@ def _build(registry: ModelRegistry, encoder, catalog) -> CurrentClassifier | Non
         return None
     loaded = load_current(registry, catalog.table, encoder)
     return CurrentClassifier(manifest["learner"]["name"], manifest["id"], loaded.head,
-                             catalog.shoes.reset_index(drop=True), list(catalog.attributes))
+                             catalog.shoes.reset_index(drop=True), list(catalog.attributes),
+                             (manifest.get("heldout") or {}).get("top1"), manifest.get("references"))

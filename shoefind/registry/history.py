@@ -19,20 +19,23 @@ def history(registry: ModelRegistry) -> list[dict]:
                      "heldout_photos": m["heldout"]["photos"], "compared_with": m.get("compared_with"),
                      "difference": c.get("difference"), "se": c.get("se"), "p_value": c.get("p_value"),
                      "margin": m["thresholds"].get("margin"), "promoted": m["id"] in promoted,
+                     "nearest_top1": ((m.get("references") or {}).get("nearest") or {}).get("top1"),
+                     "zeroshot_top1": ((m.get("references") or {}).get("zeroshot") or {}).get("top1"),
                      "current": m["id"] == current})
     return rows
 
 
 def history_markdown(rows: list[dict]) -> str:
-    lines = ["| model | learner | photos | held-out top-1 | top-5 | vs. current then (SE, McNemar p) | triage margin "
-             "| promoted |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | learner | photos | held-out top-1 | top-5 | nearest photo / zero-shot top-1 "
+             "| vs. current then (SE, McNemar p) | triage margin | promoted |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         vs = "" if r["compared_with"] is None else \
             f"{r['difference']:+.3f} vs {r['compared_with']} (SE {r['se']:.3f}, p={r['p_value']:.2f})"
         mark = "**current**" if r["current"] else ("yes" if r["promoted"] else "no")
         margin = "none (all to review)" if r["margin"] is None else f">= {r['margin']:.2f}"
+        refs = f"{_num(r.get('nearest_top1'))} / {_num(r.get('zeroshot_top1'))}"
         lines.append(f"| {r['model']} | {r['learner']} | {r['photos']} | {_num(r['top1'])} | {_num(r['top5'])} | "
-                     f"{vs} | {margin} | {mark} |")
+                     f"{refs} | {vs} | {margin} | {mark} |")
     return "\n".join(lines)
 
 

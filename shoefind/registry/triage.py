@@ -5,8 +5,10 @@ shoefind.curate.model_verdicts); None, with why, when the dataset has no trained
 everything goes to review, as before there was one). Per photo crawled for shoe S:
 - a photo less like any training photo than the catalog's own photos are (the novelty threshold):
   rejected, no shoe of the catalog;
-- the model says S with at least the calibrated margin: accepted under S;
-- it says another shoe T with that margin: rejected, with T as the suggested label;
+- the model says S with at least the calibrated margin and the nearest training photo is of S:
+  accepted under S;
+- it says another shoe T with that margin and gives S less probability than all but 2% of right photos
+  get (the calibrated other_shoe level): rejected, with T as the suggested label;
 - otherwise, or when S is a shoe the model has no training photo of, or without a calibrated
   margin: review, with the model's top guesses.
 A photo dropped into the inbox by hand has no S: it always goes to review, with the guesses.
@@ -25,7 +27,7 @@ import numpy as np
 
 from shoefind.curate.model_verdicts import (AUTO_ACCEPT, NO_INTENDED, NOT_IN_CATALOG, OTHER_SHOE, SETTLED_BY_MODEL,
                                             UNSURE, TriageVerdict)
-from shoefind.registry.calibrate import Thresholds, margins, nearest_similarity
+from shoefind.registry.calibrate import Thresholds, margins, nearest_photo
 from shoefind.registry.store import ModelRegistry
 
 GUESSES = 3
@@ -42,6 +44,7 @@ class ModelTriage:
     thresholds: Thresholds
     support: np.ndarray                 # the training photos' embeddings (the novelty check)
     cache: object                       # the embedding cache (new photos are encoded once)
+    support_folders: list[str] | None = None   # each training photo's shoe folder (the neighbour check)
 
     def judge(self, paths: Sequence[str], intended: Sequence[str | None]) -> list[TriageVerdict | None]:
         x, ok = self.embed(paths)
@@ -50,9 +53,10 @@ class ModelTriage:
             return out
         probs = self.head.predict_proba(x[ok])
         margin = margins(probs)
-        novel = nearest_similarity(x[ok], self.support)
+        novel, nearest = nearest_photo(x[ok], self.support)
         for row, i in enumerate(ok):
-            out[i] = self._verdict(probs[row], float(margin[row]), float(novel[row]), intended[i])
+            neighbour = self.support_folders[nearest[row]] if self.support_folders and nearest[row] >= 0 else None
+            out[i] = self._verdict(probs[row], float(margin[row]), float(novel[row]), intended[i], neighbour)
         return out
 
     def embed(self, paths: Sequence[str]) -> tuple[np.ndarray, list[int]]:
@@ -74,7 +78,8 @@ class ModelTriage:
             x[ok] = self.cache.matrix([shas[i] for i in ok])
         return x, ok
 
-    def _verdict(self, p: np.ndarray, margin: float, similarity: float, intended: str | None) -> TriageVerdict:
+    def _verdict(self, p: np.ndarray, margin: float, similarity: float, intended: str | None,
+                 neighbour: str | None = None) -> TriageVerdict:
         order = np.argsort(-p)[:GUESSES]
         guesses = [{"shoe": self.folders[j], "probability": round(float(p[j]), 4)} for j in order]
         top = self.folders[order[0]]
@@ -95,15 +100,23 @@ class ModelTriage:
         if t is None:
             return TriageVerdict("review", UNSURE, f"{says}; the model is not calibrated to decide alone yet "
                                  "(too few labeled photos)", **common)
+        checked = self.support_folders is not None
+        if sure and top == intended and (neighbour == intended or not checked):
+            return TriageVerdict("accept", AUTO_ACCEPT, f"{says}: the shoe it was crawled for, as its nearest "
+                                 f"training photo is (margin >= {t:.2f} is right "
+                                 f"{self.thresholds.target_precision:.0%} of the time)", **common)
+        level = self.thresholds.other_shoe
+        mine = float(p[self.folders.index(intended)]) if intended in self.folders else 0.0
+        if sure and top != intended and level is not None and mine < level:
+            return TriageVerdict("reject", OTHER_SHOE, f"{says}, not {intended} it was crawled for ({mine:.3f}, "
+                                 f"below {level:.3f}, what all but 2% of right photos get); suggested label: {top}",
+                                 suggested=top, **common)
         if sure and top == intended:
-            return TriageVerdict("accept", AUTO_ACCEPT, f"{says}: the shoe it was crawled for "
-                                 f"(margin >= {t:.2f} is right {self.thresholds.target_precision:.0%} of the time)",
-                                 **common)
-        if sure:
-            return TriageVerdict("reject", OTHER_SHOE, f"{says}, not {intended} it was crawled for; suggested "
-                                 "label: " + top, suggested=top, **common)
-        return TriageVerdict("review", UNSURE, f"{says}: not sure enough (margin below {t:.2f})",
-                             suggested=None, **common)
+            return TriageVerdict("review", UNSURE, f"{says}, but its nearest training photo is of {neighbour}",
+                                 suggested=None, **common)
+        return TriageVerdict("review", UNSURE, f"{says}: not sure enough (margin below {t:.2f})" if not sure else
+                             f"{says}, not {intended} it was crawled for, which it does not rule out "
+                             f"({mine:.3f})", suggested=top if sure and top != intended else None, **common)
 
 
 def load_triage(data_dir: str | os.PathLike, dataset: str | os.PathLike) -> tuple[ModelTriage | None, str]:
@@ -119,11 +132,14 @@ def load_triage(data_dir: str | os.PathLike, dataset: str | os.PathLike) -> tupl
     folder = registry.model_dir(loaded.manifest["id"])
     with np.load(folder / "support.npz") as z:
         support = z["embeddings"].astype(np.float32)
+    import pandas as pd
+    trained_on = pd.read_csv(folder / "train.csv", dtype=str, keep_default_na=False)
+    support_folders = trained_on["folder"].tolist() if len(trained_on) == len(support) else None
     classes = list(loaded.head.classes)
     folder_of = dict(zip(loaded.table.shoes["shoe"], loaded.table.shoes["folder"]))
     triage = ModelTriage(loaded.manifest["id"], loaded.encoder, loaded.head, [folder_of.get(c, c) for c in classes],
                          set(loaded.manifest["data"]["per_shoe"]), Thresholds.from_dict(loaded.manifest["thresholds"]),
-                         support, EmbeddingCache.for_encoder(data_dir, loaded.encoder))
+                         support, EmbeddingCache.for_encoder(data_dir, loaded.encoder), support_folders)
     return triage, f"triage with model {triage.model}: {triage.thresholds.describe()}"
 
 

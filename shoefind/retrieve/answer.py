@@ -13,7 +13,7 @@ import numpy as np
 
 from shoefind.features.catalog import Catalog, remember_prompts
 from shoefind.scoring.change_words import parse_change
-from shoefind.retrieve.identify import (QueryPhotos, classifier_for, describe_identification, describe_method,
+from shoefind.retrieve.identify import (QueryPhotos, chosen_classifier, describe_identification, describe_method,
                                         encode_queries, reference_attributes)
 from shoefind.images import is_image_name
 from shoefind.retrieve.compose import ChangeQuery, retrieve
@@ -54,7 +54,8 @@ def answer_photos(encoder, catalog: Catalog, photos: Sequence, change: str | Non
     (`not_in_catalog`, shoefind.retrieve.open_set)."""
     options = options or ZeroShotOptions()
     queries = queries or encode_queries(encoder, catalog, photos, progress=progress)
-    name, classifier = classifier_for(encoder, catalog, method, options)
+    chosen = chosen_classifier(encoder, catalog, method, options)
+    name, classifier = chosen.name, chosen.classifier
     ok = queries.ok
     ident = classifier.identify(queries.embeddings[ok]) if ok else None
     request = parse_change(change) if change and change.strip() else None
@@ -67,13 +68,13 @@ def answer_photos(encoder, catalog: Catalog, photos: Sequence, change: str | Non
         j = ok.index(i)
         answer = {"photo": label, "error": None, "method": name, "method_description": describe_method(name),
                   "in_catalog": queries.catalog_rows[i] is not None, "not_in_catalog": False}   # set below
-        if queries.catalog_rows[i] is not None:   # the catalog's own label for this very photo
-            row = queries.catalog_rows[i]
-            answer["catalog_shoe"] = catalog.shoe_record(catalog.photo_shoe[row]) | {
-                "path": catalog.photos["path"].iat[row]}
+        if chosen.note:
+            answer["method_note"] = chosen.note
         answer |= describe_identification(catalog, classifier, ident, j, queries.embeddings[i], k=k,
                                           neighbours=neighbours,
                                           logit_scale=getattr(encoder, "logit_scale", 100.0))
+        if queries.catalog_rows[i] is not None:   # this very photo is in the catalog: its label is the answer
+            answer |= answer_by_label(catalog, answer, queries.catalog_rows[i], k)
         nearest = answer["nearest_photos"]
         similarity = nearest[0]["similarity"] if nearest else nearest_similarity(catalog, queries.embeddings[i])
         answer |= judge(similarity, open_set, answer["top_shoes"])
@@ -85,6 +86,28 @@ def answer_photos(encoder, catalog: Catalog, photos: Sequence, change: str | Non
     remember_prompts(encoder, catalog)   # the next process needs no text tower for these prompts
     return {"catalog": str(catalog.root), "model": catalog.model_id,
             "random_weights": bool(getattr(encoder, "is_random", False)), "answers": answers}
+
+
+def answer_by_label(catalog: Catalog, answer: dict, row: int, k: int) -> dict:
+    """A catalog photo's answer: its catalog shoe and labels, sure; the method's own answer is kept as
+    `method_shoe` (a learned model may disagree with the catalog, and the catalog is right about its photos)."""
+    record = catalog.shoe_record(catalog.photo_shoe[row])
+    shoe = record | {"score": 1.0, "probability": 1.0, "by": "catalog label"}
+    # the label is sure: the method's other guesses stay, with its probabilities kept apart
+    others = [s | {"probability": 0.0, "method_probability": s["probability"]}
+              for s in answer["top_shoes"] if s["shoe"] != record["shoe"]]
+    attributes = {}
+    for attr, value in answer["attributes"].items():
+        label = record.get(attr)
+        if not label:
+            attributes[attr] = value
+            continue
+        alternatives = [a for a in [{"value": value["value"], "confidence": value["confidence"]},
+                                    *value["alternatives"]] if a["value"] != label][:2]
+        attributes[attr] = {"value": label, "confidence": 1.0, "alternatives": alternatives, "by": "catalog label",
+                            "catalog_value": label, "catalog_confidence": 1.0}
+    return {"catalog_shoe": record | {"path": catalog.photos["path"].iat[row]}, "method_shoe": answer["shoe"],
+            "shoe": shoe, "top_shoes": [shoe, *others][:max(k, 1)], "attributes": attributes}
 
 
 def _change_answer(encoder, catalog, request, answer, photo, catalog_row, identified, method, k, text_weight,

@@ -168,18 +168,78 @@ def method_names() -> list[str]:
     return ["auto", *CLASSIFIERS]
 
 
-def choose_method(method: str, encoder, catalog: Catalog) -> str:
-    """The classifier a request names, or with "auto" the best one available; a UserError
-    (one sentence) when the named one is unknown or cannot run here."""
+@dataclass
+class Choice:
+    """The classifier a request gets, and why when it is not the one `auto` would have liked (a learned
+    model below a reference) or a named learned one is below a reference."""
+    name: str
+    note: str | None = None
+
+
+LEARNED_NAMES = ("learned", "current", *LEARNED_FAMILIES)
+
+
+def choose(method: str, encoder, catalog: Catalog) -> Choice:
+    """The classifier a request names, or with "auto" the best one available: a learned classifier or
+    the current model only where its held-out shoe top-1 is not below the nearest catalog photo's or
+    zero-shot's on the same photos (shoefind.learn.references); a UserError (one sentence) when the
+    named one is unknown or cannot run here."""
     if method != "auto":
         if method not in CLASSIFIERS:
             raise UserError(f"'{method}' is not an identification method: choose one of "
                             f"{', '.join(method_names())}.")
         if not CLASSIFIERS[method].available(encoder, catalog):
             raise UserError(_unavailable(method, encoder, catalog))
-        return method
-    usable = [m for m in CLASSIFIERS.values() if m.available(encoder, catalog)]
-    return max(usable, key=lambda m: m.rank).name
+        below = _below(method, encoder, catalog)
+        return Choice(method, f"{_label(method, encoder, catalog)} was asked for, although {below[1]}"
+                      if below else None)
+    usable = sorted((m for m in CLASSIFIERS.values() if m.available(encoder, catalog)), key=lambda m: -m.rank)
+    for candidate in usable:
+        below = _below(candidate.name, encoder, catalog)
+        if below is None:
+            return Choice(candidate.name)
+        reference, why = below
+        if reference == "zeroshot" and not CLASSIFIERS["zeroshot"].available(encoder, catalog):
+            reference = "nearest"
+        what = {"nearest": "the nearest catalog photos", "zeroshot": "zero-shot prompts"}[reference]
+        return Choice(reference, f"not using {_label(candidate.name, encoder, catalog)}: {why}; "
+                                 f"answering with {what}")
+    return Choice("nearest")
+
+
+def choose_method(method: str, encoder, catalog: Catalog) -> str:
+    """The name `choose` picks."""
+    return choose(method, encoder, catalog).name
+
+
+def _below(name: str, encoder, catalog: Catalog) -> tuple[str, str] | None:
+    """(reference, why) when a learned classifier or the current model scored below a reference."""
+    if name not in LEARNED_NAMES:
+        return None
+    from shoefind.learn.references import below_references
+    classifier = CLASSIFIERS[name].build(encoder, catalog)
+    if classifier is None:
+        return None
+    trained = getattr(classifier, "trained_shoes", None)
+    if trained is not None:
+        unseen = [s for s in catalog.shoes["shoe"].astype(str) if s not in trained]
+        if unseen:      # it can never answer these; the nearest catalog photo can
+            return "nearest", (f"it had no training photo of {len(unseen)} of the catalog's {len(catalog.shoes)} "
+                               f"shoes (e.g. {unseen[0]}), which the nearest catalog photo can still find")
+    references = getattr(classifier, "references", None)
+    if references is None:     # learned before the references were recorded
+        again = "the next expansion run records them" if name == "current" else \
+            "run `shoefind learn` again to record them"
+        return "nearest", ("it was saved without held-out scores against the nearest catalog photo and zero-shot "
+                           f"({again})")
+    return below_references(getattr(classifier, "heldout_top1", None), references)
+
+
+def _label(name: str, encoder, catalog: Catalog) -> str:
+    classifier = CLASSIFIERS[name].build(encoder, catalog)
+    if name == "current":
+        return f"the current model {classifier.model_id} ({classifier.method})"
+    return f"the learned classifier ({getattr(classifier, 'method', name)})"
 
 
 def _unavailable(method: str, encoder, catalog: Catalog) -> str:
@@ -201,7 +261,26 @@ def classifier_for(encoder, catalog: Catalog, method: str = "auto",
                    options: ZeroShotOptions | None = None) -> tuple[str, Classifier]:
     """The classifier for a catalog (built once per process, catalog and zero-shot options) and its
     method name ("fewshot: tip-adapter", "nearest"...)."""
-    name = choose_method(method, encoder, catalog)
+    chosen = chosen_classifier(encoder, catalog, method, options)
+    return chosen.name, chosen.classifier
+
+
+@dataclass
+class ChosenClassifier:
+    name: str                  # as answers show it: "fewshot: tip-adapter", "current: linear-probe m0002"...
+    classifier: Classifier
+    note: str | None           # why it is not the learned one (or why the learned one asked for is doubtful)
+
+
+def chosen_classifier(encoder, catalog: Catalog, method: str = "auto",
+                      options: ZeroShotOptions | None = None) -> ChosenClassifier:
+    """classifier_for with the choice's note."""
+    choice = choose(method, encoder, catalog)
+    name, classifier = _build_chosen(choice.name, encoder, catalog, options)
+    return ChosenClassifier(name, classifier, choice.note)
+
+
+def _build_chosen(name: str, encoder, catalog: Catalog, options: ZeroShotOptions | None):
     options = options or ZeroShotOptions()
     key = (name, encoder.cache_key, encoder.model_id) + ((options,) if name == "zeroshot" else ())
     if name not in ("learned", "current", *LEARNED_FAMILIES):

@@ -126,16 +126,18 @@ class WarmService:
         return self._public({"model": self.encoder.model_id, "catalog": self.catalog.root.name} | found)
 
     def model_info(self) -> dict:
-        from shoefind.retrieve.identify import classifier_for, describe_method
+        from shoefind.retrieve.identify import chosen_classifier, describe_method
         from shoefind.retrieve.open_set import threshold_for
         enc, cat = self.encoder, self.catalog
         with self._lock:    # a method `shoefind learn` saved since start-up is picked up here too
-            name, _ = classifier_for(enc, cat, self.method, self.options)
+            chosen = chosen_classifier(enc, cat, self.method, self.options)
             found = threshold_for(cat)
+        name = chosen.name
         return {"model": enc.model_id, "family": getattr(enc, "family", ""), "has_text": bool(enc.has_text),
                 "random_weights": bool(enc.is_random), "runtime": getattr(enc, "runtime", ""),
                 "device": getattr(enc, "device", ""), "embed_dim": int(enc.embed_dim),
-                "identification": {"method": name, "description": describe_method(name)},
+                "identification": {"method": name, "description": describe_method(name)}
+                | ({"note": chosen.note} if chosen.note else {}),
                 "catalog": {"name": cat.root.name, "shoes": len(cat.shoes), "photos": len(cat.photos),
                             "attributes": {a: sorted(set(cat.labels(a)) - {""}) for a in cat.attributes},
                             "approximate_index": bool(cat.search.approximate)},

@@ -111,11 +111,14 @@ def show_identification(answer: dict) -> None:
         st.subheader(f"Identified: {shoe['shoe']}")
     st.caption(f"{shoe['probability']:.0%} · method {answer['method']}: {answer.get('method_description', '')}"
                + (f" · nearest catalog photo {closeness['nearest_similarity']:.2f}" if closeness else ""))
+    if answer.get("method_note"):
+        st.warning(answer["method_note"], icon=":material/info:")
     if labeled := answer.get("catalog_shoe"):
         labels = " · ".join(v for v in (labeled.get("brand"), labeled.get("color"), labeled.get("hightop")) if v)
-        same = labeled["shoe"] == shoe["shoe"]
+        own = (answer.get("method_shoe") or {}).get("shoe")
         st.info(f"This photo is in the catalog, labeled **{labeled['shoe']}**" + (f" ({labels})" if labels else "")
-                + (". " if same else f", not {shoe['shoe']}. ") + "A change in words starts from the catalog's label.",
+                + ": the answer is its label" + ("" if own in (None, labeled["shoe"]) else f" (the method alone "
+                                                  f"would say {own})") + ". A change in words starts from it.",
                 icon=":material/inventory_2:")
     for attr, v in answer["attributes"].items():
         st.progress(min(1.0, v["confidence"]), text=f"{ATTRIBUTE_NAMES.get(attr, attr)}: {v['value']} "
