@@ -16,9 +16,11 @@ From those answers:
 - novelty: a photo less similar to every training photo than all but NOVELTY_QUANTILE of the catalog's
   own photos are to theirs is no shoe of the catalog (another brand, not a shoe) and is rejected.
 
-Why a class-balanced calibration is safe for crawled photos: among the calibration photos the model
-gives to shoe S, the wrong ones come from every other shoe at its share of the catalog; among photos
-crawled for S, most are S (the query was for it), so fewer wrong ones compete at the same margin.
+What the calibration photos are matters more than their number. Cross-fitting over every training photo
+overstated precision on crawled photos: the photos a model admitted itself are the ones it was sure of,
+near-duplicates of them sit in other folds, and a query's confusable shoes are the hardest negatives.
+Calibrating on the photos a person labeled only (retrain._calibrate) held auto-accepted precision at 100%
+on the nike-silhouettes benchmark, where all photos gave 95%.
 """
 from __future__ import annotations
 
