@@ -22,7 +22,6 @@ from another initialisation. `schedules` keeps today's defaults otherwise (4 con
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

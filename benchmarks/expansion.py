@@ -238,7 +238,6 @@ def run_round(r: int, args, data_dir: Path, work: Path, source, reviewer: Review
 
 # --- ceilings: the same learner on hand-labeled photos -----------------------------------------------------
 def ceilings(args, pool: dict, folders: dict, data_dir: Path, work: Path, final_size: int) -> dict:
-    import numpy as np
 
     from shoefind.encoders.load import load_encoder
     from shoefind.features.cache import EmbeddingCache

@@ -18,7 +18,6 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import yaml
 
 from shoefind.errors import UserError
 

@@ -14,7 +14,7 @@ import functools
 import inspect
 import typing
 from pathlib import Path
-from typing import Annotated, Literal, Optional, Union
+from typing import Literal, Optional, Union
 
 import typer
 

@@ -17,9 +17,9 @@ from shoefind.curate.queue import ReviewQueue
 from shoefind.curate.review_server import ReviewServer
 from tests.helpers import filter_inputs as inputs
 from tests.helpers.review_queue import LONG_NAME, ODD_FOLDER, fill_queue
+from tests.helpers.browser import headless_chromium
 
 SHOE = "Converse_High_Green_Plain Sole_Chuck 70 Midnight Clover"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 # where browser tests save screenshots (scripts/screenshots.sh points it at docs/)
 SCREENSHOTS = os.environ.get("SHOEFIND_SCREENSHOTS")
 
@@ -39,18 +39,8 @@ def server(tmp_path, data_dir):
 
 @pytest.fixture
 def browser():
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.skip("Debian chromium/chromedriver are not installed")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1200,900"):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    yield driver
-    driver.quit()
+    with headless_chromium("1200,900") as driver:
+        yield driver
 
 
 def test_keyboard_review_in_headless_chromium(server, browser, data_dir):

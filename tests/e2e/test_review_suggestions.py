@@ -4,7 +4,6 @@ probabilities, and accepting the model's suggested label is one click (or the S 
 under that shoe through the decision transactions."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,8 @@ from shoefind.curate.queue import ReviewQueue
 from shoefind.curate.review_server import ReviewServer
 from tests.helpers import make_photo
 from tests.helpers.review_queue import _verdict
+from tests.helpers.browser import headless_chromium
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 RED, BLUE, GREEN = ("Nike_High_Red_Plain Sole_Air Test", "Nike_Low_Blue_Plain Sole_Dunk Test",
                     "Vans_Low_Green_Rubber Sole_Old Test")
 
@@ -43,18 +42,8 @@ def server(tmp_path, data_dir):
 
 @pytest.fixture
 def browser():
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.skip("Debian chromium/chromedriver are not installed")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1200,900"):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    yield driver
-    driver.quit()
+    with headless_chromium("1200,900") as driver:
+        yield driver
 
 
 def test_accepting_the_suggested_label_is_one_click(server, browser, data_dir):

@@ -13,8 +13,8 @@ import pytest
 from tests.helpers import REPO
 from tests.helpers.infer_dataset import catalog_photo, make_catalog_dataset
 from tests.helpers import png_header_only
+from tests.helpers.browser import headless_chromium
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 def free_port() -> int:
@@ -55,17 +55,8 @@ def web_server(tiny_model, tmp_path):
 
 @pytest.fixture
 def browser():
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.skip("chromium/chromedriver not installed")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1800"):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    yield driver
-    driver.quit()
+    with headless_chromium("1400,1800") as driver:
+        yield driver
 
 
 def test_upload_identify_change_and_requery_in_a_real_browser(web_server, browser, tmp_path):

@@ -1,7 +1,6 @@
 """The filter and expand-dataset flows under the session's Prefect test harness (conftest)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from tests.helpers import filter_inputs as inputs

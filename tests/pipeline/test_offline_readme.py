@@ -5,7 +5,6 @@ import json
 import re
 import shlex
 
-import pytest
 from typer.testing import CliRunner
 
 from shoefind.cli.main import app

@@ -8,7 +8,6 @@ padded to the full length, as SigLIP was trained.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
