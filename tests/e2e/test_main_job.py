@@ -161,9 +161,12 @@ def test_infer_through_the_api_prints_the_answer(main_job, tiny_model, tmp_path)
     photo = next(ds.rglob("*.jpg"))
     args = [str(REPO / ".venv" / "bin" / "shoefind"), "infer", str(photo), "--dataset", str(ds), "--model", tiny_model,
             "--data-dir", str(tmp_path / "data"), "--json"]
-    local_env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
+    # outside the checkout: flows/ cannot be imported (a PYTHONPATH pointing at the checkout would let the
+    # command run the flow itself), so the deployment is triggered and its worker answers
+    outside = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+    local_env = {k: v for k, v in outside.items() if k != "PREFECT_API_URL"}
     here = subprocess.run(args, env=local_env, cwd=tmp_path, capture_output=True, text=True, timeout=400)
-    there = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    there = subprocess.run(args, env=outside, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert here.returncode == 0, here.stderr[-2000:]
     assert there.returncode == 0 and "running the deployment infer/ad-hoc" in there.stderr, there.stderr[-3000:]
     local, remote = json.loads(here.stdout), json.loads(there.stdout)
