@@ -45,6 +45,9 @@ class Evaluation:
         """The split whose figures a reader should trust: held-out photos when a model trained on some."""
         return self.splits[0] if self.splits else ALL
 
+    def split_metrics(self, split: str) -> pd.DataFrame:
+        return self.metrics[self.metrics["split"] == split].reset_index(drop=True)
+
 
 def with_published(metrics: pd.DataFrame, published: dict, prompts: str) -> tuple[pd.DataFrame, str]:
     """The metrics with the seed's own figure (`seed_top1`) beside the rows it published with these
@@ -56,11 +59,6 @@ def with_published(metrics: pd.DataFrame, published: dict, prompts: str) -> tupl
             f"beside the row scored by the same rule only (its 5-step figure is the oracle rule's; it published "
             f"no deployable one); it compares with this run only on the seed's own photos.")
     return out, note
-
-
-
-    def split_metrics(self, split: str) -> pd.DataFrame:
-        return self.metrics[self.metrics["split"] == split].reset_index(drop=True)
 
 
 def evaluate_zero_shot(encoder, table: FeatureTable, cache: EmbeddingCache,

@@ -149,7 +149,8 @@ def test_a_tampered_logit_scale_does_not_change_the_answer(models, tmp_path, dat
     """The hostile case through the CLI: `infer`'s top probability with meta.json's logit_scale at 1000."""
     a, _ = models
     dataset = make_labeled_dataset(tmp_path / "catalog", n_per_shoe=2)
-    photo = next(dataset.glob("Nike_High*/photo 0.jpg"))
+    photo = tmp_path / "query.jpg"      # a catalog photo's picture, not its bytes: the method answers, not the label
+    photo.write_bytes(next(dataset.glob("Nike_High*/photo 0.jpg")).read_bytes() + b"\0")
     args = ["infer", str(photo), "--dataset", str(dataset), "--model", str(a), "--runtime", "onnx-int8",
             "--method", "zeroshot", "--data-dir", str(data_dir), "--json"]
     env = {**os.environ, "SHOEFIND_DATA": str(data_dir)}

@@ -18,10 +18,14 @@ SETTINGS = dict(allow_loopback=True, connect_timeout=3, read_timeout=5, retries=
 
 
 async def _read_report():
+    """The latest crawl report: the session's Prefect API keeps one version per crawl run of every test."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
     async with get_client() as client:
-        return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["crawl-report"])))
+        found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["crawl-report"])),
+                                            sort=ArtifactSort.CREATED_DESC, limit=1)
+    return found
 
 
 def test_crawl_flow_reports_each_query(prefect_harness, tmp_path):
