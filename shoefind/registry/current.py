@@ -15,7 +15,7 @@ import numpy as np
 
 from shoefind.registry import learners
 from shoefind.registry.store import ModelRegistry
-from shoefind.scoring.zeroshot import Identification
+from shoefind.scoring.zeroshot import Identification, shoe_values
 
 
 @dataclass
@@ -68,18 +68,11 @@ class CurrentClassifier:
     references: dict | None = None      # nearest-photo and zero-shot top-1 on them (None: not recorded)
 
     def classes(self, attribute: str) -> list[str]:
-        return sorted(set(self.shoes[attribute].astype(str)))
+        return shoe_values(self.shoes, attribute)
 
     def identify(self, image_embeddings: np.ndarray) -> Identification:
         probs = self.head.predict_proba(np.asarray(image_embeddings, np.float32))
-        attributes = {}
-        for attr in self.attribute_names:
-            classes = self.classes(attr)
-            index = {c: i for i, c in enumerate(classes)}
-            member = np.zeros((len(self.shoes), len(classes)), np.float32)
-            member[np.arange(len(self.shoes)), [index[v] for v in self.shoes[attr].astype(str)]] = 1.0
-            attributes[attr] = probs @ member
-        return Identification(attributes, probs, probs.copy())
+        return Identification.from_shoe_probabilities(probs, self.shoes, self.attribute_names)
 
 
 def current_classifier(encoder, catalog) -> CurrentClassifier | None:

@@ -20,7 +20,8 @@ from shoefind.features.catalog import Catalog
 from shoefind.encoders.base import require_text, stack_pixels
 from shoefind.errors import UserError
 from shoefind.images import ImageError, sha256_bytes, sha256_file
-from shoefind.scoring.zeroshot import Identification, ZeroShotModel, ZeroShotOptions, softmax, top_k
+from shoefind.scoring.zeroshot import (Identification, ZeroShotModel, ZeroShotOptions, shoe_values, softmax,
+                                      top_k)
 
 log = logging.getLogger("shoefind.identify")
 _SAID: set[str] = set()   # warnings already given in this process
@@ -107,7 +108,7 @@ class NearestPhotos:
     temperature: float = 30.0       # softmax scale for cosine similarities (as few-shot's image-only scale)
 
     def classes(self, attribute: str) -> list[str]:
-        return sorted(set(self.catalog.shoes[attribute].astype(str)))
+        return shoe_values(self.catalog.shoes, attribute)
 
     def identify(self, image_embeddings: np.ndarray) -> Identification:
         x = np.asarray(image_embeddings, np.float32)
@@ -115,14 +116,7 @@ class NearestPhotos:
         per_shoe = np.stack([self.catalog.best_photo_per_shoe(row)[0] for row in sims]) if len(x) else \
             np.zeros((0, len(self.catalog.shoes)), np.float32)
         probs = softmax(self.temperature * np.where(np.isfinite(per_shoe), per_shoe, -1.0))
-        attributes = {}
-        for attr in self.catalog.attributes:
-            classes = self.classes(attr)
-            labels = self.catalog.shoes[attr].astype(str).map({c: i for i, c in enumerate(classes)}).to_numpy()
-            member = np.zeros((len(self.catalog.shoes), len(classes)), np.float32)
-            member[np.arange(len(labels)), labels] = 1.0
-            attributes[attr] = probs @ member
-        return Identification(attributes, probs, probs.copy())
+        return Identification.from_shoe_probabilities(probs, self.catalog.shoes, list(self.catalog.attributes))
 
 
 CLASSIFIERS: dict[str, ClassifierMethod] = {

@@ -118,6 +118,25 @@ class Identification:
     combined_scores: np.ndarray                     # (N, S) the 5-step method's scores
     filtered_best: np.ndarray | None = None         # (N,) step 3's best shoe; -1 where the filter kept none
 
+    @classmethod
+    def from_shoe_probabilities(cls, probs: np.ndarray, shoes: pd.DataFrame,
+                                attributes: list[str]) -> "Identification":
+        """Shoe probabilities (N, S) as an identification: each attribute value's probability is the sum of
+        the probabilities of the shoes that carry it (values in shoe_values order)."""
+        attribute_probs = {}
+        for attr in attributes:
+            classes = shoe_values(shoes, attr)
+            index = {c: i for i, c in enumerate(classes)}
+            member = np.zeros((len(shoes), len(classes)), np.float32)
+            member[np.arange(len(shoes)), [index[v] for v in shoes[attr].astype(str)]] = 1.0
+            attribute_probs[attr] = probs @ member
+        return cls(attribute_probs, probs, probs.copy())
+
+
+def shoe_values(shoes: pd.DataFrame, attribute: str) -> list[str]:
+    """The values an attribute takes over the catalog's shoes, sorted."""
+    return sorted(set(shoes[attribute].astype(str)))
+
 
 @dataclass
 class ZeroShotModel:
