@@ -106,11 +106,11 @@ def models(dataset: o.DatasetOpt = None, data_dir: o.DataDir = None, json_out: o
     print(f"current: {registry.current_id() or 'none'}  (registry {registry.root})")
     current = registry.current()
     if current is not None:
-        from shoefind.learn.references import below_references
+        from shoefind.learn.references import ANSWERED_BY, below_references
         below = below_references((current.get("heldout") or {}).get("top1"), current.get("references"))
         if below:
             print(f"note: `infer` and the other answers do not use {current['id']}, as {below[1]}; they use "
-                  f"{'the nearest catalog photos' if below[0] == 'nearest' else 'zero-shot prompts'}")
+                  f"{ANSWERED_BY[below[0]]}")
 
 
 @app.command("history")

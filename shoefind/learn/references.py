@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 CHUNK = 512     # held-out photos per similarity block: bounds memory on a big catalog
+ANSWERED_BY = {"nearest": "the nearest catalog photos", "zeroshot": "zero-shot prompts"}   # what a fallback says
 
 
 def nearest_photo_scores(query_x: np.ndarray, photo_x: np.ndarray, photo_shoe: np.ndarray, n_shoes: int,

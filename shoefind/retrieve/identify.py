@@ -178,26 +178,27 @@ def choose(method: str, encoder, catalog: Catalog) -> Choice:
     the current model only where its held-out shoe top-1 is not below the nearest catalog photo's or
     zero-shot's on the same photos (shoefind.learn.references); a UserError (one sentence) when the
     named one is unknown or cannot run here."""
+    from shoefind.learn.references import ANSWERED_BY
     if method != "auto":
         if method not in CLASSIFIERS:
             raise UserError(f"'{method}' is not an identification method: choose one of "
                             f"{', '.join(method_names())}.")
         if not CLASSIFIERS[method].available(encoder, catalog):
             raise UserError(_unavailable(method, encoder, catalog))
-        below = _below(method, encoder, catalog)
-        return Choice(method, f"{_label(method, encoder, catalog)} was asked for, although {below[1]}"
-                      if below else None)
+        classifier = _learned_one(method, encoder, catalog)
+        below = _below(method, classifier, catalog)
+        return Choice(method, f"{_label(method, classifier)} was asked for, although {below[1]}" if below else None)
     usable = sorted((m for m in CLASSIFIERS.values() if m.available(encoder, catalog)), key=lambda m: -m.rank)
     for candidate in usable:
-        below = _below(candidate.name, encoder, catalog)
+        classifier = _learned_one(candidate.name, encoder, catalog)
+        below = _below(candidate.name, classifier, catalog)
         if below is None:
             return Choice(candidate.name)
         reference, why = below
         if reference == "zeroshot" and not CLASSIFIERS["zeroshot"].available(encoder, catalog):
             reference = "nearest"
-        what = {"nearest": "the nearest catalog photos", "zeroshot": "zero-shot prompts"}[reference]
-        return Choice(reference, f"not using {_label(candidate.name, encoder, catalog)}: {why}; "
-                                 f"answering with {what}")
+        return Choice(reference, f"not using {_label(candidate.name, classifier)}: {why}; "
+                                 f"answering with {ANSWERED_BY[reference]}")
     return Choice("nearest")
 
 
@@ -206,14 +207,16 @@ def choose_method(method: str, encoder, catalog: Catalog) -> str:
     return choose(method, encoder, catalog).name
 
 
-def _below(name: str, encoder, catalog: Catalog) -> tuple[str, str] | None:
+def _learned_one(name: str, encoder, catalog: Catalog):
+    """The learned classifier or current model a method name stands for (None for the others)."""
+    return CLASSIFIERS[name].build(encoder, catalog) if name in LEARNED_NAMES else None
+
+
+def _below(name: str, classifier, catalog: Catalog) -> tuple[str, str] | None:
     """(reference, why) when a learned classifier or the current model scored below a reference."""
-    if name not in LEARNED_NAMES:
-        return None
-    from shoefind.learn.references import below_references
-    classifier = CLASSIFIERS[name].build(encoder, catalog)
     if classifier is None:
         return None
+    from shoefind.learn.references import below_references
     trained = getattr(classifier, "trained_shoes", None)
     if trained is not None:
         unseen = [s for s in catalog.shoes["shoe"].astype(str) if s not in trained]
@@ -229,8 +232,7 @@ def _below(name: str, encoder, catalog: Catalog) -> tuple[str, str] | None:
     return below_references(getattr(classifier, "heldout_top1", None), references)
 
 
-def _label(name: str, encoder, catalog: Catalog) -> str:
-    classifier = CLASSIFIERS[name].build(encoder, catalog)
+def _label(name: str, classifier) -> str:
     if name == "current":
         return f"the current model {classifier.model_id} ({classifier.method})"
     return f"the learned classifier ({getattr(classifier, 'method', name)})"
