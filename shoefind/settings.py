@@ -18,7 +18,6 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-
 from shoefind.errors import UserError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -239,16 +238,20 @@ class DataLayout:
 
     def registry_dir(self, dataset: str | os.PathLike) -> Path:
         """A dataset's model registry: registry/<dataset folder name> (as tables/ and learned/ name it)."""
-        return self.registries / (re.sub(r"[^A-Za-z0-9._-]+", "_", Path(dataset).resolve().name) or "dataset")
+        return self.registries / (folder_name(Path(dataset).resolve().name) or "dataset")
 
     def learned_dir(self, model_id: str, dataset: str | os.PathLike) -> Path:
         """The classifiers `learn` saved for one model and dataset folder."""
-        safe = lambda t: re.sub(r"[^A-Za-z0-9._-]+", "_", t)  # noqa: E731
-        return self.learned / safe(model_id) / safe(Path(dataset).name)
+        return self.learned / folder_name(model_id) / folder_name(Path(dataset).name)
 
     def dataset(self, given: str | os.PathLike | None = None) -> Path:
         """The dataset a command works on: the one given, else the accepted images."""
         return _path(given) if given else self.images
+
+
+def folder_name(text: str) -> str:
+    """A name that stays one folder: runs of other characters become '_'."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
 
 
 _CURRENT: tuple[tuple, Settings] | None = None

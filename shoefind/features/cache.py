@@ -26,7 +26,7 @@ from typing import Iterable
 
 import numpy as np
 
-from shoefind.settings import DataLayout
+from shoefind.settings import DataLayout, folder_name
 
 
 log = logging.getLogger("shoefind.cache")
@@ -35,10 +35,6 @@ DIM_FILE = "dim.txt"
 
 # A photo's sha256, optionally with a suffix naming a variant of it (augmented views: "<sha>#v3s0").
 KEY_PATTERN = re.compile(r"[0-9a-f]{64}(#[A-Za-z0-9]+)?")
-
-
-def _safe(key: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", key)
 
 
 class DamagedShard(Exception):
@@ -83,7 +79,7 @@ def _lock(path: Path) -> int | None:
 class EmbeddingCache:
     def __init__(self, root: str | os.PathLike, key: str, dim: int | None = None):
         self.key = key
-        self.dir = Path(root) / _safe(key)
+        self.dir = Path(root) / folder_name(key)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.dim = dim  # None: learnt from the shards (the dimension most vectors have)
         self._index: dict[str, np.ndarray] = {}
@@ -101,7 +97,7 @@ class EmbeddingCache:
         since = (getattr(encoder, "suspect_embeddings", None) or {}).get(encoder.cache_key)
         if since:
             from shoefind.features.invalidate import drop_embeddings_made_before
-            drop_embeddings_made_before(root / _safe(encoder.cache_key), since)
+            drop_embeddings_made_before(root / folder_name(encoder.cache_key), since)
         dim = getattr(encoder, "embed_dim", None)
         cache = cls(root, encoder.cache_key, dim if isinstance(dim, int) else None)
         cache._record_dim()
@@ -112,7 +108,7 @@ class EmbeddingCache:
         """The cache of this key opened without its model (shoefind.encoders.cache_key), or None when no
         model ever recorded its dimension there (then the shards alone cannot say which vectors are foreign)."""
         try:
-            dim = int((DataLayout(Path(data_dir)).embeddings / _safe(key) / DIM_FILE).read_text())
+            dim = int((DataLayout(Path(data_dir)).embeddings / folder_name(key) / DIM_FILE).read_text())
         except (OSError, ValueError):
             return None
         return cls(DataLayout(Path(data_dir)).embeddings, key, dim)

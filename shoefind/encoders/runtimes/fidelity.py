@@ -19,7 +19,6 @@ import json
 import logging
 import math
 import os
-import re
 import uuid
 from pathlib import Path
 
@@ -68,8 +67,8 @@ SAMPLE_PROMPTS = ["a photo of a red high-top sneaker.", "a white low-top leather
 
 def record_path(model_key: str, data_dir: Path | None = None) -> Path:
     """DATA/embeddings/fidelity/<model cache key>.json."""
-    from shoefind.settings import layout
-    return layout(data_dir).fidelity / (re.sub(r"[^A-Za-z0-9._-]+", "_", model_key) + ".json")
+    from shoefind.settings import folder_name, layout
+    return layout(data_dir).fidelity / (folder_name(model_key) + ".json")
 
 
 def read_records(path: Path) -> dict:
