@@ -127,7 +127,9 @@ def one_line(help_text: str | None) -> str | None:
     return " ".join(first.split())
 
 
-class ReadableCommand(typer.core.TyperCommand):
+class _ReadableHelp:
+    """A command's or group's options, help text and one-line summary made readable (see `readable`)."""
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for param in self.params:
@@ -140,14 +142,9 @@ class ReadableCommand(typer.core.TyperCommand):
         return readable(option) if option is not None else None
 
 
-class ReadableGroup(typer.core.TyperGroup):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        for param in self.params:
-            readable(param)
-        self.help = unwrapped(self.help)
-        self.short_help = self.short_help or one_line(self.help)
+class ReadableCommand(_ReadableHelp, typer.core.TyperCommand):
+    pass
 
-    def get_help_option(self, ctx):
-        option = super().get_help_option(ctx)
-        return readable(option) if option is not None else None
+
+class ReadableGroup(_ReadableHelp, typer.core.TyperGroup):
+    pass
