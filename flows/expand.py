@@ -25,6 +25,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from shoefind.curate.queue import ReviewQueue
 from shoefind.errors import UserError
+from shoefind.registry.history import score_text
 from shoefind.settings import layout
 from tasks.registry import retrain_task, triage_waiting_task
 
@@ -220,8 +221,9 @@ def expand_markdown(s: dict, plot: Path | None = None) -> str:
         before = (m.get("before") or {}).get("top1")
         after = (m.get("heldout") or {}).get("top1")
         lines += ["## The model", "", "| | held-out top-1 | top-5 | model |", "|---|---|---|---|",
-                  f"| before | {_num(before)} | {_num((m.get('before') or {}).get('top5'))} | {m.get('previous') or '-'} |",
-                  f"| trained now | {_num(after)} | {_num(m['heldout'].get('top5'))} | {m['model']} |",
+                  f"| before | {score_text(before)} | {score_text((m.get('before') or {}).get('top5'))} | "
+                  f"{m.get('previous') or '-'} |",
+                  f"| trained now | {score_text(after)} | {score_text(m['heldout'].get('top5'))} | {m['model']} |",
                   f"| current after the run | | | **{m.get('current')}** |", "",
                   f"{'Promoted' if m['promoted'] else 'Not promoted'}: {m['reason']}", ""]
         if m.get("comparison"):
@@ -244,10 +246,6 @@ def expand_markdown(s: dict, plot: Path | None = None) -> str:
         lines += ["", "## Held-out top-1 across runs", "", f"![held-out top-1 across runs](data:image/png;base64,{data})",
                   "", f"(`{plot}`)"]
     return "\n".join(lines) + "\n"
-
-
-def _num(v) -> str:
-    return "-" if v is None else f"{v:.3f}"
 
 
 if __name__ == "__main__":

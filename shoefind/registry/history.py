@@ -33,13 +33,14 @@ def history_markdown(rows: list[dict]) -> str:
             f"{r['difference']:+.3f} vs {r['compared_with']} (SE {r['se']:.3f}, p={r['p_value']:.2f})"
         mark = "**current**" if r["current"] else ("yes" if r["promoted"] else "no")
         margin = "none (all to review)" if r["margin"] is None else f">= {r['margin']:.2f}"
-        refs = f"{_num(r.get('nearest_top1'))} / {_num(r.get('zeroshot_top1'))}"
-        lines.append(f"| {r['model']} | {r['learner']} | {r['photos']} | {_num(r['top1'])} | {_num(r['top5'])} | "
-                     f"{refs} | {vs} | {margin} | {mark} |")
+        refs = f"{score_text(r.get('nearest_top1'))} / {score_text(r.get('zeroshot_top1'))}"
+        lines.append(f"| {r['model']} | {r['learner']} | {r['photos']} | {score_text(r['top1'])} | "
+                     f"{score_text(r['top5'])} | {refs} | {vs} | {margin} | {mark} |")
     return "\n".join(lines)
 
 
-def _num(v) -> str:
+def score_text(v) -> str:
+    """A score with 3 decimals, '-' when there is none."""
     return "-" if v is None else f"{v:.3f}"
 
 
