@@ -15,6 +15,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from shoefind.scoring.metrics import accuracy_at
+from shoefind.scoring.zeroshot import top_k
+
 CHUNK = 512     # held-out photos per similarity block: bounds memory on a big catalog
 ANSWERED_BY = {"nearest": "the nearest catalog photos", "zeroshot": "zero-shot prompts"}   # what a fallback says
 
@@ -41,9 +44,9 @@ def top_scores(scores: np.ndarray, truth: np.ndarray) -> dict:
     """Top-1 and top-5 of per-shoe scores against the true shoe rows."""
     if not len(truth):
         return {"photos": 0, "top1": None, "top5": None}
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :5]
-    return {"photos": int(len(truth)), "top1": round(float((order[:, 0] == truth).mean()), 4),
-            "top5": round(float((order == truth[:, None]).any(axis=1).mean()), 4)}
+    ranked = top_k(scores, 5)
+    return {"photos": int(len(truth)), "top1": round(accuracy_at(truth, ranked, 1), 4),
+            "top5": round(accuracy_at(truth, ranked, 5), 4)}
 
 
 def reference_scores(encoder, shoes: pd.DataFrame, attributes: list[str], held_x: np.ndarray,
