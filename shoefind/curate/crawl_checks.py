@@ -78,7 +78,7 @@ class ImageCheck:
     frames: int = 0
     phash: int | None = None      # 64-bit perceptual hashes as unsigned ints
     dhash: int | None = None
-    color: list[float] = field(default_factory=list)  # hue histogram, see color_signature
+    color: list[float] = field(default_factory=list)  # hue and brightness histograms, see color_signature
     failures: list[tuple[str, str]] = field(default_factory=list)  # (rule, reason)
 
     @property
@@ -105,11 +105,17 @@ def _hash_int(h: imagehash.ImageHash) -> int:
     return int("".join("1" if b else "0" for b in h.hash.flatten()), 2)
 
 
+TONE_BINS = 8
+
+
 def color_signature(img) -> list[float]:
-    """12-bin hue histogram of the colourful pixels, then the colourful fraction.
+    """12-bin hue histogram of the colourful pixels, the colourful fraction, then an 8-bin brightness
+    histogram of the pixels that are not white background (see dedupe.color_distance).
 
     pHash and dHash are grey-level: a sunflower-yellow and a dark-green Chuck in the same pose
-    hash alike. The hue histogram tells them apart and ignores white backgrounds and borders.
+    hash alike. The hue histogram tells them apart and ignores white backgrounds and borders; the
+    brightness histogram tells a black-and-white colourway from a bone-white one, where hue says nothing.
+    Both survive what makes a copy (resizing, re-encoding, a small crop of the background).
     """
     thumb = img.copy()
     thumb.thumbnail((64, 64))
@@ -118,7 +124,12 @@ def color_signature(img) -> list[float]:
     colourful = (sat > 0.25) & (val > 0.2)
     hist = np.bincount((hue[colourful] * 12).astype(int) % 12, minlength=12).astype(float)
     hist /= max(int(colourful.sum()), 1)
-    return [round(float(x), 4) for x in hist] + [round(float(colourful.mean()), 4)]
+    shoe = ~((val > 0.94) & (sat < 0.08))
+    tone = np.bincount(np.minimum((val[shoe] * TONE_BINS).astype(int), TONE_BINS - 1),
+                       minlength=TONE_BINS).astype(float)
+    tone /= max(int(shoe.sum()), 1)
+    return ([round(float(x), 4) for x in hist] + [round(float(colourful.mean()), 4)]
+            + [round(float(x), 4) for x in tone])
 
 
 def _verify(path: Path) -> bool:

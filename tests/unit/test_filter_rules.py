@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from shoefind.curate.crawl_checks import CrawlRules, check_file, color_signature, load_crawl_rules
+from shoefind.curate.crawl_checks import TONE_BINS, CrawlRules, check_file, color_signature, load_crawl_rules
 from tests.helpers import filter_inputs as inputs
 
 RULES = CrawlRules()
@@ -30,7 +30,7 @@ def test_good_photo_passes_and_is_measured(tmp_path):
     check = check_file(inputs.photo(tmp_path / "good.jpg"), RULES)
     assert check.ok, check.failures
     assert (check.width, check.height, check.format, check.frames) == (400, 300, "JPEG", 1)
-    assert check.phash is not None and check.dhash is not None and len(check.color) == 13
+    assert check.phash is not None and check.dhash is not None and len(check.color) == 13 + TONE_BINS
     assert check.suffix == ".jpg" and len(check.sha256) == 64
 
 
