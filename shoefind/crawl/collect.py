@@ -20,7 +20,7 @@ from typing import Callable
 
 from shoefind.crawl.targets import Query
 from shoefind.crawl.download import DownloadFailed, Downloader, DownloadSettings, Fetched
-from shoefind.crawl.manifest import Manifest, manifest_path
+from shoefind.crawl.manifest import LISTED_AGAIN, Manifest, manifest_path
 from shoefind.crawl.search_page import Candidate, ImageSearch, PreviewFailure, SearchEngine, SearchTimeouts
 from shoefind.errors import UserError
 
@@ -154,6 +154,7 @@ class Crawler:
                         if item.image_url in claimed or self.manifest.url_done(item.image_url):
                             report.skipped += 1
                             report.reasons["seen-url"] += 1
+                            self._record_listed_again(query, item)
                             continue
                         claimed.add(item.image_url)
                         in_flight[pool.submit(self._download, query, item)] = item
@@ -176,6 +177,17 @@ class Crawler:
             for future in in_flight:
                 future.cancel()
         return report
+
+    def _record_listed_again(self, query: Query, item: Candidate) -> None:
+        """An image fetched for one shoe listed for another: recorded, so the filter knows the search
+        gave it two names (it is not fetched again)."""
+        earlier = self.manifest.listed_again(item.image_url, query.shoe.folder)
+        if earlier is None:
+            return
+        rec = self.manifest.append({"query": query.text, "shoe": query.shoe.folder, "status": LISTED_AGAIN,
+                                    "image_url": item.image_url, "source_page": item.source_page,
+                                    "position": item.position, "sha256": earlier[0], "fetched_for": earlier[1]})
+        self.on_event(LISTED_AGAIN, rec)
 
     def _record_preview_failure(self, query: Query, item: PreviewFailure, report: QueryReport) -> None:
         report.failed += 1

@@ -1,7 +1,9 @@
 """The crawl manifest: an append-only JSONL log of every image URL the crawler tried.
 
 One line per attempt outcome (downloaded, duplicate, failed) with query, source page, image
-URL, sha256, size, time and reason. Each line is written with a single O_APPEND write and
+URL, sha256, size, time and reason, and a `listed-again` line when a search lists an image already
+fetched for one shoe in the results of a query for another (the filter sends such a photo to a person:
+the search itself could not say which shoe it shows). Each line is written with a single O_APPEND write and
 fsync'd, so a crash leaves at most one torn last line, which is ignored on reading. A rerun
 reads the log to skip URLs and content it already has.
 
@@ -22,6 +24,7 @@ from shoefind.settings import DataLayout
 
 # A failed URL is tried again on a rerun only if the failure may be temporary.
 FINAL_STATUSES = ("downloaded", "duplicate")
+LISTED_AGAIN = "listed-again"
 
 
 class ManifestBusy(UserError):
@@ -77,6 +80,8 @@ class Manifest:
         self._final_urls: set[str] = set()
         self._content: dict[str, str] = {}       # sha256 -> dataset-relative path
         self._downloaded: Counter = Counter()    # (query, shoe) -> images
+        self._url_content: dict[str, tuple[str, str]] = {}   # fetched URL -> (sha256, shoe it was fetched for)
+        self._listed: set[tuple[str, str]] = set()           # (sha256, shoe) pairs some record lists
         if not self.path.exists():
             return
         with open(self.path, encoding="utf-8", errors="replace") as fh:
@@ -98,6 +103,10 @@ class Manifest:
         if status == "downloaded":
             self._content.setdefault(rec["sha256"], rec["path"])
             self._downloaded[(rec.get("query"), rec.get("shoe"))] += 1
+        if status in (*FINAL_STATUSES, LISTED_AGAIN) and rec.get("sha256"):
+            if url and status != LISTED_AGAIN:
+                self._url_content.setdefault(url, (rec["sha256"], rec.get("shoe")))
+            self._listed.add((rec["sha256"], rec.get("shoe")))
 
     def __enter__(self) -> "Manifest":
         return self
@@ -122,6 +131,15 @@ class Manifest:
     def path_of_content(self, sha256: str) -> str | None:
         with self.lock:
             return self._content.get(sha256)
+
+    def listed_again(self, url: str, shoe: str) -> tuple[str, str] | None:
+        """(sha256, shoe it was fetched for) when `url` was fetched for another shoe and no record yet
+        lists its content for `shoe`; else None."""
+        with self.lock:
+            known = self._url_content.get(url)
+            if known is None or known[1] == shoe or (known[0], shoe) in self._listed:
+                return None
+            return known
 
     def downloaded_for(self, query: str, shoe: str) -> int:
         with self.lock:

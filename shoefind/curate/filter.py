@@ -19,7 +19,8 @@ from shoefind.curate.crawl_checks import CrawlRules, ImageCheck, check_files, lo
 from shoefind.curate.dedupe import HashedImage, exact_duplicates, group_near_duplicates, near_duplicate_pairs
 from shoefind.images import is_image_name, sha256_file
 from shoefind.walk import list_files
-from shoefind.curate.model_verdicts import AUTO_ACCEPT, Triage, apply_verdict, intended_shoes
+from shoefind.curate.model_verdicts import (AUTO_ACCEPT, LISTED_FOR_SEVERAL, Triage, apply_verdict, intended_shoes,
+                                            listed_for_several)
 from shoefind.curate.queue import ReviewQueue, from_hex
 from shoefind.crawl.manifest import manifest_path
 from shoefind.errors import PathNotFound
@@ -267,16 +268,23 @@ def run_filter(folder: str | os.PathLike, data_dir: str | os.PathLike, checker=N
                 v["reasons"].append({"rule": "semantic:skipped", "reason": semantic_note or "no CLIP model"})
 
     # Triage: the shoe each photo was crawled for, and the current model's view of it.
-    intended_of = intended_shoes(manifest_path(Path(data_dir), Path(folder)))
+    listed_for = intended_shoes(manifest_path(Path(data_dir), Path(folder)))
     for i in new_idx:
-        verdicts[i]["intended"] = intended_of.get(shas[i])
+        shoes = listed_for.get(shas[i], [])
+        verdicts[i]["intended"] = shoes[0] if shoes else None
+        if len(shoes) > 1 and verdicts[i]["status"] != "rejected" and i not in settled:
+            listed_for_several(verdicts[i], shoes)
     scored = [i for i in new_idx if verdicts[i]["status"] != "rejected" and i not in settled]
     if triage is not None and scored:
         answers = triage.judge([paths[i] for i in scored], [verdicts[i]["intended"] for i in scored])
         for i, answer in zip(scored, answers):
             apply_verdict(verdicts[i], answer)
+            shoes = listed_for.get(shas[i], [])
+            if answer is not None and len(shoes) > 1 and answer.guesses and answer.guesses[0]["shoe"] in shoes[1:]:
+                verdicts[i]["suggested"] = answer.guesses[0]["shoe"]   # one click files it under the other name
             if progress:
                 progress("triage", 1)
+    reopened = reopen_listed_again(queue, listed_for, {shas[i] for i in new_idx})
 
     ordered = [verdicts[i] for i in new_idx]
     queue.record(ordered, run_id)
@@ -297,10 +305,30 @@ def run_filter(folder: str | os.PathLike, data_dir: str | os.PathLike, checker=N
         "auto_rejected": sum(v["status"] == "rejected" and str(v["rule"]).startswith("triage:") for v in ordered),
         "triage": (f"triage with model {triage.model}" if triage is not None else
                    triage_note or "no triage: the dataset has no trained model yet"),
+        "listed_for_several": sum(v.get("rule") == LISTED_FOR_SEVERAL for v in ordered),
+        "reopened": reopened,
         "queue_waiting": queue.counts()["review"],
     }
     queue.save_run(run_id, str(folder), summary)
     return FilterResult(summary, ordered)
+
+
+def reopen_listed_again(queue: ReviewQueue, listed_for: dict[str, list[str]], batch: set[str]) -> int:
+    """Photos a model decided earlier that a later crawl listed for another shoe go back to a person
+    (a person's own decisions stand); how many."""
+    several = [sha for sha, shoes in listed_for.items() if len(shoes) > 1 and sha not in batch]
+    if not several:
+        return 0
+    reopened = 0
+    for item in queue.items_by_sha(several):
+        if item.status == "review" or not (item.decided_by or "").startswith("model:"):
+            continue
+        queue.reopen(item.id, rule=LISTED_FOR_SEVERAL)
+        queue.annotate(item.id, item.guesses, item.suggested, item.margin, item.triaged_by or "",
+                       {"rule": LISTED_FOR_SEVERAL, "reason": f"{item.decided_by} had {item.status} it; the search "
+                        "has since listed it for " + " and for ".join(listed_for[item.sha256])})
+        reopened += 1
+    return reopened
 
 
 def _reject(verdict: dict, rule: str, reason: str, duplicate_of: str | None = None) -> None:

@@ -28,6 +28,8 @@ OTHER_SHOE = "triage:other-shoe"
 NOT_IN_CATALOG = "triage:not-in-catalog"
 UNSURE = "triage:unsure"
 NO_INTENDED = "triage:no-intended-shoe"
+LISTED_FOR_SEVERAL = "listed_for_several"
+LISTINGS = ("downloaded", "duplicate", "listed-again")   # crawl manifest records that list a photo for a shoe
 
 
 @dataclass(frozen=True)
@@ -53,10 +55,12 @@ class Triage(Protocol):
         """One verdict per photo (None where it cannot be read)."""
 
 
-def intended_shoes(manifest: str | os.PathLike) -> dict[str, str]:
-    """sha256 -> the shoe folder its crawl query was for, from a crawl manifest (read without its
-    lock: a torn last line is skipped, as the manifest itself does)."""
-    out: dict[str, str] = {}
+def intended_shoes(manifest: str | os.PathLike) -> dict[str, list[str]]:
+    """sha256 -> the shoe folders crawl queries listed it for, the one it was fetched for first, from a
+    crawl manifest (read without its lock: a torn last line is skipped, as the manifest itself does).
+    More than one: the search named the photo for several shoes (another URL with the same bytes, or
+    the same URL in another query's results)."""
+    out: dict[str, list[str]] = {}
     path = Path(manifest)
     if not path.is_file():
         return out
@@ -66,9 +70,20 @@ def intended_shoes(manifest: str | os.PathLike) -> dict[str, str]:
                 rec = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if isinstance(rec, dict) and rec.get("status") == "downloaded" and rec.get("sha256") and rec.get("shoe"):
-                out.setdefault(rec["sha256"], rec["shoe"])
-    return out
+            if isinstance(rec, dict) and rec.get("status") in LISTINGS and rec.get("sha256") and rec.get("shoe"):
+                shoes = out.setdefault(rec["sha256"], [])
+                if rec["shoe"] not in shoes:
+                    shoes.append(rec["shoe"])
+    return {sha: shoes for sha, shoes in out.items()}
+
+
+def listed_for_several(verdict: dict, shoes: Sequence[str]) -> None:
+    """Send a photo the search listed for several shoes to a person (in place): which of them it shows
+    is the question a model is most often wrong about (a query's confusable shoes), so it never decides."""
+    verdict["reasons"].append({"rule": LISTED_FOR_SEVERAL, "reason": "the search listed it for "
+                               + " and for ".join(shoes) + ": a person decides which it shows"})
+    if verdict["status"] == "accepted" or verdict.get("rule") in SETTLED_BY_MODEL:
+        verdict["status"], verdict["rule"] = "review", LISTED_FOR_SEVERAL
 
 
 def apply_verdict(verdict: dict, answer: TriageVerdict | None) -> None:

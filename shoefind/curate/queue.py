@@ -245,6 +245,17 @@ class ReviewQueue:
             raise UserError(f"order must be id or informative, not {order!r}")
         return items
 
+    def items_by_sha(self, shas: Iterable[str]) -> list[QueueItem]:
+        """The queue's images with these contents (those it has), in queue order."""
+        shas = list(dict.fromkeys(shas))
+        rows = []
+        with self.connect() as db:
+            for k in range(0, len(shas), 500):
+                chunk = shas[k:k + 500]
+                rows += db.execute(f"SELECT * FROM images WHERE sha256 IN ({','.join('?' * len(chunk))})",
+                                   chunk).fetchall()
+        return sorted((self._item(r) for r in rows), key=lambda i: i.id)
+
     def accepted_per_shoe(self) -> dict[str, int]:
         """Photos in each shoe folder of the dataset (whoever put them there)."""
         from shoefind.images import is_image_name
@@ -402,8 +413,9 @@ class ReviewQueue:
                        (json.dumps(guesses), suggested, margin, triaged_by, json.dumps(reasons), item.id))
         return self.get(item.id)
 
-    def reopen(self, ref: str | int) -> QueueItem:
-        """Undo a person's decision: the image goes back to the review queue (its copy with it)."""
+    def reopen(self, ref: str | int, rule: str | None = None) -> QueueItem:
+        """Undo a decision of a person or a model: the image goes back to the review queue (its copy with
+        it), waiting under `rule` (default: the rule it was decided by)."""
         with decision_lock(self.root):
             self.recovered += finish_pending(self)
             item = self.get(ref)
@@ -412,7 +424,7 @@ class ReviewQueue:
             suffix = Path(item.stored_path).suffix if item.stored_path else ".bin"
             target = self.target_path("review", item.sha256, item.shoe, suffix)
             carry_out(self, Intent(item.id, item.sha256, "review", None, None, None,
-                                   None if item.rule == "reviewer" else item.rule,
+                                   rule or (None if item.rule == "reviewer" else item.rule),
                                    item.stored_path, str(target), item.source, label=None))
         return self.get(item.id)
 

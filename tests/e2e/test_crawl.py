@@ -45,6 +45,7 @@ def site(images):
     with FakeSearchSite(images, slow_seconds=4) as s:
         s.add_query("converse chuck 70 test", s.tricky_results(names[:8], spare=names[8]))
         s.add_query("plenty", s.good_results(names[:8]))
+        s.add_query("another shoe test", s.good_results(names[2:8]))   # overlaps "plenty"
         s.add_query("all refused", [Result(f"{PRIVATE_URL}?n={i}", "refused") for i in range(10)])
         yield s
 
@@ -120,6 +121,52 @@ def test_crawl_stops_at_the_per_query_target(site, tmp_path):
     [again] = crawl([Query("plenty", SHOE)], SearchEngine.from_rules("localtest", base_url="http://127.0.0.1:9"),
                     tmp_path / "images", tmp_path / "data", crawl_settings(per_query=3, **SETTINGS))
     assert again.already == 3 and again.downloaded == 0
+
+
+OTHER = Shoe("Chuck 70 Other", "Converse", "Red", "High", "White Sole", ("another shoe test",))
+OTHER_FOLDER = "Converse_High_Red_White Sole_Chuck 70 Other"
+
+
+def test_a_photo_listed_for_two_shoes_goes_to_a_person(site, tmp_path):
+    """The search names one photo for two shoes: the manifest says so, the filter sends it to review,
+    and a model's earlier decision on it is reopened (a person's stands)."""
+    from shoefind.curate.crawl_checks import CrawlRules
+    from shoefind.curate.filter import run_filter
+    from shoefind.curate.queue import ReviewQueue
+    dataset, data_dir = tmp_path / "images", tmp_path / "data"
+    engine = SearchEngine.from_rules("localtest", base_url=site.base_url)
+    names = list(site.images)
+    sha = {n: site.sha256_of(n) for n in names}
+    rules = CrawlRules(without_model="review")
+    crawl([Query("plenty", SHOE)], engine, dataset, data_dir, crawl_settings(per_query=4, **SETTINGS))
+    run_filter(dataset, data_dir, rules=rules)
+    queue = ReviewQueue(data_dir)
+    by_sha = {i.sha256: i for i in queue.items()}
+    queue.decide(by_sha[sha[names[2]]].id, "accept", reviewer="model:m0001")
+    queue.decide(by_sha[sha[names[3]]].id, "accept", reviewer="alice")
+
+    # "plenty" fetches names[4]; "another shoe test" then lists names[2..4] again and fetches 5..7
+    crawl([Query("plenty", SHOE), Query("another shoe test", OTHER)], engine, dataset, data_dir,
+          crawl_settings(per_query=5, **SETTINGS))
+    again = [r for r in manifest_records(data_dir, dataset) if r["status"] == "listed-again"]
+    assert sorted(r["sha256"] for r in again) == sorted(sha[n] for n in names[2:5])
+    assert {(r["shoe"], r["fetched_for"]) for r in again} == {(OTHER_FOLDER, FOLDER)}
+    result = run_filter(dataset, data_dir, rules=rules)
+    assert result.summary["listed_for_several"] == 1 and result.summary["reopened"] == 1
+
+    items = {i.sha256: i for i in ReviewQueue(data_dir).items()}
+    new_one, model_said, alice_said = items[sha[names[4]]], items[sha[names[2]]], items[sha[names[3]]]
+    assert (new_one.status, new_one.rule) == ("review", "listed_for_several")
+    assert any(FOLDER in r["reason"] and OTHER_FOLDER in r["reason"] for r in new_one.reasons)
+    assert (model_said.status, model_said.rule) == ("review", "listed_for_several")
+    queue = ReviewQueue(data_dir)
+    assert Path(model_said.stored_path).parent == queue.root / "review" and Path(model_said.stored_path).is_file()
+    assert not list((queue.dataset_dir / FOLDER).glob(f"{sha[names[2]]}*"))    # out of the dataset again
+    assert alice_said.status == "accepted"
+    # a rerun of the crawl lists nothing twice
+    crawl([Query("plenty", SHOE), Query("another shoe test", OTHER)], engine, dataset, data_dir,
+          crawl_settings(per_query=5, **SETTINGS))
+    assert len([r for r in manifest_records(data_dir, dataset) if r["status"] == "listed-again"]) == 3
 
 
 def test_crawl_gives_up_after_max_results(site, tmp_path):
