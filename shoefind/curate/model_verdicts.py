@@ -91,7 +91,10 @@ def apply_verdict(verdict: dict, answer: TriageVerdict | None) -> None:
     if answer is None:
         return
     verdict.update(answer.fields())
-    settles = verdict["status"] != "rejected" and verdict.get("rule") in SETTLED_BY_MODEL
+    settles = verdict["status"] != "rejected" and (
+        verdict.get("rule") in SETTLED_BY_MODEL
+        # which of the shoes it was listed for is a person's question, unless it is none of the catalog's
+        or verdict.get("rule") == LISTED_FOR_SEVERAL and answer.rule == NOT_IN_CATALOG)
     if not settles:
         return            # keeps its own verdict; the guesses help the person who decides it
     verdict["reasons"] = [r for r in verdict["reasons"] if r.get("rule") != "semantic:skipped"]

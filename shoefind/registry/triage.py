@@ -11,7 +11,9 @@ everything goes to review, as before there was one). Per photo crawled for shoe 
   get (the calibrated other_shoe level): rejected, with T as the suggested label;
 - otherwise, or when S is a shoe the model has no training photo of, or without a calibrated
   margin: review, with the model's top guesses.
-A photo dropped into the inbox by hand has no S: it always goes to review, with the guesses.
+A photo dropped into the inbox by hand has no S: it always goes to review, with the guesses. A photo the
+search listed for several shoes waits for a person too (the filter's listed_for_several), unless the
+model finds it no shoe of the catalog.
 
 `retriage_waiting(queue, triage)` asks a newly promoted model about the photos still waiting for a
 person, so what an older model was unsure of can be settled without them.
@@ -25,8 +27,8 @@ from typing import Sequence
 
 import numpy as np
 
-from shoefind.curate.model_verdicts import (AUTO_ACCEPT, NO_INTENDED, NOT_IN_CATALOG, OTHER_SHOE, SETTLED_BY_MODEL,
-                                            UNSURE, TriageVerdict)
+from shoefind.curate.model_verdicts import (AUTO_ACCEPT, LISTED_FOR_SEVERAL, NO_INTENDED, NOT_IN_CATALOG, OTHER_SHOE,
+                                            SETTLED_BY_MODEL, UNSURE, TriageVerdict)
 from shoefind.registry.calibrate import Thresholds, margins, nearest_photo
 from shoefind.registry.store import ModelRegistry
 
@@ -146,8 +148,8 @@ def load_triage(data_dir: str | os.PathLike, dataset: str | os.PathLike) -> tupl
 def retriage_waiting(queue, triage: ModelTriage) -> dict:
     """Ask the model about the photos waiting for a person that only a model's doubt kept there (and
     that this model has not answered yet); counts of what it settled."""
-    waiting = [i for i in queue.items("review")
-               if i.triaged_by != triage.model and (i.rule in SETTLED_BY_MODEL or i.rule in (UNSURE, NO_INTENDED))]
+    waiting = [i for i in queue.items("review") if i.triaged_by != triage.model
+               and (i.rule in SETTLED_BY_MODEL or i.rule in (UNSURE, NO_INTENDED, LISTED_FOR_SEVERAL))]
     counts = {"asked": len(waiting), "auto_accepted": 0, "auto_rejected": 0, "still_waiting": 0}
     if not waiting:
         return counts
@@ -156,8 +158,14 @@ def retriage_waiting(queue, triage: ModelTriage) -> dict:
         if answer is None:
             counts["still_waiting"] += 1
             continue
-        queue.annotate(item.id, answer.guesses, answer.suggested, answer.margin, answer.model,
-                       {"rule": answer.rule, "reason": answer.reason})
+        if item.rule == LISTED_FOR_SEVERAL:      # a person's question, unless it is no shoe of the catalog
+            queue.annotate(item.id, answer.guesses, item.suggested, answer.margin, answer.model, None)
+            if answer.rule != NOT_IN_CATALOG:
+                counts["still_waiting"] += 1
+                continue
+        else:
+            queue.annotate(item.id, answer.guesses, answer.suggested, answer.margin, answer.model,
+                           {"rule": answer.rule, "reason": answer.reason})
         if answer.outcome == "accept":
             queue.decide(item.id, "accept", reviewer=f"model:{answer.model}", rule=AUTO_ACCEPT)
             counts["auto_accepted"] += 1
