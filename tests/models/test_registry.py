@@ -120,6 +120,40 @@ def test_triage_accepts_the_right_shoe_rejects_another_with_a_suggestion_and_que
     assert order == ["unsure.jpg", "dropped by hand.jpg"]
 
 
+def test_a_photo_the_search_listed_for_two_shoes_waits_for_a_person_unless_it_is_no_shoe(data, tmp_path):
+    """The model is sure of a photo listed for two shoes: it still waits (with the model's pick as the
+    one-click suggestion), while a photo like no catalog shoe is rejected whatever it was listed for."""
+    import numpy as np
+    from PIL import Image
+
+    from shoefind.images import sha256_file
+    from shoefind.registry.triage import load_triage
+    inbox = data / "inbox"
+    twice = shoe_photo(inbox / BLUE / "twice.jpg", SHOES[RED], 601)          # a RED shoe, fetched for BLUE
+    noise = inbox / BLUE / "noise.jpg"
+    noise.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(7).integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(noise)
+    _crawled(data, inbox, {twice: BLUE, noise: BLUE})
+    with open(data / "crawl" / "inbox.manifest.jsonl", "a") as fh:    # then listed for RED by another query
+        for path in (twice, noise):
+            fh.write(json.dumps({"status": "listed-again", "shoe": RED, "sha256": sha256_file(path),
+                                 "fetched_for": BLUE, "query": RED, "image_url": f"http://x/{path.name}"}) + "\n")
+    triage, _ = load_triage(data, data / "images")
+    summary = run_filter(inbox, data, rules=RULES, triage=triage).summary
+    items = {Path(i.source).name: i for i in ReviewQueue(data).items()}
+    waiting = items["twice.jpg"]
+    assert (waiting.status, waiting.rule, waiting.intended) == ("review", "listed_for_several", BLUE)
+    assert waiting.guesses[0]["shoe"] == RED and waiting.suggested == RED
+    assert any(BLUE in r["reason"] and RED in r["reason"] for r in waiting.reasons)
+    assert (items["noise.jpg"].status, items["noise.jpg"].rule) == ("rejected", "triage:not-in-catalog")
+    assert summary["listed_for_several"] == 1 and summary["auto_accepted"] == 0
+    # a newer model asked again does not settle it either
+    from shoefind.registry.triage import retriage_waiting
+    triage.model = "m0009"
+    assert retriage_waiting(ReviewQueue(data), triage)["still_waiting"] == 1
+    assert ReviewQueue(data).get(waiting.id).status == "review"
+
+
 def test_without_a_trained_model_everything_waits_for_a_person(tmp_path):
     from shoefind.registry.triage import load_triage
     data = tmp_path / "data"
