@@ -125,14 +125,15 @@ def color_distance(a: Sequence[float], b: Sequence[float], min_colourful: float 
     Brightness: L1 of the brightness histograms of the pixels that are not white background (only when
     both signatures carry one: those stored before it was added do not).
     A signature of unknown shape is 0: the hashes decide alone."""
-    if len(a) < 13 or len(b) < 13 or len(a) != len(b):
+    if len(a) < 13 or len(b) < 13:
         return 0.0
     hue = 0.0
     if a[12] >= min_colourful or b[12] >= min_colourful:
         mass_a = np.asarray(a[:12], float) * a[12]
         mass_b = np.asarray(b[:12], float) * b[12]
         hue = float(np.abs(mass_a - mass_b).sum() / max(a[12], b[12]))
-    tone = float(np.abs(np.asarray(a[13:], float) - np.asarray(b[13:], float)).sum()) if len(a) > 13 else 0.0
+    tone = (float(np.abs(np.asarray(a[13:], float) - np.asarray(b[13:], float)).sum())
+            if len(a) == len(b) > 13 else 0.0)
     return max(hue, tone)
 
 

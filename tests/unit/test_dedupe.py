@@ -124,3 +124,13 @@ def test_colourways_of_one_product_shot_are_not_duplicates_but_copies_are(shared
     copies_caught = sum(dropped.get(f"copy{k}") == p.name for k, p in enumerate(originals))
     assert len(distinct_dropped) <= len(photos) // 20, distinct_dropped      # measured: 0 of 66 (15 before)
     assert copies_caught >= len(originals) - 1, dropped                       # measured: 10 of 11 (7 before)
+
+
+def test_a_signature_stored_before_the_brightness_histogram_is_still_compared_by_hue():
+    from shoefind.curate.dedupe import color_distance
+    red_old = [1.0] + [0.0] * 11 + [0.4]                        # 13 values: hue histogram and colourful share
+    green_new = [0.0] * 4 + [1.0] + [0.0] * 7 + [0.4] + [0.125] * 8
+    red_new = red_old + [0.125] * 8
+    assert color_distance(red_old, green_new) == pytest.approx(2.0)
+    assert color_distance(red_old, red_new) == 0.0
+    assert color_distance(red_new, [0.0] * 12 + [0.0] + [1.0] + [0.0] * 7) > 1.0   # grey and darker: both differ
