@@ -92,6 +92,9 @@ def _print_summary(s: dict) -> None:
             print(f"      ~ {dup['path']} (pHash {dup['phash']}, dHash {dup['dhash']})")
     if s["possible_duplicates"]:
         print(f"  possible duplicates sent to review: {s['possible_duplicates']}")
+    if s.get("listed_for_several") or s.get("reopened"):
+        print(f"  listed by the search for two shoes, sent to review: {s.get('listed_for_several', 0)} new, "
+              f"{s.get('reopened', 0)} reopened (a model had decided them)")
     if s["skipped_names"]:
         print(f"  skipped {len(s['skipped_names'])} files whose names are not images")
     print(f"  {s['semantic']}")

@@ -127,7 +127,7 @@ OTHER = Shoe("Chuck 70 Other", "Converse", "Red", "High", "White Sole", ("anothe
 OTHER_FOLDER = "Converse_High_Red_White Sole_Chuck 70 Other"
 
 
-def test_a_photo_listed_for_two_shoes_goes_to_a_person(site, tmp_path):
+def test_a_photo_listed_for_two_shoes_goes_to_a_person(site, tmp_path, capsys):
     """The search names one photo for two shoes: the manifest says so, the filter sends it to review,
     and a model's earlier decision on it is reopened (a person's stands)."""
     from shoefind.curate.crawl_checks import CrawlRules
@@ -153,6 +153,9 @@ def test_a_photo_listed_for_two_shoes_goes_to_a_person(site, tmp_path):
     assert {(r["shoe"], r["fetched_for"]) for r in again} == {(OTHER_FOLDER, FOLDER)}
     result = run_filter(dataset, data_dir, rules=rules)
     assert result.summary["listed_for_several"] == 1 and result.summary["reopened"] == 1
+    from shoefind.cli.filter import _print_summary       # what `shoefind filter` prints
+    _print_summary(result.summary)
+    assert "listed by the search for two shoes, sent to review: 1 new, 1 reopened" in capsys.readouterr().out
 
     items = {i.sha256: i for i in ReviewQueue(data_dir).items()}
     new_one, model_said, alice_said = items[sha[names[4]]], items[sha[names[2]]], items[sha[names[3]]]
