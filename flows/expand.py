@@ -120,8 +120,10 @@ def expand_dataset_flow(catalog: CrawlCatalog = "", shoes: ShoeList = "", data_d
             filtered = state.result()
             stages["filter"] = (f"done: {filtered['new']} new, {filtered['accepted']} accepted "
                                 f"({filtered['auto_accepted']} by the model), {filtered['rejected']} rejected "
-                                f"({filtered['auto_rejected']} by the model), {filtered['queued']} queued; "
-                                f"{filtered['triage']}")
+                                f"({filtered['auto_rejected']} by the model), {filtered['queued']} queued"
+                                + (f" ({filtered['listed_for_several']} listed for two shoes, {filtered['reopened']} "
+                                   "reopened)" if filtered.get("listed_for_several") or filtered.get("reopened") else "")
+                                + f"; {filtered['triage']}")
         else:
             stages["filter"] = f"failed: {_failed_message(state)}"
     else:
@@ -162,6 +164,7 @@ def expand_dataset_flow(catalog: CrawlCatalog = "", shoes: ShoeList = "", data_d
         "rejected": filtered["rejected"] if filtered else 0,
         "rejected_by_rule": filtered["rejected_by_rule"] if filtered else {},
         "queued": filtered["queued"] if filtered else 0,
+        "listed_for_several": filtered.get("listed_for_several", 0) if filtered else 0,
         "exact_duplicates": filtered["exact_duplicates"] if filtered else 0,
         "near_duplicate_groups": len(filtered["near_duplicate_groups"]) if filtered else 0,
         "review_waiting": ReviewQueue(data_dir).counts()["review"], "stages": stages, "inbox": inbox,
@@ -230,8 +233,8 @@ def expand_markdown(s: dict, plot: Path | None = None) -> str:
             lines += ["Noise of the held-out split: the standard error of the paired difference, from the photos "
                       "one model gets right and the other wrong (McNemar's test gives p).", ""]
     lines += ["| | count |", "|---|---|"]
-    for key in ("new", "accepted", "auto_accepted", "rejected", "auto_rejected", "queued", "exact_duplicates",
-                "near_duplicate_groups", "review_waiting"):
+    for key in ("new", "accepted", "auto_accepted", "rejected", "auto_rejected", "queued", "listed_for_several",
+                "exact_duplicates", "near_duplicate_groups", "review_waiting"):
         if key in s:
             lines.append(f"| {key.replace('_', ' ')} | {s[key]} |")
     if s["rejected_by_rule"]:

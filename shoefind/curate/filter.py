@@ -343,7 +343,7 @@ def summary_markdown(summary: dict) -> str:
     lines = [f"# Crawl filter run {summary['run_id']}", "", f"Folder: `{summary['folder']}`", "",
              "| | count |", "|---|---|"]
     for key in ("files", "known", "exact_duplicates", "new", "accepted", "auto_accepted", "rejected", "auto_rejected",
-                "queued", "queue_waiting"):
+                "queued", "listed_for_several", "reopened", "queue_waiting"):
         if key in summary:
             lines.append(f"| {key.replace('_', ' ')} | {summary[key]} |")
     if summary["rejected_by_rule"]:
