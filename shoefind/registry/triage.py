@@ -159,8 +159,10 @@ def retriage_waiting(queue, triage: ModelTriage) -> dict:
             counts["still_waiting"] += 1
             continue
         if item.rule == LISTED_FOR_SEVERAL:      # a person's question, unless it is no shoe of the catalog
-            queue.annotate(item.id, answer.guesses, item.suggested, answer.margin, answer.model, None)
-            if answer.rule != NOT_IN_CATALOG:
+            settles = answer.rule == NOT_IN_CATALOG
+            queue.annotate(item.id, answer.guesses, item.suggested, answer.margin, answer.model,
+                           {"rule": answer.rule, "reason": answer.reason} if settles else None)
+            if not settles:
                 counts["still_waiting"] += 1
                 continue
         else:
