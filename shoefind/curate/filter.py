@@ -315,13 +315,15 @@ def run_filter(folder: str | os.PathLike, data_dir: str | os.PathLike, checker=N
 
 def reopen_listed_again(queue: ReviewQueue, listed_for: dict[str, list[str]], batch: set[str]) -> int:
     """Photos a model decided earlier that a later crawl listed for another shoe go back to a person
-    (a person's own decisions stand); how many."""
+    (a person's own decisions stand, and so does a model's decision made after the listing was known:
+    only "no shoe of the catalog" settles such a photo); how many."""
     several = [sha for sha, shoes in listed_for.items() if len(shoes) > 1 and sha not in batch]
     if not several:
         return 0
     reopened = 0
     for item in queue.items_by_sha(several):
-        if item.status == "review" or not (item.decided_by or "").startswith("model:"):
+        if item.status == "review" or not (item.decided_by or "").startswith("model:") \
+                or any(r.get("rule") == LISTED_FOR_SEVERAL for r in item.reasons):
             continue
         queue.reopen(item.id, rule=LISTED_FOR_SEVERAL)
         queue.annotate(item.id, item.guesses, item.suggested, item.margin, item.triaged_by or "",

@@ -166,6 +166,10 @@ def test_a_photo_listed_for_two_shoes_goes_to_a_person(site, tmp_path, capsys):
     assert Path(model_said.stored_path).parent == queue.root / "review" and Path(model_said.stored_path).is_file()
     assert not list((queue.dataset_dir / FOLDER).glob(f"{sha[names[2]]}*"))    # out of the dataset again
     assert alice_said.status == "accepted"
+    # a model that later finds it no shoe of the catalog settles it for good: the next run does not reopen it
+    queue.decide(model_said.id, "reject", reviewer="model:m0002", rule="triage:not-in-catalog")
+    assert run_filter(dataset, data_dir, rules=rules).summary["reopened"] == 0
+    assert queue.get(model_said.id).status == "rejected"
     # a rerun of the crawl lists nothing twice
     crawl([Query("plenty", SHOE), Query("another shoe test", OTHER)], engine, dataset, data_dir,
           crawl_settings(per_query=5, **SETTINGS))
