@@ -221,15 +221,19 @@ class ReviewQueue:
         d["guesses"] = json.loads(d.get("guesses") or "[]")
         return QueueItem(**d)
 
-    def known_shas(self, shas: Iterable[str]) -> set[str]:
+    def _rows_by_sha(self, columns: str, shas: Iterable[str]) -> list[sqlite3.Row]:
+        """`columns` of the images with these contents, 500 per query (SQLite's bound-parameter limit)."""
         shas = list(dict.fromkeys(shas))
-        found: set[str] = set()
+        rows: list[sqlite3.Row] = []
         with self.connect() as db:
             for start in range(0, len(shas), 500):
                 chunk = shas[start:start + 500]
-                rows = db.execute(f"SELECT sha256 FROM images WHERE sha256 IN ({','.join('?' * len(chunk))})", chunk)
-                found.update(r[0] for r in rows)
-        return found
+                rows += db.execute(f"SELECT {columns} FROM images WHERE sha256 IN ({','.join('?' * len(chunk))})",
+                                   chunk).fetchall()
+        return rows
+
+    def known_shas(self, shas: Iterable[str]) -> set[str]:
+        return {r[0] for r in self._rows_by_sha("sha256", shas)}
 
     def items(self, status: str | None = None, order: str = "id") -> list[QueueItem]:
         """Images (of one status), in queue order or with order="informative" most informative first."""
@@ -247,14 +251,7 @@ class ReviewQueue:
 
     def items_by_sha(self, shas: Iterable[str]) -> list[QueueItem]:
         """The queue's images with these contents (those it has), in queue order."""
-        shas = list(dict.fromkeys(shas))
-        rows = []
-        with self.connect() as db:
-            for k in range(0, len(shas), 500):
-                chunk = shas[k:k + 500]
-                rows += db.execute(f"SELECT * FROM images WHERE sha256 IN ({','.join('?' * len(chunk))})",
-                                   chunk).fetchall()
-        return sorted((self._item(r) for r in rows), key=lambda i: i.id)
+        return sorted((self._item(r) for r in self._rows_by_sha("*", shas)), key=lambda i: i.id)
 
     def accepted_per_shoe(self) -> dict[str, int]:
         """Photos in each shoe folder of the dataset (whoever put them there)."""
