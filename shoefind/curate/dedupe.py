@@ -211,15 +211,14 @@ def group_near_duplicates(items: Sequence[HashedImage], pairs) -> list[NearGroup
         near.setdefault(b, {})[a] = (dp, dd)
     by_size = sorted(near, key=lambda k: (-items[k].pixels, not items[k].existing, k))
     rank = {k: r for r, k in enumerate(by_size)}
-    keep_of: dict[int, int] = {}
+    kept: set[int] = set()
     groups: dict[int, NearGroup] = {}
     for x in by_size:
-        keeps = [k for k in near[x] if keep_of.get(k) == k]
+        keeps = [k for k in near[x] if k in kept]
         if not keeps:
-            keep_of[x] = x
+            kept.add(x)
             continue
         keep = min(keeps, key=lambda k: (sum(near[x][k]), rank[k]))
-        keep_of[x] = keep
         g = groups.setdefault(keep, NearGroup(keep, [keep]))
         g.members.append(x)
         g.distances[x] = near[x][keep]

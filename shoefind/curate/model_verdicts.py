@@ -74,7 +74,7 @@ def intended_shoes(manifest: str | os.PathLike) -> dict[str, list[str]]:
                 shoes = out.setdefault(rec["sha256"], [])
                 if rec["shoe"] not in shoes:
                     shoes.append(rec["shoe"])
-    return {sha: shoes for sha, shoes in out.items()}
+    return out
 
 
 def listed_for_several(verdict: dict, shoes: Sequence[str]) -> None:
