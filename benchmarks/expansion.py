@@ -58,6 +58,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--per-round", type=int, default=30,
                     help="new search results crawled per shoe and round (a nightly crawl's size)")
     ap.add_argument("--reviewer-error", type=float, default=0.0, help="probability the reviewer decides wrong")
+    ap.add_argument("--no-relist", action="store_true",
+                    help="the search source never lists a fetched photo again (as before 2026-12-06): a shoe's photo "
+                         "fetched as another query's result is not listed for its own shoe")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--brand", default=None, help="brand of the pool's shoes when the folder names do not say one")
     ap.add_argument("--work", default=None, help="keep the data folder here (default: a temporary folder)")
@@ -208,7 +211,8 @@ def run_round(r: int, args, data_dir: Path, work: Path, source, reviewer: Review
     truth = load_truth(work / "truth.jsonl") if (work / "truth.jsonl").is_file() else {}
     queue = ReviewQueue(data_dir)
     now = decided_by_model(queue)
-    new = [i for s, i in now.items() if s not in before]
+    # a photo a model decided again (reopened when listed for another shoe) counts in the round it was decided
+    new = [i for s, i in now.items() if s not in before or before[s].decided_at != i.decided_at]
     auto_acc = [i for i in new if i.status == "accepted"]
     auto_rej = [i for i in new if i.status == "rejected"]
     auto_right = sum(label_right(i, truth, folders) for i in auto_acc)
@@ -291,16 +295,24 @@ HEADER = ("round photos auto  prec  auto- revwd  adm  prec   queue  top-1  top-5
           "              acc        rej                 (rev)\n")
 
 
-def result(args, rounds: list[dict], ceil: dict) -> dict:
-    auto = sum(r["auto_accepted"] for r in rounds)
-    auto_right = sum(r["auto_right"] for r in rounds)
-    admitted_by_reviewer = sum(r["reviewed_admitted"] for r in rounds)
+def admitted_in_the_end(data_dir: Path, truth: dict, folders: dict) -> dict:
+    """The photos in the dataset at the end, each once, by who put it there (a model's decision a later
+    crawl reopened counts by its last decision, not twice)."""
+    from shoefind.curate.queue import ReviewQueue
+    accepted = ReviewQueue(data_dir).items("accepted")
+    auto = [i for i in accepted if (i.decided_by or "").startswith("model:")]
+    return {"auto": len(auto), "auto_right": sum(label_right(i, truth, folders) for i in auto),
+            "reviewer": sum(i.decided_by == "simulated-reviewer" for i in accepted)}
+
+
+def result(args, rounds: list[dict], ceil: dict, final: dict) -> dict:
+    auto, auto_right, admitted_by_reviewer = final["auto"], final["auto_right"], final["reviewer"]
     admitted = auto + admitted_by_reviewer
     worse = [r["round"] for r in rounds if r["promoted"] and r["trained"] and r["comparison"]
              and r["comparison"]["new_top1"] < r["comparison"]["old_top1"]]
     return {"pool": args.pool, "distractors": args.distractors, "learner": args.learner, "model": args.model,
             "seed_shots": args.seed_shots, "review_budget": args.review_budget, "per_round": args.per_round,
-            "reviewer_error": args.reviewer_error,
+            "reviewer_error": args.reviewer_error, "relist": not args.no_relist,
             "rounds": [{k: r[k] for k in ("round", "dataset_photos", "auto_accepted", "auto_precision", "reviewed",
                                           "heldout_top1", "promoted", "heldout_top5", "auto_rejected",
                                           "reviewed_admitted", "reviewed_precision", "queued", "model",
@@ -349,7 +361,7 @@ def main(argv=None) -> int:
     rounds: list[dict] = []
     with prefect_test_harness(server_startup_timeout=120), \
             SearchSource(pool["root"], args.distractors, results_per_query=2 * args.per_round, seed=args.seed,
-                         exclude=seeds + held, truth_path=work / "truth.jsonl") as source:
+                         exclude=seeds + held, truth_path=work / "truth.jsonl", relist=not args.no_relist) as source:
         if not args.json:
             print(HEADER, end="", flush=True)
         for r in range(args.rounds + 1):
@@ -358,7 +370,8 @@ def main(argv=None) -> int:
             if not args.json:
                 print(line(rounds[-1]), flush=True)
     ceil = ceilings(args, pool, folders, data_dir, work, rounds[-1]["dataset_photos"])
-    out = result(args, rounds, ceil)
+    from tests.helpers.search_source import load_truth
+    out = result(args, rounds, ceil, admitted_in_the_end(data_dir, load_truth(work / "truth.jsonl"), folders))
     if args.json:
         print(json.dumps(out, indent=2))
     else:

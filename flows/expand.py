@@ -103,7 +103,7 @@ def expand_dataset_flow(catalog: CrawlCatalog = "", shoes: ShoeList = "", data_d
 
     waiting_triage = {"asked": 0, "auto_accepted": 0, "auto_rejected": 0, "still_waiting": 0}
     if triage and ReviewQueue(data_dir).counts()["review"]:
-        state = triage_waiting_task(data_dir, dataset, return_state=True)
+        state = triage_waiting_task(data_dir, dataset, inbox=inbox, return_state=True)
         if state.is_completed():
             waiting_triage = state.result()
             stages["triage"] = (f"{waiting_triage.get('note', '')}: of {waiting_triage['asked']} waiting photos, "
@@ -122,7 +122,8 @@ def expand_dataset_flow(catalog: CrawlCatalog = "", shoes: ShoeList = "", data_d
                                 f"({filtered['auto_accepted']} by the model), {filtered['rejected']} rejected "
                                 f"({filtered['auto_rejected']} by the model), {filtered['queued']} queued"
                                 + (f" ({filtered['listed_for_several']} listed for two shoes, {filtered['reopened']} "
-                                   "reopened)" if filtered.get("listed_for_several") or filtered.get("reopened") else "")
+                                   f"reopened, {filtered.get('listed_again_accepted', 0)} listed again filed by the "
+                                   "model)" if filtered.get("listed_for_several") or filtered.get("listed_again") else "")
                                 + f"; {filtered['triage']}")
         else:
             stages["filter"] = f"failed: {_failed_message(state)}"
@@ -169,8 +170,10 @@ def expand_dataset_flow(catalog: CrawlCatalog = "", shoes: ShoeList = "", data_d
         "near_duplicate_groups": len(filtered["near_duplicate_groups"]) if filtered else 0,
         "review_waiting": ReviewQueue(data_dir).counts()["review"], "stages": stages, "inbox": inbox,
         "dataset": dataset,
-        "auto_accepted": (filtered["auto_accepted"] if filtered else 0) + waiting_triage["auto_accepted"],
-        "auto_rejected": (filtered["auto_rejected"] if filtered else 0) + waiting_triage["auto_rejected"],
+        "auto_accepted": (filtered["auto_accepted"] + filtered.get("listed_again_accepted", 0) if filtered else 0)
+        + waiting_triage["auto_accepted"],
+        "auto_rejected": (filtered["auto_rejected"] + filtered.get("listed_again_rejected", 0) if filtered else 0)
+        + waiting_triage["auto_rejected"],
         "waiting_triaged": waiting_triage,
         "model": trained,
     }

@@ -95,6 +95,9 @@ def _print_summary(s: dict) -> None:
     if s.get("listed_for_several") or s.get("reopened"):
         print(f"  listed by the search for two shoes, sent to review: {s.get('listed_for_several', 0)} new, "
               f"{s.get('reopened', 0)} reopened (a model had decided them)")
+    if s.get("listed_again_accepted") or s.get("listed_again_rejected"):
+        print(f"  asked again about every shoe they were listed for, the model filed {s['listed_again_accepted']} "
+              f"under one of them and rejected {s['listed_again_rejected']} as no catalog shoe")
     if s["skipped_names"]:
         print(f"  skipped {len(s['skipped_names'])} files whose names are not images")
     print(f"  {s['semantic']}")

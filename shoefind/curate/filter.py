@@ -19,8 +19,8 @@ from shoefind.curate.crawl_checks import CrawlRules, ImageCheck, check_files, lo
 from shoefind.curate.dedupe import HashedImage, exact_duplicates, group_near_duplicates, near_duplicate_pairs
 from shoefind.images import is_image_name, sha256_file
 from shoefind.walk import list_files
-from shoefind.curate.model_verdicts import (AUTO_ACCEPT, LISTED_FOR_SEVERAL, Triage, apply_verdict, intended_shoes,
-                                            listed_for_several)
+from shoefind.curate.model_verdicts import (AUTO_ACCEPT, LISTED_FOR_SEVERAL, SETTLED_BY_MODEL, Triage, apply_verdict,
+                                            intended_shoes, listed_for_several, listed_text, settle_waiting)
 from shoefind.curate.queue import ReviewQueue, from_hex
 from shoefind.crawl.manifest import manifest_path
 from shoefind.errors import PathNotFound
@@ -276,19 +276,21 @@ def run_filter(folder: str | os.PathLike, data_dir: str | os.PathLike, checker=N
             listed_for_several(verdicts[i], shoes)
     scored = [i for i in new_idx if verdicts[i]["status"] != "rejected" and i not in settled]
     if triage is not None and scored:
-        answers = triage.judge([paths[i] for i in scored], [verdicts[i]["intended"] for i in scored])
-        for i, answer in zip(scored, answers):
+        # a photo listed for several shoes is asked about each (the first: the one it was fetched for)
+        asked = [listed_for[shas[i]] if len(listed_for.get(shas[i], ())) > 1 else verdicts[i]["intended"]
+                 for i in scored]
+        for i, answer in zip(scored, triage.judge([paths[i] for i in scored], asked)):
             apply_verdict(verdicts[i], answer)
-            shoes = listed_for.get(shas[i], [])
-            if answer is not None and len(shoes) > 1 and answer.guesses and answer.guesses[0]["shoe"] in shoes[1:]:
-                verdicts[i]["suggested"] = answer.guesses[0]["shoe"]   # one click files it under the other name
             if progress:
                 progress("triage", 1)
-    reopened = reopen_listed_again(queue, listed_for, {shas[i] for i in new_idx})
+    reopened, listed_again = reopen_listed_again(queue, listed_for, {shas[i] for i in new_idx})
 
     ordered = [verdicts[i] for i in new_idx]
     queue.record(ordered, run_id)
     queue.record_files(file_rows, run_id)
+    # photos decided or waiting before a later crawl listed them for another shoe: asked again now
+    settled = settle_waiting(queue, queue.items_by_sha(listed_again), triage, listed_for) \
+        if triage is not None and listed_again else {}
     rejected = Counter(v["rule"] for v in ordered if v["status"] == "rejected")
     summary = {
         "run_id": run_id, "folder": str(Path(folder).resolve()), "data_dir": str(Path(data_dir)),
@@ -307,30 +309,43 @@ def run_filter(folder: str | os.PathLike, data_dir: str | os.PathLike, checker=N
                    triage_note or "no triage: the dataset has no trained model yet"),
         "listed_for_several": sum(v.get("rule") == LISTED_FOR_SEVERAL for v in ordered),
         "reopened": reopened,
+        "listed_again": len(listed_again),
+        "listed_again_accepted": settled.get("auto_accepted", 0),
+        "listed_again_rejected": settled.get("auto_rejected", 0),
         "queue_waiting": queue.counts()["review"],
     }
     queue.save_run(run_id, str(folder), summary)
     return FilterResult(summary, ordered)
 
 
-def reopen_listed_again(queue: ReviewQueue, listed_for: dict[str, list[str]], batch: set[str]) -> int:
-    """Photos a model decided earlier that a later crawl listed for another shoe go back to a person
-    (a person's own decisions stand, and so does a model's decision made after the listing was known:
-    only "no shoe of the catalog" settles such a photo); how many."""
+def reopen_listed_again(queue: ReviewQueue, listed_for: dict[str, list[str]], batch: set[str]) \
+        -> tuple[int, list[str]]:
+    """Photos a later crawl listed for another shoe: a model's decision on one goes back to review, and one
+    waiting for a model's doubt waits as listed for several shoes (a person's own decisions stand, and so
+    does a model's decision made after the listing was known: only "no shoe of the catalog" or a sure
+    answer among the listed shoes settles such a photo). (how many decisions were reopened, the sha256
+    of every photo reopened or marked, for the model to be asked about all its shoes)."""
     several = [sha for sha, shoes in listed_for.items() if len(shoes) > 1 and sha not in batch]
     if not several:
-        return 0
-    reopened = 0
+        return 0, []
+    reopened, marked = 0, []
     for item in queue.items_by_sha(several):
-        if item.status == "review" or not (item.decided_by or "").startswith("model:") \
-                or any(r.get("rule") == LISTED_FOR_SEVERAL for r in item.reasons):
+        if any(r.get("rule") == LISTED_FOR_SEVERAL for r in item.reasons):
+            continue        # asked about every listed shoe once already
+        reason = {"rule": LISTED_FOR_SEVERAL, "reason": listed_text(listed_for[item.sha256])}
+        if item.status == "review":
+            if item.rule in SETTLED_BY_MODEL or str(item.rule).startswith("triage:"):
+                queue.mark(item.id, LISTED_FOR_SEVERAL, reason)
+                marked.append(item.sha256)
+            continue
+        if not (item.decided_by or "").startswith("model:"):
             continue
         queue.reopen(item.id, rule=LISTED_FOR_SEVERAL)
         queue.annotate(item.id, item.guesses, item.suggested, item.margin, item.triaged_by or "",
-                       {"rule": LISTED_FOR_SEVERAL, "reason": f"{item.decided_by} had {item.status} it; the search "
-                        "has since listed it for " + " and for ".join(listed_for[item.sha256])})
+                       reason | {"reason": f"{item.decided_by} had {item.status} it; {reason['reason']}"})
         reopened += 1
-    return reopened
+        marked.append(item.sha256)
+    return reopened, marked
 
 
 def _reject(verdict: dict, rule: str, reason: str, duplicate_of: str | None = None) -> None:
@@ -345,7 +360,8 @@ def summary_markdown(summary: dict) -> str:
     lines = [f"# Crawl filter run {summary['run_id']}", "", f"Folder: `{summary['folder']}`", "",
              "| | count |", "|---|---|"]
     for key in ("files", "known", "exact_duplicates", "new", "accepted", "auto_accepted", "rejected", "auto_rejected",
-                "queued", "listed_for_several", "reopened", "queue_waiting"):
+                "queued", "listed_for_several", "reopened", "listed_again_accepted", "listed_again_rejected",
+                "queue_waiting"):
         if key in summary:
             lines.append(f"| {key.replace('_', ' ')} | {summary[key]} |")
     if summary["rejected_by_rule"]:

@@ -9,7 +9,10 @@ Its verdict per photo:
 - review: anything else, with the model's guesses for the person who decides.
 
 The shoe a photo was crawled for is the crawl manifest's (`intended_shoes`); a photo dropped into
-the inbox by hand has none, so the model can suggest a label for it but never accept it.
+the inbox by hand has none, so the model can suggest a label for it but never accept it. A photo the
+search listed for several shoes (a query's "other shoes" are another query's own) is asked about all of
+them: the model files it under one of them only as it accepts any photo (its calibrated margin, the
+nearest training photo agreeing); else a person decides which it shows.
 """
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ class TriageVerdict:
     suggested: str | None = None      # the shoe the model is sure of, when not the intended one
     margin: float | None = None       # top-1 minus top-2 probability
     model: str = ""                   # the registry model id
+    shoe: str | None = None           # accepted under this listed shoe, when not the one it was fetched for
 
     def fields(self) -> dict:
         """The queue columns this verdict fills."""
@@ -51,8 +55,10 @@ class TriageVerdict:
 class Triage(Protocol):
     model: str                        # the registry model id (shown in summaries)
 
-    def judge(self, paths: Sequence[str], intended: Sequence[str | None]) -> list[TriageVerdict | None]:
-        """One verdict per photo (None where it cannot be read)."""
+    def judge(self, paths: Sequence[str], intended: Sequence[str | Sequence[str] | None]) \
+            -> list[TriageVerdict | None]:
+        """One verdict per photo (None where it cannot be read). intended: per photo the shoe it was crawled
+        for, None, or the shoes the search listed it for (the first: the one it was fetched for)."""
 
 
 def intended_shoes(manifest: str | os.PathLike) -> dict[str, list[str]]:
@@ -77,13 +83,23 @@ def intended_shoes(manifest: str | os.PathLike) -> dict[str, list[str]]:
     return out
 
 
+def listed_text(shoes: Sequence[str]) -> str:
+    return "the search listed it for " + " and for ".join(shoes)
+
+
 def listed_for_several(verdict: dict, shoes: Sequence[str]) -> None:
-    """Send a photo the search listed for several shoes to a person (in place): which of them it shows
-    is the question a model is most often wrong about (a query's confusable shoes), so it never decides."""
-    verdict["reasons"].append({"rule": LISTED_FOR_SEVERAL, "reason": "the search listed it for "
-                               + " and for ".join(shoes) + ": a person decides which it shows"})
+    """Mark a photo the search listed for several shoes (in place): which of them it shows is a
+    person's question unless a model is sure of one of them (apply_verdict)."""
+    verdict["reasons"].append({"rule": LISTED_FOR_SEVERAL, "reason": listed_text(shoes)
+                               + ": a person decides which it shows, unless a model is sure"})
     if verdict["status"] == "accepted" or verdict.get("rule") in SETTLED_BY_MODEL:
         verdict["status"], verdict["rule"] = "review", LISTED_FOR_SEVERAL
+
+
+def settles_listed(answer: TriageVerdict) -> bool:
+    """Does a model's answer settle a photo listed for several shoes? Only "no shoe of the catalog", or
+    an acceptance under one of the listed shoes (the judge was given them all)."""
+    return answer.rule == NOT_IN_CATALOG or answer.outcome == "accept"
 
 
 def apply_verdict(verdict: dict, answer: TriageVerdict | None) -> None:
@@ -93,8 +109,8 @@ def apply_verdict(verdict: dict, answer: TriageVerdict | None) -> None:
     verdict.update(answer.fields())
     settles = verdict["status"] != "rejected" and (
         verdict.get("rule") in SETTLED_BY_MODEL
-        # which of the shoes it was listed for is a person's question, unless it is none of the catalog's
-        or verdict.get("rule") == LISTED_FOR_SEVERAL and answer.rule == NOT_IN_CATALOG)
+        # which of the shoes it was listed for is a person's question, unless the model is sure
+        or verdict.get("rule") == LISTED_FOR_SEVERAL and settles_listed(answer))
     if not settles:
         return            # keeps its own verdict; the guesses help the person who decides it
     verdict["reasons"] = [r for r in verdict["reasons"] if r.get("rule") != "semantic:skipped"]
@@ -102,7 +118,38 @@ def apply_verdict(verdict: dict, answer: TriageVerdict | None) -> None:
     verdict["rule"] = answer.rule
     if answer.outcome == "accept":
         verdict["status"], verdict["decided_by"] = "accepted", f"model:{answer.model}"
+        if answer.shoe:
+            verdict["label"] = answer.shoe
     elif answer.outcome == "reject":
         verdict["status"], verdict["decided_by"] = "rejected", f"model:{answer.model}"
     else:
         verdict["status"] = "review"
+
+
+def settle_waiting(queue, items: Sequence, triage: Triage, listed_for: dict[str, list[str]] | None = None) -> dict:
+    """A model answers photos waiting in the review queue (each asked about every shoe the search listed it
+    for); what it is sure of it decides as the filter would have, the rest keeps waiting with its guesses.
+    Counts of what it settled."""
+    listed_for = listed_for or {}
+    counts = {"asked": len(items), "auto_accepted": 0, "auto_rejected": 0, "still_waiting": 0}
+    if not items:
+        return counts
+    paths = [i.stored_path if i.stored_path and Path(i.stored_path).is_file() else i.source for i in items]
+    asked = [listed_for[i.sha256] if len(listed_for.get(i.sha256, ())) > 1 else i.intended for i in items]
+    for item, shoes, answer in zip(items, asked, triage.judge(paths, asked)):
+        if answer is None:
+            counts["still_waiting"] += 1
+            continue
+        several = item.rule == LISTED_FOR_SEVERAL or not (shoes is None or isinstance(shoes, str))
+        settles = settles_listed(answer) if several else True
+        queue.annotate(item.id, answer.guesses, answer.suggested if answer.suggested or not several else item.suggested,
+                       answer.margin, answer.model, {"rule": answer.rule, "reason": answer.reason} if settles else None)
+        if settles and answer.outcome == "accept":
+            queue.decide(item.id, "accept", reviewer=f"model:{answer.model}", rule=AUTO_ACCEPT, label=answer.shoe)
+            counts["auto_accepted"] += 1
+        elif settles and answer.outcome == "reject":
+            queue.decide(item.id, "reject", reviewer=f"model:{answer.model}", rule=answer.rule)
+            counts["auto_rejected"] += 1
+        else:
+            counts["still_waiting"] += 1
+    return counts

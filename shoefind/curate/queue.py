@@ -306,7 +306,9 @@ class ReviewQueue:
             if v["sha256"] in known:
                 continue
             known.add(v["sha256"])
-            target = self.target_path(v["status"], v["sha256"], v["shoe"], v.get("suffix", ".bin"))
+            # a model sure of another shoe the search listed it for files it there (v["label"])
+            label = v.get("label") if v["status"] == "accepted" and v.get("label") != v["shoe"] else None
+            target = self.target_path(v["status"], v["sha256"], label or v["shoe"], v.get("suffix", ".bin"))
             if target is not None and not target.exists():
                 self._place(Path(v["source"]), target, move=False)
             if target is not None and v["status"] == "accepted" and v.get("phash") is not None:
@@ -320,7 +322,8 @@ class ReviewQueue:
                      str(target) if target else None,
                      None if v["status"] == "review" else v.get("decided_by") or "rules",
                      now(), None if v["status"] == "review" else now(), run_id, v.get("intended"),
-                     json.dumps(v.get("guesses") or []), v.get("suggested"), v.get("margin"), v.get("triaged_by")))
+                     json.dumps(v.get("guesses") or []), v.get("suggested"), v.get("margin"), v.get("triaged_by"),
+                     label))
             stored.append(v["sha256"])
         if rows:
             # copies are placed first, rows written after in one transaction: a crash in between
@@ -329,8 +332,8 @@ class ReviewQueue:
                 db.executemany(
                     "INSERT INTO images (sha256, source, shoe, status, rule, reasons, scores, width, height, format,"
                     " file_bytes, phash, dhash, color, duplicate_of, stored_path, decided_by, created_at, decided_at,"
-                    " run_id, intended, guesses, suggested, margin, triaged_by)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                    " run_id, intended, guesses, suggested, margin, triaged_by, label)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
                 # the next run need not decode what it just accepted
                 db.executemany("INSERT OR REPLACE INTO dataset_hashes VALUES (?,?,?,?,?,?,?,?)", hashed)
         return stored
@@ -408,6 +411,16 @@ class ReviewQueue:
         with self.connect() as db:
             db.execute("UPDATE images SET guesses=?, suggested=?, margin=?, triaged_by=?, reasons=? WHERE id=?",
                        (json.dumps(guesses), suggested, margin, triaged_by, json.dumps(reasons), item.id))
+        return self.get(item.id)
+
+    def mark(self, ref: str | int, rule: str, reason: dict) -> QueueItem:
+        """Give a waiting image a new rule and reason (it stays in review, its copy where it is)."""
+        item = self.get(ref)
+        if item.status != "review":
+            raise ValueError(f"image {item.id} is not waiting for review (status {item.status})")
+        with self.connect() as db:
+            db.execute("UPDATE images SET rule=?, reasons=? WHERE id=? AND status='review'",
+                       (rule, json.dumps([*item.reasons, reason]), item.id))
         return self.get(item.id)
 
     def reopen(self, ref: str | int, rule: str | None = None) -> QueueItem:

@@ -12,23 +12,24 @@ everything goes to review, as before there was one). Per photo crawled for shoe 
 - otherwise, or when S is a shoe the model has no training photo of, or without a calibrated
   margin: review, with the model's top guesses.
 A photo dropped into the inbox by hand has no S: it always goes to review, with the guesses. A photo the
-search listed for several shoes waits for a person too (the filter's listed_for_several), unless the
-model finds it no shoe of the catalog.
+search listed for several shoes S1, S2... (a query's "other shoes" are another query's own) is accepted
+under the one the model says with the calibrated margin when its nearest training photo is of that shoe
+too, rejected when it is no shoe of the catalog, and otherwise waits for a person (the filter's
+listed_for_several), with the model's pick as the suggestion.
 
-`retriage_waiting(queue, triage)` asks a newly promoted model about the photos still waiting for a
-person, so what an older model was unsure of can be settled without them.
+`retriage_waiting(queue, triage, listed_for)` asks a newly promoted model about the photos still waiting
+for a person, so what an older model was unsure of can be settled without them.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from shoefind.curate.model_verdicts import (AUTO_ACCEPT, LISTED_FOR_SEVERAL, NO_INTENDED, NOT_IN_CATALOG, OTHER_SHOE,
-                                            SETTLED_BY_MODEL, UNSURE, TriageVerdict)
+                                            SETTLED_BY_MODEL, UNSURE, TriageVerdict, listed_text, settle_waiting)
 from shoefind.registry.calibrate import Thresholds, margins, nearest_photo
 from shoefind.registry.store import ModelRegistry
 
@@ -48,7 +49,8 @@ class ModelTriage:
     cache: object                       # the embedding cache (new photos are encoded once)
     support_folders: list[str] | None = None   # each training photo's shoe folder (the neighbour check)
 
-    def judge(self, paths: Sequence[str], intended: Sequence[str | None]) -> list[TriageVerdict | None]:
+    def judge(self, paths: Sequence[str], intended: Sequence[str | Sequence[str] | None]) \
+            -> list[TriageVerdict | None]:
         x, ok = self.embed(paths)
         out: list[TriageVerdict | None] = [None] * len(paths)
         if not ok:
@@ -58,7 +60,12 @@ class ModelTriage:
         novel, nearest = nearest_photo(x[ok], self.support)
         for row, i in enumerate(ok):
             neighbour = self.support_folders[nearest[row]] if self.support_folders and nearest[row] >= 0 else None
-            out[i] = self._verdict(probs[row], float(margin[row]), float(novel[row]), intended[i], neighbour)
+            shoes = [intended[i]] if intended[i] is None or isinstance(intended[i], str) else list(intended[i])
+            if len(shoes) > 1:
+                out[i] = self._listed_verdict(probs[row], float(margin[row]), float(novel[row]), shoes, neighbour)
+            else:
+                out[i] = self._verdict(probs[row], float(margin[row]), float(novel[row]), shoes[0] if shoes else None,
+                                       neighbour)
         return out
 
     def embed(self, paths: Sequence[str]) -> tuple[np.ndarray, list[int]]:
@@ -80,25 +87,53 @@ class ModelTriage:
             x[ok] = self.cache.matrix([shas[i] for i in ok])
         return x, ok
 
-    def _verdict(self, p: np.ndarray, margin: float, similarity: float, intended: str | None,
-                 neighbour: str | None = None) -> TriageVerdict:
+    def _answer(self, p: np.ndarray, margin: float) -> tuple[str, bool, dict, str]:
+        """(its top shoe, whether the margin is calibrated sure, the verdict's common fields, a sentence)."""
         order = np.argsort(-p)[:GUESSES]
         guesses = [{"shoe": self.folders[j], "probability": round(float(p[j]), 4)} for j in order]
         top = self.folders[order[0]]
         t = self.thresholds.margin
-        sure = t is not None and margin >= t
         common = {"guesses": guesses, "margin": round(margin, 4), "model": self.model}
-        says = f"model {self.model} says {top} ({p[order[0]]:.2f}, margin {margin:.2f})"
+        return top, t is not None and margin >= t, common, \
+            f"model {self.model} says {top} ({p[order[0]]:.2f}, margin {margin:.2f})"
+
+    def _novel(self, similarity: float) -> bool:
+        return self.thresholds.novelty is not None and similarity < self.thresholds.novelty
+
+    def _not_in_catalog(self, similarity: float, common: dict) -> TriageVerdict:
+        return TriageVerdict("reject", NOT_IN_CATALOG, f"no shoe of the catalog: less like any training photo "
+                             f"(similarity {similarity:.2f}) than the catalog's own photos are "
+                             f"(>= {self.thresholds.novelty:.2f})", **common)
+
+    def _listed_verdict(self, p: np.ndarray, margin: float, similarity: float, shoes: list[str],
+                        neighbour: str | None) -> TriageVerdict:
+        """A photo listed for several shoes: accepted under the one the model is sure of, as any photo is."""
+        top, sure, common, says = self._answer(p, margin)
+        if self._novel(similarity):
+            return self._not_in_catalog(similarity, common)
+        listed = listed_text(shoes)
+        if sure and top in shoes and top in self.trained and (neighbour == top or self.support_folders is None):
+            return TriageVerdict("accept", AUTO_ACCEPT, f"{listed}; {says}, as its nearest training photo is "
+                                 f"(margin >= {self.thresholds.margin:.2f} is right "
+                                 f"{self.thresholds.target_precision:.0%} of the time)",
+                                 shoe=top if top != shoes[0] else None, **common)
+        why = "not sure enough" if not sure else (f"its nearest training photo is of {neighbour}" if top in shoes
+                                                  else "a shoe it was not listed for")
+        return TriageVerdict("review", LISTED_FOR_SEVERAL, f"{listed}; {says}: {why}, a person decides",
+                             suggested=top if top in shoes[1:] else None, **common)
+
+    def _verdict(self, p: np.ndarray, margin: float, similarity: float, intended: str | None,
+                 neighbour: str | None = None) -> TriageVerdict:
+        top, sure, common, says = self._answer(p, margin)
+        t = self.thresholds.margin
         if intended is None:
             return TriageVerdict("review", NO_INTENDED, f"{says}; the photo was not crawled for a shoe, so a "
                                  "person files it", suggested=top if sure else None, **common)
         if intended not in self.trained:
             return TriageVerdict("review", UNSURE, f"{says}; it has no training photo of {intended} yet",
                                  suggested=top if sure and top != intended else None, **common)
-        if self.thresholds.novelty is not None and similarity < self.thresholds.novelty:
-            return TriageVerdict("reject", NOT_IN_CATALOG, f"no shoe of the catalog: less like any training photo "
-                                 f"(similarity {similarity:.2f}) than the catalog's own photos are "
-                                 f"(>= {self.thresholds.novelty:.2f})", **common)
+        if self._novel(similarity):
+            return self._not_in_catalog(similarity, common)
         if t is None:
             return TriageVerdict("review", UNSURE, f"{says}; the model is not calibrated to decide alone yet "
                                  "(too few labeled photos)", **common)
@@ -145,35 +180,10 @@ def load_triage(data_dir: str | os.PathLike, dataset: str | os.PathLike) -> tupl
     return triage, f"triage with model {triage.model}: {triage.thresholds.describe()}"
 
 
-def retriage_waiting(queue, triage: ModelTriage) -> dict:
+def retriage_waiting(queue, triage: ModelTriage, listed_for: dict[str, list[str]] | None = None) -> dict:
     """Ask the model about the photos waiting for a person that only a model's doubt kept there (and
-    that this model has not answered yet); counts of what it settled."""
+    that this model has not answered yet), each about every shoe the search listed it for (listed_for:
+    sha256 -> shoes, see intended_shoes); counts of what it settled."""
     waiting = [i for i in queue.items("review") if i.triaged_by != triage.model
                and (i.rule in SETTLED_BY_MODEL or i.rule in (UNSURE, NO_INTENDED, LISTED_FOR_SEVERAL))]
-    counts = {"asked": len(waiting), "auto_accepted": 0, "auto_rejected": 0, "still_waiting": 0}
-    if not waiting:
-        return counts
-    paths = [i.stored_path if i.stored_path and Path(i.stored_path).is_file() else i.source for i in waiting]
-    for item, answer in zip(waiting, triage.judge(paths, [i.intended for i in waiting])):
-        if answer is None:
-            counts["still_waiting"] += 1
-            continue
-        if item.rule == LISTED_FOR_SEVERAL:      # a person's question, unless it is no shoe of the catalog
-            settles = answer.rule == NOT_IN_CATALOG
-            queue.annotate(item.id, answer.guesses, item.suggested, answer.margin, answer.model,
-                           {"rule": answer.rule, "reason": answer.reason} if settles else None)
-            if not settles:
-                counts["still_waiting"] += 1
-                continue
-        else:
-            queue.annotate(item.id, answer.guesses, answer.suggested, answer.margin, answer.model,
-                           {"rule": answer.rule, "reason": answer.reason})
-        if answer.outcome == "accept":
-            queue.decide(item.id, "accept", reviewer=f"model:{answer.model}", rule=AUTO_ACCEPT)
-            counts["auto_accepted"] += 1
-        elif answer.outcome == "reject":
-            queue.decide(item.id, "reject", reviewer=f"model:{answer.model}", rule=answer.rule)
-            counts["auto_rejected"] += 1
-        else:
-            counts["still_waiting"] += 1
-    return counts
+    return settle_waiting(queue, waiting, triage, listed_for)

@@ -147,6 +147,37 @@ def test_a_second_crawl_finds_new_photos_and_keeps_the_order_of_those_it_did_not
         assert [r["full"] for r in page(again, query)] == [r["full"] for r in results]
 
 
+def test_with_relist_a_photo_fetched_from_another_shoes_page_is_listed_once_on_its_own(pool, tmp_path):
+    """relist=True: shoe A's photo fetched as one of B's "other shoes" comes first on A's next page, once,
+    besides A's usual mix; photos fetched from A's own page and photos only listed elsewhere do not; a
+    source resumed from the truth file remembers it."""
+    folder, distractors = pool
+    a, b = ("_".join(SHOES[0]), "_".join(SHOES[1]))
+    mix = Mix(right=0.5, confusable=0.5, distractor=0, near_duplicate=0, thumbnail=0)
+    kwargs = dict(mix=mix, results_per_query=8, seed=1, confusable_classes=1, relist=True,
+                  truth_path=tmp_path / "truth.jsonl")
+    with SearchSource(folder, distractors, **kwargs) as source:
+        qa, qb = source.shoe_of[a].query, source.shoe_of[b].query
+        own = page(source, qa)
+        fetch_all(own[:2])                                   # two results fetched from A's own page
+        on_b = listed(source, qb, page(source, qb))
+        a_on_b = [s for s in on_b if s.truth == a]
+        assert len(a_on_b) == 4                              # B's "other shoes" are all A's
+        fetch_all([{"full": s.url} for s in a_on_b[:2]])     # two of them fetched there, two only listed
+        fetched_on_b = [s.url for s in a_on_b[:2]]
+        again = [r["full"] for r in page(source, qa)]
+        assert again[:2] == fetched_on_b and len(again) == 10      # first, besides the page's 8
+        # (B's photos fetched from A's page are relisted on B's)
+        assert {r for r in source.relisted if r[0] == a} == {(a, Path(u).stem) for u in fetched_on_b}
+        assert not set(fetched_on_b) & set(r["full"] for r in page(source, qa))     # once
+    with SearchSource(folder, distractors, **kwargs) as resumed:
+        assert not set(fetched_on_b) & set(r["full"] for r in page(resumed, qa))
+    with SearchSource(folder, distractors, **(kwargs | {"relist": False, "truth_path": None})) as plain:
+        on_b = [r for r in page(plain, qb) if any(s.truth == a for s in listed(plain, qb, [r]))]
+        fetch_all(on_b)
+        assert not {r["full"] for r in on_b} & {r["full"] for r in page(plain, qa)}
+
+
 def test_the_same_seed_gives_the_same_pages(pool):
     folder, distractors = pool
     pages = []

@@ -25,7 +25,11 @@ them. Everything is deterministic for a seed and the same sequence of crawls.
 New photos every round: a page lists only what has not been fetched yet (a pool or distractor
 photo whose full-size image was downloaded once is not listed again, under any query; each copy
 is made once), in a fixed seeded order, so a result not reached by one crawl keeps its place in
-the next. `repeat=True` lists the same page every time instead. Mind that the crawler counts its
+the next. `repeat=True` lists the same page every time instead. `relist=True` does what a real
+engine does with a photo of shoe A that a crawl fetched from another query's page (as one of its
+"other shoes"): A's next page lists it once more, first, as one of A's own results (the crawler
+records that it was listed for two shoes and does not fetch it again); it does not take a place
+of the mix. Mind that the crawler counts its
 `per_query` target over its manifest: a second round into the same inbox must ask for
 `per_query` = 2 x N (round r: r x N) to get N more; the pages then begin with new photos, so the
 crawler does not click through the old ones.
@@ -61,7 +65,8 @@ from shoefind.settings import load_rules
 from shoefind.vocab import _norm, vocabularies
 from tests.helpers.fake_search_site import SEARCH_PAGE, _send
 
-KINDS = ("right", "confusable", "distractor", "near-duplicate", "thumbnail")
+KINDS = ("right", "confusable", "distractor", "near-duplicate", "thumbnail")   # the mix of a page
+RELISTED = "relisted"   # a photo listed again on its own shoe's page after another page's fetch (relist=True)
 COPY_TRANSFORMS = ("resized", "re-encoded", "cropped")
 CATALOG_COLUMNS = ["name", "brand", "color", "hightop", "sole", "queries", "pool_class"]
 
@@ -109,7 +114,7 @@ class Served:
     path: str             # the same on this site (port-independent: a resumed source keeps it)
     query: str
     shoe: str | None      # the pool class the query was for
-    kind: str             # one of KINDS, relative to the query
+    kind: str             # one of KINDS or RELISTED, relative to the query
     truth: str | None     # the pool class the photo shows; None: a distractor (no pool shoe)
     source: str           # pool:<class>/<file>, distractors:<folder>/<file>, or copy:<path>
     sha256: str           # of the bytes served (the crawler's file name)
@@ -276,9 +281,11 @@ class SearchSource:
                  confusable_classes: int = 3, embed: Callable[[list[Path]], "object"] | None = None,
                  class_means: dict | None = None, truth_path: str | os.PathLike | None = None,
                  shoes: list[PoolShoe] | None = None, min_short_side: int | None = None,
-                 preview_delay: float = 0.05, scroll_delay: float = 0.05, page_size: int = 10):
+                 preview_delay: float = 0.05, scroll_delay: float = 0.05, page_size: int = 10,
+                 relist: bool = False):
         self.pool = Path(pool).resolve()
         self.mix = mix
+        self.relist = relist
         self.results_per_query = results_per_query
         self.seed = seed
         self.repeat = repeat
@@ -331,6 +338,9 @@ class SearchSource:
         self.listings: list[Served] = []       # every (query, result) listed, first time only
         self._listed: set[tuple[str, str]] = set()
         self.fetched: set[str] = set()         # photo ids and copy paths whose full image was downloaded
+        self.fetched_under: dict[str, str] = {}   # photo id -> the pool class of the page it was fetched from
+        self.relisted: set[tuple[str, str]] = set()   # (pool class, photo id) listed again on its own page
+        self._page_of: dict[str, str] = {}     # url path -> the pool class of the last page listing it
         self.pages: list[dict] = []            # every page built: query, shoe, results by kind
         self._copies: dict[str, tuple[bytes, int, int]] = {}   # copy path -> JPEG bytes, width, height
         self._sizes: dict[str, tuple[int, int]] = {}            # photo id -> width, height
@@ -374,6 +384,10 @@ class SearchSource:
                 self._listed.add((_norm(served.query), served.path))
             elif "fetched" in rec:
                 self.fetched.add(rec["fetched"])
+                if rec.get("under"):
+                    self.fetched_under[rec["fetched"]] = rec["under"]
+            elif "relisted" in rec:
+                self.relisted.add(tuple(rec["relisted"]))
 
     # --- building a page ----------------------------------------------------------------------
     def _fresh(self, key: str) -> bool:
@@ -383,7 +397,13 @@ class SearchSource:
         """The page for `query` now (what a crawl sees), each result recorded the first time it is listed."""
         cls = self.class_of_query.get(_norm(query))
         with self._lock:
-            served = [self._served(query, cls, item) for item in (self._page_items(cls) if cls else [])]
+            items = self._page_items(cls) if cls else []
+            served = [self._served(query, cls, item) for item in items]
+            for item in items:
+                self._page_of[item.url] = cls
+                if item.kind == RELISTED:
+                    self.relisted.add((cls, item.photo.id))
+                    self._append({"relisted": [cls, item.photo.id]})
             for record in served:
                 if (_norm(query), record.path) not in self._listed:
                     self._listed.add((_norm(query), record.path))
@@ -412,7 +432,15 @@ class SearchSource:
             at = next(n for n, p in enumerate(placed) if p.url == it.after)
             later = [n for n in range(at + 1, len(placed) + 1)]
             placed.insert(later[int(_rank(self.seed, "after", it.url), 16) % len(later)], it)
-        return placed
+        return self._relisted(cls) + placed
+
+    def _relisted(self, cls: str) -> list[_Item]:
+        """This shoe's photos fetched from another shoe's page and not yet listed here since (relist=True)."""
+        if not self.relist or self.repeat:
+            return []
+        return [_Item(self._photo_url(p), RELISTED, p) for p in self.by_class[cls]
+                if p.id in self.fetched and self.fetched_under.get(p.id) not in (None, cls)
+                and (cls, p.id) not in self.relisted]
 
     def _confusables(self, cls: str, n: int) -> list[Photo]:
         """n photos of the other shoes: from the `confusable_classes` most confusable ones, the first
@@ -545,7 +573,10 @@ class SearchSource:
                 data, key = photo.path.read_bytes(), photo.id
             if count and key not in self.fetched:
                 self.fetched.add(key)
-                self._append({"fetched": key})
+                under = self._page_of.get(path)   # the page the crawler was reading (one query at a time)
+                if under is not None:
+                    self.fetched_under[key] = under
+                self._append({"fetched": key, "under": under})
             return data
 
     def _search_page(self, query: str) -> str:

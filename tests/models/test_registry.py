@@ -120,38 +120,84 @@ def test_triage_accepts_the_right_shoe_rejects_another_with_a_suggestion_and_que
     assert order == ["unsure.jpg", "dropped by hand.jpg"]
 
 
-def test_a_photo_the_search_listed_for_two_shoes_waits_for_a_person_unless_it_is_no_shoe(data, tmp_path):
-    """The model is sure of a photo listed for two shoes: it still waits (with the model's pick as the
-    one-click suggestion), while a photo like no catalog shoe is rejected whatever it was listed for."""
+def _listed_again(data_dir: Path, files: dict[Path, str], fetched_for: str) -> None:
+    """Record, as a later crawl does, that the search listed these files for another shoe too."""
+    from shoefind.images import sha256_file
+    with open(data_dir / "crawl" / "inbox.manifest.jsonl", "a") as fh:
+        for path, shoe in files.items():
+            fh.write(json.dumps({"status": "listed-again", "shoe": shoe, "sha256": sha256_file(path),
+                                 "fetched_for": fetched_for, "query": shoe, "image_url": f"http://x/{path.name}"}) + "\n")
+
+
+def test_a_photo_listed_for_two_shoes_is_filed_under_the_one_the_model_is_sure_of_else_waits(data, tmp_path):
+    """Listed for BLUE and RED: a RED shoe the model is sure of goes under RED (its nearest training photo
+    agrees); one it is unsure of waits for a person with both shoes in its guesses; a shoe it is sure of but
+    that the search listed for neither is not filed under it; a photo like no catalog shoe is rejected."""
     import numpy as np
     from PIL import Image
 
-    from shoefind.images import sha256_file
-    from shoefind.registry.triage import load_triage
+    from shoefind.registry.triage import load_triage, retriage_waiting
     inbox = data / "inbox"
-    twice = shoe_photo(inbox / BLUE / "twice.jpg", SHOES[RED], 601)          # a RED shoe, fetched for BLUE
+    third = list(SHOES)[2]
+    twice = shoe_photo(inbox / BLUE / "twice.jpg", SHOES[RED], 601)               # a RED shoe, fetched for BLUE
+    unsure = shoe_photo(inbox / BLUE / "unsure.jpg", SHOES[RED], 602, shape=1)     # red, shaped as BLUE
+    neither = shoe_photo(inbox / BLUE / "neither.jpg", SHOES[third], 603)          # listed for BLUE and RED
     noise = inbox / BLUE / "noise.jpg"
-    noise.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.random.default_rng(7).integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(noise)
-    _crawled(data, inbox, {twice: BLUE, noise: BLUE})
-    with open(data / "crawl" / "inbox.manifest.jsonl", "a") as fh:    # then listed for RED by another query
-        for path in (twice, noise):
-            fh.write(json.dumps({"status": "listed-again", "shoe": RED, "sha256": sha256_file(path),
-                                 "fetched_for": BLUE, "query": RED, "image_url": f"http://x/{path.name}"}) + "\n")
+    files = [twice, unsure, neither, noise]
+    _crawled(data, inbox, dict.fromkeys(files, BLUE))
+    _listed_again(data, dict.fromkeys(files, RED), BLUE)
     triage, _ = load_triage(data, data / "images")
     summary = run_filter(inbox, data, rules=RULES, triage=triage).summary
     items = {Path(i.source).name: i for i in ReviewQueue(data).items()}
-    waiting = items["twice.jpg"]
-    assert (waiting.status, waiting.rule, waiting.intended) == ("review", "listed_for_several", BLUE)
-    assert waiting.guesses[0]["shoe"] == RED and waiting.suggested == RED
-    assert any(BLUE in r["reason"] and RED in r["reason"] for r in waiting.reasons)
+
+    filed = items["twice.jpg"]
+    assert (filed.status, filed.rule, filed.decided_by, filed.intended) == \
+        ("accepted", "triage:agrees", "model:m0001", BLUE)
+    assert filed.folder == RED and (data / "images" / RED / f"{filed.sha256}.jpg").is_file()
+    assert not list((data / "images" / BLUE).glob(f"{filed.sha256}.*"))
+    assert any(BLUE in r["reason"] and RED in r["reason"] for r in filed.reasons)
+
+    waiting = items["unsure.jpg"]
+    assert (waiting.status, waiting.rule) == ("review", "listed_for_several")
+    assert waiting.margin < triage.thresholds.margin and {g["shoe"] for g in waiting.guesses[:2]} == {RED, BLUE}
+    assert (items["neither.jpg"].status, items["neither.jpg"].rule) == ("review", "listed_for_several")
+    assert items["neither.jpg"].guesses[0]["shoe"] == third and items["neither.jpg"].suggested is None
+    assert not list((data / "images").rglob(f"{items['neither.jpg'].sha256}.*"))     # never filed silently
     assert (items["noise.jpg"].status, items["noise.jpg"].rule) == ("rejected", "triage:not-in-catalog")
-    assert summary["listed_for_several"] == 1 and summary["auto_accepted"] == 0
-    # a newer model asked again does not settle it either
-    from shoefind.registry.triage import retriage_waiting
+    assert (summary["auto_accepted"], summary["listed_for_several"]) == (1, 2)
+
+    # a newer model with the same view settles neither of the two that wait
     triage.model = "m0009"
-    assert retriage_waiting(ReviewQueue(data), triage)["still_waiting"] == 1
-    assert ReviewQueue(data).get(waiting.id).status == "review"
+    listed = {i.sha256: [BLUE, RED] for i in items.values()}
+    assert retriage_waiting(ReviewQueue(data), triage, listed)["still_waiting"] == 2
+
+
+def test_a_model_decision_on_a_photo_later_listed_for_its_own_shoe_is_asked_again_at_once(data, tmp_path, capsys):
+    """A RED shoe fetched for BLUE is rejected as another shoe; when a later crawl lists it for RED, the next
+    filter run reopens that decision and the model files it under RED in the same run; asked once: a rerun
+    changes nothing."""
+    from shoefind.cli.filter import _print_summary
+    from shoefind.registry.triage import load_triage
+    inbox = data / "inbox"
+    red = shoe_photo(inbox / BLUE / "red.jpg", SHOES[RED], 611)
+    _crawled(data, inbox, {red: BLUE})
+    triage, _ = load_triage(data, data / "images")
+    run_filter(inbox, data, rules=RULES, triage=triage)
+    [item] = ReviewQueue(data).items()
+    assert (item.status, item.rule, item.suggested) == ("rejected", "triage:other-shoe", RED)
+
+    _listed_again(data, {red: RED}, BLUE)
+    summary = run_filter(inbox, data, rules=RULES, triage=triage).summary
+    assert (summary["reopened"], summary["listed_again_accepted"]) == (1, 1)
+    after = ReviewQueue(data).get(item.id)
+    assert (after.status, after.folder, after.decided_by) == ("accepted", RED, "model:m0001")
+    assert (data / "images" / RED / f"{item.sha256}.jpg").is_file()
+    _print_summary(summary)
+    assert "the model filed 1 under one of them" in capsys.readouterr().out
+    again = run_filter(inbox, data, rules=RULES, triage=triage).summary
+    assert (again["reopened"], again["listed_again_accepted"]) == (0, 0)
+    assert ReviewQueue(data).get(item.id).decided_at == after.decided_at
 
 
 def test_without_a_trained_model_everything_waits_for_a_person(tmp_path):
