@@ -11,7 +11,10 @@ in a person's time?
 2. Each round runs the real `expand-dataset` flow, through a real (temporary) Prefect server, against
    the offline search source (tests/helpers/search_source.py): the crawler (Chromium) crawls
    --per-round more results per shoe, the filter and the current model triage them, the learner is
-   retrained, scored on the held-out split and promoted when not worse.
+   retrained, scored on the held-out split and promoted when not worse. As a real engine does, a shoe's
+   photo fetched from another shoe's page (one of its "other shoes") is listed once more on its own
+   shoe's page; the crawler records it as listed for two shoes (--no-relist: never listed again, the
+   source before 2026-12-06).
 3. A simulated reviewer then decides --review-budget of the waiting photos, most informative first,
    from the pool's ground truth, through the review queue's own API (what `shoefind review` and its
    page call); with --reviewer-error p it gets each decision wrong with probability p.

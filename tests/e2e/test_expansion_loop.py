@@ -87,7 +87,7 @@ def test_an_expansion_run_triages_retrains_promotes_and_infer_follows(prefect_ha
     truth = load_truth(truth_file)
     auto = [i for i in ReviewQueue(data_dir).items("accepted") if (i.decided_by or "").startswith("model:")]
     assert len(auto) == second["auto_accepted"]
-    assert all(truth[i.sha256].truth is not None and truth[i.sha256].truth == i.intended for i in auto)
+    assert all(truth[i.sha256].truth is not None and truth[i.sha256].truth == i.folder for i in auto)
     queued = ReviewQueue(data_dir).items("review")
     assert all(i.guesses and i.triaged_by == "m0001" for i in queued if i.rule and i.rule.startswith("triage:"))
 
