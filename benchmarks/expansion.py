@@ -236,11 +236,28 @@ def run_round(r: int, args, data_dir: Path, work: Path, source, reviewer: Review
             "model": model.get("model"), "current": current["id"] if current else None,
             "promoted": bool(model.get("promoted")), "trained_top1": (model.get("heldout") or {}).get("top1"),
             "comparison": model.get("comparison"), "trained": bool(model.get("trained")),
+            # before triage, the reviews of the last round are learned (the flow's catch-up retraining)
+            "catch_up": _trained(summary.get("model_before_triage")),
             # a round whose dataset did not change trains nothing (its model is the last one)
-            "retrain_seconds": (model.get("timing") or {}).get("total_s") if model.get("trained") else None,
-            "fit_seconds": sum(v for k, v in (model.get("timing") or {}).items() if k != "total_s")
-            if model.get("trained") else None,
+            "retrain_seconds": _seconds(model, summary.get("model_before_triage"), key="total_s"),
+            "fit_seconds": _seconds(model, summary.get("model_before_triage")),
             "round_seconds": round(seconds, 1), "stages": summary.get("stages", {})}
+
+
+def _trained(model: dict | None) -> dict | None:
+    """A retraining that trained a model: its id, whether it was promoted and its paired comparison."""
+    if not model or not model.get("trained"):
+        return None
+    return {"model": model.get("model"), "promoted": bool(model.get("promoted")),
+            "top1": (model.get("heldout") or {}).get("top1"), "comparison": model.get("comparison")}
+
+
+def _seconds(*models, key: str | None = None) -> float | None:
+    """Seconds the round's trainings took (key total_s: with table and embeddings; None: the fits)."""
+    done = [m.get("timing") or {} for m in models if m and m.get("trained")]
+    if not done:
+        return None
+    return round(sum(t.get(key, 0) if key else sum(v for k, v in t.items() if k != "total_s") for t in done), 2)
 
 
 # --- ceilings: the same learner on hand-labeled photos -----------------------------------------------------
@@ -287,6 +304,9 @@ def line(r: dict) -> str:
         return "-" if v is None else f"{v:.{d}f}"
     c = r.get("comparison") or {}
     noise = f" ({c['difference']:+.3f} +- {c['se']:.3f} SE, p={c['p_value']:.2f})" if c else ""
+    if r.get("catch_up"):   # the model trained before triage on the last round's reviews
+        cu = r["catch_up"]
+        noise += f"; before triage {cu['model']} {'promoted' if cu['promoted'] else 'kept out'} ({f(cu['top1'])})"
     return (f"{r['round']:>5} {r['dataset_photos']:>7} {r['auto_accepted']:>5} {f(r['auto_precision']):>6} "
             f"{r['auto_rejected']:>5} {r['reviewed']:>5} {r['reviewed_admitted']:>5} {f(r['reviewed_precision']):>6} "
             f"{r['queued']:>6} {f(r['heldout_top1']):>6} {f(r['heldout_top5']):>6} "
@@ -311,15 +331,17 @@ def admitted_in_the_end(data_dir: Path, truth: dict, folders: dict) -> dict:
 def result(args, rounds: list[dict], ceil: dict, final: dict) -> dict:
     auto, auto_right, admitted_by_reviewer = final["auto"], final["auto_right"], final["reviewer"]
     admitted = auto + admitted_by_reviewer
-    worse = [r["round"] for r in rounds if r["promoted"] and r["trained"] and r["comparison"]
-             and r["comparison"]["new_top1"] < r["comparison"]["old_top1"]]
+    def worse_promoted(m: dict | None) -> bool:
+        return bool(m and m["promoted"] and m["comparison"] and m["comparison"]["new_top1"] < m["comparison"]["old_top1"])
+    worse = [r["round"] for r in rounds if (r["promoted"] and r["trained"] and worse_promoted(r))
+             or worse_promoted(r["catch_up"])]
     return {"pool": args.pool, "distractors": args.distractors, "learner": args.learner, "model": args.model,
             "seed_shots": args.seed_shots, "review_budget": args.review_budget, "per_round": args.per_round,
             "reviewer_error": args.reviewer_error, "relist": not args.no_relist,
             "rounds": [{k: r[k] for k in ("round", "dataset_photos", "auto_accepted", "auto_precision", "reviewed",
                                           "heldout_top1", "promoted", "heldout_top5", "auto_rejected",
                                           "reviewed_admitted", "reviewed_precision", "queued", "model",
-                                          "comparison", "trained", "retrain_seconds", "fit_seconds",
+                                          "comparison", "trained", "catch_up", "retrain_seconds", "fit_seconds",
                                           "round_seconds")}
                        for r in rounds],
             "ceiling": ceil["ceiling"], "ceiling_equal_size": ceil["ceiling_equal_size"],

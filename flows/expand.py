@@ -6,8 +6,9 @@ is recorded in the summary and the next stage still runs on what there is: the f
 on whatever the inbox holds. A person's review is not waited for; queued images join the
 dataset on a later run, once accepted.
 
-The learning loop (shoefind.registry): the working dataset's current model first answers the photos
-still waiting for a person, then sorts every new photo (accepted under the shoe it was crawled for,
+The learning loop (shoefind.registry): when people decided photos since the last run, the model is
+retrained on them first (caught up: they teach the model that judges this run's photos); the working
+dataset's current model then answers the photos still waiting for a person, then sorts every new photo (accepted under the shoe it was crawled for,
 rejected, or queued with its guesses); after the dataset grew, its configured learner is retrained,
 scored on the held-out split fixed when the dataset was registered, and promoted only when not worse.
 The summary artifact shows the held-out scores before and after, what the model decided and a plot of
@@ -101,6 +102,9 @@ def expand_dataset_flow(catalog: CrawlCatalog = "", shoes: ShoeList = "", data_d
 
     _run_crawl(stages, catalog, shoes, inbox, data_dir, per_query, engine, base_url, settings)
 
+    # what people decided since the last run is learned before the model judges tonight's photos
+    caught_up = _catch_up(stages, data_dir, dataset, learner, backbone) if retrain and triage else None
+
     waiting_triage = {"asked": 0, "auto_accepted": 0, "auto_rejected": 0, "still_waiting": 0}
     if triage and ReviewQueue(data_dir).counts()["review"]:
         state = triage_waiting_task(data_dir, dataset, inbox=inbox, return_state=True)
@@ -175,6 +179,7 @@ def expand_dataset_flow(catalog: CrawlCatalog = "", shoes: ShoeList = "", data_d
         "auto_rejected": (filtered["auto_rejected"] + filtered.get("listed_again_rejected", 0) if filtered else 0)
         + waiting_triage["auto_rejected"],
         "waiting_triaged": waiting_triage,
+        "model_before_triage": caught_up,
         "model": trained,
     }
     plot = _history_plot(data_dir, dataset, summary)
@@ -183,6 +188,23 @@ def expand_dataset_flow(catalog: CrawlCatalog = "", shoes: ShoeList = "", data_d
     create_markdown_artifact(expand_markdown(summary, plot), key="expand-dataset-summary",
                              description="dataset expansion run")
     return summary
+
+
+def _catch_up(stages: dict, data_dir: str, dataset: str, learner: str, backbone: str | None) -> dict | None:
+    """Retrain before triage when the dataset changed since its last model (a person's reviews between
+    runs): the photos they filed teach the model that judges this run's photos, not the next run's. Only
+    for a registered dataset; nothing is trained when nothing changed."""
+    from shoefind.registry.store import ModelRegistry
+    if not (Path(dataset).is_dir() and ModelRegistry(data_dir, dataset).registered):
+        return None
+    state = retrain_task(dataset, data_dir, learner=given(learner), model=backbone, return_state=True)
+    if not state.is_completed():
+        stages["catch-up"] = f"failed: {_failed_message(state)}"
+        return None
+    result = state.result()
+    stages["catch-up"] = (f"model {result['model']}: {result['reason']}" if result.get("trained") else
+                          "nothing new since the last model")
+    return result
 
 
 def _learner_model(data_dir: str, dataset: str, learner_model: str, filter_model: str) -> str | None:

@@ -2,7 +2,8 @@
 the offline search source with the real crawler (Chromium), the current model triages what it brings, the
 dataset's learner is retrained, scored on the fixed held-out split and promoted; `infer` then answers with
 the new model. The run's summary artifact shows the scores before and after, what the model decided and
-the plot of held-out top-1 across runs."""
+the plot of held-out top-1 across runs. A photo a person files between runs is learned at the start of the
+next run, before its model judges anything."""
 from __future__ import annotations
 
 import asyncio
@@ -99,3 +100,17 @@ def test_an_expansion_run_triages_retrains_promotes_and_infer_follows(prefect_ha
     assert "## The model" in markdown and "m0002" in markdown and "standard error" in markdown
     assert "data:image/png;base64," in markdown and "| auto accepted |" in markdown
     assert list((data_dir / "runs").glob("*-expand/heldout_top1.png"))
+
+    # a person files a waiting photo between runs: the next run learns it before its model judges anything
+    queue = ReviewQueue(data_dir)
+    waiting = [i for i in queue.items("review") if truth.get(i.sha256) and truth[i.sha256].truth]
+    assert waiting, "the crawl left nothing for a person"
+    queue.decide(waiting[0].id, "accept", reviewer="alice", label=truth[waiting[0].sha256].truth)
+    third = expand_dataset_flow(data_dir=str(data_dir), model="none")
+    caught_up = third["model_before_triage"]
+    assert caught_up["trained"] and caught_up["model"] == "m0003", third["stages"]
+    assert caught_up["train_photos"] == trained["train_photos"] + 1
+    if "triage" in third["stages"]:     # photos still wait: the caught-up model judged them
+        assert f"triage with model {caught_up['current']}" in third["stages"]["triage"], third["stages"]
+    # nothing changed after it: the end of the run trains nothing new
+    assert not third["model"]["trained"]
