@@ -8,9 +8,11 @@ dataset on a later run, once accepted.
 
 The learning loop (shoefind.registry): when people decided photos since the last run, the model is
 retrained on them first (caught up: they teach the model that judges this run's photos); the working
-dataset's current model then answers the photos still waiting for a person, then sorts every new photo (accepted under the shoe it was crawled for,
-rejected, or queued with its guesses); after the dataset grew, its configured learner is retrained,
-scored on the held-out split fixed when the dataset was registered, and promoted only when not worse.
+dataset's current model then answers the photos still waiting for a person, then sorts every new
+photo (accepted under the shoe it was crawled for, or under the one of the shoes the search listed it
+for that it is sure of; rejected; or queued with its guesses); after the dataset grew, its configured
+learner is retrained, scored on the held-out split fixed when the dataset was registered, and promoted
+only when not worse.
 The summary artifact shows the held-out scores before and after, what the model decided and a plot of
 held-out top-1 across runs.
 """
