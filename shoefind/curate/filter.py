@@ -20,7 +20,8 @@ from shoefind.curate.dedupe import HashedImage, exact_duplicates, group_near_dup
 from shoefind.images import is_image_name, sha256_file
 from shoefind.walk import list_files
 from shoefind.curate.model_verdicts import (AUTO_ACCEPT, LISTED_FOR_SEVERAL, SETTLED_BY_MODEL, Triage, apply_verdict,
-                                            intended_shoes, listed_for_several, listed_text, settle_waiting)
+                                            asked_about, intended_shoes, listed_for_several, listed_text,
+                                            settle_waiting)
 from shoefind.curate.queue import ReviewQueue, from_hex
 from shoefind.crawl.manifest import manifest_path
 from shoefind.errors import PathNotFound
@@ -277,8 +278,7 @@ def run_filter(folder: str | os.PathLike, data_dir: str | os.PathLike, checker=N
     scored = [i for i in new_idx if verdicts[i]["status"] != "rejected" and i not in settled]
     if triage is not None and scored:
         # a photo listed for several shoes is asked about each (the first: the one it was fetched for)
-        asked = [listed_for[shas[i]] if len(listed_for.get(shas[i], ())) > 1 else verdicts[i]["intended"]
-                 for i in scored]
+        asked = [asked_about(verdicts[i]["intended"], listed_for.get(shas[i])) for i in scored]
         for i, answer in zip(scored, triage.judge([paths[i] for i in scored], asked)):
             apply_verdict(verdicts[i], answer)
             if progress:

@@ -83,6 +83,12 @@ def intended_shoes(manifest: str | os.PathLike) -> dict[str, list[str]]:
     return out
 
 
+def asked_about(intended: str | None, listed: Sequence[str] | None) -> str | list[str] | None:
+    """What a model is asked about a photo: every shoe the search listed it for when there are several
+    (a list, the first the one it was fetched for), else the shoe it was crawled for (None: by hand)."""
+    return list(listed) if listed and len(listed) > 1 else intended
+
+
 def listed_text(shoes: Sequence[str]) -> str:
     return "the search listed it for " + " and for ".join(shoes)
 
@@ -135,12 +141,12 @@ def settle_waiting(queue, items: Sequence, triage: Triage, listed_for: dict[str,
     if not items:
         return counts
     paths = [i.stored_path if i.stored_path and Path(i.stored_path).is_file() else i.source for i in items]
-    asked = [listed_for[i.sha256] if len(listed_for.get(i.sha256, ())) > 1 else i.intended for i in items]
+    asked = [asked_about(i.intended, listed_for.get(i.sha256)) for i in items]
     for item, shoes, answer in zip(items, asked, triage.judge(paths, asked)):
         if answer is None:
             counts["still_waiting"] += 1
             continue
-        several = item.rule == LISTED_FOR_SEVERAL or not (shoes is None or isinstance(shoes, str))
+        several = item.rule == LISTED_FOR_SEVERAL or isinstance(shoes, list)
         settles = settles_listed(answer) if several else True
         queue.annotate(item.id, answer.guesses, answer.suggested if answer.suggested or not several else item.suggested,
                        answer.margin, answer.model, {"rule": answer.rule, "reason": answer.reason} if settles else None)
