@@ -11,6 +11,9 @@ everything goes to review, as before there was one). Per photo crawled for shoe 
   get (the calibrated other_shoe level): rejected, with T as the suggested label;
 - otherwise, or when S is a shoe the model has no training photo of, or without a calibrated
   margin: review, with the model's top guesses.
+A photo the model was trained on is never judged by it: its answer there repeats the label it learned, no
+evidence (a photo a model filed under one shoe and a later crawl lists for another came back so, and its
+trainer confirmed every such one, wrongly, on the nike-silhouettes benchmark); it waits for a person.
 A photo dropped into the inbox by hand has no S: it always goes to review, with the guesses. A photo the
 search listed for several shoes S1, S2... (a query's "other shoes" are another query's own) is accepted
 under the one the model says with the calibrated margin when its nearest training photo is of that shoe
@@ -23,7 +26,7 @@ for a person, so what an older model was unsure of can be settled without them.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -48,10 +51,11 @@ class ModelTriage:
     support: np.ndarray                 # the training photos' embeddings (the novelty check)
     cache: object                       # the embedding cache (new photos are encoded once)
     support_folders: list[str] | None = None   # each training photo's shoe folder (the neighbour check)
+    trained_as: dict[str, str] = field(default_factory=dict)   # sha256 -> the folder it was trained under
 
     def judge(self, paths: Sequence[str], intended: Sequence[str | Sequence[str] | None]) \
             -> list[TriageVerdict | None]:
-        x, ok = self.embed(paths)
+        x, ok, shas = self.embed(paths)
         out: list[TriageVerdict | None] = [None] * len(paths)
         if not ok:
             return out
@@ -61,15 +65,18 @@ class ModelTriage:
         for row, i in enumerate(ok):
             neighbour = self.support_folders[nearest[row]] if self.support_folders and nearest[row] >= 0 else None
             shoes = [intended[i]] if intended[i] is None or isinstance(intended[i], str) else list(intended[i])
-            if len(shoes) > 1:
+            if shas[i] in self.trained_as:
+                out[i] = self._trained_on(probs[row], float(margin[row]), self.trained_as[shas[i]], shoes)
+            elif len(shoes) > 1:
                 out[i] = self._listed_verdict(probs[row], float(margin[row]), float(novel[row]), shoes, neighbour)
             else:
                 out[i] = self._verdict(probs[row], float(margin[row]), float(novel[row]), shoes[0] if shoes else None,
                                        neighbour)
         return out
 
-    def embed(self, paths: Sequence[str]) -> tuple[np.ndarray, list[int]]:
-        """Embeddings of the photos that can be read (their rows), through the embedding cache."""
+    def embed(self, paths: Sequence[str]) -> tuple[np.ndarray, list[int], list[str | None]]:
+        """Embeddings of the photos that can be read (their rows), through the embedding cache, and every
+        photo's sha256 (None: unreadable)."""
         from shoefind.features.embed import embed_images
         from shoefind.images import sha256_file
         shas = []
@@ -85,7 +92,7 @@ class ModelTriage:
         x = np.zeros((len(paths), self.support.shape[1]), np.float32)
         if ok:
             x[ok] = self.cache.matrix([shas[i] for i in ok])
-        return x, ok
+        return x, ok, shas
 
     def _answer(self, p: np.ndarray, margin: float) -> tuple[str, bool, dict, str]:
         """(its top shoe, whether the margin is calibrated sure, the verdict's common fields, a sentence)."""
@@ -104,6 +111,13 @@ class ModelTriage:
         return TriageVerdict("reject", NOT_IN_CATALOG, f"no shoe of the catalog: less like any training photo "
                              f"(similarity {similarity:.2f}) than the catalog's own photos are "
                              f"(>= {self.thresholds.novelty:.2f})", **common)
+
+    def _trained_on(self, p: np.ndarray, margin: float, learned: str, shoes: list) -> TriageVerdict:
+        """A photo this model was trained on: a person decides, with its guesses shown."""
+        _, _, common, says = self._answer(p, margin)
+        return TriageVerdict("review", LISTED_FOR_SEVERAL if len(shoes) > 1 else UNSURE,
+                             f"{says}, but it was trained on this photo as {learned}: its answer is no evidence, "
+                             "a person decides", **common)
 
     def _listed_verdict(self, p: np.ndarray, margin: float, similarity: float, shoes: list[str],
                         neighbour: str | None) -> TriageVerdict:
@@ -172,11 +186,12 @@ def load_triage(data_dir: str | os.PathLike, dataset: str | os.PathLike) -> tupl
     import pandas as pd
     trained_on = pd.read_csv(folder / "train.csv", dtype=str, keep_default_na=False)
     support_folders = trained_on["folder"].tolist() if len(trained_on) == len(support) else None
+    trained_as = dict(zip(trained_on["sha256"], trained_on["folder"])) if "sha256" in trained_on else {}
     classes = list(loaded.head.classes)
     folder_of = dict(zip(loaded.table.shoes["shoe"], loaded.table.shoes["folder"]))
     triage = ModelTriage(loaded.manifest["id"], loaded.encoder, loaded.head, [folder_of.get(c, c) for c in classes],
                          set(loaded.manifest["data"]["per_shoe"]), Thresholds.from_dict(loaded.manifest["thresholds"]),
-                         support, EmbeddingCache.for_encoder(data_dir, loaded.encoder), support_folders)
+                         support, EmbeddingCache.for_encoder(data_dir, loaded.encoder), support_folders, trained_as)
     return triage, f"triage with model {triage.model}: {triage.thresholds.describe()}"
 
 

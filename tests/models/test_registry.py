@@ -200,6 +200,68 @@ def test_a_model_decision_on_a_photo_later_listed_for_its_own_shoe_is_asked_agai
     assert ReviewQueue(data).get(item.id).decided_at == after.decided_at
 
 
+def test_a_model_never_files_a_photo_again_under_the_shoe_a_later_listing_contradicted(data):
+    """m0001 files a RED shoe crawled for RED under RED; a later crawl lists it for BLUE. The decision is
+    reopened and m0001, asked at once, would say RED again: the listing contradicted that answer, so the
+    photo waits for a person, out of the dataset, with both shoes and the model's guesses; a rerun of the
+    filter, or the model asked again, changes nothing."""
+    from shoefind.registry.triage import load_triage, retriage_waiting
+    inbox = data / "inbox"
+    red = shoe_photo(inbox / RED / "red.jpg", SHOES[RED], 621)
+    _crawled(data, inbox, {red: RED})
+    triage, _ = load_triage(data, data / "images")
+    run_filter(inbox, data, rules=RULES, triage=triage)
+    [item] = ReviewQueue(data).items()
+    assert (item.status, item.folder, item.decided_by) == ("accepted", RED, "model:m0001")
+
+    _listed_again(data, {red: BLUE}, RED)
+    summary = run_filter(inbox, data, rules=RULES, triage=triage).summary
+    after = ReviewQueue(data).get(item.id)
+    assert (summary["reopened"], summary["listed_again_accepted"]) == (1, 0)
+    assert (after.status, after.rule, after.triaged_by) == ("review", "listed_for_several", "m0001")
+    assert after.guesses[0]["shoe"] == RED and after.margin >= triage.thresholds.margin
+    assert any(RED in r["reason"] and BLUE in r["reason"] for r in after.reasons)
+    assert not list((data / "images").rglob(f"{item.sha256}.*"))       # out of the dataset until a person decides
+    again = run_filter(inbox, data, rules=RULES, triage=triage).summary
+    assert (again["reopened"], again["listed_again_accepted"]) == (0, 0)
+    triage.model = "m0009"
+    assert retriage_waiting(ReviewQueue(data), triage, {item.sha256: [RED, BLUE]})["still_waiting"] == 1
+    assert ReviewQueue(data).get(item.id).status == "review"
+
+
+def test_a_model_never_judges_a_photo_it_was_trained_on(data):
+    """A person files a photo under RED, m0002 learns it, then the person undoes the decision on the review
+    page: m0002 does not decide it (its answer would only repeat what it learned), m0001, which never saw it,
+    does."""
+    from shoefind.registry.triage import load_triage, retriage_waiting
+    inbox = data / "inbox"
+    red = shoe_photo(inbox / RED / "red.jpg", SHOES[RED], 622)
+    _crawled(data, inbox, {red: RED})
+    run_filter(inbox, data, rules=RULES)                        # no model asked: it waits for a person
+    queue = ReviewQueue(data)
+    [item] = queue.items()
+    queue.decide(item.id, "accept", reviewer="review-page")
+    second = _retrain(data)
+    assert second["model"] == "m0002", second
+    if not second["promoted"]:         # one photo more is within the held-out split's noise either way
+        code, out, err = shoefind("model", "promote", "m0002", "--data-dir", data)
+        assert code == 0, err
+    learned, _ = load_triage(data, data / "images")
+    queue.reopen(item.id)                                       # the review page's undo
+    assert learned.model == "m0002"
+    assert retriage_waiting(queue, learned)["still_waiting"] == 1
+    waiting = queue.get(item.id)
+    assert (waiting.status, waiting.triaged_by, waiting.guesses[0]["shoe"]) == ("review", "m0002", RED)
+    assert any("trained on this photo" in r["reason"] for r in waiting.reasons)
+
+    code, out, err = shoefind("model", "promote", "m0001", "--data-dir", data)
+    assert code == 0, err
+    first, _ = load_triage(data, data / "images")
+    assert item.sha256 in learned.trained_as and item.sha256 not in first.trained_as
+    assert retriage_waiting(queue, first)["auto_accepted"] == 1
+    assert (queue.get(item.id).status, queue.get(item.id).folder) == ("accepted", RED)
+
+
 def test_without_a_trained_model_everything_waits_for_a_person(tmp_path):
     from shoefind.registry.triage import load_triage
     data = tmp_path / "data"
