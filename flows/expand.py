@@ -12,7 +12,8 @@ dataset's current model then answers the photos still waiting for a person, then
 photo (accepted under the shoe it was crawled for, or under the one of the shoes the search listed it
 for that it is sure of; rejected; or queued with its guesses); after the dataset grew, its configured
 learner is retrained, scored on the held-out split fixed when the dataset was registered, and promoted
-only when not worse.
+only when not worse; a newly promoted model answers the photos still waiting before the run ends, so a
+person reviewing after the run finds only what the newest model could not decide.
 The summary artifact shows the held-out scores before and after, what the model decided and a plot of
 held-out top-1 across runs.
 """
@@ -107,16 +108,7 @@ def expand_dataset_flow(catalog: CrawlCatalog = "", shoes: ShoeList = "", data_d
     # what people decided since the last run is learned before the model judges tonight's photos
     caught_up = _catch_up(stages, data_dir, dataset, learner, backbone) if retrain and triage else None
 
-    waiting_triage = {"asked": 0, "auto_accepted": 0, "auto_rejected": 0, "still_waiting": 0}
-    if triage and ReviewQueue(data_dir).counts()["review"]:
-        state = triage_waiting_task(data_dir, dataset, inbox=inbox, return_state=True)
-        if state.is_completed():
-            waiting_triage = state.result()
-            stages["triage"] = (f"{waiting_triage.get('note', '')}: of {waiting_triage['asked']} waiting photos, "
-                                f"{waiting_triage['auto_accepted']} accepted, {waiting_triage['auto_rejected']} "
-                                f"rejected, {waiting_triage['still_waiting']} still wait")
-        else:
-            stages["triage"] = f"failed: {_failed_message(state)}"
+    waiting_triage = _triage_waiting(stages, "triage", data_dir, dataset, inbox) if triage else _NONE_ASKED
 
     filtered = None
     if Path(inbox).is_dir():
@@ -164,6 +156,9 @@ def expand_dataset_flow(catalog: CrawlCatalog = "", shoes: ShoeList = "", data_d
             stages["retrain"] = f"failed: {_failed_message(state)}"
     else:
         stages["retrain"] = f"skipped: the dataset {dataset} has no images yet"
+    # a newly promoted model answers what still waits, so a person finds only what the newest model left
+    after = _triage_waiting(stages, "triage after promotion", data_dir, dataset, inbox) \
+        if triage and trained and trained.get("promoted") else _NONE_ASKED
 
     summary = {
         "new": filtered["new"] if filtered else 0,
@@ -177,10 +172,11 @@ def expand_dataset_flow(catalog: CrawlCatalog = "", shoes: ShoeList = "", data_d
         "review_waiting": ReviewQueue(data_dir).counts()["review"], "stages": stages, "inbox": inbox,
         "dataset": dataset,
         "auto_accepted": (filtered["auto_accepted"] + filtered.get("listed_again_accepted", 0) if filtered else 0)
-        + waiting_triage["auto_accepted"],
+        + waiting_triage["auto_accepted"] + after["auto_accepted"],
         "auto_rejected": (filtered["auto_rejected"] + filtered.get("listed_again_rejected", 0) if filtered else 0)
-        + waiting_triage["auto_rejected"],
+        + waiting_triage["auto_rejected"] + after["auto_rejected"],
         "waiting_triaged": waiting_triage,
+        "waiting_triaged_after_promotion": after,
         "model_before_triage": caught_up,
         "model": trained,
     }
@@ -190,6 +186,23 @@ def expand_dataset_flow(catalog: CrawlCatalog = "", shoes: ShoeList = "", data_d
     create_markdown_artifact(expand_markdown(summary, plot), key="expand-dataset-summary",
                              description="dataset expansion run")
     return summary
+
+
+_NONE_ASKED = {"asked": 0, "auto_accepted": 0, "auto_rejected": 0, "still_waiting": 0}
+
+
+def _triage_waiting(stages: dict, stage: str, data_dir: str, dataset: str, inbox: str) -> dict:
+    """The current model answers the photos waiting for a person (those it has not answered yet)."""
+    if not ReviewQueue(data_dir).counts()["review"]:
+        return _NONE_ASKED
+    state = triage_waiting_task(data_dir, dataset, inbox=inbox, return_state=True)
+    if not state.is_completed():
+        stages[stage] = f"failed: {_failed_message(state)}"
+        return _NONE_ASKED
+    counts = state.result()
+    stages[stage] = (f"{counts.get('note', '')}: of {counts['asked']} waiting photos, {counts['auto_accepted']} "
+                     f"accepted, {counts['auto_rejected']} rejected, {counts['still_waiting']} still wait")
+    return counts
 
 
 def _catch_up(stages: dict, data_dir: str, dataset: str, learner: str, backbone: str | None) -> dict | None:

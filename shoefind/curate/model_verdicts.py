@@ -153,9 +153,13 @@ def settle_waiting(queue, items: Sequence, triage: Triage, listed_for: dict[str,
             counts["still_waiting"] += 1
             continue
         several = item.rule == LISTED_FOR_SEVERAL or isinstance(shoes, list)
-        settles = (settles_listed(answer) if several else True) and not _refiles_contradicted(item, answer)
+        refiled = _refiles_contradicted(item, answer)
+        settles = (settles_listed(answer) if several else True) and not refiled
+        why = {"rule": answer.rule, "reason": answer.reason} if settles else \
+            {"rule": UNSURE, "reason": f"model {answer.model} would file it under {refiled} again, the filing a "
+                                       "later listing contradicted: a person decides"} if refiled else None
         queue.annotate(item.id, answer.guesses, answer.suggested if answer.suggested or not several else item.suggested,
-                       answer.margin, answer.model, {"rule": answer.rule, "reason": answer.reason} if settles else None)
+                       answer.margin, answer.model, why)
         if settles and answer.outcome == "accept":
             queue.decide(item.id, "accept", reviewer=f"model:{answer.model}", rule=AUTO_ACCEPT, label=answer.shoe)
             counts["auto_accepted"] += 1
@@ -167,8 +171,9 @@ def settle_waiting(queue, items: Sequence, triage: Triage, listed_for: dict[str,
     return counts
 
 
-def _refiles_contradicted(item, answer: TriageVerdict) -> bool:
-    """Would this answer file the photo again under the shoe a model had filed it under before the search
-    listed it for another (see the module docstring)? Then a person decides."""
+def _refiles_contradicted(item, answer: TriageVerdict) -> str | None:
+    """The shoe this answer would file the photo under again when a model had filed it there before the
+    search listed it for another (see the module docstring): then a person decides. None otherwise."""
     filed = next((r[CONTRADICTED] for r in item.reasons if r.get(CONTRADICTED)), None)
-    return filed is not None and answer.outcome == "accept" and (answer.shoe or item.intended) == filed
+    return filed if filed is not None and answer.outcome == "accept" and (answer.shoe or item.intended) == filed \
+        else None

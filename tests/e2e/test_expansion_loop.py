@@ -1,7 +1,7 @@
 """The learning loop end to end: the expand-dataset flow, through a real (temporary) Prefect server, crawls
 the offline search source with the real crawler (Chromium), the current model triages what it brings, the
-dataset's learner is retrained, scored on the fixed held-out split and promoted; `infer` then answers with
-the new model. The run's summary artifact shows the scores before and after, what the model decided and
+dataset's learner is retrained, scored on the fixed held-out split and promoted, and the promoted model
+answers what still waits for a person; `infer` then answers with the new model. The run's summary artifact shows the scores before and after, what the model decided and
 the plot of held-out top-1 across runs. A photo a person files between runs is learned at the start of the
 next run, before its model judges anything."""
 from __future__ import annotations
@@ -89,8 +89,12 @@ def test_an_expansion_run_triages_retrains_promotes_and_infer_follows(prefect_ha
     auto = [i for i in ReviewQueue(data_dir).items("accepted") if (i.decided_by or "").startswith("model:")]
     assert len(auto) == second["auto_accepted"]
     assert all(truth[i.sha256].truth is not None and truth[i.sha256].truth == i.folder for i in auto)
+    # m0002, promoted, answered what still waited before the run ended: a person finds only what it left
+    assert "triage after promotion" in stages and "triage with model m0002" in stages["triage after promotion"]
+    settled = second["waiting_triaged_after_promotion"]
+    assert settled["asked"] >= 1 and settled["still_waiting"] <= second["review_waiting"]
     queued = ReviewQueue(data_dir).items("review")
-    assert all(i.guesses and i.triaged_by == "m0001" for i in queued if i.rule and i.rule.startswith("triage:"))
+    assert all(i.guesses and i.triaged_by == "m0002" for i in queued if i.rule and i.rule.startswith("triage:"))
 
     after = _infer(query, data_dir)
     assert after["method"] == "current: linear-probe m0002"
@@ -109,7 +113,7 @@ def test_an_expansion_run_triages_retrains_promotes_and_infer_follows(prefect_ha
     third = expand_dataset_flow(data_dir=str(data_dir), model="none")
     caught_up = third["model_before_triage"]
     assert caught_up["trained"] and caught_up["model"] == "m0003", third["stages"]
-    assert caught_up["train_photos"] == trained["train_photos"] + 1
+    assert caught_up["train_photos"] == trained["train_photos"] + settled["auto_accepted"] + 1
     if "triage" in third["stages"]:     # photos still wait: the caught-up model judged them
         assert f"triage with model {caught_up['current']}" in third["stages"]["triage"], third["stages"]
     # nothing changed after it: the end of the run trains nothing new

@@ -221,6 +221,7 @@ def test_a_model_never_files_a_photo_again_under_the_shoe_a_later_listing_contra
     assert (after.status, after.rule, after.triaged_by) == ("review", "listed_for_several", "m0001")
     assert after.guesses[0]["shoe"] == RED and after.margin >= triage.thresholds.margin
     assert any(RED in r["reason"] and BLUE in r["reason"] for r in after.reasons)
+    assert any(f"would file it under {RED} again" in r["reason"] for r in after.reasons)
     assert not list((data / "images").rglob(f"{item.sha256}.*"))       # out of the dataset until a person decides
     again = run_filter(inbox, data, rules=RULES, triage=triage).summary
     assert (again["reopened"], again["listed_again_accepted"]) == (0, 0)
