@@ -173,18 +173,26 @@ def test_a_photo_listed_for_two_shoes_is_filed_under_the_one_the_model_is_sure_o
     assert retriage_waiting(ReviewQueue(data), triage, listed)["still_waiting"] == 2
 
 
+def _a_red_shoe_triaged(data_dir: Path, crawled_for: str, seed: int):
+    """A RED shoe crawled for `crawled_for`, through the filter with the current model: (photo, triage, its
+    queue item)."""
+    from shoefind.registry.triage import load_triage
+    inbox = data_dir / "inbox"
+    photo = shoe_photo(inbox / crawled_for / "red.jpg", SHOES[RED], seed)
+    _crawled(data_dir, inbox, {photo: crawled_for})
+    triage, _ = load_triage(data_dir, data_dir / "images")
+    run_filter(inbox, data_dir, rules=RULES, triage=triage)
+    [item] = ReviewQueue(data_dir).items()
+    return photo, triage, item
+
+
 def test_a_model_decision_on_a_photo_later_listed_for_its_own_shoe_is_asked_again_at_once(data, tmp_path, capsys):
     """A RED shoe fetched for BLUE is rejected as another shoe; when a later crawl lists it for RED, the next
     filter run reopens that decision and the model files it under RED in the same run; asked once: a rerun
     changes nothing."""
     from shoefind.cli.filter import _print_summary
-    from shoefind.registry.triage import load_triage
     inbox = data / "inbox"
-    red = shoe_photo(inbox / BLUE / "red.jpg", SHOES[RED], 611)
-    _crawled(data, inbox, {red: BLUE})
-    triage, _ = load_triage(data, data / "images")
-    run_filter(inbox, data, rules=RULES, triage=triage)
-    [item] = ReviewQueue(data).items()
+    red, triage, item = _a_red_shoe_triaged(data, BLUE, 611)
     assert (item.status, item.rule, item.suggested) == ("rejected", "triage:other-shoe", RED)
 
     _listed_again(data, {red: RED}, BLUE)
@@ -205,13 +213,9 @@ def test_a_model_never_files_a_photo_again_under_the_shoe_a_later_listing_contra
     reopened and m0001, asked at once, would say RED again: the listing contradicted that answer, so the
     photo waits for a person, out of the dataset, with both shoes and the model's guesses; a rerun of the
     filter, or the model asked again, changes nothing."""
-    from shoefind.registry.triage import load_triage, retriage_waiting
+    from shoefind.registry.triage import retriage_waiting
     inbox = data / "inbox"
-    red = shoe_photo(inbox / RED / "red.jpg", SHOES[RED], 621)
-    _crawled(data, inbox, {red: RED})
-    triage, _ = load_triage(data, data / "images")
-    run_filter(inbox, data, rules=RULES, triage=triage)
-    [item] = ReviewQueue(data).items()
+    red, triage, item = _a_red_shoe_triaged(data, RED, 621)
     assert (item.status, item.folder, item.decided_by) == ("accepted", RED, "model:m0001")
 
     _listed_again(data, {red: BLUE}, RED)
