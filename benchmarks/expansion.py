@@ -321,11 +321,17 @@ HEADER = ("round photos auto  prec  auto- revwd  adm  prec   queue  top-1  top-5
 def admitted_in_the_end(data_dir: Path, truth: dict, folders: dict) -> dict:
     """The photos in the dataset at the end, each once, by who put it there (a model's decision a later
     crawl reopened counts by its last decision, not twice)."""
+    from shoefind.curate.model_verdicts import how_it_came
     from shoefind.curate.queue import ReviewQueue
     accepted = ReviewQueue(data_dir).items("accepted")
     auto = [i for i in accepted if (i.decided_by or "").startswith("model:")]
+    by_path: dict[str, dict] = {}
+    for i in auto:      # where the errors are: one listing, several, a reopened decision
+        counts = by_path.setdefault(how_it_came(i), {"accepted": 0, "right": 0})
+        counts["accepted"] += 1
+        counts["right"] += label_right(i, truth, folders)
     return {"auto": len(auto), "auto_right": sum(label_right(i, truth, folders) for i in auto),
-            "reviewer": sum(i.decided_by == "simulated-reviewer" for i in accepted)}
+            "reviewer": sum(i.decided_by == "simulated-reviewer" for i in accepted), "auto_by_path": by_path}
 
 
 def result(args, rounds: list[dict], ceil: dict, final: dict) -> dict:
@@ -348,6 +354,7 @@ def result(args, rounds: list[dict], ceil: dict, final: dict) -> dict:
             "reviewed_fraction": round(admitted_by_reviewer / admitted, 4) if admitted else None,
             "reviews_spent": sum(r["reviewed"] for r in rounds),
             "auto_precision": round(auto_right / auto, 4) if auto else None,
+            "auto_by_path": final["auto_by_path"],
             "admitted": admitted, "promoted_worse": worse,
             "max_retrain_seconds": max((r["retrain_seconds"] or 0) for r in rounds),
             "machine": f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end"}
@@ -407,6 +414,8 @@ def main(argv=None) -> int:
               f"({out['reviews_spent']} reviews); auto-accepted precision {out['auto_precision']}; "
               f"rounds that promoted a worse model: {out['promoted_worse'] or 'none'}; slowest retraining "
               f"{out['max_retrain_seconds']} s ({out['machine']})")
+        print("auto-accepted, right of accepted, by how the photo came: " + "; ".join(
+            f"{path} {c['right']}/{c['accepted']}" for path, c in sorted(out["auto_by_path"].items())))
     return 0
 
 

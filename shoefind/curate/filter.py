@@ -19,8 +19,8 @@ from shoefind.curate.crawl_checks import CrawlRules, ImageCheck, check_files, lo
 from shoefind.curate.dedupe import HashedImage, exact_duplicates, group_near_duplicates, near_duplicate_pairs
 from shoefind.images import is_image_name, sha256_file
 from shoefind.walk import list_files
-from shoefind.curate.model_verdicts import (AUTO_ACCEPT, CONTRADICTED, LISTED_FOR_SEVERAL, SETTLED_BY_MODEL, Triage,
-                                            apply_verdict, asked_about, intended_shoes, listed_for_several,
+from shoefind.curate.model_verdicts import (AUTO_ACCEPT, CONTRADICTED, LISTED_FOR_SEVERAL, REOPENED, SETTLED_BY_MODEL,
+                                            Triage, apply_verdict, asked_about, intended_shoes, listed_for_several,
                                             listed_text, settle_waiting)
 from shoefind.curate.queue import ReviewQueue, from_hex
 from shoefind.crawl.manifest import manifest_path
@@ -343,7 +343,8 @@ def reopen_listed_again(queue: ReviewQueue, listed_for: dict[str, list[str]], ba
         queue.reopen(item.id, rule=LISTED_FOR_SEVERAL)
         contradicted = {CONTRADICTED: item.folder} if item.status == "accepted" else {}
         queue.annotate(item.id, item.guesses, item.suggested, item.margin, item.triaged_by or "",
-                       reason | contradicted | {"reason": f"{item.decided_by} had {item.status} it; {reason['reason']}"})
+                       reason | contradicted | {REOPENED: item.status,
+                                                "reason": f"{item.decided_by} had {item.status} it; {reason['reason']}"})
         reopened += 1
         marked.append(item.sha256)
     return reopened, marked

@@ -37,7 +37,9 @@ UNSURE = "triage:unsure"
 NO_INTENDED = "triage:no-intended-shoe"
 LISTED_FOR_SEVERAL = "listed_for_several"
 LISTINGS = ("downloaded", "duplicate", "listed-again")   # crawl manifest records that list a photo for a shoe
-# A reopened photo's reason key: the shoe a model had filed it under when the search listed it for another.
+# A reopened photo's reason keys: the decision a later listing reopened (accepted, rejected), and the shoe a
+# model had filed it under when the search listed it for another.
+REOPENED = "reopened"
 CONTRADICTED = "contradicted_filing"
 
 
@@ -93,6 +95,15 @@ def asked_about(intended: str | None, listed: Sequence[str] | None) -> str | lis
     """What a model is asked about a photo: every shoe the search listed it for when there are several
     (a list, the first the one it was fetched for), else the shoe it was crawled for (None: by hand)."""
     return list(listed) if listed and len(listed) > 1 else intended
+
+
+def how_it_came(item) -> str:
+    """Which path a queue item took to a decision: "one listing", "listed for several", or "reopened
+    acceptance"/"reopened rejection" (a later listing reopened a model's decision)."""
+    reopened = next((r[REOPENED] for r in item.reasons if r.get(REOPENED)), None)
+    if reopened:
+        return "reopened acceptance" if reopened == "accepted" else "reopened rejection"
+    return "listed for several" if any(r.get("rule") == LISTED_FOR_SEVERAL for r in item.reasons) else "one listing"
 
 
 def listed_text(shoes: Sequence[str]) -> str:

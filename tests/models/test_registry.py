@@ -17,6 +17,7 @@ import pytest
 
 from shoefind.curate.crawl_checks import CrawlRules
 from shoefind.curate.filter import run_filter
+from shoefind.curate.model_verdicts import how_it_came
 from shoefind.curate.queue import ReviewQueue
 from shoefind.registry.store import ModelRegistry
 from tests.helpers import REPO
@@ -157,6 +158,7 @@ def test_a_photo_listed_for_two_shoes_is_filed_under_the_one_the_model_is_sure_o
     assert filed.folder == RED and (data / "images" / RED / f"{filed.sha256}.jpg").is_file()
     assert not list((data / "images" / BLUE).glob(f"{filed.sha256}.*"))
     assert any(BLUE in r["reason"] and RED in r["reason"] for r in filed.reasons)
+    assert how_it_came(filed) == "listed for several"
 
     waiting = items["unsure.jpg"]
     assert (waiting.status, waiting.rule) == ("review", "listed_for_several")
@@ -201,6 +203,7 @@ def test_a_model_decision_on_a_photo_later_listed_for_its_own_shoe_is_asked_agai
     after = ReviewQueue(data).get(item.id)
     assert (after.status, after.folder, after.decided_by) == ("accepted", RED, "model:m0001")
     assert (data / "images" / RED / f"{item.sha256}.jpg").is_file()
+    assert how_it_came(after) == "reopened rejection"
     _print_summary(summary)
     assert "the model filed 1 under one of them" in capsys.readouterr().out
     again = run_filter(inbox, data, rules=RULES, triage=triage).summary
@@ -217,6 +220,7 @@ def test_a_model_never_files_a_photo_again_under_the_shoe_a_later_listing_contra
     inbox = data / "inbox"
     red, triage, item = _a_red_shoe_triaged(data, RED, 621)
     assert (item.status, item.folder, item.decided_by) == ("accepted", RED, "model:m0001")
+    assert how_it_came(item) == "one listing"
 
     _listed_again(data, {red: BLUE}, RED)
     summary = run_filter(inbox, data, rules=RULES, triage=triage).summary
@@ -226,6 +230,7 @@ def test_a_model_never_files_a_photo_again_under_the_shoe_a_later_listing_contra
     assert after.guesses[0]["shoe"] == RED and after.margin >= triage.thresholds.margin
     assert any(RED in r["reason"] and BLUE in r["reason"] for r in after.reasons)
     assert any(f"would file it under {RED} again" in r["reason"] for r in after.reasons)
+    assert how_it_came(after) == "reopened acceptance"
     assert not list((data / "images").rglob(f"{item.sha256}.*"))       # out of the dataset until a person decides
     again = run_filter(inbox, data, rules=RULES, triage=triage).summary
     assert (again["reopened"], again["listed_again_accepted"]) == (0, 0)
