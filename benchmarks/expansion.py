@@ -330,7 +330,7 @@ def admitted_in_the_end(data_dir: Path, truth: dict, folders: dict) -> dict:
         counts = by_path.setdefault(how_it_came(i), {"accepted": 0, "right": 0})
         counts["accepted"] += 1
         counts["right"] += label_right(i, truth, folders)
-    return {"auto": len(auto), "auto_right": sum(label_right(i, truth, folders) for i in auto),
+    return {"auto": len(auto), "auto_right": sum(c["right"] for c in by_path.values()),
             "reviewer": sum(i.decided_by == "simulated-reviewer" for i in accepted), "auto_by_path": by_path}
 
 

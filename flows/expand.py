@@ -108,7 +108,7 @@ def expand_dataset_flow(catalog: CrawlCatalog = "", shoes: ShoeList = "", data_d
     # what people decided since the last run is learned before the model judges tonight's photos
     caught_up = _catch_up(stages, data_dir, dataset, learner, backbone) if retrain and triage else None
 
-    waiting_triage = _triage_waiting(stages, "triage", data_dir, dataset, inbox) if triage else _NONE_ASKED
+    waiting_triage = _triage_waiting(stages, "triage", data_dir, dataset, inbox) if triage else dict(_NONE_ASKED)
 
     filtered = None
     if Path(inbox).is_dir():
@@ -158,7 +158,7 @@ def expand_dataset_flow(catalog: CrawlCatalog = "", shoes: ShoeList = "", data_d
         stages["retrain"] = f"skipped: the dataset {dataset} has no images yet"
     # a newly promoted model answers what still waits, so a person finds only what the newest model left
     after = _triage_waiting(stages, "triage after promotion", data_dir, dataset, inbox) \
-        if triage and trained and trained.get("promoted") else _NONE_ASKED
+        if triage and trained and trained.get("promoted") else dict(_NONE_ASKED)
 
     summary = {
         "new": filtered["new"] if filtered else 0,
@@ -194,11 +194,11 @@ _NONE_ASKED = {"asked": 0, "auto_accepted": 0, "auto_rejected": 0, "still_waitin
 def _triage_waiting(stages: dict, stage: str, data_dir: str, dataset: str, inbox: str) -> dict:
     """The current model answers the photos waiting for a person (those it has not answered yet)."""
     if not ReviewQueue(data_dir).counts()["review"]:
-        return _NONE_ASKED
+        return dict(_NONE_ASKED)
     state = triage_waiting_task(data_dir, dataset, inbox=inbox, return_state=True)
     if not state.is_completed():
         stages[stage] = f"failed: {_failed_message(state)}"
-        return _NONE_ASKED
+        return dict(_NONE_ASKED)
     counts = state.result()
     stages[stage] = (f"{counts.get('note', '')}: of {counts['asked']} waiting photos, {counts['auto_accepted']} "
                      f"accepted, {counts['auto_rejected']} rejected, {counts['still_waiting']} still wait")

@@ -166,9 +166,12 @@ def settle_waiting(queue, items: Sequence, triage: Triage, listed_for: dict[str,
         several = item.rule == LISTED_FOR_SEVERAL or isinstance(shoes, list)
         refiled = _refiles_contradicted(item, answer)
         settles = (settles_listed(answer) if several else True) and not refiled
-        why = {"rule": answer.rule, "reason": answer.reason} if settles else \
-            {"rule": UNSURE, "reason": f"model {answer.model} would file it under {refiled} again, the filing a "
-                                       "later listing contradicted: a person decides"} if refiled else None
+        why = None
+        if settles:
+            why = {"rule": answer.rule, "reason": answer.reason}
+        elif refiled:
+            why = {"rule": UNSURE, "reason": f"model {answer.model} would file it under {refiled} again, the filing "
+                                             "a later listing contradicted: a person decides"}
         queue.annotate(item.id, answer.guesses, answer.suggested if answer.suggested or not several else item.suggested,
                        answer.margin, answer.model, why)
         if settles and answer.outcome == "accept":
